@@ -1,0 +1,26 @@
+# neurofacets: which classes of images excite each convolutional neuron.
+# This file only wires: config, validation, and the stages in rules/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/dataset.smk"
+include: "rules/extract.smk"
+include: "rules/encode.smk"
+include: "rules/visualize.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

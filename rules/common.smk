@@ -1,0 +1,41 @@
+# Helpers shared by every stage: run folder, layer and shard lists, code digests.
+import neurofacets
+from neurofacets.config import check_config
+from neurofacets.models import layer_names
+from neurofacets.provenance import code_digest
+
+check_config(config)
+
+RUN = config["run"]
+OUT = f"results/{RUN}"
+LAYERS = layer_names(config["model"]["arch"], config["model"]["layers"])
+SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
+VERSION = neurofacets.__version__
+
+
+wildcard_constraints:
+    layer="|".join(LAYERS),
+    shard=r"\d{3}",
+
+
+def shard_stores(wildcards=None):
+    """Every activation shard of the run."""
+    return expand(f"{OUT}/activations/shard-{{shard}}.zarr", shard=SHARDS)
+
+
+def per_layer(pattern):
+    """`pattern` (with {OUT} filled in, {layer} left) expanded over the run's layers."""
+    return expand(pattern, layer=LAYERS)
+
+
+def all_targets():
+    """What `snakemake` builds by default: every stage's final outputs."""
+    return [
+        f"{OUT}/model/layers.csv",
+        *shard_stores(),
+        *STAGE_TARGETS,
+    ]
+
+
+# Each stage appends its final outputs here (rules/*.smk are included after this file).
+STAGE_TARGETS = []

@@ -1,0 +1,207 @@
+"""On-disk stores: atomic outputs and the activation shard format.
+
+Activation shard ``activations/shard-{shard}.zarr`` (zarr v3), one per extraction job:
+
+- root array ``image_id`` int64 (images,), ascending;
+- one group per layer ``{layer}`` with ``max`` float32 (images, channels), the spatial
+  maximum of the post-ReLU map, and ``argmax`` int32 (images, channels), the flat
+  row-major index of that maximum; group attributes ``height``, ``width``, ``channels``;
+- root attributes: provenance (see :mod:`neurofacets.provenance`), ``layers`` (names in
+  network order), ``complete`` (True once every image is written).
+
+Every output directory or file is written under a temporary sibling name and renamed
+into place only when complete, so a killed job never leaves something that looks done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+IMAGE_CHUNK = 1024  # images per chunk: a chunk of 512 channels is 2 MiB of float32
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; move it to ``path`` when the block succeeds.
+
+    Works for files and directories (zarr stores). On an exception the temporary is
+    removed and ``path`` is left untouched; an existing ``path`` is replaced on success.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(path)
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class ActivationShardWriter:
+    """Write one activation shard incrementally, batch by batch.
+
+    Parameters
+    ----------
+    path
+        Where the store is created (normally the temporary path of :func:`atomic_output`).
+    image_ids
+        The ids of every image of the shard, in the order batches will be written.
+    layers
+        ``{layer: (channels, height, width)}`` in network order.
+    attrs
+        Provenance attributes for the root group.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        image_ids: Sequence[int] | np.ndarray,
+        layers: Mapping[str, tuple[int, int, int]],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        ids = np.asarray(image_ids, dtype=np.int64)
+        if ids.ndim != 1 or np.any(np.diff(ids) <= 0):
+            raise ValueError("image_ids must be a strictly increasing 1-d sequence")
+        self.n = len(ids)
+        self.root = zarr.open_group(str(path), mode="w", zarr_format=3)
+        chunk = (max(1, min(IMAGE_CHUNK, self.n)),)
+        self.root.create_array("image_id", shape=(self.n,), chunks=chunk, dtype="int64")[:] = ids
+        self.layers = dict(layers)
+        for name, (channels, height, width) in self.layers.items():
+            group = self.root.create_group(name)
+            group.attrs.update({"channels": channels, "height": height, "width": width})
+            shape = (self.n, channels)
+            chunks = (chunk[0], channels)
+            group.create_array("max", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+            group.create_array("argmax", shape=shape, chunks=chunks, dtype="int32", fill_value=-1)
+        self.root.attrs.update({**(attrs or {}), "layers": list(self.layers), "complete": False})
+        self._written = np.zeros(self.n, dtype=bool)
+        self._buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in self.layers}
+        self._buffer_start = 0
+        self._buffer_rows = 0
+
+    def write(self, rows: slice, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write ``{layer: (max, argmax)}`` for the shard rows ``rows`` (contiguous, in order).
+
+        Rows are buffered and flushed a whole chunk at a time so each chunk is encoded once.
+        """
+        if rows.start != self._buffer_start + self._buffer_rows:
+            raise ValueError("rows must be written contiguously and in order")
+        for name in self.layers:
+            mx, am = values[name]
+            self._buffer[name].append((np.asarray(mx, np.float32), np.asarray(am, np.int32)))
+        self._buffer_rows += rows.stop - rows.start
+        if self._buffer_rows >= IMAGE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer_rows:
+            return
+        sel = slice(self._buffer_start, self._buffer_start + self._buffer_rows)
+        for name, parts in self._buffer.items():
+            group = self.root[name]
+            group["max"][sel] = np.concatenate([p[0] for p in parts])
+            group["argmax"][sel] = np.concatenate([p[1] for p in parts])
+            parts.clear()
+        self._written[sel] = True
+        self._buffer_start = sel.stop
+        self._buffer_rows = 0
+
+    def close(self, **attrs: Any) -> None:
+        """Flush and mark the shard complete (every row must have been written)."""
+        self.flush()
+        if not self._written.all():
+            raise RuntimeError(f"{int((~self._written).sum())} rows of the shard were never written")
+        self.root.attrs.update({**attrs, "complete": True})
+
+
+def write_activation_shard(
+    path: str | Path,
+    image_ids: Sequence[int] | np.ndarray,
+    layers: Mapping[str, tuple[np.ndarray, np.ndarray, tuple[int, int]]],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a whole shard at once: ``{layer: (max, argmax, (height, width))}`` (for tests)."""
+    shapes = {k: (v[0].shape[1], *v[2]) for k, v in layers.items()}
+    with atomic_output(path) as tmp:
+        writer = ActivationShardWriter(tmp, image_ids, shapes, attrs)
+        writer.write(slice(0, len(image_ids)), {k: (v[0], v[1]) for k, v in layers.items()})
+        writer.close()
+
+
+@dataclass(frozen=True)
+class LayerActivations:
+    """One layer's activations over all images, sorted by image id."""
+
+    layer: str
+    image_id: np.ndarray  # int64 (images,)
+    max: np.ndarray  # float32 (images, channels)
+    argmax: np.ndarray  # int32 (images, channels)
+    height: int
+    width: int
+
+    @property
+    def channels(self) -> int:
+        return self.max.shape[1]
+
+
+def open_shard(path: str | Path) -> zarr.Group:
+    """Open an activation shard read-only, checking that it is complete."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"activation shard {path} does not exist")
+    root = zarr.open_group(str(path), mode="r")
+    if not root.attrs.get("complete", False):
+        raise ValueError(f"activation shard {path} is incomplete (its job did not finish)")
+    return root
+
+
+def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivations:
+    """Read one layer from every shard and return it sorted by image id.
+
+    Memory: one (images x channels) float32 matrix and one int32 matrix of that layer.
+    """
+    if not shard_paths:
+        raise ValueError("no activation shards given")
+    ids, maxes, argmaxes, shape = [], [], [], None
+    for path in shard_paths:
+        root = open_shard(path)
+        if layer not in root:
+            raise KeyError(f"layer {layer!r} not in {path}; it has {root.attrs.get('layers')}")
+        group = root[layer]
+        this_shape = (int(group.attrs["height"]), int(group.attrs["width"]))
+        if shape is not None and this_shape != shape:
+            raise ValueError(f"layer {layer!r} has map size {this_shape} in {path}, {shape} elsewhere")
+        shape = this_shape
+        ids.append(root["image_id"][:])
+        maxes.append(group["max"][:])
+        argmaxes.append(group["argmax"][:])
+    image_id = np.concatenate(ids)
+    order = np.argsort(image_id, kind="stable")
+    image_id = image_id[order]
+    if np.any(np.diff(image_id) == 0):
+        raise ValueError(f"an image id appears in more than one shard of layer {layer!r}")
+    mx = np.concatenate(maxes)
+    am = np.concatenate(argmaxes)
+    if not np.array_equal(order, np.arange(len(order))):
+        mx, am = mx[order], am[order]
+    return LayerActivations(layer, image_id, mx, am, shape[0], shape[1])
