@@ -39,3 +39,15 @@ def all_targets():
 
 # Each stage appends its final outputs here (rules/*.smk are included after this file).
 STAGE_TARGETS = []
+
+
+def weights_file():
+    """Where the configured weights are materialised (shared by runs with the same source)."""
+    source = config["model"]["weights"]
+    slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in source.replace(":", "-"))
+    return f"resources/weights/{config['model']['arch']}__{slug[-80:]}.pt"
+
+
+def uses_gpu():
+    """Whether extraction jobs should ask the scheduler for a GPU."""
+    return 0 if config["extraction"]["device"] in ("cpu", "mps") else 1

@@ -59,12 +59,15 @@ def _remove(path: Path) -> None:
 class ActivationShardWriter:
     """Write one activation shard incrementally, batch by batch.
 
+    Images that could not be decoded are simply not written: the arrays are sized for
+    every image of the shard and trimmed to the images written when the shard is closed.
+
     Parameters
     ----------
     path
         Where the store is created (normally the temporary path of :func:`atomic_output`).
-    image_ids
-        The ids of every image of the shard, in the order batches will be written.
+    n_images
+        The number of images of the shard (an upper bound of the rows written).
     layers
         ``{layer: (channels, height, width)}`` in network order.
     attrs
@@ -74,64 +77,74 @@ class ActivationShardWriter:
     def __init__(
         self,
         path: str | Path,
-        image_ids: Sequence[int] | np.ndarray,
+        n_images: int,
         layers: Mapping[str, tuple[int, int, int]],
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        ids = np.asarray(image_ids, dtype=np.int64)
-        if ids.ndim != 1 or np.any(np.diff(ids) <= 0):
-            raise ValueError("image_ids must be a strictly increasing 1-d sequence")
-        self.n = len(ids)
+        self.capacity = n_images
         self.root = zarr.open_group(str(path), mode="w", zarr_format=3)
-        chunk = (max(1, min(IMAGE_CHUNK, self.n)),)
-        self.root.create_array("image_id", shape=(self.n,), chunks=chunk, dtype="int64")[:] = ids
+        self.chunk = max(1, min(IMAGE_CHUNK, n_images))
+        self.root.create_array("image_id", shape=(n_images,), chunks=(self.chunk,), dtype="int64",
+                               fill_value=-1)
         self.layers = dict(layers)
         for name, (channels, height, width) in self.layers.items():
             group = self.root.create_group(name)
             group.attrs.update({"channels": channels, "height": height, "width": width})
-            shape = (self.n, channels)
-            chunks = (chunk[0], channels)
+            shape, chunks = (n_images, channels), (self.chunk, channels)
             group.create_array("max", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
             group.create_array("argmax", shape=shape, chunks=chunks, dtype="int32", fill_value=-1)
         self.root.attrs.update({**(attrs or {}), "layers": list(self.layers), "complete": False})
-        self._written = np.zeros(self.n, dtype=bool)
+        self.n_written = 0
+        self._last_id = -1
+        self._ids: list[np.ndarray] = []
         self._buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in self.layers}
-        self._buffer_start = 0
-        self._buffer_rows = 0
+        self._buffered = 0
 
-    def write(self, rows: slice, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Write ``{layer: (max, argmax)}`` for the shard rows ``rows`` (contiguous, in order).
+    def write(self, image_ids: np.ndarray, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Append the rows of ``image_ids`` (increasing): ``{layer: (max, argmax)}``.
 
         Rows are buffered and flushed a whole chunk at a time so each chunk is encoded once.
         """
-        if rows.start != self._buffer_start + self._buffer_rows:
-            raise ValueError("rows must be written contiguously and in order")
+        ids = np.asarray(image_ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        if ids[0] <= self._last_id or np.any(np.diff(ids) <= 0):
+            raise ValueError("image ids must be written in strictly increasing order")
+        if self.n_written + self._buffered + len(ids) > self.capacity:
+            raise ValueError(f"more rows than the {self.capacity} images of the shard")
+        self._last_id = int(ids[-1])
+        self._ids.append(ids)
         for name in self.layers:
             mx, am = values[name]
             self._buffer[name].append((np.asarray(mx, np.float32), np.asarray(am, np.int32)))
-        self._buffer_rows += rows.stop - rows.start
-        if self._buffer_rows >= IMAGE_CHUNK:
+        self._buffered += len(ids)
+        if self._buffered >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buffer_rows:
+        if not self._buffered:
             return
-        sel = slice(self._buffer_start, self._buffer_start + self._buffer_rows)
+        sel = slice(self.n_written, self.n_written + self._buffered)
+        self.root["image_id"][sel] = np.concatenate(self._ids)
+        self._ids.clear()
         for name, parts in self._buffer.items():
             group = self.root[name]
             group["max"][sel] = np.concatenate([p[0] for p in parts])
             group["argmax"][sel] = np.concatenate([p[1] for p in parts])
             parts.clear()
-        self._written[sel] = True
-        self._buffer_start = sel.stop
-        self._buffer_rows = 0
+        self.n_written = sel.stop
+        self._buffered = 0
 
     def close(self, **attrs: Any) -> None:
-        """Flush and mark the shard complete (every row must have been written)."""
+        """Flush, trim the arrays to the rows written and mark the shard complete."""
         self.flush()
-        if not self._written.all():
-            raise RuntimeError(f"{int((~self._written).sum())} rows of the shard were never written")
-        self.root.attrs.update({**attrs, "complete": True})
+        if self.n_written < self.capacity:
+            self.root["image_id"].resize((self.n_written,))
+            for name in self.layers:
+                for key in ("max", "argmax"):
+                    arr = self.root[name][key]
+                    arr.resize((self.n_written, arr.shape[1]))
+        self.root.attrs.update({**attrs, "n_images": self.n_written, "complete": True})
 
 
 def write_activation_shard(
@@ -143,8 +156,8 @@ def write_activation_shard(
     """Write a whole shard at once: ``{layer: (max, argmax, (height, width))}`` (for tests)."""
     shapes = {k: (v[0].shape[1], *v[2]) for k, v in layers.items()}
     with atomic_output(path) as tmp:
-        writer = ActivationShardWriter(tmp, image_ids, shapes, attrs)
-        writer.write(slice(0, len(image_ids)), {k: (v[0], v[1]) for k, v in layers.items()})
+        writer = ActivationShardWriter(tmp, len(image_ids), shapes, attrs)
+        writer.write(np.asarray(image_ids), {k: (v[0], v[1]) for k, v in layers.items()})
         writer.close()
 
 

@@ -1,0 +1,53 @@
+# Stage 1: the image table of the run (and the synthetic probe images of the default run).
+
+
+rule probes:
+    output:
+        directory(f"{OUT}/dataset/probes"),
+    params:
+        images_per_class=config["dataset"]["images_per_class"],
+        size=config["dataset"].get("probes", {}).get("size", 224),
+        seed=config["dataset"].get("probes", {}).get("seed", 0),
+        code=code_digest("probes"),
+    log:
+        f"{OUT}/logs/probes.log",
+    benchmark:
+        f"{OUT}/benchmarks/probes.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/probes.py"
+
+
+def dataset_inputs(wildcards):
+    """The files the image table depends on, per dataset format."""
+    ds = config["dataset"]
+    inputs = {}
+    if ds["format"] == "probes":
+        inputs["probes"] = f"{OUT}/dataset/probes"
+    if ds["format"] == "csv":
+        inputs["labels"] = ds["labels"]
+    if ds.get("coarse_labels"):
+        inputs["coarse"] = ds["coarse_labels"]
+    return inputs
+
+
+rule dataset:
+    input:
+        unpack(dataset_inputs),
+    output:
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
+        skipped=f"{OUT}/dataset/skipped.csv",
+    params:
+        dataset=config["dataset"],
+        extraction=config["extraction"],
+        code=code_digest("datasets", "images"),
+    log:
+        f"{OUT}/logs/dataset.log",
+    benchmark:
+        f"{OUT}/benchmarks/dataset.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/dataset.py"

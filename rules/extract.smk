@@ -1,0 +1,83 @@
+# Stage 2: the model (weights, layer geometry) and one-pass sharded activation extraction.
+
+
+rule weights:
+    input:
+        # a local weights file is an input, so replacing it reruns what depends on it
+        local=lambda wc: [config["model"]["weights"]]
+        if config["model"]["weights"].endswith((".pth", ".pt"))
+        else [],
+    output:
+        weights_file(),
+    params:
+        source=config["model"]["weights"],
+        arch=config["model"]["arch"],
+        code=code_digest("weights"),
+    log:
+        f"{OUT}/logs/weights.log",
+    benchmark:
+        f"{OUT}/benchmarks/weights.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/weights.py"
+
+
+rule layers:
+    output:
+        f"{OUT}/model/layers.csv",
+    params:
+        arch=config["model"]["arch"],
+        layers=config["model"]["layers"],
+        image_size=config["extraction"]["image_size"],
+        code=code_digest("models"),
+    log:
+        f"{OUT}/logs/layers.log",
+    benchmark:
+        f"{OUT}/benchmarks/layers.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/layers.py"
+
+
+rule extract:
+    input:
+        images=f"{OUT}/dataset/images.csv",
+        weights=weights_file(),
+    output:
+        directory(f"{OUT}/activations/shard-{{shard}}.zarr"),
+    params:
+        shard=lambda wc: int(wc.shard),
+        config={k: config[k] for k in ("run", "model", "extraction")},
+        code=code_digest("extract", "images", "models", "store", "weights"),
+    threads: 2
+    resources:
+        gpu=uses_gpu(),
+        mem_mb=8000,
+    log:
+        f"{OUT}/logs/extract/shard-{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/extract/shard-{{shard}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/extract.py"
+
+
+rule skipped_images:
+    input:
+        shard_stores(),
+    output:
+        f"{OUT}/activations/skipped.csv",
+    params:
+        code=code_digest("extract"),
+    log:
+        f"{OUT}/logs/skipped_images.log",
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/skipped_images.py"
+
+
+STAGE_TARGETS.append(f"{OUT}/activations/skipped.csv")

@@ -1,0 +1,241 @@
+"""One forward pass per batch records every selected layer's spatial max and argmax.
+
+Forward hooks reduce each feature map to (max, argmax) per channel on the device, inside
+the hook: the full map is never kept (torchvision's in-place ReLU would overwrite it
+anyway) and never copied to the host. The forward pass stops after the last selected
+layer. Images that fail to decode are skipped and recorded; they never stop a shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, ImageError, preprocess_uint8
+from .models import Layer, build_model, select_layers
+from .provenance import file_digest, provenance_attrs
+from .store import ActivationShardWriter, atomic_output, open_shard
+
+logger = logging.getLogger("neurofacets.extract")
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Decoded, resized and cropped uint8 CHW tensors; a failure yields its reason instead."""
+
+    def __init__(self, image_ids: Sequence[int], paths: Sequence[str], image_size: int,
+                 resize: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.image_ids = np.asarray(image_ids, dtype=np.int64)
+        self.paths = list(paths)
+        self.image_size, self.resize, self.max_pixels = image_size, resize, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            arr = preprocess_uint8(self.paths[i], self.image_size, self.resize, self.max_pixels)
+        except ImageError as err:
+            return int(self.image_ids[i]), None, str(err)
+        return int(self.image_ids[i]), torch.from_numpy(arr).permute(2, 0, 1).contiguous(), ""
+
+
+def collate_images(items: list[tuple[int, torch.Tensor | None, str]]) -> dict[str, Any]:
+    """Stack the decodable images of a batch; list the others with their reason."""
+    good = [(i, t) for i, t, _ in items if t is not None]
+    return {
+        "image_id": np.array([i for i, _ in good], dtype=np.int64),
+        "pixels": torch.stack([t for _, t in good]) if good else None,
+        "skipped": [(i, reason) for i, t, reason in items if t is None],
+    }
+
+
+class _StopForward(Exception):
+    """Raised by the last hook: nothing after the last selected layer needs computing."""
+
+
+class MaxArgmaxHooks:
+    """Forward hooks that reduce each selected layer's map to per-channel max and argmax.
+
+    The map is rectified first (post-ReLU semantics): since ReLU is monotone, the max of
+    the rectified map is ``max(raw max, 0)`` and its first argmax is the raw argmax, or 0
+    when the whole rectified map is zero.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[Layer]) -> None:
+        modules = dict(model.named_modules())
+        self.layers = list(layers)
+        self.values: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.shapes: dict[str, tuple[int, int, int]] = {}
+        last = self.layers[-1].name
+        self._handles = [
+            modules[layer.hook_path].register_forward_hook(self._hook(layer.name, layer.name == last))
+            for layer in self.layers
+        ]
+
+    def _hook(self, name: str, is_last: bool):
+        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            batch, channels, height, width = output.shape
+            self.shapes[name] = (channels, height, width)
+            mx, am = output.detach().flatten(2).max(dim=2)
+            silent = mx <= 0
+            self.values[name] = (mx.float().clamp_min_(0), am.masked_fill_(silent, 0).int())
+            if is_last:
+                raise _StopForward
+
+        return hook
+
+    def run(self, model: nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Forward ``x`` and return ``{layer: (max float32 (B, C), argmax int32 (B, C))}``."""
+        self.values = {}
+        with contextlib.suppress(_StopForward):
+            model(x)
+        return self.values
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; an unavailable explicit device is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"extraction.device: {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def iterate_activations(
+    model: nn.Module,
+    layers: Sequence[Layer],
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = True,
+) -> Iterator[tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], list[tuple[int, str]]]]:
+    """Yield ``(image_ids, {layer: (max, argmax)}, skipped)`` per batch of ``loader``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"extraction.precision: {precision!r} is not one of {list(PRECISIONS)}")
+    model = model.to(device).eval()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    mean = torch.tensor(MEAN_RGB, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD_RGB, device=device).view(1, 3, 1, 1) * 255
+    dtype = PRECISIONS[precision]
+    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
+                else contextlib.nullcontext())
+    hooks = MaxArgmaxHooks(model, layers)
+    bar = tqdm(total=len(loader.dataset), unit="img", file=sys.stderr, disable=not progress,
+               mininterval=5)
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                bar.update(len(batch["image_id"]) + len(batch["skipped"]))
+                if batch["pixels"] is None:
+                    yield batch["image_id"], {}, batch["skipped"]
+                    continue
+                # normalise on the device: uint8 crosses the bus, 4x less than float32
+                x = batch["pixels"].to(device, non_blocking=True)
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x = (x.float() - mean) / std
+                with autocast:
+                    values = hooks.run(model, x)
+                out = {name: (mx.cpu().numpy(), am.cpu().numpy()) for name, (mx, am) in values.items()}
+                yield batch["image_id"], out, batch["skipped"]
+    finally:
+        bar.close()
+        hooks.remove()
+
+
+def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int, resize: int,
+                batch_size: int, workers: int, pin_memory: bool = False,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.utils.data.DataLoader:
+    """Batches in image-id order, decoded by ``workers`` processes (0: in this process)."""
+    dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+        collate_fn=collate_images, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+    )
+
+
+def extract_shard(
+    config: Mapping[str, Any],
+    images_csv: str | Path,
+    shard: int,
+    weights_file: str | Path,
+    out_path: str | Path,
+    threads: int = 1,
+) -> None:
+    """The ``extract`` rule: write ``activations/shard-{shard}.zarr`` for one shard.
+
+    The store is written under a temporary name and renamed when complete.
+    """
+    from .weights import load_prepared
+
+    ex, arch = config["extraction"], config["model"]["arch"]
+    torch.set_num_threads(threads)
+    images = pd.read_csv(images_csv)
+    images = images[images["shard"] == shard].sort_values("image_id")
+    weights = load_prepared(weights_file)
+    model = build_model(arch, weights.state_dict, seed=weights.seed, partial=weights.partial)
+    layers = select_layers(model, arch, config["model"]["layers"])
+    device = resolve_device(ex["device"])
+    max_pixels = ex.get("max_image_pixels", DEFAULT_MAX_PIXELS)
+    loader = make_loader(images["image_id"], images["path"], ex["image_size"], ex["resize"],
+                         ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
+                         max_pixels=max_pixels)
+    shapes = _map_shapes(model, layers, ex["image_size"])
+    attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv),
+                             weights_id=weights.weights_id, shard=shard,
+                             image_size=ex["image_size"], resize=ex["resize"],
+                             precision=ex["precision"], device=str(device))
+    logger.info("shard %d: %d images, %d layers, device %s, %s", shard, len(images), len(layers),
+                device, ex["precision"])
+    skipped: list[list[Any]] = []
+    paths = dict(zip(images["image_id"], images["path"]))
+    with atomic_output(out_path) as tmp:
+        writer = ActivationShardWriter(tmp, len(images), shapes, attrs)
+        for ids, values, bad in iterate_activations(model, layers, loader, device, ex["precision"]):
+            writer.write(ids, values)
+            for image_id, reason in bad:
+                logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)
+                skipped.append([int(image_id), str(paths[image_id]), reason])
+        writer.close(skipped=skipped)
+    logger.info("shard %d: wrote %d images, skipped %d", shard, writer.n_written, len(skipped))
+
+
+def _map_shapes(model: nn.Module, layers: Sequence[Layer], image_size: int) -> dict[str, tuple[int, int, int]]:
+    """(channels, height, width) of each layer's map, from one forward of a blank image."""
+    hooks = MaxArgmaxHooks(model, layers)
+    try:
+        with torch.inference_mode():
+            hooks.run(model, torch.zeros(1, 3, image_size, image_size))
+    finally:
+        hooks.remove()
+    return {layer.name: hooks.shapes[layer.name] for layer in layers}
+
+
+def write_skipped_table(shard_paths: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:
+    """The ``skipped_images`` rule: images extraction could not decode, from every shard."""
+    rows = []
+    for path in shard_paths:
+        rows.extend(open_shard(path).attrs.get("skipped", []))
+    table = pd.DataFrame(rows, columns=["image_id", "path", "reason"]).sort_values("image_id")
+    with atomic_output(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

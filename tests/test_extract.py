@@ -1,0 +1,107 @@
+"""Extraction: hooked max/argmax against a brute-force forward pass, shards, bad images."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from neurofacets.extract import MaxArgmaxHooks, iterate_activations, make_loader
+from neurofacets.images import MEAN_RGB, STD_RGB, preprocess_uint8
+from neurofacets.models import Layer, build_model, select_layers
+from neurofacets.store import read_layer
+
+
+def brute_force(model: nn.Module, arch: str, layer_names: list[str], x: torch.Tensor):
+    """Full post-ReLU maps from an untouched forward pass, reduced with numpy."""
+    layers = select_layers(model, arch, layer_names)
+    modules = dict(model.named_modules())
+    maps = {}
+    handles = [modules[layer.hook_path].register_forward_hook(
+        lambda _m, _i, out, name=layer.name: maps.__setitem__(name, torch.relu(out).clone()))
+        for layer in layers]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    result = {}
+    for name, fmap in maps.items():
+        flat = fmap.flatten(2).numpy()
+        mx = flat.max(axis=2)
+        am = np.argmax(flat, axis=2)  # numpy: first occurrence of the maximum
+        result[name] = (mx, am)
+    return result
+
+
+def _write_images(folder: Path, n: int, size: int = 40, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        arr = rng.integers(0, 256, size=(size, size + 7 * i % 13, 3), dtype=np.uint8)
+        if i == 1:
+            arr[:] = 128  # a constant image: ties everywhere in the interior
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(arr).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("arch,names", [
+    ("vgg16", ["conv1_1", "conv2_2", "conv3_3", "conv5_3"]),
+    ("vgg11_bn", ["conv1_1", "conv4_2"]),
+    ("resnet18", ["conv1", "layer2-0-downsample-0"]),
+])
+def test_hooked_max_argmax_equal_brute_force(tmp_path, arch, names):
+    paths = _write_images(tmp_path, 5)
+    model = build_model(arch, seed=1)
+    layers = select_layers(model, arch, names)
+    loader = make_loader(range(5), paths, image_size=32, resize=36, batch_size=2, workers=0)
+    got = {name: ([], []) for name in names}
+    ids = []
+    for batch_ids, values, skipped in iterate_activations(model, layers, loader, torch.device("cpu"),
+                                                          progress=False):
+        assert skipped == []
+        ids.extend(batch_ids)
+        for name in names:
+            got[name][0].append(values[name][0])
+            got[name][1].append(values[name][1])
+    assert ids == list(range(5))
+    x = torch.stack([torch.from_numpy(preprocess_uint8(p, 32, 36)).permute(2, 0, 1) for p in paths])
+    mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
+    expected = brute_force(build_model(arch, seed=1), arch, names, (x.float() - mean) / std)
+    for name in names:
+        mx, am = np.concatenate(got[name][0]), np.concatenate(got[name][1])
+        assert mx.dtype == np.float32 and am.dtype == np.int32
+        np.testing.assert_allclose(mx, expected[name][0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(am, expected[name][1])
+
+
+def test_ties_and_silent_channels_give_first_position():
+    # one conv whose three channels see: a constant map (ties), a map with two equal
+    # maxima, and an all-negative map (silent after ReLU)
+    conv = nn.Conv2d(1, 3, kernel_size=1, bias=True)
+    with torch.no_grad():
+        conv.weight[:] = torch.tensor([0.0, 1.0, 1.0]).view(3, 1, 1, 1)
+        conv.bias[:] = torch.tensor([2.0, 0.0, -10.0])
+    model = nn.Sequential(conv)
+    hooks = MaxArgmaxHooks(model, [Layer("c", "0", "0")])
+    x = torch.tensor([[0.0, 5.0, 1.0], [5.0, 0.0, -1.0]]).view(1, 1, 2, 3)
+    with torch.inference_mode():
+        mx, am = hooks.run(model, x)["c"]
+    assert mx.tolist() == [[2.0, 5.0, 0.0]]
+    assert am.tolist() == [[0, 1, 0]]  # constant -> 0; tie at 1 and 3 -> 1; silent -> 0
+
+
+def test_last_layer_stops_the_forward_pass():
+    model = build_model("vgg11", seed=0)
+    layers = select_layers(model, "vgg11", ["conv1_1"])
+    called = []
+    model.classifier.register_forward_hook(lambda *a: called.append(1))
+    hooks = MaxArgmaxHooks(model, layers)
+    with torch.inference_mode():
+        hooks.run(model, torch.zeros(1, 3, 32, 32))
+    assert called == []

@@ -1,0 +1,11 @@
+from neurofacets.datasets import dataset_from_config
+from neurofacets.logs import log_to
+
+with log_to(snakemake.log[0]):
+    dataset_from_config(
+        {"dataset": snakemake.params.dataset, "extraction": snakemake.params.extraction},
+        probes_dir=snakemake.input.get("probes"),
+        images_csv=snakemake.output.images,
+        classes_csv=snakemake.output.classes,
+        skipped_csv=snakemake.output.skipped,
+    )
