@@ -1,6 +1,6 @@
 # Helpers shared by every stage: run folder, layer and shard lists, code digests.
 import neurofacets
-from neurofacets.config import check_config
+from neurofacets.config import check_config, labels_path
 from neurofacets.models import layer_names
 from neurofacets.provenance import code_digest
 
@@ -51,3 +51,16 @@ def weights_file():
 def uses_gpu():
     """Whether extraction jobs should ask the scheduler for a GPU."""
     return 0 if config["extraction"]["device"] in ("cpu", "mps") else 1
+
+
+def dataset_inputs(wildcards):
+    """The files the image table depends on, per dataset format."""
+    ds = config["dataset"]
+    inputs = {}
+    if ds["format"] == "probes":
+        inputs["probes"] = f"{OUT}/dataset/probes"
+    if ds["format"] == "csv":
+        inputs["labels"] = str(labels_path(ds["labels"], ds.get("root")))
+    if ds.get("coarse_labels"):
+        inputs["coarse"] = ds["coarse_labels"]
+    return inputs

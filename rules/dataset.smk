@@ -19,19 +19,6 @@ rule probes:
         "../workflow/scripts/probes.py"
 
 
-def dataset_inputs(wildcards):
-    """The files the image table depends on, per dataset format."""
-    ds = config["dataset"]
-    inputs = {}
-    if ds["format"] == "probes":
-        inputs["probes"] = f"{OUT}/dataset/probes"
-    if ds["format"] == "csv":
-        inputs["labels"] = ds["labels"]
-    if ds.get("coarse_labels"):
-        inputs["coarse"] = ds["coarse_labels"]
-    return inputs
-
-
 rule dataset:
     input:
         unpack(dataset_inputs),

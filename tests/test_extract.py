@@ -105,3 +105,78 @@ def test_last_layer_stops_the_forward_pass():
     with torch.inference_mode():
         hooks.run(model, torch.zeros(1, 3, 32, 32))
     assert called == []
+
+
+def _prepared_random_weights(tmp_path):
+    from neurofacets.weights import prepare_weights
+
+    path = tmp_path / "weights.pt"
+    prepare_weights("random:0", "vgg16", path)
+    return path
+
+
+def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
+    from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.extract import extract_shard, write_skipped_table
+    from neurofacets.store import open_shard
+
+    root = tmp_path / "data"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (20 + i, 24), (40 * i, 0, 0)).save(root / c / f"{i}.png")
+    noise = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "a" / "1.png")
+    good = (root / "a" / "1.png").read_bytes()
+    (root / "a" / "1.png").write_bytes(good[: len(good) // 2])  # truncated: fails only on decode
+    Image.new("CMYK", (30, 30)).save(root / "b" / "cmyk.jpg")
+    Image.fromarray(np.full((9, 9), 40000, dtype=np.uint16)).save(root / "b" / "deep.png")
+    tables = tmp_path / "dataset"
+    images = write_dataset(list_folder(root), tables / "images.csv", tables / "classes.csv",
+                           tables / "skipped.csv", images_per_class=None, shards=2)
+    config = {"run": "t", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1", "conv2_1"]},
+              "extraction": {"image_size": 32, "resize": 32, "batch_size": 3, "shards": 2,
+                             "device": "cpu", "precision": "fp32", "workers": 0}}
+    weights = _prepared_random_weights(tmp_path)
+    shards = [tmp_path / f"shard-{s:03d}.zarr" for s in range(2)]
+    for s, path in enumerate(shards):
+        extract_shard(config, tables / "images.csv", s, weights, path)
+    skipped = write_skipped_table(shards, tmp_path / "skipped.csv")
+    assert skipped["path"].str.endswith("a/1.png").tolist() == [True]
+    assert "unreadable" in skipped["reason"].iloc[0]
+    layer = read_layer(shards, "conv2_1")
+    expected_ids = sorted(set(images["image_id"]) - set(skipped["image_id"]))
+    assert layer.image_id.tolist() == expected_ids  # every good image exactly once
+    assert layer.max.shape == (len(expected_ids), 128) and (layer.height, layer.width) == (16, 16)
+    assert np.isfinite(layer.max).all() and (layer.argmax >= 0).all()
+    attrs = open_shard(shards[0]).attrs
+    assert attrs["weights"] == "random:0" and attrs["layers"] == ["conv1_1", "conv2_1"]
+    assert {"config_digest", "dataset_digest", "neurofacets_version", "created"} <= set(attrs)
+
+
+def test_real_photos_extract_like_brute_force(tmp_path):
+    """24 ImageNet photos of varied sizes (some greyscale) through the dataset and extraction."""
+    from conftest import shared_data
+    from neurofacets.datasets import list_csv, write_dataset
+    from neurofacets.extract import extract_shard
+
+    sample = shared_data("imagenet-sample")
+    table = pd.read_csv(sample / "images.csv").iloc[::42].head(24)
+    labels = tmp_path / "labels.csv"
+    table.rename(columns={"class_index": "label"})[["path", "label", "class_name"]].to_csv(labels, index=False)
+    tables = tmp_path / "dataset"
+    images = write_dataset(list_csv(labels, sample), tables / "images.csv", tables / "classes.csv",
+                           tables / "skipped.csv", images_per_class=None, shards=1)
+    assert len(images) == 24 and pd.read_csv(tables / "skipped.csv").empty
+    config = {"run": "t", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_2", "conv3_1"]},
+              "extraction": {"image_size": 64, "resize": 72, "batch_size": 8, "shards": 1,
+                             "device": "cpu", "precision": "fp32", "workers": 1}}
+    extract_shard(config, tables / "images.csv", 0, _prepared_random_weights(tmp_path), tmp_path / "s.zarr")
+    layer = read_layer([tmp_path / "s.zarr"], "conv3_1")
+    assert layer.image_id.tolist() == list(range(24))
+    x = torch.stack([torch.from_numpy(preprocess_uint8(p, 64, 72)).permute(2, 0, 1) for p in images["path"]])
+    mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
+    ref = brute_force(build_model("vgg16", seed=0), "vgg16", ["conv3_1"], (x.float() - mean) / std)
+    np.testing.assert_allclose(layer.max, ref["conv3_1"][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.argmax, ref["conv3_1"][1])

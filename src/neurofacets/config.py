@@ -16,6 +16,14 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
 
 
+def labels_path(labels: str | Path, root: str | Path | None) -> Path:
+    """A relative ``dataset.labels`` path that does not exist as given is looked up in ``root``."""
+    labels = Path(labels)
+    if not labels.is_absolute() and not labels.exists() and root is not None:
+        return Path(root) / labels
+    return labels
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Check relations between configuration keys; raise :class:`ConfigError` if one fails."""
     dataset = config["dataset"]
@@ -26,6 +34,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("dataset.labels: required when dataset.format is 'csv' (a CSV path,label[,class_name])")
     for key in ("root", "labels", "coarse_labels"):
         value = dataset.get(key)
+        if value and key == "labels":
+            value = str(labels_path(value, dataset.get("root")))
         if value and not Path(value).exists():
             raise ConfigError(f"dataset.{key}: {value!r} does not exist")
     if config.get("analysis", {}).get("level") == "coarse" and not dataset.get("coarse_labels"):

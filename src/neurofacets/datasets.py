@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from .config import labels_path
 from .images import DEFAULT_MAX_PIXELS
 from .store import atomic_output
 
@@ -201,7 +202,8 @@ def dataset_from_config(config: dict, probes_dir: str | Path | None,
     elif ds["format"] == "folder":
         listing, cap = list_folder(ds["root"]), ds.get("images_per_class")
     else:
-        listing, cap = list_csv(ds["labels"], ds["root"]), ds.get("images_per_class")
+        labels = labels_path(ds["labels"], ds["root"])
+        listing, cap = list_csv(labels, ds["root"]), ds.get("images_per_class")
     return write_dataset(listing, images_csv, classes_csv, skipped_csv,
                          images_per_class=cap, shards=ex["shards"],
                          coarse_labels=ds.get("coarse_labels"),
