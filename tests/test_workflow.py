@@ -1,0 +1,66 @@
+"""The real DAG end to end on tiny data: random weights, 32 px probe images, three layers."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neurofacets.store import read_layer
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/configs/tiny.yaml",
+           *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A copy of the workflow, run once to completion."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    for item in ("Snakefile", "rules", "workflow", "config", "envs", "tests/configs"):
+        src = REPO / item
+        dst = workdir / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
+def test_second_call_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_extraction_outputs(tiny_run):
+    out = tiny_run / "results" / "tiny"
+    images = pd.read_csv(out / "dataset" / "images.csv")
+    assert len(images) == 12 * 4 and images["shard"].nunique() == 2
+    layers = pd.read_csv(out / "model" / "layers.csv")
+    assert layers["layer"].tolist() == ["conv1_1", "conv2_2", "conv3_1"]
+    shards = sorted((out / "activations").glob("shard-*.zarr"))
+    acts = read_layer(shards, "conv3_1")
+    assert acts.image_id.tolist() == images["image_id"].tolist()
+    assert not list((out / "activations").glob(".*tmp*"))  # no temporary left behind
+
+
+def test_killed_job_leaves_nothing_that_looks_complete(tiny_run, tmp_path):
+    """A shard job that dies midway leaves no shard store; the rerun rebuilds it."""
+    out = tiny_run / "results" / "tiny" / "activations"
+    shutil.rmtree(out / "shard-001.zarr")
+    result = snakemake(tiny_run, str(out.relative_to(tiny_run) / "shard-001.zarr"),
+                       "--config", "extraction={'device': 'cuda:7'}")
+    assert result.returncode != 0 and "CUDA is not available" in result.stderr + result.stdout
+    assert not (out / "shard-001.zarr").exists()
+    assert not list(out.glob(".shard-001*"))
+    rerun = snakemake(tiny_run, str(out.relative_to(tiny_run) / "shard-001.zarr"))
+    assert rerun.returncode == 0 and (out / "shard-001.zarr").exists()
