@@ -191,11 +191,12 @@ def open_shard(path: str | Path) -> zarr.Group:
 def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivations:
     """Read one layer from every shard and return it sorted by image id.
 
-    Memory: one (images x channels) float32 matrix and one int32 matrix of that layer.
+    Memory: one (images x channels) float32 matrix and one int32 matrix of that layer,
+    allocated once and filled chunk by chunk.
     """
     if not shard_paths:
         raise ValueError("no activation shards given")
-    ids, maxes, argmaxes, shape = [], [], [], None
+    parts, shape = [], None
     for path in shard_paths:
         root = open_shard(path)
         if layer not in root:
@@ -205,16 +206,24 @@ def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivation
         if shape is not None and this_shape != shape:
             raise ValueError(f"layer {layer!r} has map size {this_shape} in {path}, {shape} elsewhere")
         shape = this_shape
-        ids.append(root["image_id"][:])
-        maxes.append(group["max"][:])
-        argmaxes.append(group["argmax"][:])
-    image_id = np.concatenate(ids)
-    order = np.argsort(image_id, kind="stable")
-    image_id = image_id[order]
-    if np.any(np.diff(image_id) == 0):
-        raise ValueError(f"an image id appears in more than one shard of layer {layer!r}")
-    mx = np.concatenate(maxes)
-    am = np.concatenate(argmaxes)
-    if not np.array_equal(order, np.arange(len(order))):
+        parts.append((root["image_id"][:], group))
+    # shards are contiguous blocks of ids: in order of their first id they are already sorted
+    parts.sort(key=lambda part: part[0][0] if len(part[0]) else -1)
+    image_id = np.concatenate([ids for ids, _ in parts])
+    channels = int(parts[0][1].attrs["channels"])
+    mx = np.empty((len(image_id), channels), dtype=np.float32)
+    am = np.empty((len(image_id), channels), dtype=np.int32)
+    offset = 0
+    for ids, group in parts:
+        for start in range(0, len(ids), IMAGE_CHUNK):
+            stop = min(start + IMAGE_CHUNK, len(ids))
+            mx[offset + start:offset + stop] = group["max"][start:stop]
+            am[offset + start:offset + stop] = group["argmax"][start:stop]
+        offset += len(ids)
+    if np.any(np.diff(image_id) <= 0):
+        order = np.argsort(image_id, kind="stable")
+        image_id = image_id[order]
+        if np.any(np.diff(image_id) == 0):
+            raise ValueError(f"an image id appears in more than one shard of layer {layer!r}")
         mx, am = mx[order], am[order]
     return LayerActivations(layer, image_id, mx, am, shape[0], shape[1])

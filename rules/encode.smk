@@ -1,0 +1,219 @@
+# Stage 3: conceptual encoding (DESIGN.md §3): top-k images and CoF per layer, per-neuron
+# metrics (sparsity, flatness, MF degree, p-values) and facets, neuron similarity, class
+# RDMs and the layer x layer RSA, and a label-permutation null model.
+# Only encode_topk reads activations (one layer from every shard, once); everything after
+# it works from the small top-k and CoF stores.
+from neurofacets.encode import encode_mem_mb
+
+ENCODE_ANALYSIS = config["analysis"]
+ENCODE_TOP_K = ENCODE_ANALYSIS["top_k"]
+ENCODE_LEVEL = ENCODE_ANALYSIS.get("level", "class")  # label level analysed: class | coarse
+ENCODE_FACET_THRESHOLD = ENCODE_ANALYSIS.get("facet_threshold", "global_mean")
+ENCODE_PERMUTATIONS = ENCODE_ANALYSIS.get("null_permutations", 1)
+ENCODE_SEED = ENCODE_ANALYSIS.get("seed", 0)
+
+
+rule encode_topk:
+    input:
+        shards=shard_stores(),
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
+    output:
+        topk=directory(f"{OUT}/topk/{{layer}}.zarr"),
+        cof=directory(f"{OUT}/cof/{{layer}}.zarr"),
+    params:
+        top_k=ENCODE_TOP_K,
+        code=code_digest("encode", "topk", "cof", "store"),
+    resources:
+        # one layer's matrices as read, from the shards' metadata once they exist
+        mem_mb=lambda wildcards, input: encode_mem_mb(input.shards, wildcards.layer),
+    log:
+        f"{OUT}/logs/encode_topk/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_topk/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_topk.py"
+
+
+rule encode_metrics:
+    input:
+        cof=f"{OUT}/cof/{{layer}}.zarr",
+    output:
+        f"{OUT}/metrics/{{layer}}.csv",
+    params:
+        level=ENCODE_LEVEL,
+        code=code_digest("encode", "metrics", "cof"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_metrics/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_metrics/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_metrics.py"
+
+
+rule encode_all_layers:
+    # mf_norm and the global-mean facet threshold need every layer's metrics
+    input:
+        metrics=per_layer(f"{OUT}/metrics/{{layer}}.csv"),
+    output:
+        f"{OUT}/metrics/all_layers.csv",
+    params:
+        layers=LAYERS,
+        facet_threshold=ENCODE_FACET_THRESHOLD,
+        code=code_digest("encode", "metrics"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_all_layers.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_all_layers.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_all_layers.py"
+
+
+rule encode_similarity:
+    input:
+        cof=f"{OUT}/cof/{{layer}}.zarr",
+        images=f"{OUT}/dataset/images.csv",
+    output:
+        directory(f"{OUT}/similarity/{{layer}}.zarr"),
+    params:
+        level=ENCODE_LEVEL,
+        code=code_digest("encode", "similarity", "cof"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_similarity/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_similarity/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_similarity.py"
+
+
+rule encode_similarity_summary:
+    input:
+        similarity=per_layer(f"{OUT}/similarity/{{layer}}.zarr"),
+    output:
+        f"{OUT}/similarity/summary.csv",
+    params:
+        layers=LAYERS,
+        code=code_digest("encode", "similarity"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_similarity_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_similarity_summary.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_similarity_summary.py"
+
+
+rule encode_rdm:
+    input:
+        cof=f"{OUT}/cof/{{layer}}.zarr",
+        images=f"{OUT}/dataset/images.csv",
+    output:
+        directory(f"{OUT}/rdm/{{layer}}.zarr"),
+    params:
+        level=ENCODE_LEVEL,
+        code=code_digest("encode", "rsa", "similarity", "cof"),
+    resources:
+        mem_mb=2000,  # classes x classes float64: 8 MB per matrix at 1000 classes
+    log:
+        f"{OUT}/logs/encode_rdm/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_rdm/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_rdm.py"
+
+
+rule encode_rsa:
+    input:
+        rdms=per_layer(f"{OUT}/rdm/{{layer}}.zarr"),
+    output:
+        f"{OUT}/rsa/rsa.csv",
+    params:
+        layers=LAYERS,
+        code=code_digest("encode", "rsa"),
+    resources:
+        mem_mb=2000,
+    log:
+        f"{OUT}/logs/encode_rsa.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_rsa.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_rsa.py"
+
+
+rule encode_null:
+    input:
+        topk=f"{OUT}/topk/{{layer}}.zarr",
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
+    output:
+        f"{OUT}/null/{{layer}}.csv",
+    params:
+        level=ENCODE_LEVEL,
+        permutations=ENCODE_PERMUTATIONS,
+        seed=ENCODE_SEED,
+        code=code_digest("encode", "null", "cof", "metrics", "similarity", "topk"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_null/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_null/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_null.py"
+
+
+rule encode_null_summary:
+    input:
+        null=per_layer(f"{OUT}/null/{{layer}}.csv"),
+    output:
+        f"{OUT}/null/summary.csv",
+    params:
+        layers=LAYERS,
+        code=code_digest("encode", "null"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/encode_null_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/encode_null_summary.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/encode_null_summary.py"
+
+
+STAGE_TARGETS += [
+    *per_layer(f"{OUT}/topk/{{layer}}.zarr"),
+    *per_layer(f"{OUT}/cof/{{layer}}.zarr"),
+    *per_layer(f"{OUT}/metrics/{{layer}}.csv"),
+    f"{OUT}/metrics/all_layers.csv",
+    *per_layer(f"{OUT}/similarity/{{layer}}.zarr"),
+    f"{OUT}/similarity/summary.csv",
+    *per_layer(f"{OUT}/rdm/{{layer}}.zarr"),
+    f"{OUT}/rsa/rsa.csv",
+    *per_layer(f"{OUT}/null/{{layer}}.csv"),
+    f"{OUT}/null/summary.csv",
+]

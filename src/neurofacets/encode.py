@@ -1,0 +1,290 @@
+"""Entry points of the encoding stage: one function per Snakemake rule (rules/encode.smk).
+
+Each function reads its inputs, calls the computational modules (:mod:`.topk`,
+:mod:`.cof`, :mod:`.metrics`, :mod:`.similarity`, :mod:`.rsa`, :mod:`.null`) and writes
+its outputs atomically. They need no Snakemake and are tested end to end on fabricated
+activation shards.
+
+Per layer: :func:`encode_layer` (top-k + CoF, the only step that reads activations),
+:func:`layer_metrics`, :func:`layer_similarity`, :func:`layer_rdm`, :func:`layer_null`.
+Across layers: :func:`all_layer_metrics`, :func:`similarity_summary`, :func:`layer_rsa`,
+:func:`null_summary`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof, write_cof
+from .metrics import all_layers_table, layer_metrics_table
+from .null import null_summary_table, null_table
+from .provenance import file_digest, provenance_attrs
+from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, write_rdm
+from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset, write_similarity
+from .store import atomic_output, read_layer
+from .topk import read_topk, select_top_k, write_topk
+
+logger = logging.getLogger("neurofacets.encode")
+
+PathLike = str | Path
+
+
+def _write_csv(path: PathLike, table: pd.DataFrame) -> None:
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _attrs(config: Mapping[str, Any] | None, images_csv: PathLike, **extra: Any) -> dict[str, Any]:
+    return provenance_attrs(config, dataset_digest=file_digest(images_csv), **extra)
+
+
+def _check_layers(paths: Sequence[PathLike], layers: Sequence[str]) -> None:
+    if len(paths) != len(layers):
+        raise ValueError(f"{len(paths)} inputs for {len(layers)} layers")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layer names repeat: {list(layers)}")
+
+
+def layer_matrix_mb(shard_paths: Sequence[PathLike], layer: str) -> float | None:
+    """Size in MB of one layer's float32 (images x channels) matrix, from shard metadata.
+
+    Reads only the zarr metadata. Returns None when a shard does not exist yet (the
+    workflow asks again once the shards are built).
+    """
+    elements = 0
+    for path in shard_paths:
+        try:
+            group = zarr.open_group(str(path), mode="r")
+            elements += int(np.prod(group[layer]["max"].shape))
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return None
+    return elements * 4 / 1e6
+
+
+def encode_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 4000) -> int:
+    """Memory estimate (MB) of :func:`encode_layer` for one layer.
+
+    The layer as read (float32 max + int32 argmax: 2 matrices) plus the concatenation
+    copies :func:`~neurofacets.store.read_layer` makes while reading (up to 2 more) and a
+    fixed interpreter overhead; ``default`` when the shards do not exist yet.
+    """
+    size = layer_matrix_mb(shard_paths, layer)
+    if size is None:
+        return default
+    return int(500 + 4.5 * size)
+
+
+def encode_layer(
+    shard_paths: Sequence[PathLike],
+    images_csv: PathLike,
+    classes_csv: PathLike,
+    layer: str,
+    top_k: int,
+    topk_path: PathLike,
+    cof_path: PathLike,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Top-k images and CoF counts of one layer (rule ``encode_topk``).
+
+    Reads the layer once from every activation shard, selects each neuron's top-k images
+    (:func:`neurofacets.topk.select_top_k`) and counts their classes at every available
+    label level (:func:`neurofacets.cof.cof_dataset`).
+
+    Parameters
+    ----------
+    shard_paths
+        Every ``activations/shard-*.zarr`` of the run.
+    images_csv, classes_csv
+        The dataset tables (``dataset/images.csv``, ``dataset/classes.csv``).
+    layer
+        Layer name.
+    top_k
+        Requested k (``analysis.top_k``); ``min(top_k, images)`` are kept.
+    topk_path, cof_path
+        Output stores ``topk/{layer}.zarr`` and ``cof/{layer}.zarr``.
+    config
+        The run's configuration, for the provenance attributes.
+    """
+    labels = load_labels(images_csv, classes_csv)
+    attrs = _attrs(config, images_csv, layer=layer, stage="encode")
+    start = time.perf_counter()
+    acts = read_layer(list(shard_paths), layer)
+    read_s = time.perf_counter() - start
+    logger.info("layer %s: read %d images x %d channels in %.1f s", layer, *acts.max.shape, read_s)
+    known = labels.level("class").code_by_image_id
+    if acts.image_id.max() >= len(known) or np.any(known[acts.image_id] < 0):
+        raise ValueError(f"layer {layer}: the shards hold image ids that are not in {images_csv}")
+    topk = select_top_k(layer, acts.image_id, acts.max, acts.argmax, top_k, acts.height, acts.width)
+    del acts  # the top-k sets are all that is needed from here on
+    write_topk(topk_path, topk, top_k, attrs)
+    write_cof(cof_path, cof_dataset(topk, labels, attrs))
+    n_dead = int((topk.n_counted == 0).sum())
+    logger.info(
+        "layer %s: k = %d of %d images, %d neurons (%d dead), done in %.1f s",
+        layer, topk.k, topk.n_images, topk.n_neurons, n_dead, time.perf_counter() - start,
+    )
+
+
+def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike) -> pd.DataFrame:
+    """Per-neuron metrics of one layer (rule ``encode_metrics``) -> ``metrics/{layer}.csv``.
+
+    Columns: layer, neuron, n_counted, sparsity, flatness, mf, p_value, p_empirical,
+    top_classes (see :mod:`neurofacets.metrics`), computed at label ``level``.
+    """
+    cof = read_cof(cof_path, level)
+    names = [str(n) for n in cof[LEVEL_DIM[level]].values]
+    table = layer_metrics_table(layer, cof.values, names)
+    _write_csv(out_csv, table)
+    n_dead = int(table["mf"].isna().sum())
+    logger.info("layer %s (%s level): %d neurons, %d dead", layer, level, len(table), n_dead)
+    return table
+
+
+def all_layer_metrics(
+    metrics_csvs: Sequence[PathLike],
+    layers: Sequence[str],
+    facet_threshold: str | float,
+    out_csv: PathLike,
+) -> pd.DataFrame:
+    """Every layer's metrics plus mf_norm, facet_threshold and facet -> ``metrics/all_layers.csv``.
+
+    Parameters
+    ----------
+    metrics_csvs
+        ``metrics/{layer}.csv`` of every layer, in network order.
+    layers
+        The layer names, same order (checked against the tables).
+    facet_threshold
+        ``analysis.facet_threshold``: ``global_mean``, ``layer_mean`` or a number.
+    """
+    _check_layers(metrics_csvs, layers)
+    tables = []
+    for path, layer in zip(metrics_csvs, layers):
+        table = pd.read_csv(path, keep_default_na=True, dtype={"top_classes": str})
+        table["top_classes"] = table["top_classes"].fillna("")
+        found = set(table["layer"].astype(str))
+        if found != {layer}:
+            raise ValueError(f"{path}: expected rows of layer {layer!r}, found {sorted(found)}")
+        tables.append(table)
+    table = all_layers_table(tables, facet_threshold)
+    _write_csv(out_csv, table)
+    counts = table["facet"].value_counts().to_dict()
+    logger.info("%d neurons in %d layers; facets %s", len(table), len(layers), counts)
+    return table
+
+
+def layer_similarity(
+    cof_path: PathLike,
+    layer: str,
+    level: str,
+    out_path: PathLike,
+    images_csv: PathLike,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Pearson and Euclidean matrices of one layer's CoF rows -> ``similarity/{layer}.zarr``."""
+    cof = read_cof(cof_path, level)
+    sim = neuron_similarity(cof.values)
+    attrs = _attrs(config, images_csv, stage="similarity")
+    write_similarity(out_path, similarity_dataset(layer, sim, level, attrs))
+    logger.info("layer %s: %d neurons, %d excluded (zero variance)", layer, len(sim.excluded), sim.n_excluded)
+
+
+def similarity_summary(similarity_paths: Sequence[PathLike], layers: Sequence[str], out_csv: PathLike) -> pd.DataFrame:
+    """Per layer mean off-diagonal similarity and dissimilarity -> ``similarity/summary.csv``.
+
+    Columns: layer, n_neurons, n_excluded, mean_similarity (Pearson), mean_dissimilarity
+    (Euclidean), both over the non-excluded neurons.
+    """
+    _check_layers(similarity_paths, layers)
+    rows = []
+    for path, layer in zip(similarity_paths, layers):
+        with xr.open_zarr(path, consolidated=False) as ds:
+            if ds.attrs.get("layer") != layer:
+                raise ValueError(f"{path} holds layer {ds.attrs.get('layer')!r}, expected {layer!r}")
+            excluded = ds["excluded"].values
+            rows.append(
+                {
+                    "layer": layer,
+                    "n_neurons": len(excluded),
+                    "n_excluded": int(excluded.sum()),
+                    "mean_similarity": mean_off_diagonal(ds["pearson"].values, excluded),
+                    "mean_dissimilarity": mean_off_diagonal(ds["euclidean"].values, excluded),
+                }
+            )
+    table = pd.DataFrame(rows)
+    _write_csv(out_csv, table)
+    return table
+
+
+def layer_rdm(
+    cof_path: PathLike,
+    layer: str,
+    level: str,
+    out_path: PathLike,
+    images_csv: PathLike,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Class RDM of one layer (1 - Pearson of CoF columns) -> ``rdm/{layer}.zarr``."""
+    cof = read_cof(cof_path, level)
+    names = [str(n) for n in cof[LEVEL_DIM[level]].values]
+    rdm, excluded = class_rdm(cof.values)
+    attrs = _attrs(config, images_csv, stage="rsa")
+    write_rdm(out_path, rdm_dataset(layer, rdm, excluded, names, level, attrs))
+    logger.info("layer %s: class RDM %d x %d, %d classes excluded", layer, *rdm.shape, int(excluded.sum()))
+
+
+def layer_rsa(rdm_paths: Sequence[PathLike], layers: Sequence[str], out_csv: PathLike) -> pd.DataFrame:
+    """Layer x layer Spearman correlation of the class RDMs -> ``rsa/rsa.csv``.
+
+    The CSV is the square matrix: first column ``layer``, then one column per layer.
+    """
+    _check_layers(rdm_paths, layers)
+    table = rsa_matrix({layer: read_rdm(path) for path, layer in zip(rdm_paths, layers)})
+    with atomic_output(out_csv) as tmp:
+        table.to_csv(tmp, index=True)
+    return table
+
+
+def layer_null(
+    topk_path: PathLike,
+    images_csv: PathLike,
+    classes_csv: PathLike,
+    level: str,
+    n_permutations: int,
+    seed: int,
+    out_csv: PathLike,
+) -> pd.DataFrame:
+    """Observed and label-permuted layer statistics -> ``null/{layer}.csv``.
+
+    One row with ``permutation`` -1 (the true labels) and one per permutation; see
+    :mod:`neurofacets.null`.
+    """
+    topk = read_topk(topk_path)
+    labels = load_labels(images_csv, classes_csv)
+    table = null_table(topk, labels.level(level), n_permutations, seed)
+    _write_csv(out_csv, table)
+    logger.info("layer %s: %d permutations (seed %d, %s level)", topk.layer, n_permutations, seed, level)
+    return table
+
+
+def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: PathLike) -> pd.DataFrame:
+    """Per layer observed vs permuted mean MF, similarity, dissimilarity -> ``null/summary.csv``."""
+    _check_layers(null_csvs, layers)
+    tables = []
+    for path, layer in zip(null_csvs, layers):
+        table = pd.read_csv(path)
+        if set(table["layer"].astype(str)) != {layer}:
+            raise ValueError(f"{path}: expected rows of layer {layer!r}")
+        tables.append(table)
+    table = null_summary_table(tables)
+    _write_csv(out_csv, table)
+    return table

@@ -1,0 +1,303 @@
+"""Per-neuron metrics of CoF rows: Gini sparsity, flatness, MF degree, p-values, facets.
+
+Definitions are DESIGN.md §3. Conventions for the cases the definitions leave open:
+
+- A *dead* row (all zero) has sparsity NaN, flatness -1, mf NaN, p-values NaN, facet
+  ``dead``; dead neurons are left out of every fit, mean and normalisation.
+- A row spread perfectly evenly over all N classes has Gini exactly 0 (computed in exact
+  integer arithmetic for counts), so its MF degree is ``+inf``: the most multi-faceted a
+  row can be. It counts as ``MF`` under any threshold, gets ``mf_norm`` 1, and is left out
+  of the normal fits and means (which need finite values) but not of empirical ranks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+FLATNESS_EPS = 1e-7  # the paper's constant added to every CoF entry before the entropy
+DEAD_FLATNESS = -1.0  # the paper's flatness of an all-zero row
+
+
+def _check_rows(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2:
+        raise ValueError(f"expected a 2-d (neurons, classes) array, got shape {rows.shape}")
+    if rows.shape[1] < 2:
+        raise ValueError(f"at least 2 classes are needed, got {rows.shape[1]}")
+    if rows.size and (np.any(rows < 0) or not np.all(np.isfinite(rows))):
+        raise ValueError("CoF rows must be finite and non-negative")
+    return rows
+
+
+def dead_rows(rows: np.ndarray) -> np.ndarray:
+    """Boolean (neurons,): rows that are all zero (neurons never positively activated)."""
+    return ~np.any(_check_rows(rows) > 0, axis=1)
+
+
+def gini(rows: np.ndarray) -> np.ndarray:
+    """Gini sparsity of each row (Zonoobi et al. 2011), NaN for all-zero rows.
+
+    ``G = 1 - 2 sum_k (c_(k)/|c|_1) (N - k + 1/2)/N`` with ``c_(1) <= ... <= c_(N)``.
+
+    Parameters
+    ----------
+    rows
+        (neurons, N) or (N,) non-negative values. Integer counts are evaluated exactly
+        (``G = (N |c|_1 - sum_k c_(k)(2N - 2k + 1)) / (N |c|_1)``) so an even row gives 0,
+        not a rounding residue.
+
+    Returns
+    -------
+    np.ndarray
+        float64 (neurons,), in [0, 1 - 1/N].
+    """
+    rows = _check_rows(rows)
+    n = rows.shape[1]
+    ordered = np.sort(rows, axis=1)
+    weights = 2 * (n - np.arange(1, n + 1)) + 1  # 2N - 2k + 1, k = 1..N
+    if np.issubdtype(rows.dtype, np.integer):
+        ordered = ordered.astype(np.int64)
+        total = ordered.sum(axis=1)
+        numerator = n * total - ordered @ weights.astype(np.int64)
+        denominator = n * total
+    else:
+        ordered = ordered.astype(np.float64)
+        total = ordered.sum(axis=1)
+        numerator = n * total - ordered @ weights.astype(np.float64)
+        denominator = n * total
+    out = np.full(len(rows), np.nan)
+    alive = total > 0
+    out[alive] = numerator[alive] / denominator[alive]
+    return out
+
+
+def flatness(rows: np.ndarray) -> np.ndarray:
+    """Spectral flatness of each row (paper eq. 1), -1 for all-zero rows.
+
+    ``p = (c + 1e-7) / sum(c + 1e-7)``, ``H = -sum p log2 p / log2 N``, ``2**H - 1``,
+    with N the row length (the number of classes), so the value lies in [0, 1].
+    """
+    rows = _check_rows(rows)
+    n = rows.shape[1]
+    # Sorted first so that rows holding the same counts in other classes give bit-identical
+    # values (float sums depend on order), which keeps their MF ranks tied.
+    shifted = np.sort(rows, axis=1).astype(np.float64) + FLATNESS_EPS
+    p = shifted / shifted.sum(axis=1, keepdims=True)
+    entropy = -(p * np.log2(p)).sum(axis=1) / np.log2(n)
+    out = np.exp2(entropy) - 1.0
+    out[dead_rows(rows)] = DEAD_FLATNESS
+    return out
+
+
+def mf_degree(sparsity: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """MF degree ``flatness / sparsity``; NaN where sparsity is NaN (dead), +inf where it is 0."""
+    sparsity = np.asarray(sparsity, dtype=np.float64)
+    flat = np.asarray(flat, dtype=np.float64)
+    if sparsity.shape != flat.shape:
+        raise ValueError(f"sparsity {sparsity.shape} and flatness {flat.shape} differ in shape")
+    out = np.full(sparsity.shape, np.nan)
+    alive = np.isfinite(sparsity)
+    with np.errstate(divide="ignore"):
+        out[alive] = flat[alive] / sparsity[alive]
+    # flat > 0 always holds for a live row (entropy > 0 thanks to the 1e-7 constant), so a
+    # zero sparsity gives +inf, never NaN.
+    return out
+
+
+def leave_one_out_p_values(mf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided p-values of each neuron's MF against the other neurons of its layer.
+
+    For neuron i, the *others* are the non-dead neurons j != i (NaN = dead, left out).
+
+    - ``p_value``: a normal with the mean and standard deviation (ddof=1) of the others'
+      finite MF values; the upper tail ``P(X >= mf_i)`` if mf_i is above that mean, else
+      the lower tail ``P(X <= mf_i)``. NaN when fewer than 2 finite others or their
+      standard deviation is 0.
+    - ``p_empirical``: the same tail as a rank fraction among the others: the fraction with
+      ``mf_j >= mf_i`` (upper) or ``mf_j <= mf_i`` (lower). NaN without others.
+
+    Parameters
+    ----------
+    mf
+        (neurons,) MF degrees of one layer; NaN for dead neurons, +inf allowed.
+
+    Returns
+    -------
+    p_value, p_empirical
+        float64 (neurons,) each, NaN for dead neurons.
+    """
+    mf = np.asarray(mf, dtype=np.float64)
+    if mf.ndim != 1:
+        raise ValueError(f"mf must be 1-d, got shape {mf.shape}")
+    alive = ~np.isnan(mf)
+    finite = np.isfinite(mf)
+    p_value = np.full(mf.shape, np.nan)
+    p_empirical = np.full(mf.shape, np.nan)
+    if not alive.any():
+        return p_value, p_empirical
+
+    # Leave-one-out mean and variance of the finite values, from the centred sums:
+    # removing x_i (deviation d_i from the full mean m) gives mean m - d_i/(n-1) and sum of
+    # squared deviations Q - d_i^2 n/(n-1). Neurons outside the finite set remove nothing.
+    values = mf[finite]
+    n = len(values)
+    m = values.mean() if n else np.nan
+    q = ((values - m) ** 2).sum() if n else np.nan
+    d = np.where(finite, mf - m, 0.0)
+    n_others = np.where(finite, n - 1, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_mean = np.where(finite, m - d / (n - 1), m)
+        loo_q = np.where(finite, q - d**2 * n / (n - 1), q)
+        loo_std = np.sqrt(np.clip(loo_q, 0.0, None) / (n_others - 1))
+    upper = mf > loo_mean
+    fit_ok = alive & (n_others >= 2) & (loo_std > 0) & np.isfinite(loo_std)
+    sf = stats.norm.sf(mf[fit_ok], loc=loo_mean[fit_ok], scale=loo_std[fit_ok])
+    cdf = stats.norm.cdf(mf[fit_ok], loc=loo_mean[fit_ok], scale=loo_std[fit_ok])
+    p_value[fit_ok] = np.where(upper[fit_ok], sf, cdf)
+
+    # Empirical tails by ranks among the live neurons (+inf compares as the largest value).
+    live = np.sort(mf[alive])
+    n_live = len(live)
+    at_least = n_live - np.searchsorted(live, mf, side="left")  # count of live >= mf_i (self included)
+    at_most = np.searchsorted(live, mf, side="right")  # count of live <= mf_i (self included)
+    others = n_live - 1
+    if others > 0:
+        # A mean exists only with a finite other; without one (all others +inf) the tail is
+        # undefined and so is the empirical p.
+        has_mean = np.isfinite(loo_mean)
+        count = np.where(upper, at_least - 1, at_most - 1)
+        ok = alive & has_mean
+        p_empirical[ok] = count[ok] / others
+    return p_value, p_empirical
+
+
+def normalise_mf(mf: np.ndarray) -> np.ndarray:
+    """Min-max normalisation of MF over the finite values; +inf -> 1, NaN (dead) stays NaN."""
+    mf = np.asarray(mf, dtype=np.float64)
+    out = np.full(mf.shape, np.nan)
+    finite = np.isfinite(mf)
+    out[mf == np.inf] = 1.0
+    if finite.any():
+        lo, hi = mf[finite].min(), mf[finite].max()
+        out[finite] = (mf[finite] - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def facet_threshold(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
+    """The MF/SF threshold that applies to each neuron.
+
+    Parameters
+    ----------
+    mf
+        (neurons,) MF degrees of all layers (NaN dead, +inf allowed).
+    layers
+        (neurons,) layer of each neuron.
+    rule
+        ``global_mean``: the mean finite MF of all layers; ``layer_mean``: the mean finite
+        MF of the neuron's layer; a number: that number.
+    """
+    mf = np.asarray(mf, dtype=np.float64)
+    layers = np.asarray(layers)
+    if mf.shape != layers.shape:
+        raise ValueError(f"mf {mf.shape} and layers {layers.shape} differ in shape")
+    finite = np.isfinite(mf)
+    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+        return np.full(mf.shape, float(rule))
+    if rule == "global_mean":
+        return np.full(mf.shape, mf[finite].mean() if finite.any() else np.nan)
+    if rule == "layer_mean":
+        out = np.full(mf.shape, np.nan)
+        for layer in pd.unique(layers):
+            mine = layers == layer
+            if (mine & finite).any():
+                out[mine] = mf[mine & finite].mean()
+        return out
+    raise ValueError(f"facet_threshold must be 'global_mean', 'layer_mean' or a number, got {rule!r}")
+
+
+def facets(mf: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """``MF`` where mf > threshold, ``SF`` otherwise, ``dead`` where mf is NaN."""
+    mf = np.asarray(mf, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = np.where(mf > threshold, "MF", "SF").astype(object)
+    out[np.isnan(mf)] = "dead"
+    return out
+
+
+def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
+    """Each row's ``n`` largest positive counts as ``"name:count;name:count"``.
+
+    Ties go to the lower class index; a dead row gives an empty string. Names are written
+    as they are (a name containing ``;`` or ``:`` would make the string ambiguous).
+    """
+    rows = _check_rows(rows)
+    if len(names) != rows.shape[1]:
+        raise ValueError(f"{len(names)} names for {rows.shape[1]} columns")
+    n = min(n, rows.shape[1])
+    order = np.argsort(-rows, axis=1, kind="stable")[:, :n]
+    out = []
+    for row, idx in zip(rows, order):
+        out.append(";".join(f"{names[c]}:{int(row[c])}" for c in idx if row[c] > 0))
+    return out
+
+
+METRIC_COLUMNS = [
+    "layer",
+    "neuron",
+    "n_counted",
+    "sparsity",
+    "flatness",
+    "mf",
+    "p_value",
+    "p_empirical",
+    "top_classes",
+]
+
+
+def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """The per-neuron metrics table of one layer (columns :data:`METRIC_COLUMNS`).
+
+    ``n_counted`` is the row sum (the number of counted top-k images).
+    """
+    rows = _check_rows(rows)
+    sparsity = gini(rows)
+    flat = flatness(rows)
+    mf = mf_degree(sparsity, flat)
+    p_value, p_empirical = leave_one_out_p_values(mf)
+    return pd.DataFrame(
+        {
+            "layer": layer,
+            "neuron": np.arange(len(rows)),
+            "n_counted": rows.sum(axis=1).astype(np.int64),
+            "sparsity": sparsity,
+            "flatness": flat,
+            "mf": mf,
+            "p_value": p_value,
+            "p_empirical": p_empirical,
+            "top_classes": top_classes(rows, names),
+        },
+        columns=METRIC_COLUMNS,
+    )
+
+
+def all_layers_table(tables: list[pd.DataFrame], rule: str | float) -> pd.DataFrame:
+    """Concatenate the layers' metrics and add ``mf_norm``, ``facet_threshold``, ``facet``.
+
+    ``mf_norm`` is the min-max normalisation over the non-dead neurons of all layers.
+    """
+    if not tables:
+        raise ValueError("no metrics tables given")
+    table = pd.concat(tables, ignore_index=True)
+    missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"metrics tables lack columns {missing}")
+    mf = table["mf"].to_numpy(np.float64)
+    threshold = facet_threshold(mf, table["layer"].to_numpy(), rule)
+    table["mf_norm"] = normalise_mf(mf)
+    table["facet_threshold"] = threshold
+    table["facet"] = facets(mf, threshold)
+    return table

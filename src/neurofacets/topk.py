@@ -1,0 +1,239 @@
+"""Top-k images per neuron with an exact tie rule.
+
+For every neuron (column of a layer's images x channels activation matrix) the k images
+with the highest activation are selected, ordered by activation descending and, among
+equal activations, by image id ascending (DESIGN.md §3). Selection is partition-based
+(linear in the number of images) and runs over blocks of channels, so besides the input
+matrix only one (images x block) working copy is held at a time.
+
+Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
+
+- ``image_id`` int64, ``value`` float32, ``argmax`` int32: (neuron, rank), rank 0 = highest;
+- ``n_counted`` int32 (neuron): how many of the k images have activation > 0 (the images
+  that count in CoF);
+- attrs: ``layer``, ``k`` (= min(top_k, n_images)), ``top_k`` (requested), ``n_images``,
+  ``height``, ``width`` (feature-map size, to decode ``argmax``), ``tie_rule``, provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .store import atomic_output
+
+logger = logging.getLogger("neurofacets.topk")
+
+TIE_RULE = "activation descending, then image_id ascending"
+CHANNEL_BLOCK = 32  # channels selected together: the working copies are (images x 32)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Top-k images of every neuron of one layer.
+
+    Attributes
+    ----------
+    layer
+        Layer name.
+    image_id, value, argmax
+        (neurons, k) arrays; row n holds neuron n's top images, best first.
+    n_counted
+        (neurons,) number of top-k images with activation > 0.
+    height, width
+        Feature-map size of the layer (``argmax = row * width + col``).
+    n_images
+        Number of images the selection was made from.
+    """
+
+    layer: str
+    image_id: np.ndarray
+    value: np.ndarray
+    argmax: np.ndarray
+    n_counted: np.ndarray
+    height: int
+    width: int
+    n_images: int
+
+    @property
+    def k(self) -> int:
+        return self.image_id.shape[1]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.image_id.shape[0]
+
+    @property
+    def counted(self) -> np.ndarray:
+        """(neurons, k) bool: which top-k entries count in CoF (activation > 0)."""
+        return self.value > 0
+
+
+def top_k_indices(values: np.ndarray, k: int, block: int = CHANNEL_BLOCK) -> np.ndarray:
+    """Row indices of the k largest entries of every column, with ties to the lower row.
+
+    Parameters
+    ----------
+    values
+        (images, channels) activations, rows in ascending image-id order, no NaN.
+    k
+        Number of rows to select per column, 1 <= k <= images.
+    block
+        Channels processed together (bounds the working memory to images x block).
+
+    Returns
+    -------
+    np.ndarray
+        int64 (channels, k): for column c, the selected row indices sorted by value
+        descending, then row index ascending.
+    """
+    if values.ndim != 2:
+        raise ValueError(f"values must be 2-d (images, channels), got shape {values.shape}")
+    n_images, n_channels = values.shape
+    if not 1 <= k <= n_images:
+        raise ValueError(f"k must be in [1, {n_images}] (the number of images), got {k}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    out = np.empty((n_channels, k), dtype=np.int64)
+    for start in range(0, n_channels, block):
+        cols = slice(start, min(start + block, n_channels))
+        # Contiguous (block, images) copy: each neuron's activations along the fast axis.
+        x = np.ascontiguousarray(values[:, cols].T)
+        if np.isnan(x).any():
+            raise ValueError(f"NaN activations in channels {cols.start}..{cols.stop - 1}")
+        out[cols] = _select_block(x, k)
+    return out
+
+
+def _select_block(x: np.ndarray, k: int) -> np.ndarray:
+    """Top-k row indices of each row of ``x`` (neurons, images), exact tie rule."""
+    n_rows, n_images = x.shape
+    # The k-th largest value of each neuron: everything above it is in, and of the values
+    # equal to it the lowest indices fill the remaining places (that is the tie rule;
+    # argpartition alone would pick arbitrary members of a tie at the boundary).
+    kth = np.partition(x, n_images - k, axis=1)[:, n_images - k, None]
+    above = x > kth
+    at = x == kth
+    places_left = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (at & (np.cumsum(at, axis=1, dtype=np.int32) <= places_left))
+    rows, idx = np.nonzero(chosen)  # row-major: ascending index within each neuron
+    idx = idx.reshape(n_rows, k)
+    vals = np.take_along_axis(x, idx, axis=1)
+    # Stable sort on -value keeps the ascending index order inside ties.
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1)
+
+
+def select_top_k(
+    layer: str,
+    image_id: np.ndarray,
+    values: np.ndarray,
+    argmax: np.ndarray,
+    top_k: int,
+    height: int,
+    width: int,
+) -> TopK:
+    """Select every neuron's top-k images of one layer.
+
+    Parameters
+    ----------
+    layer
+        Layer name (recorded).
+    image_id
+        int (images,) strictly increasing (as :func:`neurofacets.store.read_layer` returns).
+    values, argmax
+        (images, channels) spatial max activation and its flat position.
+    top_k
+        Requested k; ``min(top_k, images)`` images are selected.
+    height, width
+        Feature-map size of the layer.
+    """
+    image_id = np.asarray(image_id)
+    if image_id.ndim != 1 or len(image_id) != values.shape[0]:
+        raise ValueError(f"image_id has shape {image_id.shape}, values {values.shape}")
+    if values.shape != argmax.shape:
+        raise ValueError(f"values {values.shape} and argmax {argmax.shape} differ in shape")
+    if len(image_id) == 0:
+        raise ValueError(f"layer {layer!r}: no images")
+    if np.any(np.diff(image_id) <= 0):
+        # The tie rule relies on row order == image-id order.
+        raise ValueError("image_id must be strictly increasing")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    k = min(top_k, len(image_id))
+    if k < top_k:
+        logger.warning("layer %s: only %d images, k = %d instead of top_k = %d", layer, k, k, top_k)
+    idx = top_k_indices(values, k)
+    channel = np.arange(values.shape[1])[:, None]
+    value = values[idx, channel].astype(np.float32, copy=False)
+    return TopK(
+        layer=layer,
+        image_id=image_id[idx].astype(np.int64, copy=False),
+        value=value,
+        argmax=argmax[idx, channel].astype(np.int32, copy=False),
+        n_counted=(value > 0).sum(axis=1).astype(np.int32),
+        height=int(height),
+        width=int(width),
+        n_images=len(image_id),
+    )
+
+
+def topk_dataset(topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The xarray Dataset written to ``topk/{layer}.zarr``."""
+    dims = ("neuron", "rank")
+    coords = {"neuron": np.arange(topk.n_neurons), "rank": np.arange(topk.k)}
+    ds = xr.Dataset(
+        {
+            "image_id": (dims, topk.image_id),
+            "value": (dims, topk.value),
+            "argmax": (dims, topk.argmax),
+            "n_counted": (("neuron",), topk.n_counted),
+        },
+        coords=coords,
+    )
+    ds.attrs.update(
+        {
+            **(attrs or {}),
+            "layer": topk.layer,
+            "k": topk.k,
+            "top_k": int(top_k),
+            "k_rule": "k = min(top_k, n_images)",
+            "n_images": topk.n_images,
+            "height": topk.height,
+            "width": topk.width,
+            "tie_rule": TIE_RULE,
+            "counted_rule": "an image counts in CoF when its activation is > 0",
+        }
+    )
+    return ds
+
+
+def write_topk(path: str | Path, topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None) -> None:
+    """Write ``topk`` atomically as a zarr v3 store (see module docstring)."""
+    ds = topk_dataset(topk, top_k, attrs)
+    with atomic_output(path) as tmp:
+        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
+
+
+def read_topk(path: str | Path) -> TopK:
+    """Read a ``topk/{layer}.zarr`` store written by :func:`write_topk`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"top-k store {path} does not exist")
+    with xr.open_zarr(path, consolidated=False) as ds:
+        return TopK(
+            layer=str(ds.attrs["layer"]),
+            image_id=ds["image_id"].values,
+            value=ds["value"].values,
+            argmax=ds["argmax"].values,
+            n_counted=ds["n_counted"].values,
+            height=int(ds.attrs["height"]),
+            width=int(ds.attrs["width"]),
+            n_images=int(ds.attrs["n_images"]),
+        )

@@ -1,0 +1,12 @@
+"""Rule encode_all_layers: metrics of all layers + mf_norm + facets (neurofacets.encode.all_layer_metrics)."""
+
+from neurofacets.encode import all_layer_metrics
+from neurofacets.logs import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    all_layer_metrics(
+        metrics_csvs=list(snakemake.input.metrics),  # noqa: F821
+        layers=list(snakemake.params.layers),  # noqa: F821
+        facet_threshold=snakemake.params.facet_threshold,  # noqa: F821
+        out_csv=snakemake.output[0],  # noqa: F821
+    )

@@ -1,0 +1,11 @@
+"""Rule encode_rsa: layer x layer RSA of the class RDMs (neurofacets.encode.layer_rsa)."""
+
+from neurofacets.encode import layer_rsa
+from neurofacets.logs import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    layer_rsa(
+        rdm_paths=list(snakemake.input.rdms),  # noqa: F821
+        layers=list(snakemake.params.layers),  # noqa: F821
+        out_csv=snakemake.output[0],  # noqa: F821
+    )
