@@ -1,0 +1,137 @@
+# Stage 6: what users browse. The run's summary table (and the figure comparing runs when
+# config compare_runs lists other runs' summary.csv), and the static neuron gallery
+# (results/<run>/gallery/index.html, one page per layer). `snakemake --report report.html`
+# collects every figure and table marked with report(...) in rules/figures.smk and here,
+# under the description below.
+
+
+report: "../workflow/report/workflow.rst"
+
+
+from pathlib import Path
+
+from neurofacets.provenance import file_digest
+
+GALLERY_PATCHES = config.get("figures", {}).get("gallery_patches", 8)
+# The gallery's CSS and JS are package data, not modules: code_digest does not see them.
+GALLERY_ASSETS = Path(neurofacets.__file__).parent / "gallery_assets"
+GALLERY_ASSETS_DIGEST = "".join(
+    file_digest(GALLERY_ASSETS / name) for name in ("gallery.css", "gallery.js")
+)
+COMPARE_RUNS = [path for path in config.get("compare_runs", []) if path != f"{OUT}/summary.csv"]
+
+
+rule summary:
+    input:
+        metrics=f"{OUT}/metrics/all_layers.csv",
+        similarity_summary=f"{OUT}/similarity/summary.csv",
+        layers=f"{OUT}/model/layers.csv",
+    output:
+        report(
+            f"{OUT}/summary.csv",
+            caption="../workflow/report/summary.rst",
+            category=CAT_SUMMARY,
+            subcategory="This run",
+        ),
+    params:
+        run=RUN,
+        code=code_digest("summary", "figures.load"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/summary.py"
+
+
+rule compare_runs:
+    # Only built when config compare_runs lists other runs' summary.csv files.
+    input:
+        summaries=[f"{OUT}/summary.csv", *COMPARE_RUNS],
+    output:
+        FIGURE_FILES["compare_runs"],
+    params:
+        stem="compare_runs",
+        dpi=FIGURE_DPI,
+        options={},
+        code=code_digest(*FIGURE_CODE, "figures.compare", "summary"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/compare_runs.log",
+    benchmark:
+        f"{OUT}/benchmarks/compare_runs.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule gallery_layer:
+    # One layer's pages, card images and heatmaps; layers build in parallel.
+    input:
+        metrics=f"{OUT}/metrics/all_layers.csv",
+        layers=f"{OUT}/model/layers.csv",
+        ica=f"{OUT}/ica/{{layer}}.zarr",
+        patches=f"{OUT}/patches/{{layer}}.zarr",
+        similarity=f"{OUT}/similarity/{{layer}}.zarr",
+    output:
+        directory(f"{OUT}/gallery/{{layer}}"),
+    params:
+        run=RUN,
+        n_patches=GALLERY_PATCHES,
+        code=code_digest("gallery", "summary", *FIGURE_CODE, "figures.images", "figures.distributions"),
+    resources:
+        mem_mb=2000,
+    log:
+        f"{OUT}/logs/gallery_layer/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/gallery_layer/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/gallery_layer.py"
+
+
+rule gallery_index:
+    input:
+        layer_pages=per_layer(f"{OUT}/gallery/{{layer}}"),
+        metrics=f"{OUT}/metrics/all_layers.csv",
+        layers=f"{OUT}/model/layers.csv",
+        similarity_summary=f"{OUT}/similarity/summary.csv",
+    output:
+        index=f"{OUT}/gallery/index.html",
+        assets=directory(f"{OUT}/gallery/assets"),
+        overview_mf=f"{OUT}/gallery/overview-mf.png",
+        overview_facets=f"{OUT}/gallery/overview-facets.png",
+    params:
+        run=RUN,
+        assets=GALLERY_ASSETS_DIGEST,
+        code=code_digest(
+            "gallery", "summary", *FIGURE_CODE, "figures.distributions", "figures.facets"
+        ),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/gallery_index.log",
+    benchmark:
+        f"{OUT}/benchmarks/gallery_index.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/gallery_index.py"
+
+
+STAGE_TARGETS += [
+    f"{OUT}/summary.csv",
+    f"{OUT}/gallery/index.html",
+    *(
+        expand(f"{OUT}/figures/compare_runs.{{fmt}}", fmt=FIGURE_FORMATS)
+        if COMPARE_RUNS
+        else []
+    ),
+]

@@ -1,0 +1,180 @@
+"""Every figure of the paper (DESIGN.md §5) as a function of the run's tables and stores.
+
+Each figure has a pure plotting function that takes data and returns a
+:class:`matplotlib.figure.Figure` (unit-tested without files), and an entry in
+:data:`FIGURES` that reads exactly the inputs the figure needs. The workflow calls
+:func:`build_figure` with the rule's named inputs; Tables 2-3 are written by
+:func:`write_tables`.
+
+Modules: :mod:`.style` (the shared look), :mod:`.load` (reading upstream formats),
+:mod:`.images` (IC and patch tiles), :mod:`.distributions` (Fig. 1, 2, App. A),
+:mod:`.facets` (Fig. 3, 4, Tables 2-3, App. B), :mod:`.similarity` (Fig. 5, App. C),
+:mod:`.compare` (runs side by side).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..store import atomic_output
+from . import compare, distributions, facets, similarity, style
+from .load import layer_order, present_layers, read_metrics, read_similarity_summary
+
+logger = logging.getLogger("neurofacets.figures")
+
+Inputs = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure target: the named inputs it reads and how it is drawn from them."""
+
+    stem: str
+    inputs: tuple[str, ...]
+    draw: Callable[[Inputs, Mapping[str, Any]], Figure]
+
+
+def _metrics(inputs: Inputs) -> tuple[pd.DataFrame, list[str]]:
+    layers = layer_order(inputs["layers"])
+    return read_metrics(inputs["metrics"], layers), layers
+
+
+def _present(metrics: pd.DataFrame, layers: list[str]) -> list[str]:
+    """The network-order layers that have metrics (a run may analyse a subset)."""
+    return present_layers(metrics, layers)
+
+
+def _fig1(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return distributions.plot_sparsity_flatness(metrics, _present(metrics, layers))
+
+
+def _fig2(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return distributions.plot_mf_distribution(metrics, _present(metrics, layers))
+
+
+def _fig3(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return facets.plot_mf_sf_counts(metrics, _present(metrics, layers))
+
+
+def _fig4(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return facets.plot_facet_examples(
+        metrics, _present(metrics, layers), inputs["ica"], inputs["patches"],
+        examples_per_layer=int(options.get("examples_per_layer", 1)),
+        n_patches=int(options.get("n_patches", 8)),
+    )
+
+
+def _fig5(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    layers = layer_order(inputs["layers"])
+    summary = read_similarity_summary(inputs["similarity_summary"], layers)
+    present = [name for name in layers if name in set(summary["layer"])]
+    return similarity.plot_similarity_summary(summary, present)
+
+
+def _app_a(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return distributions.plot_distributions_appendix(metrics, _present(metrics, layers))
+
+
+def _app_b(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    metrics, layers = _metrics(inputs)
+    return facets.plot_ica_by_mf(metrics, _present(metrics, layers), inputs["ica"],
+                                 per_layer=int(options.get("per_layer", 5)))
+
+
+def _app_c(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    layers = layer_order(inputs["layers"])
+    stores = {Path(p).stem: p for p in inputs["similarity"]}
+    return similarity.plot_heatmaps(stores, [name for name in layers if name in stores])
+
+
+def _compare(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    from ..summary import read_summaries  # summary imports figures.load: import here, not at the top
+
+    return compare.plot_compare_runs(read_summaries(list(inputs["summaries"])))
+
+
+FIGURES: dict[str, FigureSpec] = {
+    spec.stem: spec
+    for spec in (
+        FigureSpec("fig1_sparsity_flatness", ("metrics", "layers"), _fig1),
+        FigureSpec("fig2_mf_distribution", ("metrics", "layers"), _fig2),
+        FigureSpec("fig3_mf_sf_counts", ("metrics", "layers"), _fig3),
+        FigureSpec("fig4_facet_examples", ("metrics", "layers", "ica", "patches"), _fig4),
+        FigureSpec("fig5_similarity", ("similarity_summary", "layers"), _fig5),
+        FigureSpec("appA_distributions", ("metrics", "layers"), _app_a),
+        FigureSpec("appB_ica_by_mf", ("metrics", "layers", "ica"), _app_b),
+        FigureSpec("appC_heatmaps", ("similarity", "layers"), _app_c),
+        FigureSpec("compare_runs", ("summaries",), _compare),
+    )
+}
+
+
+def build_figure(
+    stem: str,
+    inputs: Inputs,
+    outputs: Sequence[str | Path],
+    dpi: int,
+    options: Mapping[str, Any] | None = None,
+) -> Figure:
+    """Draw figure ``stem`` from its named inputs and write it to every output path.
+
+    Parameters
+    ----------
+    stem
+        A key of :data:`FIGURES` (e.g. ``"fig3_mf_sf_counts"``).
+    inputs
+        Named input paths (the rule's ``input:``); lists for per-layer stores.
+    outputs
+        Files to write, the format taken from each suffix (pdf, png, svg).
+    dpi
+        Resolution of PNGs and of rasterised parts (images, heatmaps) in PDF and SVG.
+    options
+        Figure options (``examples_per_layer``, ``n_patches``, ``per_layer``).
+    """
+    if stem not in FIGURES:
+        raise ValueError(f"unknown figure {stem!r}; known: {sorted(FIGURES)}")
+    spec = FIGURES[stem]
+    missing = [name for name in spec.inputs if name not in inputs]
+    if missing:
+        raise ValueError(f"figure {stem} needs the inputs {missing}")
+    wrong = [str(p) for p in outputs if Path(p).stem != stem]
+    if wrong:
+        raise ValueError(f"outputs {wrong} are not named {stem}.<format>")
+    fig = spec.draw(inputs, options or {})
+    style.save_figure(fig, outputs, dpi)
+    logger.info("figure %s: %d axes -> %s", stem, len(fig.axes), ", ".join(map(str, outputs)))
+    return fig
+
+
+def write_tables(
+    metrics_csv: str | Path,
+    layers_csv: str | Path,
+    sf_output: str | Path,
+    mf_output: str | Path,
+    per_layer: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 2 and 3: the top SF and MF neurons of each layer, as CSV (see :func:`facets.top_neurons`)."""
+    layers = layer_order(layers_csv)
+    metrics = read_metrics(metrics_csv, layers)
+    present = _present(metrics, layers)
+    tables = tuple(facets.top_neurons(metrics, present, facet, per_layer) for facet in ("SF", "MF"))
+    for table, path in zip(tables, (sf_output, mf_output)):
+        with atomic_output(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+    logger.info("tables: %d SF and %d MF neurons", len(tables[0]), len(tables[1]))
+    return tables
+
+
+__all__ = ["FIGURES", "FigureSpec", "build_figure", "write_tables"]

@@ -1,0 +1,290 @@
+"""Reading the upstream stages' tables and stores: the one place that knows their formats.
+
+Figures, gallery and summary read everything through this module (DESIGN.md §2), so a
+change of a column or array name upstream is a change here only:
+
+- ``model/layers.csv``: ``layer`` (+ geometry); row order is network order.
+- ``metrics/{layer}.csv`` / ``metrics/all_layers.csv``: :data:`METRIC_COLUMNS`, plus
+  :data:`ALL_LAYER_COLUMNS` in the latter. Dead neurons: sparsity NaN, flatness -1, mf NaN.
+- ``similarity/{layer}.zarr`` (xarray): ``pearson``, ``euclidean`` (neuron x neuron,
+  NaN rows for excluded neurons), ``excluded`` (neuron,) bool; ``similarity/summary.csv``.
+- ``patches/{layer}.zarr``: ``patches`` uint8 (neurons, k, rf, rf, 3), ``n_counted``.
+- ``ica/{layer}.zarr``: ``gray`` (neurons, comps, rf, rf), ``rgb`` (neurons, comps, rf,
+  rf, 3) float32, ``uint8`` (neurons, comps, rf, rf, 3), ``status`` int8 (neurons, fits) with attributes
+  ``fits`` and ``status_codes``.
+
+Stores are opened lazily: a caller reads a block of neurons at a time, never a whole
+``patches`` array (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+METRIC_COLUMNS = (
+    "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes",
+)
+ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
+SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
+FACETS = ("MF", "SF", "dead")
+ICA_MODES = ("gray", "rgb", "uint8")
+
+
+def _read_csv(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    table = pd.read_csv(path, keep_default_na=True)
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: {what} lacks the columns {missing}; it has {list(table.columns)}")
+    return table
+
+
+def read_layers(path: str | Path) -> pd.DataFrame:
+    """``model/layers.csv`` in network order (row order), with unique layer names."""
+    table = _read_csv(path, ["layer"], "layer table")
+    table["layer"] = table["layer"].astype(str)
+    duplicated = table["layer"][table["layer"].duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"{path}: layers listed twice: {duplicated}")
+    if table.empty:
+        raise ValueError(f"{path}: no layers")
+    return table.reset_index(drop=True)
+
+
+def layer_order(path: str | Path) -> list[str]:
+    """Layer names of ``model/layers.csv`` in network order."""
+    return read_layers(path)["layer"].tolist()
+
+
+def _order_by_layers(table: pd.DataFrame, layers: Sequence[str] | None, path: Path) -> pd.DataFrame:
+    table["layer"] = table["layer"].astype(str)
+    present = list(dict.fromkeys(table["layer"]))
+    if layers is None:
+        layers = present  # keep the table's own (first appearance) order
+    unknown = [name for name in present if name not in layers]
+    if unknown:
+        raise ValueError(f"{path}: layers {unknown} are not in the network's layer list {list(layers)}")
+    rank = {name: i for i, name in enumerate(layers)}
+    table["layer_index"] = table["layer"].map(rank).astype(int)
+    sort = ["layer_index", "neuron"] if "neuron" in table.columns else ["layer_index"]
+    return table.sort_values(sort, kind="stable").reset_index(drop=True)
+
+
+def read_metrics(path: str | Path, layers: Sequence[str] | None = None, *, all_layers: bool = True) -> pd.DataFrame:
+    """A metrics table sorted by network order, then neuron, with a ``layer_index`` column.
+
+    Parameters
+    ----------
+    path
+        ``metrics/all_layers.csv`` (``all_layers=True``: needs ``mf_norm`` and ``facet``)
+        or ``metrics/{layer}.csv``.
+    layers
+        Layer names in network order; every layer of the table must be among them.
+    """
+    path = Path(path)
+    required = ALL_LAYER_COLUMNS if all_layers else METRIC_COLUMNS
+    table = _read_csv(path, required, "metrics table")
+    table["neuron"] = table["neuron"].astype(int)
+    table["n_counted"] = table["n_counted"].astype(int)
+    table["top_classes"] = table["top_classes"].fillna("").astype(str)
+    if all_layers:
+        bad = sorted(set(table["facet"].astype(str)) - set(FACETS))
+        if bad:
+            raise ValueError(f"{path}: unknown facet values {bad}; expected {FACETS}")
+    if table.duplicated(["layer", "neuron"]).any():
+        raise ValueError(f"{path}: a (layer, neuron) pair appears twice")
+    return _order_by_layers(table, layers, path)
+
+
+def present_layers(table: pd.DataFrame, layers: Sequence[str]) -> list[str]:
+    """The layers of ``layers`` (network order) that have rows in ``table``.
+
+    Raises if ``layers`` is empty or the table holds a layer that is not in it.
+    """
+    if not len(layers):
+        raise ValueError("no layers given")
+    present = set(table["layer"])
+    unknown = present - set(layers)
+    if unknown:
+        raise ValueError(f"the table holds layers {sorted(unknown)} that are not in the layer list {list(layers)}")
+    return [name for name in layers if name in present]
+
+
+def stores_by_layer(paths: Sequence[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
+    """``{layer: path}`` from a mapping, or from store paths named ``<layer>.zarr``."""
+    if isinstance(paths, Mapping):
+        return {str(k): Path(v) for k, v in paths.items()}
+    return {Path(p).stem: Path(p) for p in paths}
+
+
+def parse_top_classes(text: str) -> list[tuple[str, int]]:
+    """``"cat:12;dog:3"`` -> ``[("cat", 12), ("dog", 3)]`` (empty for a dead neuron)."""
+    if not isinstance(text, str) or not text.strip():
+        return []
+    pairs = []
+    for item in text.split(";"):
+        name, sep, count = item.rpartition(":")  # class names may contain ':'; counts do not
+        if not sep:
+            raise ValueError(f"top_classes entry {item!r} is not 'name:count'")
+        pairs.append((name, int(count)))
+    return pairs
+
+
+def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
+    path = Path(path)
+    table = _read_csv(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary")
+    if table["layer"].duplicated().any():
+        raise ValueError(f"{path}: a layer appears twice")
+    return _order_by_layers(table, layers, path)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """One layer's neuron x neuron matrices (NaN rows/columns for excluded neurons)."""
+
+    pearson: np.ndarray  # float (neurons, neurons)
+    euclidean: np.ndarray  # float (neurons, neurons)
+    excluded: np.ndarray  # bool (neurons,)
+
+    @property
+    def n_neurons(self) -> int:
+        return len(self.excluded)
+
+
+def read_similarity(path: str | Path) -> Similarity:
+    """Read ``similarity/{layer}.zarr`` (one layer: 512 x 512 float64 is 2 MB per matrix)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"similarity store {path} does not exist")
+    # consolidated=False: upstream writes none, and plain metadata is always there.
+    with xr.open_zarr(path, consolidated=False) as ds:
+        for name in ("pearson", "euclidean", "excluded"):
+            if name not in ds:
+                raise ValueError(f"{path}: similarity store lacks {name!r}; it has {list(ds.data_vars)}")
+        pearson = np.asarray(ds["pearson"].values, dtype=float)
+        euclidean = np.asarray(ds["euclidean"].values, dtype=float)
+        excluded = np.asarray(ds["excluded"].values, dtype=bool)
+    n = len(excluded)
+    if pearson.shape != (n, n) or euclidean.shape != (n, n):
+        raise ValueError(f"{path}: matrices {pearson.shape}, {euclidean.shape} do not match {n} neurons")
+    return Similarity(pearson, euclidean, excluded)
+
+
+def _open_group(path: str | Path, arrays: Sequence[str], what: str) -> zarr.Group:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} store {path} does not exist")
+    group = zarr.open_group(str(path), mode="r")
+    missing = [name for name in arrays if name not in group]
+    if missing:
+        raise ValueError(f"{path}: {what} store lacks the arrays {missing}")
+    return group
+
+
+@dataclass(frozen=True)
+class PatchStore:
+    """Lazy view of ``patches/{layer}.zarr``."""
+
+    patches: zarr.Array  # uint8 (neurons, k, rf, rf, 3)
+    n_counted: np.ndarray  # int (neurons,)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.patches.shape[0])
+
+    def top(self, neurons: slice | Sequence[int], n: int) -> np.ndarray:
+        """The first ``n`` patches (best first) of a block of neurons: (m, n, rf, rf, 3) uint8.
+
+        Slots beyond a neuron's ``n_counted`` hold no real patch; callers mask them.
+        """
+        n = min(n, int(self.patches.shape[1]))
+        if isinstance(neurons, slice):
+            return np.asarray(self.patches[neurons, :n])
+        return np.asarray(self.patches.get_orthogonal_selection((np.asarray(neurons), slice(0, n))))
+
+
+def open_patches(path: str | Path) -> PatchStore:
+    """Open ``patches/{layer}.zarr`` without reading the patches."""
+    group = _open_group(path, ["patches", "n_counted"], "patches")
+    patches = group["patches"]
+    if patches.ndim != 5 or patches.shape[-1] != 3 or patches.dtype != np.uint8:
+        raise ValueError(f"{path}: patches must be uint8 (neurons, k, rf, rf, 3), got {patches.dtype} {patches.shape}")
+    n_counted = np.asarray(group["n_counted"][:], dtype=int)
+    if len(n_counted) != patches.shape[0]:
+        raise ValueError(f"{path}: n_counted has {len(n_counted)} entries for {patches.shape[0]} neurons")
+    return PatchStore(patches, n_counted)
+
+
+@dataclass(frozen=True)
+class IcaStore:
+    """Lazy view of ``ica/{layer}.zarr``: the ICs of every neuron in the three modes."""
+
+    gray: zarr.Array  # float32 (neurons, comps, rf, rf)
+    rgb: zarr.Array  # float32 (neurons, comps, rf, rf, 3)
+    uint8: zarr.Array  # uint8 (neurons, comps, rf, rf, 3)
+    status: np.ndarray  # object str (neurons,): see :func:`ica_status`
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.gray.shape[0])
+
+    @property
+    def n_components(self) -> int:
+        return int(self.gray.shape[1])
+
+    def components(self, mode: str, neurons: slice | Sequence[int]) -> np.ndarray:
+        """The ICs of a block of neurons in one mode (``gray``, ``rgb`` or ``uint8``)."""
+        if mode not in ICA_MODES:
+            raise ValueError(f"ICA mode must be one of {ICA_MODES}, not {mode!r}")
+        array = getattr(self, mode)
+        if isinstance(neurons, slice):
+            return np.asarray(array[neurons])
+        return np.asarray(array.get_orthogonal_selection((np.asarray(neurons),)))
+
+
+def ica_status(group: zarr.Group) -> np.ndarray:
+    """Per neuron, a short text of its ICA fits' status: ``"ok"`` or what went wrong where.
+
+    The store holds ``status`` int8 (neurons, fits) with the attributes ``fits`` (names)
+    and ``status_codes`` (``{"0": "ok", ...}``). A status shared by every fit is given
+    alone (``"too_few_patches"``), otherwise with its fits (``"not_converged: gray/red"``).
+    """
+    codes = np.asarray(group["status"][:])
+    if codes.ndim == 1:
+        codes = codes[:, None]
+    fits = list(group.attrs.get("fits", [f"fit{i}" for i in range(codes.shape[1])]))
+    names = {int(k): str(v) for k, v in dict(group.attrs.get("status_codes", {})).items()}
+    out = np.empty(len(codes), dtype=object)
+    for i, row in enumerate(codes):
+        labels = [names.get(int(c), f"status {int(c)}") for c in row]
+        if len(set(labels)) == 1:
+            out[i] = labels[0]
+            continue
+        by_label: dict[str, list[str]] = {}
+        for fit, label in zip(fits, labels):
+            if label != "ok":
+                by_label.setdefault(label, []).append(fit)
+        out[i] = "; ".join(f"{label}: {'/'.join(where)}" for label, where in by_label.items())
+    return out
+
+
+def open_ica(path: str | Path) -> IcaStore:
+    """Open ``ica/{layer}.zarr`` without reading the components."""
+    group = _open_group(path, ICA_MODES, "ICA")
+    gray, rgb, as_uint8 = group["gray"], group["rgb"], group["uint8"]
+    n = gray.shape[0]
+    if gray.ndim != 4 or rgb.ndim != 5 or as_uint8.shape != rgb.shape or rgb.shape[:4] != gray.shape:
+        raise ValueError(f"{path}: ICA arrays have inconsistent shapes gray {gray.shape}, rgb {rgb.shape}, "
+                         f"uint8 {as_uint8.shape}")
+    status = ica_status(group) if "status" in group else np.full(n, "", dtype=object)
+    return IcaStore(gray, rgb, as_uint8, status)

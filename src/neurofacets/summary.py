@@ -1,0 +1,124 @@
+"""The headline numbers of a run per layer (``results/{run}/summary.csv``), to compare runs.
+
+One row per layer in network order: neuron counts, fractions of MF / SF / dead neurons
+(of all the layer's neurons, so they sum to 1), mean and maximum MF degree (raw and the
+mean normalised), mean sparsity and flatness (non-dead neurons), and the mean neuronal
+similarity and dissimilarity of ``similarity/summary.csv``. A perfectly even CoF row has
+an MF degree of +inf (see :mod:`neurofacets.metrics`); like upstream's means, ``mean_mf``
+and ``max_mf`` are over the finite values (``mean_mf_norm`` counts it as 1). ``depth`` places the layer
+between 0 (first analysed layer) and 1 (last) so runs of different networks line up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .figures.load import layer_order, read_metrics, read_similarity_summary
+from .store import atomic_output
+
+logger = logging.getLogger("neurofacets.summary")
+
+SUMMARY_COLUMNS = (
+    "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
+    "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
+    "mean_similarity", "mean_dissimilarity", "n_excluded",
+)
+
+
+def summarize_run(
+    metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str
+) -> pd.DataFrame:
+    """The per-layer summary table (:data:`SUMMARY_COLUMNS`) of one run.
+
+    Parameters
+    ----------
+    metrics
+        ``metrics/all_layers.csv`` (as read by :func:`neurofacets.figures.load.read_metrics`).
+    similarity_summary
+        ``similarity/summary.csv``.
+    layers
+        The run's layers in network order; a layer without metrics is an error.
+    run
+        The run's name, written in the ``run`` column.
+    """
+    if not run:
+        raise ValueError("run name must not be empty")
+    layers = list(layers)
+    missing = [name for name in layers if name not in set(metrics["layer"])]
+    if missing:
+        raise ValueError(f"metrics have no rows for layers {missing}")
+    sim = similarity_summary.set_index("layer")
+    rows = []
+    for index, name in enumerate(layers):
+        table = metrics[metrics["layer"] == name]
+        live = table[table["facet"] != "dead"]
+        n = len(table)
+        counts = {facet: int((table["facet"] == facet).sum()) for facet in ("MF", "SF", "dead")}
+        mf = live["mf"].to_numpy(dtype=float)
+        mf = mf[np.isfinite(mf)]
+        rows.append({
+            "run": run,
+            "layer": name,
+            "layer_index": index,
+            "depth": index / (len(layers) - 1) if len(layers) > 1 else 0.0,
+            "n_neurons": n,
+            "n_mf": counts["MF"],
+            "n_sf": counts["SF"],
+            "n_dead": counts["dead"],
+            "frac_mf": counts["MF"] / n,
+            "frac_sf": counts["SF"] / n,
+            "frac_dead": counts["dead"] / n,
+            "mean_mf": float(mf.mean()) if mf.size else np.nan,
+            "max_mf": float(mf.max()) if mf.size else np.nan,
+            "mean_mf_norm": float(live["mf_norm"].mean()) if len(live) else np.nan,
+            "mean_sparsity": float(live["sparsity"].mean()) if len(live) else np.nan,
+            "mean_flatness": float(live["flatness"].mean()) if len(live) else np.nan,
+            "mean_similarity": float(sim.at[name, "mean_similarity"]) if name in sim.index else np.nan,
+            "mean_dissimilarity": float(sim.at[name, "mean_dissimilarity"]) if name in sim.index else np.nan,
+            "n_excluded": int(sim.at[name, "n_excluded"]) if name in sim.index else -1,
+        })
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def write_summary(
+    metrics_csv: str | Path,
+    similarity_summary_csv: str | Path,
+    layers_csv: str | Path,
+    output: str | Path,
+    run: str,
+) -> pd.DataFrame:
+    """Read a run's tables, write ``summary.csv`` atomically and return it."""
+    layers = layer_order(layers_csv)
+    metrics = read_metrics(metrics_csv, layers)
+    present = [name for name in layers if name in set(metrics["layer"])]
+    summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run)
+    with atomic_output(output) as tmp:
+        summary.to_csv(tmp, index=False, float_format="%.6g")
+    logger.info("summary of run %s: %d layers -> %s", run, len(summary), output)
+    return summary
+
+
+def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several runs' ``summary.csv`` stacked; the run names must differ."""
+    if not paths:
+        raise ValueError("no summary.csv given")
+    tables = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"summary {path} does not exist (config compare_runs lists it)")
+        table = pd.read_csv(path)
+        missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{path} is not a neurofacets summary.csv: it lacks {missing}")
+        tables.append(table)
+    runs = [t["run"].iloc[0] for t in tables if len(t)]
+    duplicated = sorted({r for r in runs if runs.count(r) > 1})
+    if duplicated:
+        raise ValueError(f"runs {duplicated} appear in more than one summary.csv; run names must differ")
+    return pd.concat(tables, ignore_index=True)
