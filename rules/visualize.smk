@@ -1,0 +1,80 @@
+# Neuron visualisation (DESIGN.md section 3): receptive-field patches of each neuron's top
+# images, their independent components (FastICA), and one picture per neuron on demand.
+
+
+rule patches:
+    """Cut every neuron's counted top-k receptive-field patches from the preprocessed images."""
+    input:
+        topk=f"{OUT}/topk/{{layer}}.zarr",
+        layers=f"{OUT}/model/layers.csv",
+        images=f"{OUT}/dataset/images.csv",
+    output:
+        directory(f"{OUT}/patches/{{layer}}.zarr"),
+    params:
+        code=code_digest("patches", "topk", "images", "store", "provenance"),
+        image_size=config["extraction"]["image_size"],
+        resize=config["extraction"]["resize"],
+    threads: config["visualize"]["threads"]
+    resources:
+        mem_mb=3000,
+    log:
+        f"{OUT}/logs/patches/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/patches/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/patches.py"
+
+
+rule ica:
+    """Independent components of every neuron's patches: modes gray, rgb, uint8."""
+    input:
+        patches=f"{OUT}/patches/{{layer}}.zarr",
+    output:
+        directory(f"{OUT}/ica/{{layer}}.zarr"),
+    params:
+        code=code_digest("ica", "patches", "store", "provenance"),
+        n_components=config["visualize"]["ica_components"],
+        max_iter=config["visualize"]["ica_max_iter"],
+        tol=config["visualize"]["ica_tol"],
+        seed=config["visualize"]["seed"],
+    threads: config["visualize"]["threads"]
+    resources:
+        mem_mb=2000,
+    log:
+        f"{OUT}/logs/ica/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ica/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/ica.py"
+
+
+rule neuron_figure:
+    """One neuron's picture, built on demand: results/{run}/neurons/{layer}/{neuron}.png."""
+    input:
+        patches=f"{OUT}/patches/{{layer}}.zarr",
+        ica=f"{OUT}/ica/{{layer}}.zarr",
+        metrics=f"{OUT}/metrics/{{layer}}.csv",
+    output:
+        f"{OUT}/neurons/{{layer}}/{{neuron}}.png",
+    wildcard_constraints:
+        neuron=r"\d+",
+    params:
+        code=code_digest("neuron_figure", "ica", "patches"),
+        dpi=config["figures"]["dpi"],
+        top_patches=16,
+    log:
+        f"{OUT}/logs/neuron_figure/{{layer}}/{{neuron}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/neuron_figure/{{layer}}/{{neuron}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/neuron_figure.py"
+
+
+STAGE_TARGETS += per_layer(f"{OUT}/patches/{{layer}}.zarr")
+STAGE_TARGETS += per_layer(f"{OUT}/ica/{{layer}}.zarr")
