@@ -8,7 +8,7 @@ shorter side 256, centre crop 224), or from synthetic structured images (smooth 
 edges and texture) when that folder is absent. Every timing runs with BLAS pinned to one
 thread, as in the stage's workers.
 
-    python benchmarks/ica.py [--neurons 4] [--layers conv1_1,conv5_3] [--quick]
+    python benchmarks/ica.py [--neurons 4] [--layers conv1_1,conv5_3] [--alt-max-iter 100]
 
 Prints markdown tables.
 """
@@ -29,7 +29,7 @@ from PIL import Image
 from sklearn.decomposition import FastICA
 from threadpoolctl import threadpool_limits
 
-from neurofacets.ica import LUMA_WEIGHTS, FITS, fit_sources, neuron_ica, to_uint8, write_ica_store
+from neurofacets.ica import LUMA_WEIGHTS, fit_sources, neuron_ica, to_uint8, write_ica_store
 from neurofacets.patches import LayerGeometry, cut_patch, receptive_field_box, write_patch_store
 from neurofacets.topk import TopK
 
@@ -120,7 +120,7 @@ def per_layer(images: np.ndarray, layers: list[str], neurons: int, alt_max_iter:
     fit = dict(SETTINGS)
     alt = dict(SETTINGS, max_iter=alt_max_iter)
     for layer in layers:
-        rng = np.random.default_rng(abs(hash(layer)) % 2**32)
+        rng = np.random.default_rng(list(VGG16).index(layer))  # same patches every run
         t_ours = t_plain = t_gray = t_rgb = t_alt = 0.0
         iters, not_converged = [], 0
         for _ in range(neurons):
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--layers", default=",".join(VGG16), help="comma-separated VGG16 layers")
     parser.add_argument("--alt-max-iter", type=int, default=100, help="a second max_iter to cost")
     parser.add_argument("--parallel-layer", default="conv5_1")
-    parser.add_argument("--parallel-neurons", type=int, default=32)
+    parser.add_argument("--parallel-neurons", type=int, default=96)
     args = parser.parse_args()
     layers = args.layers.split(",")
     images, source = load_images(300, seed=0)

@@ -436,7 +436,9 @@ def write_ica_store(
         FastICA settings (config ``visualize.*``).
     workers
         Worker processes; neurons are spread over them in blocks, and the parent writes
-        the blocks in neuron order (the result does not depend on ``workers``).
+        the blocks in neuron order (the result does not depend on ``workers``). Workers
+        are *spawned* (re-importing the main script), so a script that calls this with
+        ``workers > 1`` must do so under ``if __name__ == "__main__":``.
     attrs
         Root attributes (provenance).
     """
