@@ -180,3 +180,40 @@ def test_real_photos_extract_like_brute_force(tmp_path):
     ref = brute_force(build_model("vgg16", seed=0), "vgg16", ["conv3_1"], (x.float() - mean) / std)
     np.testing.assert_allclose(layer.max, ref["conv3_1"][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(layer.argmax, ref["conv3_1"][1])
+
+
+def test_job_killed_midway_leaves_no_shard(tmp_path):
+    """SIGKILL during extraction: the shard path never appears; a rerun writes it whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.probes import write_probe_dataset
+
+    write_probe_dataset(tmp_path / "probes", images_per_class=20, size=48, seed=0)
+    write_dataset(list_folder(tmp_path / "probes"), tmp_path / "images.csv", tmp_path / "classes.csv",
+                  tmp_path / "skipped.csv", images_per_class=None, shards=1)
+    weights = _prepared_random_weights(tmp_path)
+    out = tmp_path / "shard-000.zarr"
+    code = (
+        "import sys; from neurofacets.extract import extract_shard\n"
+        "cfg = {'run': 't', 'model': {'arch': 'vgg16', 'weights': 'random:0', 'layers': 'conv'},\n"
+        "       'extraction': {'image_size': 48, 'resize': 48, 'batch_size': 1, 'shards': 1,\n"
+        "                      'device': 'cpu', 'precision': 'fp32', 'workers': 0}}\n"
+        f"extract_shard(cfg, {str(tmp_path / 'images.csv')!r}, 0, {str(weights)!r}, {str(out)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".shard-000.zarr.tmp-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside the 240 images
+    assert proc.poll() is None, "extraction finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert read_layer([out], "conv1_1").image_id.tolist() == list(range(240))
+    assert not list(tmp_path.glob(".shard-000.zarr.tmp-*"))  # the stale temporary was cleared

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/configs/tiny.yaml",
-           *args]
+    # targets and --config first: --configfile takes every following word as a file
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
+           "tests/configs/tiny.yaml"]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
@@ -53,8 +54,8 @@ def test_extraction_outputs(tiny_run):
     assert not list((out / "activations").glob(".*tmp*"))  # no temporary left behind
 
 
-def test_killed_job_leaves_nothing_that_looks_complete(tiny_run, tmp_path):
-    """A shard job that dies midway leaves no shard store; the rerun rebuilds it."""
+def test_failed_job_leaves_nothing_that_looks_complete(tiny_run):
+    """A shard job that fails leaves no shard store; the rerun rebuilds it."""
     out = tiny_run / "results" / "tiny" / "activations"
     shutil.rmtree(out / "shard-001.zarr")
     result = snakemake(tiny_run, str(out.relative_to(tiny_run) / "shard-001.zarr"),

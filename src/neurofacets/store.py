@@ -38,8 +38,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # one job writes a given output at a time: temporaries left by a killed job are stale
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        _remove(stale)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
     try:
         yield tmp
     except BaseException:
