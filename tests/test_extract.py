@@ -217,3 +217,23 @@ def test_job_killed_midway_leaves_no_shard(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert read_layer([out], "conv1_1").image_id.tolist() == list(range(240))
     assert not list(tmp_path.glob(".shard-000.zarr.tmp-*"))  # the stale temporary was cleared
+
+
+def test_bf16_autocast_approximates_fp32(tmp_path):
+    """precision: bf16 runs the model under autocast; values stay close to fp32."""
+    paths = _write_images(tmp_path, 4)
+    model = build_model("vgg11", seed=2)
+    layers = select_layers(model, "vgg11", ["conv2_1", "conv4_2"])
+    loader = make_loader(range(4), paths, image_size=32, resize=32, batch_size=4, workers=0)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        ((_, values, _),) = list(iterate_activations(model, layers, loader, torch.device("cpu"),
+                                                     precision=precision, progress=False))
+        runs[precision] = values
+    for name in ("conv2_1", "conv4_2"):
+        fp32, bf16 = runs["fp32"][name][0], runs["bf16"][name][0]
+        assert bf16.dtype == np.float32
+        scale = np.abs(fp32).max()
+        assert np.max(np.abs(fp32 - bf16)) < 0.05 * scale
+    with pytest.raises(ValueError, match="precision"):
+        next(iterate_activations(model, layers, loader, torch.device("cpu"), precision="fp8"))
