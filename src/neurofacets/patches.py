@@ -50,6 +50,7 @@ import zarr
 from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
+from .images import MEAN_GREY_UINT8
 from .provenance import file_digest, provenance_attrs
 from .store import atomic_output
 from .topk import TopK, read_topk
@@ -59,7 +60,7 @@ logger = logging.getLogger("neurofacets.patches")
 #: Fill colour outside the image: the ImageNet mean RGB (0.485, 0.456, 0.406) x 255
 #: = (123.675, 116.28, 103.53), rounded to uint8. After the network's normalisation this
 #: colour is (almost exactly) zero, i.e. what zero padding shows the network.
-MEAN_GREY: tuple[int, int, int] = (124, 116, 104)
+MEAN_GREY: tuple[int, int, int] = MEAN_GREY_UINT8
 
 #: zstd level 1: half the CPU of zarr's default level 3 for ~4 % more bytes on photo patches
 #: (conv5_3 of VGG16 is 5.9 GB of raw patches at k = 100).
