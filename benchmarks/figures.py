@@ -29,6 +29,7 @@ import zarr
 from PIL import Image
 
 from neurofacets import gallery
+from neurofacets.metrics import all_layers_table
 from neurofacets.figures import FIGURES, build_figure, facets, images
 
 # VGG16 conv layers: (name, channels, rf at 224 px)
@@ -55,13 +56,7 @@ def fake_metrics(rng: np.random.Generator) -> pd.DataFrame:
             "p_value": rng.random(channels), "p_empirical": rng.random(channels),
             "top_classes": "tench:12;goldfish:9;great white shark:4",
         }))
-    table = pd.concat(rows, ignore_index=True)
-    live = table["mf"].notna()
-    lo, hi = table.loc[live, "mf"].min(), table.loc[live, "mf"].max()
-    table["mf_norm"] = (table["mf"] - lo) / (hi - lo)
-    threshold = table.loc[live, "mf"].mean()
-    table["facet"] = np.where(~live, "dead", np.where(table["mf"] > threshold, "MF", "SF"))
-    return table
+    return all_layers_table(rows, "global_mean")
 
 
 def smooth_images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

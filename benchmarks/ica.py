@@ -186,7 +186,7 @@ def patch_stage(images: np.ndarray, layers: list[str], neurons: int) -> list[dic
         argmax = rng.integers(0, side * side, size=(neurons, K)).astype(np.int32)
         topk = TopK(layer, image_id.astype(np.int64), np.ones((neurons, K), np.float32), argmax,
                     np.full(neurons, K, np.int32), side, side, len(images))
-        geometry = LayerGeometry(layer, neurons, side, side, rf, float(jump), float(start))
+        geometry = LayerGeometry(layer, "features.0", neurons, side, side, rf, int(jump), float(start))
         with tempfile.TemporaryDirectory() as tmp:
             cpu = time.process_time()
             write_patch_store(f"{tmp}/p.zarr", topk, geometry, lambda i: images[i], image_size=224)

@@ -1,5 +1,4 @@
 # Helpers shared by every stage: run folder, layer and shard lists, code digests.
-import neurofacets
 from neurofacets.config import check_config, labels_path
 from neurofacets.models import layer_names
 from neurofacets.provenance import code_digest
@@ -10,7 +9,6 @@ RUN = config["run"]
 OUT = f"results/{RUN}"
 LAYERS = layer_names(config["model"]["arch"], config["model"]["layers"])
 SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
-VERSION = neurofacets.__version__
 
 
 wildcard_constraints:

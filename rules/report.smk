@@ -10,6 +10,7 @@ report: "../workflow/report/workflow.rst"
 
 from pathlib import Path
 
+import neurofacets
 from neurofacets.provenance import file_digest
 
 GALLERY_PATCHES = config.get("figures", {}).get("gallery_patches", 8)

@@ -20,6 +20,9 @@ import xarray as xr
 import zarr
 from scipy import stats
 
+from neurofacets.ica import STATUS
+from neurofacets.metrics import all_layers_table
+
 CLASS_NAMES = [f"class{i:02d}" for i in range(12)]
 
 # (name, neurons, rf) in network order; small but with different sizes per layer.
@@ -235,15 +238,9 @@ def make_fake_run(
         group.create_array("uint8", shape=rgb.shape, chunks=(1, *rgb.shape[1:]), dtype="uint8")[:] = as_uint8
         group.create_array("status", shape=status.shape, dtype="int8")[:] = status
         group.attrs.update({**attrs, "layer": name, "fits": ["gray", "red", "green", "blue"],
-                            "status_codes": {"0": "ok", "1": "not_converged", "2": "rank_deficient",
-                                             "3": "constant", "4": "too_few_patches"}})
+                            "status_codes": {str(code): name for code, name in STATUS.items()}})
 
-    everything = pd.concat(tables, ignore_index=True)
-    alive = everything["mf"].notna()
-    lo, hi = everything.loc[alive, "mf"].min(), everything.loc[alive, "mf"].max()
-    everything["mf_norm"] = (everything["mf"] - lo) / (hi - lo)
-    threshold = everything.loc[alive, "mf"].mean()
-    everything["facet"] = np.where(~alive, "dead", np.where(everything["mf"] > threshold, "MF", "SF"))
+    everything = all_layers_table(tables, "global_mean")
     everything.to_csv(out / "metrics" / "all_layers.csv", index=False)
     fake.metrics = everything
     pd.DataFrame(summary_rows).to_csv(out / "similarity" / "summary.csv", index=False)

@@ -127,7 +127,7 @@ def write_inputs(tmp_path, layer: str, k: int, n_counted: list[int]):
     pd.DataFrame({"image_id": range(40), "path": [f"img{i}.png" for i in range(40)]}).to_csv(
         tmp_path / "images.csv", index=False
     )
-    return image_id, argmax, counts, LayerGeometry(layer, channels, side, side, rf, jump, start)
+    return image_id, argmax, counts, LayerGeometry(layer, "features.0", channels, side, side, rf, jump, start)
 
 
 def build(tmp_path, layer, **kwargs):

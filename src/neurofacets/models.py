@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 import torch
@@ -214,6 +214,26 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int) -> tuple[in
     rows = torch.nonzero(mask.any(1)).flatten()
     cols = torch.nonzero(mask.any(0)).flatten()
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
+    """One layer's row of ``model/layers.csv``.
+
+    Raises
+    ------
+    KeyError
+        If the layer is not (exactly once) in the table.
+    """
+    table = pd.read_csv(layers_csv)
+    missing = {f.name for f in fields(LayerGeometry)} - set(table.columns)
+    if missing:
+        raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")
+    rows = table[table["layer"] == layer]
+    if len(rows) != 1:
+        raise KeyError(f"layer {layer!r} is not (once) in {layers_csv}; it has {list(table['layer'])}")
+    row = rows.iloc[0]
+    return LayerGeometry(layer, str(row["module"]), int(row["channels"]), int(row["height"]),
+                         int(row["width"]), int(row["rf"]), int(row["jump"]), float(row["start"]))
 
 
 def geometry_table(geometry: Sequence[LayerGeometry]) -> pd.DataFrame:

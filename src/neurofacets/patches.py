@@ -40,7 +40,6 @@ import math
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
 from .images import MEAN_GREY_UINT8
+from .models import LayerGeometry, read_layer_geometry
 from .provenance import file_digest, provenance_attrs
 from .store import atomic_output
 from .topk import TopK, read_topk
@@ -72,46 +72,6 @@ WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
 
 #: Default memory for decoded images held at once (224 x 224 x 3 uint8 = 147 KiB each).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
-
-
-@dataclass(frozen=True)
-class LayerGeometry:
-    """Map size and receptive-field geometry of one layer (a row of ``layers.csv``)."""
-
-    layer: str
-    channels: int
-    height: int
-    width: int
-    rf: int
-    jump: float
-    start: float
-
-
-def read_layer_geometry(layers_csv: str | Path, layer: str) -> LayerGeometry:
-    """Read one layer's row of ``model/layers.csv``.
-
-    Raises
-    ------
-    KeyError
-        If the layer is not in the table.
-    """
-    table = pd.read_csv(layers_csv)
-    missing = {"layer", "channels", "height", "width", "rf", "jump", "start"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")
-    rows = table[table["layer"] == layer]
-    if len(rows) != 1:
-        raise KeyError(f"layer {layer!r} is not (once) in {layers_csv}; it has {list(table['layer'])}")
-    row = rows.iloc[0]
-    return LayerGeometry(
-        layer=layer,
-        channels=int(row["channels"]),
-        height=int(row["height"]),
-        width=int(row["width"]),
-        rf=int(row["rf"]),
-        jump=float(row["jump"]),
-        start=float(row["start"]),
-    )
 
 
 def receptive_field_box(
