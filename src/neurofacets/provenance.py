@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -27,19 +29,105 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+PACKAGE = "neurofacets"
+PACKAGE_ROOT = Path(__file__).parent
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of package module ``module`` (dotted, from ``neurofacets``), if any."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_modules(path: Path, module: str | None) -> set[str]:
+    """Package modules named by the import statements of one file (any depth, lazy ones too).
+
+    ``module`` is the file's own dotted name (None for a script outside the package); it
+    resolves relative imports. ``from a import b`` names ``a`` and, where it is a module, ``a.b``.
+    """
+    names = _imported_names(path.read_bytes(), module, path.name == "__init__.py")
+    found: set[str] = set()
+    for name in names:
+        parts = name.split(".")
+        # importing a.b.c runs a/__init__ and a/b/__init__ too
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if _module_file(prefix) is not None:
+                found.add(prefix)
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _imported_names(source: bytes, module: str | None, is_package: bool) -> frozenset[str]:
+    """Dotted names the import statements of ``source`` refer to (cached by content)."""
+    tree = ast.parse(source)
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if module is None:
+                    continue
+                anchor = module.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return frozenset(names)
+
+
+def package_dependencies(script: str | Path) -> list[str]:
+    """Every package module that ``script`` imports, directly or through other modules.
+
+    Read from the import statements (``ast``), so nothing is executed; imports inside
+    functions count too. Returns sorted dotted names (``neurofacets.extract``, ...).
+    """
+    pending = sorted(_imported_modules(Path(script), None))
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        pending.extend(sorted(_imported_modules(path, name) - seen))
+    return sorted(seen)
+
+
+def script_code_digest(script: str | Path) -> str:
+    """Digest of the package code a workflow script runs (its transitive package imports).
+
+    Snakemake reruns a ``script:`` rule when its script changes, not when the package it
+    calls changes; rules put this digest into their ``params:`` so that a change of any
+    module their script depends on (and of no other) triggers a rerun. The version is
+    included; package data that a module reads (CSS, templates) is not a module and must
+    be added to a rule's params by itself.
+    """
+    h = hashlib.sha256(__version__.encode())
+    for name in package_dependencies(script):
+        h.update(name.encode())
+        h.update(_module_file(name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def code_digest(*modules: str) -> str:
     """Digest of the source of package modules (names relative to ``neurofacets``).
 
-    Snakemake reruns a ``script:`` rule when its script changes, not when the package it
-    calls changes; rules put this digest into their ``params:`` so that a change of the
-    code they depend on triggers a rerun.
+    Superseded by :func:`script_code_digest`, which finds the modules itself.
     """
-    root = Path(__file__).parent
     h = hashlib.sha256(__version__.encode())
     for name in sorted(modules):
-        path = root.joinpath(*name.split(".")).with_suffix(".py")
-        if not path.exists():
-            path = root.joinpath(*name.split("."), "__init__.py")
+        path = _module_file(f"{PACKAGE}.{name}")
         h.update(name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
