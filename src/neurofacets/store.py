@@ -213,8 +213,11 @@ def open_shard(path: str | Path) -> zarr.Group:
     return root
 
 
-def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | None = None) -> np.ndarray:
+def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
     """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
+
+    Written into ``out`` (shape and dtype of the result) when given, and returned.
 
     Raises
     ------
@@ -225,7 +228,11 @@ def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | 
     """
     stop = array.shape[0] if stop is None else min(stop, array.shape[0])
     rows = array.chunks[0]
-    out = np.empty((max(stop - start, 0), *array.shape[1:]), dtype=array.dtype)
+    shape = (max(stop - start, 0), *array.shape[1:])
+    if out is None:
+        out = np.empty(shape, dtype=array.dtype)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, the rows {start}..{stop - 1} {shape}")
     for first in range(start - start % rows, stop, rows):
         lo, hi = max(first, start), min(first + rows, stop)
         index = (first // rows,) + (0,) * (array.ndim - 1)
@@ -271,8 +278,8 @@ def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivation
     for ids, group, path in parts:
         for start in range(0, len(ids), IMAGE_CHUNK):
             stop = min(start + IMAGE_CHUNK, len(ids))
-            mx[offset + start:offset + stop] = read_rows(path, group["max"], start, stop)
-            am[offset + start:offset + stop] = read_rows(path, group["argmax"], start, stop)
+            read_rows(path, group["max"], start, stop, out=mx[offset + start:offset + stop])
+            read_rows(path, group["argmax"], start, stop, out=am[offset + start:offset + stop])
         offset += len(ids)
     if np.any(np.diff(image_id) <= 0):
         order = np.argsort(image_id, kind="stable")
