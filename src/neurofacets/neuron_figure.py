@@ -192,8 +192,9 @@ def neuron_figure(
     classes = parse_top_classes(metrics.get("top_classes"))
     shown = "; ".join(f"{name} ({count})" for name, count in classes[:10]) or "none"
     more = f" ... +{len(classes) - 10} more" if len(classes) > 10 else ""
-    # parse_math=False: a class name with "$" is text, not a (possibly broken) TeX formula
-    fig.text(0.02, 0.05, f"top classes: {shown}{more}", fontsize=7, ha="left", wrap=True,
-             parse_math=False)
+    # "\$": a class name with "$" is text, not a (possibly broken) TeX formula; parse_math=False
+    # would not do, matplotlib's line wrapping measures the text as TeX all the same
+    fig.text(0.02, 0.05, f"top classes: {shown}{more}".replace("$", r"\$"), fontsize=7, ha="left",
+             wrap=True)
 
     return fig
