@@ -18,9 +18,14 @@ config overrides: tests/test_config.py.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,14 +91,12 @@ def _bytes(data: bytes | Callable[[], bytes]) -> Callable[[Path], None]:
 
 
 def _png_bytes() -> bytes:
-    import io
     buffer = io.BytesIO()
     Image.fromarray(_pixels()).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def _jpeg_bytes() -> bytes:
-    import io
     buffer = io.BytesIO()
     Image.fromarray(_pixels()).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
@@ -493,3 +496,33 @@ def test_hostile_names_survive_the_neuron_picture(hostile_names_run, tmp_path):
     assert f"top classes: {expected}" in [t.get_text().replace("\\$", "$") for t in fig.texts]
     fig.savefig(tmp_path / "n.png", format="png")  # a "$" in a name is not read as TeX: it renders
     assert (tmp_path / "n.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------ interrupted runs
+
+
+@pytest.mark.e2e
+def test_output_left_incomplete_by_a_kill_is_rerun_thanks_to_the_default_profile(tmp_path):
+    """After kill -9 an output can be marked incomplete; profiles/default makes Snakemake rerun it."""
+    repo = Path(__file__).resolve().parents[1]
+    for item in ("Snakefile", "rules", "workflow", "config", "envs", "profiles", "tests/configs"):
+        (tmp_path / item).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (repo / item).is_dir() else shutil.copy)(repo / item, tmp_path / item)
+    target = "results/tiny/model/layers.csv"
+    (tmp_path / target).parent.mkdir(parents=True)
+    (tmp_path / target).write_text("layer\n")  # what a job killed at the wrong moment leaves
+    marker = tmp_path / ".snakemake" / "incomplete" / base64.urlsafe_b64encode(target.encode()).decode()
+    marker.parent.mkdir(parents=True)
+    marker.write_text("")
+
+    def dry_run(*extra):
+        cmd = [sys.executable, "-m", "snakemake", "-n", target, *extra, "--cores", "2",
+               "--configfile", "tests/configs/tiny.yaml"]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    without = dry_run("--workflow-profile", "none")  # the control: Snakemake's own default
+    assert without.returncode != 0 and "IncompleteFilesException" in without.stdout + without.stderr
+    with_profile = dry_run()
+    assert with_profile.returncode == 0, with_profile.stderr[-2000:]
+    assert "profiles/default" in with_profile.stdout + with_profile.stderr
+    assert "rule layers:" in with_profile.stdout
