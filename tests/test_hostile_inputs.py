@@ -391,9 +391,9 @@ def test_no_usable_images_lists_the_files_and_reasons_first(tmp_path):
     with pytest.raises(DatasetError) as info:
         dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
     assert str(info.value) == (
-        "the dataset has no usable images: all 2 listed files were skipped (each with its reason in "
-        f"dataset/skipped.csv and the log): {root}/c/empty.png: empty file; {root}/c/notes.txt: not an "
-        "image file extension (.txt)"
+        "the dataset has no usable images: all 2 listed files were skipped (every one with its reason "
+        "in the log and in skipped.csv, which Snakemake removes when the job fails): "
+        f"{root}/c/empty.png: empty file; {root}/c/notes.txt: not an image file extension (.txt)"
     )
     assert pd.read_csv(out / "skipped.csv")["reason"].tolist() == ["empty file", "not an image file extension (.txt)"]
     assert not (out / "images.csv").exists()

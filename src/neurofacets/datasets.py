@@ -43,7 +43,8 @@ class NoUsableImagesError(DatasetError):
         more = f"; ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         super().__init__(
             f"the dataset has no usable images: all {len(skipped)} listed files were skipped "
-            f"(each with its reason in dataset/skipped.csv and the log): {first}{more}"
+            f"(every one with its reason in the log and in skipped.csv, which Snakemake removes "
+            f"when the job fails): {first}{more}"
         )
 
 
