@@ -1,6 +1,8 @@
 # neurofacets: which classes of images excite each convolutional neuron.
 # This file only wires: config, validation, and the stages in rules/.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from neurofacets.config import validate_config
 
 min_version("9.0")
 
@@ -8,7 +10,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
+# also reads the text that nested `--config key={...}` values arrive as (numbers, booleans)
+validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 
 
 include: "rules/common.smk"

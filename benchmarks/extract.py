@@ -4,7 +4,9 @@
    last layer) against a pure forward pass of the same model on the same batches, and
    against the naive way (hooks copy full maps to numpy, reduce on the host);
 2. peak memory of a whole shard job at N and 4N images (should be flat);
-3. JPEG decode + preprocessing alone, per core, on the real photos in ../shared/data.
+3. JPEG decode + preprocessing alone, per core, on the real photos in ../shared/data;
+4. what the store checksums cost: writing and reading one shard with and without them
+   (``--checksum-only`` runs just this section).
 
     python benchmarks/extract.py [--size 128] [--images 48]
 """
@@ -138,6 +140,96 @@ def decode_rate(n: int = 200) -> tuple[float, int]:
     return len(paths) / (time.perf_counter() - start), len(paths)
 
 
+VGG16_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+
+
+def checksum_cost(n_images: int = 2048, repeats: int = 3) -> dict[str, tuple[float, float, float, float]]:
+    """Best-of-``repeats`` wall and CPU seconds to write and to read back one VGG16 shard.
+
+    Every layer's ``max`` and ``argmax`` for ``n_images`` images (the 13 conv layers, 4224
+    channels), written by :class:`ActivationShardWriter` and read by ``read_layer`` layer by
+    layer, in four variants run interleaved, in rotating order: zarr's default zstd without
+    checksum read by plain slicing (the code before checksums), the checksummed zstd with
+    every chunk written and each chunk's presence checked on read (now), that store read by
+    plain slicing (the checksum's share), and a crc32c codec after zstd (the alternative the
+    zarr v3 spec offers). Returns per variant (write wall, read wall, write
+    CPU, read CPU); CPU time (all threads of the process) is less disturbed by other jobs
+    sharing the machine than wall time.
+    """
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    from neurofacets import store
+
+    rng = np.random.default_rng(0)
+    layers = {f"conv{i}": (c, 14, 14) for i, c in enumerate(VGG16_CHANNELS)}
+    values = {name: (np.maximum(rng.normal(size=(n_images, c)), 0).astype(np.float32),
+                     rng.integers(0, 196, (n_images, c)).astype(np.int32))
+              for name, (c, _, _) in layers.items()}
+    ids = np.arange(n_images)
+
+    def plain_read(path):  # read_layer before this change, per layer: plain slices, no checks
+        for name in layers:
+            root = store.open_shard(path)
+            n = len(root["image_id"][:])
+            group = root[name]
+            mx = np.empty((n, group["max"].shape[1]), dtype=np.float32)
+            am = np.empty((n, group["max"].shape[1]), dtype=np.int32)
+            for start in range(0, n, store.IMAGE_CHUNK):
+                stop = min(start + store.IMAGE_CHUNK, n)
+                mx[start:stop] = group["max"][start:stop]
+                am[start:stop] = group["argmax"][start:stop]
+
+    def checked_read(path):
+        for name in layers:
+            store.read_layer([path], name)
+
+    variants = {
+        "zstd, no checksum (before)": ("auto", {}, plain_read),
+        "zstd + content checksum, every chunk written (now)":
+            (store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK, checked_read),
+        "the same store read by plain slicing (checksum alone, no chunk-presence checks)":
+            (store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK, plain_read),
+        "zstd + crc32c codec (alternative)":
+            ((ZstdCodec(level=0), Crc32cCodec()), store.WRITE_EVERY_CHUNK, checked_read),
+    }
+    saved = store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK
+    best = {name: [np.inf] * 4 for name in variants}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            items = list(variants.items())
+            for r in range(repeats):
+                rotated = items[r % len(items):] + items[:r % len(items)]  # no variant always first
+                for i, (name, (compressors, config, read)) in enumerate(rotated):
+                    path = Path(tmp) / f"{r}-{i}.zarr"
+                    store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK = compressors, config
+                    start, cpu = time.perf_counter(), time.process_time()
+                    writer = store.ActivationShardWriter(path, n_images, layers)
+                    writer.write(ids, values)
+                    writer.close()
+                    best[name][0] = min(best[name][0], time.perf_counter() - start)
+                    best[name][2] = min(best[name][2], time.process_time() - cpu)
+                    start, cpu = time.perf_counter(), time.process_time()
+                    read(path)
+                    best[name][1] = min(best[name][1], time.perf_counter() - start)
+                    best[name][3] = min(best[name][3], time.process_time() - cpu)
+    finally:
+        store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK = saved
+    return {name: tuple(times) for name, times in best.items()}
+
+
+def print_checksum_cost(n_images: int, repeats: int) -> None:
+    cost = checksum_cost(n_images, repeats)
+    mib = n_images * sum(VGG16_CHANNELS) * 8 / 2**20
+    print(f"\n### Store checksums: one VGG16 shard of {n_images} images ({mib:.0f} MiB of max + "
+          f"argmax), best of {repeats}\n")
+    print("| variant | write s (CPU s) | read s (CPU s) | write / before: wall, CPU | read / before: wall, CPU |\n"
+          "|---|---|---|---|---|")
+    base = next(iter(cost.values()))
+    for name, (w, r, wc, rc) in cost.items():
+        print(f"| {name} | {w:.3f} ({wc:.3f}) | {r:.3f} ({rc:.3f}) | {w / base[0]:.2f}, {wc / base[2]:.2f} | "
+              f"{r / base[1]:.2f}, {rc / base[3]:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128, help="image size for the model timings")
@@ -145,8 +237,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mem-images", type=int, default=96, help="N of the memory check (and 4N)")
+    parser.add_argument("--checksum-images", type=int, default=2048, help="images of the checksum shard")
+    parser.add_argument("--checksum-only", action="store_true", help="only the store checksum section")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    if args.checksum_only:
+        print_checksum_cost(args.checksum_images, args.repeats)
+        return
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'}\n")
@@ -171,6 +268,8 @@ def main() -> None:
     rate, count = decode_rate()
     print(f"\n### JPEG decode + resize 256 + crop 224, one core, {count} real photos\n")
     print(f"{rate:.1f} images/s per core")
+
+    print_checksum_cost(args.checksum_images, args.repeats)
 
 
 if __name__ == "__main__":

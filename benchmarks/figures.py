@@ -54,7 +54,7 @@ def fake_metrics(rng: np.random.Generator) -> pd.DataFrame:
             "layer": name, "neuron": np.arange(channels), "n_counted": np.where(dead, 0, 100),
             "sparsity": np.where(dead, np.nan, sparsity), "flatness": np.where(dead, -1.0, flat), "mf": mf,
             "p_value": rng.random(channels), "p_empirical": rng.random(channels),
-            "top_classes": "tench:12;goldfish:9;great white shark:4",
+            "top_classes": '[["tench", 12], ["goldfish", 9], ["great white shark", 4]]',
         }))
     return all_layers_table(rows, "global_mean")
 

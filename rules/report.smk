@@ -85,7 +85,7 @@ rule gallery_layer:
     params:
         run=RUN,
         n_patches=GALLERY_PATCHES,
-        code=code_digest("gallery", "summary", *FIGURE_CODE, "figures.images", "figures.distributions"),
+        code=code_digest("gallery", "summary", "metrics", *FIGURE_CODE, "figures.images", "figures.distributions"),
     resources:
         mem_mb=2000,
     log:

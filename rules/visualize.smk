@@ -63,7 +63,7 @@ rule neuron_figure:
     wildcard_constraints:
         neuron=r"\d+",
     params:
-        code=code_digest("neuron_figure", "ica", "patches"),
+        code=code_digest("neuron_figure", "ica", "patches", "metrics"),
         dpi=config["figures"]["dpi"],
         top_patches=16,
     log:

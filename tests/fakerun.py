@@ -10,6 +10,7 @@ upstream pipeline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ def make_fake_run(
     n_classes: int = 10,
     dead: Sequence[tuple[str, int]] = (("conv2_1", 3),),
     seed: int = 0,
+    class_names: Sequence[str] | None = None,
 ) -> FakeRun:
     """Write a fake ``root/results/<run>`` tree and return its paths and ground truth.
 
@@ -135,13 +137,15 @@ def make_fake_run(
         Top-k size, ICs per neuron, number of classes.
     dead
         ``(layer, neuron)`` pairs whose CoF row is all zero (dead neurons).
+    class_names
+        The class names (default ``class00``, ``class01``, ...; ``n_classes`` of them).
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
     out = root / "results" / run
     names = [name for name, _, _ in layers]
     fake = FakeRun(root=root, run=run, out=out, layers=names, k=k, n_comp=n_comp)
-    classes = CLASS_NAMES[:n_classes]
+    classes = list(class_names)[:n_classes] if class_names is not None else CLASS_NAMES[:n_classes]
     attrs = {"neurofacets_version": "test", "model": "fake", "weights": "random:0"}
 
     (out / "model").mkdir(parents=True, exist_ok=True)
@@ -172,9 +176,9 @@ def make_fake_run(
         mf = np.where(n_counted > 0, flat / sparsity, np.nan)
         p_norm, p_emp = _p_values(mf)
         top = []
-        for row in cof:
-            order = sorted(np.flatnonzero(row), key=lambda c: (-row[c], c))
-            top.append(";".join(f"{classes[c]}:{row[c]}" for c in order))
+        for row in cof:  # DESIGN.md: a JSON list of the 5 largest [name, count] pairs
+            order = sorted(np.flatnonzero(row), key=lambda c: (-row[c], c))[:5]
+            top.append(json.dumps([[classes[c], int(row[c])] for c in order], ensure_ascii=False))
         table = pd.DataFrame(
             {
                 "layer": name,

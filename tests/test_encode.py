@@ -9,7 +9,7 @@ import xarray as xr
 
 from neurofacets import encode
 from neurofacets.cof import read_cof
-from neurofacets.metrics import layer_metrics_table
+from neurofacets.metrics import layer_metrics_table, parse_top_classes
 from neurofacets.similarity import mean_off_diagonal, neuron_similarity
 from neurofacets.store import write_activation_shard
 from neurofacets.topk import read_topk
@@ -121,7 +121,7 @@ def test_metrics_tables(encoded):
         cof = read_cof(encoded / "cof" / f"{layer}.zarr", "class")
         expected = layer_metrics_table(layer, cof.values, list(cof["class_name"].values))
         pd.testing.assert_frame_equal(table.drop(columns="top_classes"), expected.drop(columns="top_classes"), check_exact=False, rtol=1e-12)
-        assert table.loc[2, "top_classes"] == f"class 3:{TOP_K}"
+        assert table.loc[2, "top_classes"] == f'[["class 3", {TOP_K}]]'
         assert table.loc[1, "flatness"] == -1 and np.isnan(table.loc[1, "mf"])
     all_layers = pd.read_csv(encoded / "metrics" / "all_layers.csv")
     assert len(all_layers) == sum(c for c, _ in LAYERS.values())
@@ -189,7 +189,7 @@ def test_coarse_level_and_layer_mean_threshold(run, encoded, tmp_path):
     for layer in layers:
         path = tmp_path / f"{layer}.csv"
         table = encode.layer_metrics(encoded / "cof" / f"{layer}.zarr", layer, "coarse", path)
-        assert set(table["top_classes"].str.replace(r":\d+", "", regex=True).str.split(";").explode()) <= {"animal", "thing", ""}
+        assert {name for cell in table["top_classes"] for name, _ in parse_top_classes(cell)} <= {"animal", "thing"}
         paths.append(path)
     table = encode.all_layer_metrics(paths, layers, "layer_mean", tmp_path / "all.csv")
     for layer in layers:

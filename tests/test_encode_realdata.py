@@ -17,6 +17,7 @@ import xarray as xr
 
 from neurofacets import encode
 from neurofacets.cof import read_cof
+from neurofacets.metrics import parse_top_classes
 from neurofacets.store import read_layer
 from neurofacets.topk import read_topk
 
@@ -122,7 +123,7 @@ def test_metrics_structure(real_run):
     assert live["p_value"].between(0, 0.5).all() and live["p_empirical"].between(0, 1).all()
     assert live["mf_norm"].between(0, 1).all()
     assert set(live["facet"]) <= {"MF", "SF"}
-    counts = live["top_classes"].str.split(";").apply(lambda items: sum(int(i.rpartition(":")[2]) for i in items))
+    counts = live["top_classes"].map(lambda cell: sum(count for _, count in parse_top_classes(cell)))
     assert (counts <= live["n_counted"]).all()
 
 

@@ -200,7 +200,7 @@ def test_top_mf_neuron_with_infinite_degree_ranks_first():
         "mf_norm": [0.0, 1.0, 1.0, np.nan], "facet": ["SF", "MF", "MF", "dead"],
         "p_value": [0.1, np.nan, 0.2, np.nan], "p_empirical": [0.1, 0.0, 0.2, np.nan],
         "sparsity": [0.8, 0.0, 0.5, np.nan], "flatness": [0.4, 1.0, 0.45, -1.0],
-        "n_counted": [5, 5, 5, 0], "top_classes": ["x:5", "x:1;y:1", "x:3;y:2", ""],
+        "n_counted": [5, 5, 5, 0], "top_classes": ['[["x", 5]]', '[["x", 1], ["y", 1]]', '[["x", 3], ["y", 2]]', "[]"],
     })
     assert facets.top_neurons(metrics, ["a"], "MF", 2)["neuron"].tolist() == [1, 2]
     assert facets.top_neurons(metrics, ["a"], "SF", 5)["neuron"].tolist() == [0]
@@ -276,14 +276,6 @@ def test_read_metrics_orders_by_network_and_checks_layers(fake, tmp_path):
         load.read_metrics(tmp_path / "bad.csv", fake.layers)
     with pytest.raises(FileNotFoundError):
         load.read_metrics(tmp_path / "absent.csv")
-
-
-def test_parse_top_classes():
-    assert load.parse_top_classes("cat:12;dog:3") == [("cat", 12), ("dog", 3)]
-    assert load.parse_top_classes("ratio 1:2 paper:4") == [("ratio 1:2 paper", 4)]
-    assert load.parse_top_classes("") == []
-    with pytest.raises(ValueError):
-        load.parse_top_classes("cat")
 
 
 def test_ica_status_names_the_fits_that_were_not_ok(fake):

@@ -20,6 +20,7 @@ from neurofacets.metrics import (
     leave_one_out_p_values,
     mf_degree,
     normalise_mf,
+    parse_top_classes,
     top_classes,
 )
 
@@ -107,7 +108,7 @@ def test_dead_rows():
     dead = table.iloc[[0, 2]]
     assert dead["flatness"].eq(-1).all()
     assert dead[["sparsity", "mf", "p_value", "p_empirical"]].isna().all().all()
-    assert dead["n_counted"].eq(0).all() and dead["top_classes"].eq("").all()
+    assert dead["n_counted"].eq(0).all() and dead["top_classes"].eq("[]").all()
 
 
 def test_even_row_has_infinite_mf():
@@ -173,8 +174,23 @@ def test_p_values_undefined_with_too_few_neurons():
 def test_top_classes_order_and_ties():
     rows = np.array([[0, 3, 1, 3, 0, 2, 1, 1], [0] * 8])
     names = [f"c{i}" for i in range(8)]
-    assert top_classes(rows, names) == ["c1:3;c3:3;c5:2;c2:1;c6:1", ""]
-    assert top_classes(rows, names, n=2) == ["c1:3;c3:3", ""]
+    assert top_classes(rows, names) == ['[["c1", 3], ["c3", 3], ["c5", 2], ["c2", 1], ["c6", 1]]', "[]"]
+    assert top_classes(rows, names, n=2) == ['[["c1", 3], ["c3", 3]]', "[]"]
+
+
+@pytest.mark.parametrize("name", ["a;b", "a:b", "a:1;b:2", "<script>alert(1)</script>", 'say "hi", then', "café ☕ 日本",
+                                  "", "NA", "null", "[]", "line\nbreak", "$5 bill", "back\\slash"])
+def test_top_classes_carry_any_class_name(name):
+    rows = np.array([[4, 2, 0], [0, 0, 0]])
+    cell, dead = top_classes(rows, [name, "other", "x"])
+    assert parse_top_classes(cell) == [(name, 4), ("other", 2)] and parse_top_classes(dead) == []
+
+
+def test_parse_top_classes_empty_cells_and_bad_text():
+    assert parse_top_classes(np.nan) == [] and parse_top_classes("") == [] and parse_top_classes("[]") == []
+    for bad in ("cat:12;dog:3", '[["cat", "12"]]', '[["cat"]]', "{}", '[["cat", true]]'):
+        with pytest.raises(ValueError, match="JSON list of"):
+            parse_top_classes(bad)
 
 
 def test_normalise_mf():

@@ -12,7 +12,6 @@ from neurofacets.ica import read_neuron_ica, write_ica_store
 from neurofacets.neuron_figure import (
     draw_neuron,
     neuron_figure,
-    parse_top_classes,
     read_metrics_row,
     rgb_display,
 )
@@ -48,17 +47,10 @@ def stores(tmp_path_factory):
             "mf": [0.5556, 0.375, np.nan],
             "p_value": [0.0123, 0.5, np.nan],
             "p_empirical": [0.02, 0.5, np.nan],
-            "top_classes": ["tabby cat:5;dog: spaniel:4;car:3", "car:7", np.nan],
+            "top_classes": ['[["tabby cat", 5], ["dog: spaniel", 4], ["car", 3]]', '[["car", 7]]', "[]"],
         }
     ).to_csv(tmp / "metrics.csv", index=False)
     return tmp, patches
-
-
-def test_parse_top_classes():
-    assert parse_top_classes("tabby cat:5;dog: spaniel:4") == [("tabby cat", 5), ("dog: spaniel", 4)]
-    assert parse_top_classes(np.nan) == [] and parse_top_classes("") == []
-    with pytest.raises(ValueError, match="name:count"):
-        parse_top_classes("justaname")
 
 
 def test_rgb_display_maps_three_sigmas_to_the_range():

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import zarr
 
-from neurofacets.store import ActivationShardWriter, atomic_output, read_layer, write_activation_shard
+from neurofacets.store import (
+    ActivationShardWriter,
+    StoreIntegrityError,
+    atomic_output,
+    read_layer,
+    write_activation_shard,
+)
 
 
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):
@@ -49,3 +55,66 @@ def test_read_layer_merges_shards_and_rejects_duplicates(tmp_path):
     write_activation_shard(tmp_path / "dup.zarr", [3], {"l": (full[[3]], np.zeros((1, 4)), (2, 3))})
     with pytest.raises(ValueError, match="more than one shard"):
         read_layer([tmp_path / "0.zarr", tmp_path / "dup.zarr"], "l")
+
+
+@pytest.fixture
+def three_chunk_shard(tmp_path):
+    """A complete shard of 2100 images (chunks of 1024 rows: 3 per array) and its true values."""
+    rng = np.random.default_rng(1)
+    ids = np.arange(2100)
+    mx = rng.random((2100, 3)).astype(np.float32)
+    am = rng.integers(0, 6, (2100, 3)).astype(np.int32)
+    path = tmp_path / "shard-000.zarr"
+    write_activation_shard(path, ids, {"conv1_1": (mx, am, (2, 3))})
+    np.testing.assert_array_equal(read_layer([path], "conv1_1").max, mx)
+    return path
+
+
+@pytest.mark.parametrize("array", ["conv1_1/max", "conv1_1/argmax", "image_id"])
+def test_overwritten_bytes_in_a_chunk_are_an_error_naming_store_array_and_chunk(three_chunk_shard, array):
+    two_d = "/" in array  # the layer arrays are (images, channels), image_id is (images,)
+    chunk = three_chunk_shard / array / ("c/1/0" if two_d else "c/1")
+    data = bytearray(chunk.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)  # 64 bytes of zeros in the middle of the chunk
+    chunk.write_bytes(bytes(data))
+    index = "(1, 0)" if two_d else "(1,)"
+    with pytest.raises(StoreIntegrityError) as info:
+        read_layer([three_chunk_shard], "conv1_1")
+    message = str(info.value)
+    assert str(three_chunk_shard) in message and f"array '{array}'" in message
+    assert f"chunk {index} (rows 1024..2047) is damaged" in message
+
+
+def test_without_the_checksum_the_same_damage_reads_as_silently_wrong_numbers(tmp_path):
+    """The control: zarr's default zstd (no checksum) returns wrong values for that damage."""
+    rng = np.random.default_rng(1)
+    values = rng.random((1024, 3)).astype(np.float32)
+    array = zarr.create_array(str(tmp_path / "plain.zarr"), shape=values.shape, chunks=values.shape,
+                              dtype="float32")
+    array[:] = values
+    chunk = tmp_path / "plain.zarr" / "c" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+    chunk.write_bytes(bytes(data))
+    assert not np.array_equal(zarr.open_array(str(tmp_path / "plain.zarr"), mode="r")[:], values)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied"])
+def test_missing_or_emptied_chunk_of_a_complete_store_is_an_error(three_chunk_shard, damage):
+    chunk = three_chunk_shard / "conv1_1" / "argmax" / "c" / "2" / "0"
+    if damage == "deleted":
+        chunk.unlink()
+    else:
+        chunk.write_bytes(b"")
+    with pytest.raises(StoreIntegrityError) as info:
+        read_layer([three_chunk_shard], "conv1_1")
+    message = str(info.value)
+    assert "array 'conv1_1/argmax', chunk (2, 0) (rows 2048..2099)" in message
+    assert ("is missing" if damage == "deleted" else "is damaged") in message
+
+
+def test_damaged_metadata_is_an_error_naming_the_store(three_chunk_shard):
+    (three_chunk_shard / "zarr.json").write_text('{"zarr_format": 3, "node_ty')
+    with pytest.raises(StoreIntegrityError, match=f"activation shard {three_chunk_shard}: unreadable metadata"):
+        read_layer([three_chunk_shard], "conv1_1")

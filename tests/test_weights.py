@@ -411,12 +411,63 @@ def test_torchvision_unknown_enum_lists_the_known_ones():
         resolve_weights("torchvision:IMAGENET22K", "vgg16")
 
 
-def test_torchvision_weights_from_a_prefilled_cache(tmp_path, offline_torch_hub, squeezenet_state):
+def _plant_in_hub(hub: Path, obj, monkeypatch=None, arch: str = "squeezenet1_1") -> Path:
+    """Save ``obj`` into the hub cache. With ``monkeypatch``, torchvision's URL for ``arch`` is
+    renamed to carry the file's real hash prefix (as the genuine file's name would); without,
+    the file takes the genuine name, whose hash it cannot match."""
+    member = torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"]
+    folder = hub / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = folder / "scratch"
+    torch.save(obj, scratch)
+    if monkeypatch is None:
+        return scratch.rename(folder / Path(member.url).name)
+    digest = hashlib.sha256(scratch.read_bytes()).hexdigest()
+    name = f"{arch}-{digest[:8]}.pth"
+    monkeypatch.setattr(member.value, "url", f"https://download.pytorch.org/models/{name}")
+    return scratch.rename(folder / name)
+
+
+def test_planted_pickle_in_the_hub_cache_runs_nothing(tmp_path, offline_torch_hub):
+    """A pickle planted under torchvision's file name is refused by its hash before loading."""
     hub, attempts = offline_torch_hub
-    url = torchvision.models.get_model_weights("squeezenet1_1")["IMAGENET1K_V1"].url
-    cached = hub / "hub" / "checkpoints" / Path(url).name
-    cached.parent.mkdir(parents=True)
-    torch.save(squeezenet_state, cached)
+    trace = tmp_path / "ran"
+    planted = _plant_in_hub(hub, {"features.0.weight": _MakesADirectory(str(trace))}, arch="vgg16")
+    assert planted.name == "vgg16-397923af.pth"
+    with pytest.raises(WeightsIntegrityError, match="does not start with 397923af"):
+        prepare_weights("torchvision:IMAGENET1K_V1", "vgg16", tmp_path / "w.pt")
+    assert not trace.exists() and not (tmp_path / "w.pt").exists() and attempts == []
+    # the control: unpickled the way torch.hub does by default, the same file does run code
+    torch.load(planted, weights_only=False)
+    assert trace.is_dir()
+
+
+def test_planted_pickle_with_a_forged_hash_prefix_is_refused_by_weights_only(tmp_path, offline_torch_hub,
+                                                                            monkeypatch):
+    """Eight hex digits of hash can be forged by brute force: weights_only=True stops the code."""
+    hub, attempts = offline_torch_hub
+    trace = tmp_path / "ran"
+    _plant_in_hub(hub, {"features.0.weight": _MakesADirectory(str(trace))}, monkeypatch)
+    with pytest.raises(WeightsIntegrityError, match="weights_only=True, nothing in it ran"):
+        prepare_weights("torchvision:IMAGENET1K_V1", "squeezenet1_1", tmp_path / "w.pt")
+    assert not trace.exists() and not (tmp_path / "w.pt").exists() and attempts == []
+
+
+def test_check_hash_prefix(tmp_path):
+    data = b"weights"
+    digest = hashlib.sha256(data).hexdigest()
+    good, bad, plain = tmp_path / f"m-{digest[:8]}.pth", tmp_path / "m-00000000.pth", tmp_path / "m.pth"
+    for path in (good, bad, plain):
+        path.write_bytes(data)
+    W.check_hash_prefix(good)
+    W.check_hash_prefix(plain)  # nothing to check against
+    with pytest.raises(WeightsIntegrityError, match=f"SHA-256 is {digest}"):
+        W.check_hash_prefix(bad)
+
+
+def test_torchvision_weights_from_a_prefilled_cache(tmp_path, offline_torch_hub, squeezenet_state, monkeypatch):
+    hub, attempts = offline_torch_hub
+    _plant_in_hub(hub, squeezenet_state, monkeypatch)
     out = tmp_path / "w.pt"
     weights_id = prepare_weights("torchvision:DEFAULT", "squeezenet1_1", out)
     assert weights_id == "torchvision:IMAGENET1K_V1"  # DEFAULT resolved to the enum it names

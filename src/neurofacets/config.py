@@ -1,19 +1,178 @@
-"""Configuration checks that a JSON schema cannot express.
+"""The run configuration: schema validation with plain messages, and cross-key checks.
 
-The Snakefile validates ``config/config.yaml`` against ``config/schema.yaml`` (types,
-allowed values, unknown keys) and then calls :func:`check_config` for the rules that tie
-several keys together. Both stop the run at parse time with a message naming the key.
+The Snakefile calls :func:`validate_config` (``config/schema.yaml``: types, allowed values,
+unknown keys, defaults) and then :func:`check_config` for the rules that tie several keys
+together. Both stop the run at parse time with a message that starts with the dotted key,
+e.g. ``extraction.shards: 'four' is not of type integer``.
+
+Snakemake 9 hands the values inside a nested ``--config key={...}`` over as text
+(``--config 'extraction={"shards": 4}'`` gives ``{"shards": "4"}``), so
+:func:`validate_config` first reads such text as YAML where the schema wants a number, a
+boolean or null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
+
+import jsonschema
+import yaml
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
+
+
+#: How YAML spells null; text like this means null where the schema allows it.
+_NULL_SPELLINGS = frozenset({"null", "Null", "NULL", "~"})
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    """Read a JSON schema written as YAML."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | str | Path) -> None:
+    """Check ``config`` against the JSON ``schema`` in place; raise :class:`ConfigError` if it fails.
+
+    Three steps:
+
+    1. Text that the schema does not accept but whose YAML reading does is replaced by that
+       reading (``"4"`` -> 4 where an integer is wanted, ``"true"`` -> True, ``"null"`` ->
+       None wherever null is allowed): Snakemake passes nested ``--config`` values as text.
+    2. Every remaining violation is reported, one line each, dotted key first, in plain words;
+       a value that fits none of several forms (``oneOf``, ``pattern``) lists the accepted ones.
+    3. Keys the config leaves out get the schema's ``default`` (as Snakemake's ``validate`` did).
+
+    Parameters
+    ----------
+    config
+        The merged configuration (``config`` in the Snakefile); changed in place.
+    schema
+        The schema, or the path of ``config/schema.yaml``.
+    """
+    if not isinstance(schema, Mapping):
+        schema = load_schema(schema)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    _read_text_as_yaml(config, schema, validator)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise ConfigError("\n".join(explain_schema_error(e) for e in errors))
+    _fill_defaults(config, schema)
+
+
+def dotted_key(path: Any) -> str:
+    """``["extraction", "shards"]`` -> ``extraction.shards``; list positions as ``[i]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "config"
+
+
+def explain_schema_error(error: jsonschema.ValidationError) -> str:
+    """One line, dotted key first, saying in plain words what is wrong and what is accepted."""
+    key = dotted_key(error.absolute_path)
+    value, schema, kind = error.instance, error.schema, error.validator
+    if kind == "type":
+        types = error.validator_value
+        types = [types] if isinstance(types, str) else list(types)
+        return f"{key}: {value!r} is not of type {' or '.join(types)}"
+    if kind == "enum":
+        return f"{key}: {value!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if kind == "oneOf" or kind == "anyOf":
+        forms = "; ".join(_describe(branch) for branch in error.validator_value)
+        return f"{key}: {value!r} is not an accepted form; use one of: {forms}"
+    if kind == "pattern":
+        return f"{key}: {value!r} is not an accepted form; use {schema.get('description', error.validator_value)}"
+    if kind == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in schema.get("properties", {}))
+        return "\n".join(
+            f"{dotted_key([*error.absolute_path, k])}: unknown key; {key} accepts {', '.join(known)}"
+            for k in extra
+        )
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{dotted_key([*error.absolute_path, missing])}: required key is missing"
+    return f"{key}: {error.message}"
+
+
+def _describe(branch: Mapping[str, Any]) -> str:
+    """A ``oneOf`` branch in words: its description, else its values or type."""
+    if "description" in branch:
+        return str(branch["description"])
+    if "enum" in branch:
+        return " or ".join(repr(v) for v in branch["enum"])
+    kind = branch.get("type", "value")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _subschema(schema: Mapping[str, Any], path: list[Any]) -> Mapping[str, Any] | None:
+    """The schema of the value at ``path`` (through ``properties`` and ``items``)."""
+    for part in path:
+        if isinstance(part, int):
+            schema = schema.get("items")
+        else:
+            schema = schema.get("properties", {}).get(part)
+        if not isinstance(schema, Mapping):
+            return None
+    return schema
+
+
+def _allows_null(schema: Mapping[str, Any]) -> bool:
+    kinds = schema.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(_allows_null(b) for b in schema.get("oneOf", []) + schema.get("anyOf", []))
+
+
+def _text_values(node: Any, path: list[Any]) -> list[tuple[list[Any], str]]:
+    """Every string in a nested dict/list with its path."""
+    if isinstance(node, str):
+        return [(path, node)]
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else []
+    return [found for key, child in items for found in _text_values(child, [*path, key])]
+
+
+def _read_text_as_yaml(config: MutableMapping[str, Any], schema: Mapping[str, Any],
+                       validator: jsonschema.protocols.Validator) -> None:
+    """Replace text the schema rejects by its YAML reading where that is a number, bool or null."""
+    for path, text in _text_values(config, []):
+        sub = _subschema(schema, path)
+        if sub is None:
+            continue  # an unknown key: reported by validation
+        if text.strip() in _NULL_SPELLINGS and _allows_null(sub):
+            _set(config, path, None)
+            continue
+        if not any(True for _ in validator.evolve(schema=sub).iter_errors(text)):
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        if isinstance(value, (bool, int, float)):
+            _set(config, path, value)
+
+
+def _set(config: MutableMapping[str, Any], path: list[Any], value: Any) -> None:
+    node: Any = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _fill_defaults(node: Any, schema: Mapping[str, Any]) -> None:
+    """Give every absent key of a present object its schema ``default``."""
+    if not isinstance(node, MutableMapping):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = sub["default"]
+        if key in node:
+            _fill_defaults(node[key], sub)
 
 
 def labels_path(labels: str | Path, root: str | Path | None) -> Path:

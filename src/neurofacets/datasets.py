@@ -9,7 +9,9 @@ fail to decode are skipped by extraction and recorded there.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -32,8 +34,40 @@ class DatasetError(ValueError):
     """The dataset cannot be listed; the message says what and where."""
 
 
+class NoUsableImagesError(DatasetError):
+    """Every listed file was skipped; ``skipped`` holds each one with its reason."""
+
+    def __init__(self, skipped: pd.DataFrame) -> None:
+        self.skipped = skipped
+        first = "; ".join(f"{row.path}: {row.reason}" for row in skipped.head(5).itertuples())
+        more = f"; ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        super().__init__(
+            f"the dataset has no usable images: all {len(skipped)} listed files were skipped "
+            f"(every one with its reason in the log and in skipped.csv, which Snakemake removes "
+            f"when the job fails): {first}{more}"
+        )
+
+
+def printable(text: str) -> str:
+    """``text`` safe to write as UTF-8: bytes of a non-UTF-8 file name shown as ``\xff``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # os.listdir keeps undecodable bytes as lone surrogates
+        return False
+    return True
+
+
 def list_folder(root: str | Path) -> pd.DataFrame:
-    """``root/<class>/<file>``: one row per file (path, class_id), classes in sorted order."""
+    """``root/<class>/<file>``: one row per entry (path, class_id), classes in sorted order.
+
+    Every entry below a class folder that is not itself a folder is listed (files, links
+    whether or not they lead anywhere, fifos, ...), so that each one ends up either in the
+    image table or in ``skipped.csv`` with its reason; names starting with ``.`` are ignored.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset.root: {root} is not a directory")
@@ -42,42 +76,144 @@ def list_folder(root: str | Path) -> pd.DataFrame:
         raise DatasetError(f"dataset.root: {root} has no class folders (expected root/<class>/<image>)")
     rows, empty = [], []
     for class_dir in class_dirs:
+        # rglob does not descend into linked folders; such a link is listed (and skipped)
         files = sorted(
-            p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+            p for p in class_dir.rglob("*")
+            if not p.name.startswith(".") and (p.is_symlink() or not p.is_dir())
         )
         if not files:
-            empty.append(class_dir.name)
+            empty.append(printable(class_dir.name))
         rows.extend((str(p), class_dir.name) for p in files)
     if empty:
         raise DatasetError(f"dataset.root: class folders without any file in {root}: {empty[:10]}")
     return pd.DataFrame(rows, columns=["path", "class_id"])
 
 
-def list_csv(labels: str | Path, root: str | Path) -> pd.DataFrame:
-    """A CSV ``path,label[,class_name]`` (paths relative to ``root``): rows (path, class_id, class_name)."""
+def list_csv(labels: str | Path, root: str | Path, *, allow_outside_root: bool = False) -> pd.DataFrame:
+    """A CSV ``path,label[,class_name]`` (paths relative to ``root``): rows (path, class_id, class_name[, reason]).
+
+    What would make the CoF wrong stops here with a :class:`DatasetError` naming the lines
+    (the header is line 1): an empty path, label or class name; one label written two ways
+    (``0`` and ``0.0``); one label with two class names; one file listed with two labels;
+    a path leading outside ``root`` (unless ``allow_outside_root``); a file that does not
+    exist. A file listed twice with the same label is kept once: the repeats get a
+    ``reason`` (they go to ``skipped.csv``) and a warning.
+    """
     labels, root = Path(labels), Path(root)
-    table = pd.read_csv(labels, dtype={"label": str})
+    try:
+        # every cell as text: "NA", "null" and "" stay what they are; a BOM is tolerated
+        table = pd.read_csv(labels, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"dataset.labels: {labels} is not UTF-8 text ({err})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DatasetError(f"dataset.labels: {labels} is not a readable CSV: {err}") from None
     missing_cols = {"path", "label"} - set(table.columns)
     if missing_cols:
         raise DatasetError(f"dataset.labels: {labels} lacks column(s) {sorted(missing_cols)}")
     if table.empty:
         raise DatasetError(f"dataset.labels: {labels} lists no images")
+    table.index = table.index + 2  # line numbers in the file, the header being line 1
+    has_names = "class_name" in table.columns
+    for column in ("path", "label", *(["class_name"] if has_names else [])):
+        blank = table.index[table[column].str.strip() == ""]
+        if len(blank):
+            raise DatasetError(f"dataset.labels: {labels} has an empty {column} on {_lines(blank)}")
+    _check_label_spelling(table["label"], labels)
+    if has_names:
+        names = table.groupby("label")["class_name"].unique()
+        clash = names[names.map(len) > 1]
+        if len(clash):
+            label = clash.index[0]
+            raise DatasetError(
+                f"dataset.labels: {labels} gives label {label!r} the class names "
+                f"{list(clash.iloc[0])} on {_lines(table.index[table['label'] == label])}"
+            )
     paths = [str(root / p) for p in table["path"]]
-    missing = [p for p in paths if not Path(p).is_file()]
+    key = pd.Series([os.path.normpath(os.path.abspath(p)) for p in paths], index=table.index)
+    if not allow_outside_root:
+        inside = os.path.normpath(os.path.abspath(root))
+        outside = [line for line, k in key.items() if os.path.commonpath([inside, k]) != inside]
+        if outside:
+            raise DatasetError(
+                f"dataset.labels: {labels} names {len(outside)} path(s) outside dataset.root "
+                f"{root} on {_lines(outside)}, e.g. {table.loc[outside[0], 'path']!r}; set "
+                f"dataset.allow_outside_root: true to accept them"
+            )
+    repeated = key.duplicated(keep=False)
+    reasons = pd.Series([None] * len(table), index=table.index, dtype=object)
+    if repeated.any():
+        subset = ["label", *(["class_name"] if has_names else [])]
+        for _, group in table[repeated].groupby(key[repeated], sort=False):
+            if len(group.drop_duplicates(subset)) > 1:
+                raise DatasetError(
+                    f"dataset.labels: {labels} lists {group['path'].iloc[0]!r} with different labels "
+                    f"on {_lines(group.index)} ({', '.join(map(repr, group['label']))})"
+                )
+            first = group.index[0]
+            for line in group.index[1:]:
+                reasons[line] = f"listed again: same file and label as line {first} of {labels.name}"
+                logger.warning("%s line %d repeats line %d (%s): kept once", labels, line, first,
+                               group["path"].iloc[0])
+    missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         raise DatasetError(
             f"dataset.labels: {len(missing)} file(s) listed in {labels} do not exist under "
             f"{root}, e.g. {missing[:3]}"
         )
-    out = pd.DataFrame({"path": paths, "class_id": table["label"].astype(str)})
-    if "class_name" in table.columns:
-        out["class_name"] = table["class_name"].astype(str)
+    out = pd.DataFrame({"path": paths, "class_id": table["label"].to_numpy()})
+    if has_names:
+        out["class_name"] = table["class_name"].to_numpy()
+    if reasons.notna().any():
+        out["reason"] = reasons.to_numpy()
     return out
 
 
+def _lines(lines) -> str:
+    lines = [int(line) for line in lines]
+    shown = ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
+    return f"line{'s' if len(lines) > 1 else ''} {shown}"
+
+
+def _check_label_spelling(label: pd.Series, labels: Path) -> None:
+    """One label, one spelling: ``0``, ``0.0`` and `` 0`` would become three classes."""
+    number = pd.to_numeric(label, errors="coerce")
+    same = number.where(number.notna(), label.str.strip())
+    spellings = label.groupby(same.astype(str).to_numpy()).unique()
+    clash = spellings[spellings.map(len) > 1]
+    if len(clash):
+        forms = list(clash.iloc[0])
+        where = label.index[label.isin(forms)]
+        raise DatasetError(
+            f"dataset.labels: {labels} writes one label in {len(forms)} ways {forms} on "
+            f"{_lines(where)}; write each label the same way"
+        )
+
+
 def check_header(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
-    """Why ``path`` cannot be an image, judged from its header alone; ``None`` if it may be."""
+    """Why ``path`` cannot be an image, judged from its name, its kind and its header alone.
+
+    ``None`` if it may be one. Nothing but regular files is ever opened (a fifo would block).
+    """
+    text = str(path)
+    if not _is_utf8(text):
+        return "file name is not valid UTF-8 (rename it)"
     path = Path(path)
+    if path.is_symlink():
+        target = printable(os.readlink(path))
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                return f"symbolic link loop (to {target})"
+            return f"broken symbolic link (to {target}, which does not exist)"
+        if path.is_dir():
+            return "symbolic link to a folder (not followed)"
+    if not path.exists():
+        return "file not found"
+    if path.is_dir():
+        return "a folder, not a file"
+    if not path.is_file():
+        return "not a regular file (a fifo, socket or device)"
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return f"not an image file extension ({path.suffix or 'none'})"
     if path.stat().st_size == 0:
@@ -112,10 +248,17 @@ def build_dataset(
     coarse_labels: str | Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Turn a listing (path, class_id[, class_name]) into images, classes and skipped tables.
+    """Turn a listing (path, class_id[, class_name][, reason]) into images, classes and skipped tables.
 
     Images are ordered by class then path, capped at ``images_per_class`` usable images per
-    class, numbered 0..N-1 and split into ``shards`` contiguous blocks.
+    class, numbered 0..N-1 and split into ``shards`` contiguous blocks. Rows with a
+    ``reason`` (set by the lister) and files that fail :func:`check_header` are skipped;
+    the skipped table shows undecodable file-name bytes as ``\\xff``.
+
+    Raises
+    ------
+    NoUsableImagesError
+        When every file is skipped (the exception carries the skipped table).
     """
     if shards < 1:
         raise DatasetError("extraction.shards: must be at least 1")
@@ -125,15 +268,22 @@ def build_dataset(
     listing["_order"] = _order_key(listing["class_id"])
     listing = (listing.sort_values(["_order", "path"], kind="stable")
                .drop(columns="_order").reset_index(drop=True))
-    reasons = [check_header(p, max_pixels) for p in listing["path"]]
+    given = listing["reason"] if "reason" in listing.columns else pd.Series(None, index=listing.index)
+    reasons = [r if isinstance(r, str) else check_header(p, max_pixels)
+               for p, r in zip(listing["path"], given)]
     bad = np.array([r is not None for r in reasons])
-    skipped = pd.DataFrame({"path": listing.loc[bad, "path"], "class_id": listing.loc[bad, "class_id"],
-                            "reason": [r for r in reasons if r is not None]})
-    usable = listing.loc[~bad]
+    skipped = pd.DataFrame({"path": listing.loc[bad, "path"].map(printable),
+                            "class_id": listing.loc[bad, "class_id"].astype(str).map(printable),
+                            "reason": [r for r in reasons if r is not None]}).reset_index(drop=True)
+    usable = listing.loc[~bad].drop(columns="reason", errors="ignore")
     if images_per_class is not None:
         usable = usable.groupby("class_id", sort=False).head(images_per_class)
     if usable.empty:
-        raise DatasetError(f"the dataset has no usable images ({len(skipped)} skipped)")
+        raise NoUsableImagesError(skipped)
+    lost = sorted(set(map(printable, listing["class_id"].astype(str)))
+                  - set(map(printable, usable["class_id"].astype(str))))
+    if lost:
+        logger.warning("%d class(es) have no usable image and are left out: %s", len(lost), lost[:10])
     names = usable.drop_duplicates("class_id")[["class_id", "class_name"]].reset_index(drop=True)
     classes = names.assign(label=np.arange(len(names)))[["label", "class_id", "class_name"]]
     label_of = dict(zip(classes["class_id"], classes["label"]))
@@ -149,7 +299,7 @@ def build_dataset(
         coarse = _coarse_mapping(coarse_labels, classes)
         classes["coarse"] = coarse
         images["coarse"] = images["label"].map(dict(zip(classes["label"], coarse)))
-    return images, classes, skipped.reset_index(drop=True)
+    return images, classes, skipped
 
 
 def _coarse_mapping(path: str | Path, classes: pd.DataFrame) -> list[str]:
@@ -177,18 +327,32 @@ def write_dataset(
     coarse_labels: str | Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
-    """Build the tables and write them atomically; returns the images table."""
-    images, classes, skipped = build_dataset(listing, images_per_class=images_per_class,
-                                             shards=shards, coarse_labels=coarse_labels,
-                                             max_pixels=max_pixels)
-    for table, path in ((skipped, skipped_csv), (classes, classes_csv), (images, images_csv)):
+    """Build the tables and write them atomically; returns the images table.
+
+    When no image is usable, ``skipped_csv`` and the log list every file with its reason
+    before :class:`NoUsableImagesError` is raised.
+    """
+    try:
+        images, classes, skipped = build_dataset(listing, images_per_class=images_per_class,
+                                                 shards=shards, coarse_labels=coarse_labels,
+                                                 max_pixels=max_pixels)
+    except NoUsableImagesError as err:
+        _write_skipped(err.skipped, skipped_csv)
+        raise
+    _write_skipped(skipped, skipped_csv)
+    for table, path in ((classes, classes_csv), (images, images_csv)):
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
     logger.info("%d images of %d classes in %d shards; %d skipped",
                 len(images), len(classes), shards, len(skipped))
+    return images
+
+
+def _write_skipped(skipped: pd.DataFrame, skipped_csv: str | Path) -> None:
+    with atomic_output(skipped_csv) as tmp:
+        skipped.to_csv(tmp, index=False)
     for row in skipped.itertuples():
         logger.warning("skipped %s: %s", row.path, row.reason)
-    return images
 
 
 def dataset_from_config(config: dict, probes_dir: str | Path | None,
@@ -203,7 +367,8 @@ def dataset_from_config(config: dict, probes_dir: str | Path | None,
         listing, cap = list_folder(ds["root"]), ds.get("images_per_class")
     else:
         labels = labels_path(ds["labels"], ds["root"])
-        listing, cap = list_csv(labels, ds["root"]), ds.get("images_per_class")
+        listing = list_csv(labels, ds["root"], allow_outside_root=ds.get("allow_outside_root", False))
+        cap = ds.get("images_per_class")
     return write_dataset(listing, images_csv, classes_csv, skipped_csv,
                          images_per_class=cap, shards=ex["shards"],
                          coarse_labels=ds.get("coarse_labels"),

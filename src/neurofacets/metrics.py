@@ -12,6 +12,9 @@ Definitions are DESIGN.md §3. Conventions for the cases the definitions leave o
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -229,20 +232,46 @@ def facets(mf: np.ndarray, threshold: np.ndarray) -> np.ndarray:
 
 
 def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
-    """Each row's ``n`` largest positive counts as ``"name:count;name:count"``.
+    """Each row's ``n`` largest positive counts as a JSON list of ``[name, count]`` pairs.
 
-    Ties go to the lower class index; a dead row gives an empty string. Names are written
-    as they are (a name containing ``;`` or ``:`` would make the string ambiguous).
+    ``[["tabby cat", 12], ["a;b", 3]]``; a dead row gives ``[]``. Ties go to the lower class
+    index. JSON carries any class name (``;``, ``:``, quotes, ``<script>``, unicode)
+    unchanged; read it back with :func:`parse_top_classes`.
     """
     rows = _check_rows(rows)
     if len(names) != rows.shape[1]:
         raise ValueError(f"{len(names)} names for {rows.shape[1]} columns")
     n = min(n, rows.shape[1])
     order = np.argsort(-rows, axis=1, kind="stable")[:, :n]
-    out = []
-    for row, idx in zip(rows, order):
-        out.append(";".join(f"{names[c]}:{int(row[c])}" for c in idx if row[c] > 0))
-    return out
+    return [
+        json.dumps([[str(names[c]), int(row[c])] for c in idx if row[c] > 0], ensure_ascii=False)
+        for row, idx in zip(rows, order)
+    ]
+
+
+def parse_top_classes(text: Any) -> list[tuple[str, int]]:
+    """The ``top_classes`` cell written by :func:`top_classes` -> ``[(name, count), ...]``.
+
+    An empty cell (NaN or ``""``) gives ``[]``.
+
+    Raises
+    ------
+    ValueError
+        When the cell is not a JSON list of ``[name, count]`` pairs.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return []
+    try:
+        pairs = json.loads(text)
+    except json.JSONDecodeError:
+        pairs = None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
+        and not isinstance(p[1], bool)
+        for p in pairs
+    ):
+        raise ValueError(f"top_classes {text!r} is not a JSON list of [name, count] pairs")
+    return [(name, count) for name, count in pairs]
 
 
 METRIC_COLUMNS = [

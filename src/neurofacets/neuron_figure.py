@@ -29,6 +29,7 @@ import zarr
 from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
+from .metrics import parse_top_classes
 from .patches import read_neuron_patches
 from .store import atomic_output
 
@@ -36,19 +37,6 @@ logger = logging.getLogger("neurofacets.neuron_figure")
 
 #: Standard deviations of a unit-variance source that span the display range in mode rgb.
 RGB_DISPLAY_SIGMAS = 3.0
-
-
-def parse_top_classes(text: Any) -> list[tuple[str, int]]:
-    """``"name:count;name:count"`` -> ``[(name, count), ...]`` (empty for NaN or "")."""
-    if not isinstance(text, str) or not text.strip():
-        return []
-    out = []
-    for item in text.split(";"):
-        name, _, count = item.rpartition(":")
-        if not name:
-            raise ValueError(f"top_classes entry {item!r} is not name:count")
-        out.append((name, int(count)))
-    return out
 
 
 def read_metrics_row(metrics_csv: str | Path, neuron: int) -> dict[str, Any]:
@@ -204,6 +192,9 @@ def neuron_figure(
     classes = parse_top_classes(metrics.get("top_classes"))
     shown = "; ".join(f"{name} ({count})" for name, count in classes[:10]) or "none"
     more = f" ... +{len(classes) - 10} more" if len(classes) > 10 else ""
-    fig.text(0.02, 0.05, f"top classes: {shown}{more}", fontsize=7, ha="left", wrap=True)
+    # "\$": a class name with "$" is text, not a (possibly broken) TeX formula; parse_math=False
+    # would not do, matplotlib's line wrapping measures the text as TeX all the same
+    fig.text(0.02, 0.05, f"top classes: {shown}{more}".replace("$", r"\$"), fontsize=7, ha="left",
+             wrap=True)
 
     return fig

