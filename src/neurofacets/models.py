@@ -9,14 +9,17 @@ ReLU's output.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import pandas as pd
 import torch
 import torchvision
 from torch import nn
+
+from .layer_table import pick_layers
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,32 @@ def _architecture(arch: str, device: str | torch.device = "cpu") -> nn.Module:
             f"model.arch: {arch!r} is not a torchvision classification model "
             f"(e.g. vgg16, alexnet, resnet18); see torchvision.models.list_models()"
         )
+    if str(device) == "meta":
+        with _parameters_on_meta():
+            return torchvision.models.get_model(arch, weights=None)
     with torch.device(device):
         return torchvision.models.get_model(arch, weights=None)
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Create every module parameter on the meta device (no memory, no initialisation).
+
+    Unlike ``with torch.device("meta")`` this leaves the tensors that constructors compute
+    with (e.g. RegNet's block widths) on the CPU, so every architecture can be built.
+    """
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
 
 
 def all_layers(model: nn.Module, arch: str) -> list[Layer]:
@@ -85,17 +112,8 @@ def _hook_path(modules: dict[str, nn.Module], conv_path: str) -> str:
 
 def select_layers(model: nn.Module, arch: str, spec: str | Sequence[str]) -> list[Layer]:
     """The layers named by the config (``"conv"`` = all), in network order."""
-    layers = all_layers(model, arch)
-    if spec == "conv":
-        return layers
-    by_name = {layer.name: layer for layer in layers}
-    unknown = [name for name in spec if name not in by_name]
-    if unknown:
-        raise ValueError(
-            f"model.layers: {unknown} are not layers of {arch}; it has {list(by_name)}"
-        )
-    wanted = set(spec)
-    return [layer for layer in layers if layer.name in wanted]
+    by_name = {layer.name: layer for layer in all_layers(model, arch)}
+    return [by_name[name] for name in pick_layers(list(by_name), arch, spec)]
 
 
 def layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
