@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 import torchvision
 from torch import nn
 
+from .geometry import LayerGeometry, geometry_table, read_layer_geometry  # noqa: F401 (re-exported)
 from .layer_table import pick_layers
 
 
@@ -29,24 +30,6 @@ class Layer:
     name: str
     conv_path: str
     hook_path: str
-
-
-@dataclass(frozen=True)
-class LayerGeometry:
-    """Map size and receptive field of one layer at a given input size.
-
-    The unit at map position (r, c) is centred on input pixel ``(start + r*jump,
-    start + c*jump)`` and sees the ``rf x rf`` box around that centre.
-    """
-
-    layer: str
-    module: str
-    channels: int
-    height: int
-    width: int
-    rf: int
-    jump: int
-    start: float
 
 
 def _architecture(arch: str, device: str | torch.device = "cpu") -> nn.Module:
@@ -232,31 +215,6 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int) -> tuple[in
     rows = torch.nonzero(mask.any(1)).flatten()
     cols = torch.nonzero(mask.any(0)).flatten()
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-
-
-def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
-    """One layer's row of ``model/layers.csv``.
-
-    Raises
-    ------
-    KeyError
-        If the layer is not (exactly once) in the table.
-    """
-    table = pd.read_csv(layers_csv)
-    missing = {f.name for f in fields(LayerGeometry)} - set(table.columns)
-    if missing:
-        raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")
-    rows = table[table["layer"] == layer]
-    if len(rows) != 1:
-        raise KeyError(f"layer {layer!r} is not (once) in {layers_csv}; it has {list(table['layer'])}")
-    row = rows.iloc[0]
-    return LayerGeometry(layer, str(row["module"]), int(row["channels"]), int(row["height"]),
-                         int(row["width"]), int(row["rf"]), int(row["jump"]), float(row["start"]))
-
-
-def geometry_table(geometry: Sequence[LayerGeometry]) -> pd.DataFrame:
-    """``model/layers.csv``: one row per layer in network order."""
-    return pd.DataFrame([g.__dict__ for g in geometry])
 
 
 def write_layers_table(arch: str, spec: str | Sequence[str], image_size: int, out_csv: str) -> pd.DataFrame:
