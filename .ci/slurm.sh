@@ -4,11 +4,12 @@
 #   .ci/slurm.sh up      install Debian's slurmctld, slurmd, slurm-client and munge when missing,
 #                        write the configuration, start munged, slurmctld and slurmd
 #   .ci/slurm.sh down    stop them by the PIDs recorded at start-up
-#   .ci/slurm.sh env     print the `export SLURM_CONF=...` line clients need
 #
-# Everything lives under $NF_SLURM_DIR (default /tmp/neurofacets-slurm): configuration,
-# state, logs, PID files. /etc/slurm is left alone; clients find the cluster through
-# SLURM_CONF. The node has 2 CPUs, $NF_SLURM_MEM_MB of memory (default 12000), one fake GPU
+# The configuration goes to /etc/slurm (slurm.conf, gres.conf, cgroup.conf), where every
+# SLURM command looks: the executor plugin's job step drops SLURM_CONF from the environment
+# of the inner srun, so another location would break jobs. A slurm.conf this script did not
+# write is never overwritten. State, logs and PID files live under $NF_SLURM_DIR (default
+# /tmp/neurofacets-slurm). The node has 2 CPUs, $NF_SLURM_MEM_MB of memory (default 12000), one fake GPU
 # (gres `gpu` backed by /dev/null, so GPU requests are scheduled; nothing runs on it), and
 # partitions `cpu` (default) and `gpu`. Memory is enforced per job by task/cgroup
 # (ConstrainRAMSpace) when the kernel lets this script create a memory cgroup with a limit
@@ -19,7 +20,9 @@ set -euo pipefail
 DIR=${NF_SLURM_DIR:-/tmp/neurofacets-slurm}
 MEM_MB=${NF_SLURM_MEM_MB:-12000}
 NODE=$(hostname -s)
-CONF=$DIR/etc/slurm.conf
+ETC=/etc/slurm
+CONF=$ETC/slurm.conf
+MARKER="# written by .ci/slurm.sh"
 PACKAGES=(slurmctld slurmd slurm-client munge)
 
 log() { echo "[slurm.sh] $*" >&2; }
@@ -56,13 +59,17 @@ probe_cgroup_memory() {
 
 write_config() {
   local cgroup=$1
-  mkdir -p "$DIR"/{etc,state,spool,log}
+  mkdir -p "$DIR"/{state,spool,log} "$ETC"
+  if [ -f "$CONF" ] && ! head -1 "$CONF" | grep -qF "$MARKER"; then
+    log "$CONF exists and was not written by this script: not touching it"
+    return 1
+  fi
   local proctrack=proctrack/linuxproc task=task/none
   if [ "$cgroup" = yes ]; then
     proctrack=proctrack/cgroup task=task/cgroup
   fi
   cat > "$CONF" <<EOF
-# written by .ci/slurm.sh: one node, 2 CPUs, partitions cpu and gpu, no accounting database
+$MARKER: one node, 2 CPUs, partitions cpu and gpu, no accounting database
 ClusterName=neurofacets
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
@@ -93,12 +100,12 @@ ReturnToService=2
 MpiDefault=none
 SchedulerParameters=bf_interval=2
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=2 RealMemory=$MEM_MB Gres=gpu:1 State=UNKNOWN
-PartitionName=cpu Nodes=$NODE Default=YES MaxTime=120 State=UP
-PartitionName=gpu Nodes=$NODE MaxTime=120 State=UP
+PartitionName=cpu Nodes=$NODE Default=YES MaxTime=1440 State=UP
+PartitionName=gpu Nodes=$NODE MaxTime=1440 State=UP
 EOF
   # a fake GPU: lets `--gpus=1` be scheduled; /dev/null is the device file it "owns"
-  echo "NodeName=$NODE Name=gpu File=/dev/null" > "$DIR/etc/gres.conf"
-  cat > "$DIR/etc/cgroup.conf" <<EOF
+  echo "NodeName=$NODE Name=gpu File=/dev/null" > "$ETC/gres.conf"
+  cat > "$ETC/cgroup.conf" <<EOF
 CgroupPlugin=cgroup/v1
 CgroupMountpoint=/sys/fs/cgroup
 ConstrainCores=no
@@ -124,13 +131,13 @@ start_munge() {
 
 wait_for_node() {
   for _ in $(seq 60); do
-    if SLURM_CONF=$CONF sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+    if sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       return 0
     fi
     sleep 1
   done
   log "the node did not become idle; see $DIR/log/"
-  SLURM_CONF=$CONF sinfo -N -l >&2 || true
+  sinfo -N -l >&2 || true
   tail -20 "$DIR/log/slurmd.log" >&2 || true
   return 1
 }
@@ -148,7 +155,6 @@ up() {
   write_config "$cgroup"
   printf 'cgroup_enforced=%s\nreason=%s\nconf=%s\n' "$cgroup" "$reason" "$CONF" > "$DIR/status"
   start_munge
-  export SLURM_CONF=$CONF
   if ! { [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; }; then
     slurmctld -f "$CONF"
   fi
@@ -158,7 +164,6 @@ up() {
   wait_for_node
 
   log "up: $(sinfo -h -o '%P %a %D %T' | tr '\n' ';') memory enforcement: $cgroup"
-  echo "export SLURM_CONF=$CONF"
 }
 
 stop_pidfile() {
@@ -176,7 +181,7 @@ stop_pidfile() {
 
 down() {
   if [ -f "$CONF" ]; then
-    SLURM_CONF=$CONF scancel --user=root >/dev/null 2>&1 || true
+    scancel --user=root >/dev/null 2>&1 || true
   fi
   stop_pidfile "$DIR/slurmd.pid" slurmd
   stop_pidfile "$DIR/slurmctld.pid" slurmctld
@@ -187,6 +192,5 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  env) echo "export SLURM_CONF=$CONF" ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
 esac

@@ -3,7 +3,6 @@
 # RDMs and the layer x layer RSA, and a label-permutation null model.
 # Only encode_topk reads activations (one layer from every shard, once); everything after
 # it works from the small top-k and CoF stores.
-from neurofacets.job_resources import ENCODE_SCRIPT_MB, encode_topk_mem_mb, job_mem_mb
 
 ENCODE_ANALYSIS = config["analysis"]
 ENCODE_TOP_K = ENCODE_ANALYSIS["top_k"]

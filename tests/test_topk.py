@@ -278,8 +278,8 @@ def test_shard_candidates_round_trip_and_encode_uses_them(tmp_path):
     np.testing.assert_array_equal(read_topk(tmp_path / "fallback" / "topk.zarr").image_id, expected.image_id)
     np.testing.assert_array_equal(read_cof(tmp_path / "merged" / "cof.zarr", "class").values,
                                   read_cof(tmp_path / "read" / "cof.zarr", "class").values)
-    # memory: candidates (3 x 16 bytes x 9 neurons x 12+4+12 entries), else the whole layer
-    assert encode_topk_data_mb(with_cand, "conv1_1", 10) == pytest.approx(3 * 16 * 9 * 28 / 1e6)
+    # memory: running top 10 + the largest shard's 12 (3 x 16 bytes x 9 neurons), else the layer
+    assert encode_topk_data_mb(with_cand, "conv1_1", 10) == pytest.approx(3 * 16 * 9 * 22 / 1e6)
     assert encode_topk_data_mb(with_cand, "conv1_1", 13) == pytest.approx(4.5 * 4 * 60 * 9 / 1e6)
     assert encode_topk_data_mb(without, "conv1_1", 10) == pytest.approx(4.5 * 4 * 60 * 9 / 1e6)
     assert encode_topk_data_mb([tmp_path / "missing.zarr"], "conv1_1", 10) is None

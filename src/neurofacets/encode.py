@@ -110,8 +110,12 @@ def encode_layer(
 
 
 def _merged_shard_candidates(shard_paths: Sequence[PathLike], layer: str, top_k: int) -> TopK | None:
-    """The merged shard candidates, or None when a shard lacks enough of them."""
-    parts = []
+    """The shards' candidates merged one shard at a time, or None when a shard lacks them.
+
+    Folding shard by shard keeps two candidate sets in memory (the running top k and one
+    shard's), whatever the number of shards and images.
+    """
+    merged = None
     for path in shard_paths:
         part = read_shard_top_k(path, layer)
         if part is None or part.k < min(top_k, part.n_images):
@@ -121,10 +125,9 @@ def _merged_shard_candidates(shard_paths: Sequence[PathLike], layer: str, top_k:
                 "reading every image's activations instead", layer, path, held, top_k,
             )
             return None
-        parts.append(part)
-    topk = merge_top_k(parts, top_k)
-    logger.info("layer %s: merged the top-%d candidates of %d shards", layer, top_k, len(parts))
-    return topk
+        merged = merge_top_k([part] if merged is None else [merged, part], top_k)
+    logger.info("layer %s: merged the top-%d candidates of %d shards", layer, top_k, len(shard_paths))
+    return merged
 
 
 def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike) -> pd.DataFrame:
