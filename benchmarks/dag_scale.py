@@ -49,8 +49,8 @@ def job_count(log: str) -> int:
 
 
 def submissions(log: str) -> int:
-    """Jobs a cluster run submits: group jobs plus the jobs outside any group."""
-    return len(re.findall(r"Group job \w+", log)) + len(re.findall(r"^rule \w+:", log, flags=re.M))
+    """Jobs a cluster run submits: group jobs plus the jobs outside any group (not `all`)."""
+    return len(re.findall(r"Group job \w+", log)) + len(re.findall(r"^rule (?!all:)\w+:", log, flags=re.M))
 
 
 def main() -> None:
