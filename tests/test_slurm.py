@@ -84,10 +84,12 @@ def test_jobs_went_through_sbatch(slurm_run):
     workdir, result, seconds = slurm_run
     jobs = _submitted(result)
     assert len(jobs.get("extract", [])) == 2 and len(jobs.get("encode_topk", [])) == 3, jobs
-    # tiny jobs run grouped: one cluster job for the analysis, one for the figures,
-    # one per layer for patches + ICA
-    assert len(jobs.get("analysis", [])) == 1 and len(jobs.get("figures", [])) == 1, jobs
+    # short jobs run grouped: one cluster job for the set-up, one for the analysis, one for
+    # the figures and gallery, one per layer for patches + ICA
+    for group in ("setup", "analysis", "figures"):
+        assert len(jobs.get(group, [])) == 1, jobs
     assert len(jobs.get("visualize", [])) == 3, jobs
+    assert sum(map(len, jobs.values())) == 11, jobs
     for rule, ids in jobs.items():
         for jobid in ids:
             logs = list((workdir / ".snakemake" / "slurm_logs").glob(f"*/**/{jobid}.log"))
