@@ -1,13 +1,30 @@
 # Helpers shared by every stage: run folder, layer and shard lists, code digests.
+# Parsing imports nothing heavy (no torch, no pandas): on a cluster every job parses the
+# workflow twice, and what parsing holds counts against the job's memory request.
 from neurofacets.config import check_config, labels_path
-from neurofacets.models import layer_names
+from neurofacets.job_resources import (
+    ENCODE_SCRIPT_MB,
+    FIGURE_SCRIPT_MB,
+    GALLERY_LAYER_MB,
+    ICA_MB,
+    ICA_WORKER_MB,
+    LAYERS_MB,
+    PATCHES_MB,
+    PATCHES_THREAD_MB,
+    WEIGHTS_MB,
+    encode_topk_mem_mb,
+    extract_mem_mb,
+    job_mem_mb,
+    per_thread_mem_mb,
+)
+from neurofacets.layer_table import configured_layer_names
 from neurofacets.provenance import code_digest
 
 check_config(config)
 
 RUN = config["run"]
 OUT = f"results/{RUN}"
-LAYERS = layer_names(config["model"]["arch"], config["model"]["layers"])
+LAYERS = configured_layer_names(config["model"]["arch"], config["model"]["layers"])
 SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
 
 

@@ -3,7 +3,6 @@
 # RDMs and the layer x layer RSA, and a label-permutation null model.
 # Only encode_topk reads activations (one layer from every shard, once); everything after
 # it works from the small top-k and CoF stores.
-from neurofacets.encode import encode_mem_mb
 
 ENCODE_ANALYSIS = config["analysis"]
 ENCODE_TOP_K = ENCODE_ANALYSIS["top_k"]
@@ -25,8 +24,8 @@ rule encode_topk:
         top_k=ENCODE_TOP_K,
         code=code_digest("encode", "topk", "cof", "store"),
     resources:
-        # one layer's matrices as read, from the shards' metadata once they exist
-        mem_mb=lambda wildcards, input: encode_mem_mb(input.shards, wildcards.layer),
+        # the shards' top-k candidates (or the whole layer), from their metadata once they exist
+        mem_mb=lambda wildcards, input: encode_topk_mem_mb(input.shards, wildcards.layer, ENCODE_TOP_K),
     log:
         f"{OUT}/logs/encode_topk/{{layer}}.log",
     benchmark:
@@ -46,7 +45,7 @@ rule encode_metrics:
         level=ENCODE_LEVEL,
         code=code_digest("encode", "metrics", "cof"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_metrics/{{layer}}.log",
     benchmark:
@@ -68,7 +67,7 @@ rule encode_all_layers:
         facet_threshold=ENCODE_FACET_THRESHOLD,
         code=code_digest("encode", "metrics"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_all_layers.log",
     benchmark:
@@ -89,7 +88,7 @@ rule encode_similarity:
         level=ENCODE_LEVEL,
         code=code_digest("encode", "similarity", "cof"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_similarity/{{layer}}.log",
     benchmark:
@@ -109,7 +108,7 @@ rule encode_similarity_summary:
         layers=LAYERS,
         code=code_digest("encode", "similarity"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_similarity_summary.log",
     benchmark:
@@ -130,7 +129,7 @@ rule encode_rdm:
         level=ENCODE_LEVEL,
         code=code_digest("encode", "rsa", "similarity", "cof"),
     resources:
-        mem_mb=2000,  # classes x classes float64: 8 MB per matrix at 1000 classes
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes
     log:
         f"{OUT}/logs/encode_rdm/{{layer}}.log",
     benchmark:
@@ -150,7 +149,7 @@ rule encode_rsa:
         layers=LAYERS,
         code=code_digest("encode", "rsa"),
     resources:
-        mem_mb=2000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),
     log:
         f"{OUT}/logs/encode_rsa.log",
     benchmark:
@@ -174,7 +173,7 @@ rule encode_null:
         seed=ENCODE_SEED,
         code=code_digest("encode", "null", "cof", "metrics", "similarity", "topk"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_null/{{layer}}.log",
     benchmark:
@@ -194,7 +193,7 @@ rule encode_null_summary:
         layers=LAYERS,
         code=code_digest("encode", "null"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
         f"{OUT}/logs/encode_null_summary.log",
     benchmark:

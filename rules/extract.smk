@@ -13,6 +13,8 @@ rule weights:
         source=config["model"]["weights"],
         arch=config["model"]["arch"],
         code=code_digest("weights"),
+    resources:
+        mem_mb=job_mem_mb(WEIGHTS_MB),
     log:
         f"{OUT}/logs/weights.log",
     benchmark:
@@ -30,7 +32,9 @@ rule layers:
         arch=config["model"]["arch"],
         layers=config["model"]["layers"],
         image_size=config["extraction"]["image_size"],
-        code=code_digest("models"),
+        code=code_digest("models", "geometry", "layer_table"),
+    resources:
+        mem_mb=job_mem_mb(LAYERS_MB),
     log:
         f"{OUT}/logs/layers.log",
     benchmark:
@@ -50,11 +54,13 @@ rule extract:
     params:
         shard=lambda wc: int(wc.shard),
         config={k: config[k] for k in ("run", "model", "extraction")},
-        code=code_digest("extract", "images", "models", "store", "weights"),
-    threads: 2
+        code=code_digest(
+            "extract", "images", "models", "geometry", "layer_table", "store", "topk", "weights"
+        ),
+    threads: max(2, config["extraction"]["workers"] + 1)  # DataLoader workers + the model
     resources:
         gpu=uses_gpu(),
-        mem_mb=8000,
+        mem_mb=extract_mem_mb(config["extraction"], on_gpu=uses_gpu() > 0),
     log:
         f"{OUT}/logs/extract/shard-{{shard}}.log",
     benchmark:

@@ -54,7 +54,7 @@ rule fig1_sparsity_flatness:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.distributions"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/fig1_sparsity_flatness.log",
     benchmark:
@@ -77,7 +77,7 @@ rule fig2_mf_distribution:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.distributions"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/fig2_mf_distribution.log",
     benchmark:
@@ -100,7 +100,7 @@ rule fig3_mf_sf_counts:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/fig3_mf_sf_counts.log",
     benchmark:
@@ -125,7 +125,7 @@ rule fig4_facet_examples:
         options={"examples_per_layer": FIGURE_EXAMPLES},
         code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
     resources:
-        mem_mb=2000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
         f"{OUT}/logs/fig4_facet_examples.log",
     benchmark:
@@ -148,7 +148,7 @@ rule fig5_similarity:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.similarity", "figures.facets"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/fig5_similarity.log",
     benchmark:
@@ -171,7 +171,7 @@ rule appA_distributions:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.distributions"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/appA_distributions.log",
     benchmark:
@@ -195,7 +195,7 @@ rule appB_ica_by_mf:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
     resources:
-        mem_mb=2000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
         f"{OUT}/logs/appB_ica_by_mf.log",
     benchmark:
@@ -218,7 +218,7 @@ rule appC_heatmaps:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.similarity", "figures.facets"),
     resources:
-        mem_mb=2000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
         f"{OUT}/logs/appC_heatmaps.log",
     benchmark:
@@ -251,7 +251,7 @@ rule figure_tables:
         per_layer=FIGURE_EXAMPLES,
         code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/figure_tables.log",
     benchmark:

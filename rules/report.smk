@@ -38,7 +38,7 @@ rule summary:
         run=RUN,
         code=code_digest("summary", "figures.load"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/summary.log",
     benchmark:
@@ -61,7 +61,7 @@ rule compare_runs:
         options={},
         code=code_digest(*FIGURE_CODE, "figures.compare", "summary"),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/compare_runs.log",
     benchmark:
@@ -87,7 +87,7 @@ rule gallery_layer:
         n_patches=GALLERY_PATCHES,
         code=code_digest("gallery", "summary", "metrics", *FIGURE_CODE, "figures.images", "figures.distributions"),
     resources:
-        mem_mb=2000,
+        mem_mb=job_mem_mb(GALLERY_LAYER_MB),
     log:
         f"{OUT}/logs/gallery_layer/{{layer}}.log",
     benchmark:
@@ -116,7 +116,7 @@ rule gallery_index:
             "gallery", "summary", *FIGURE_CODE, "figures.distributions", "figures.facets"
         ),
     resources:
-        mem_mb=1000,
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
         f"{OUT}/logs/gallery_index.log",
     benchmark:

@@ -11,12 +11,12 @@ rule patches:
     output:
         directory(f"{OUT}/patches/{{layer}}.zarr"),
     params:
-        code=code_digest("patches", "topk", "images", "store", "provenance"),
+        code=code_digest("patches", "topk", "images", "geometry", "store", "provenance"),
         image_size=config["extraction"]["image_size"],
         resize=config["extraction"]["resize"],
     threads: config["visualize"]["threads"]
     resources:
-        mem_mb=3000,
+        mem_mb=per_thread_mem_mb(PATCHES_MB, PATCHES_THREAD_MB),
     log:
         f"{OUT}/logs/patches/{{layer}}.log",
     benchmark:
@@ -34,14 +34,14 @@ rule ica:
     output:
         directory(f"{OUT}/ica/{{layer}}.zarr"),
     params:
-        code=code_digest("ica", "patches", "store", "provenance"),
+        code=code_digest("ica", "patches", "topk", "images", "geometry", "store", "provenance"),
         n_components=config["visualize"]["ica_components"],
         max_iter=config["visualize"]["ica_max_iter"],
         tol=config["visualize"]["ica_tol"],
         seed=config["visualize"]["seed"],
     threads: config["visualize"]["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=per_thread_mem_mb(ICA_MB, ICA_WORKER_MB),
     log:
         f"{OUT}/logs/ica/{{layer}}.log",
     benchmark:

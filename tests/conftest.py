@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +35,32 @@ def rgb_image(tmp_path: Path):
         return path
 
     return make
+
+
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "envs", "profiles", "tests/configs")
+
+
+def copy_workflow(workdir: Path) -> Path:
+    """A copy of the workflow (rules, scripts, configs, profiles) in ``workdir``."""
+    for item in WORKFLOW_FILES:
+        src, dst = REPO / item, workdir / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    return workdir
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The tiny config run locally on 2 cores in ``workdir``."""
+    # targets and --config first: --configfile takes every following word as a file
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
+           "tests/configs/tiny.yaml"]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A copy of the workflow, run once locally to completion (shared by the e2e tests)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir

@@ -201,10 +201,11 @@ def test_coarse_level_and_layer_mean_threshold(run, encoded, tmp_path):
 
 
 def test_memory_estimate(run):
-    _, shards, _, _ = run
-    assert encode.layer_matrix_mb(shards, "conv2_2") == pytest.approx(N_IMAGES * 10 * 4 / 1e6)
-    assert encode.layer_matrix_mb([shards[0], "missing.zarr"], "conv2_2") is None
-    assert encode.encode_mem_mb(["missing.zarr"], "conv2_2", default=1234) == 1234
+    from neurofacets.job_resources import encode_topk_data_mb
+
+    _, shards, _, _ = run  # shards without top-k candidates: the whole layer is read
+    assert encode_topk_data_mb(shards, "conv2_2", TOP_K) == pytest.approx(4.5 * N_IMAGES * 10 * 4 / 1e6)
+    assert encode_topk_data_mb([shards[0], "missing.zarr"], "conv2_2", TOP_K) is None
 
 
 def test_unknown_image_ids_are_refused(run, tmp_path):

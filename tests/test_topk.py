@@ -5,9 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
+from PIL import Image
 
 from neurofacets.cof import count_cof, cof_dataset, load_labels, read_cof, write_cof
-from neurofacets.topk import read_topk, select_top_k, top_k_indices, write_topk
+from neurofacets.store import write_activation_shard
+from neurofacets.topk import (
+    _empty_top_k,
+    merge_top_k,
+    read_shard_top_k,
+    read_topk,
+    select_top_k,
+    top_k_indices,
+    write_shard_top_k,
+    write_topk,
+)
 
 
 def brute_force_top_k(values: np.ndarray, image_id: np.ndarray, k: int) -> np.ndarray:
@@ -175,3 +187,133 @@ def test_permuted_labels_keep_class_sizes(tmp_path):
     shuffled = level.permuted(np.random.default_rng(0))
     assert np.array_equal(np.bincount(shuffled.codes(np.arange(60))), np.bincount(label))
     assert not np.array_equal(shuffled.codes(np.arange(60)), label)
+
+
+# --- per-shard candidates and their merge -------------------------------------------------
+
+
+def _shard_parts(values, argmax, image_id, bounds, k):
+    """Each shard's own top k (select_top_k on its rows), shards given as row ranges."""
+    parts = []
+    for lo, hi in bounds:
+        if hi > lo:
+            parts.append(select_top_k("conv1_1", image_id[lo:hi], values[lo:hi], argmax[lo:hi], k, 4, 4))
+        else:
+            parts.append(_empty_top_k("conv1_1", values.shape[1], 4, 4))
+    return parts
+
+
+@pytest.mark.parametrize("top_k", [1, 4, 9, 30])
+def test_merged_shard_candidates_equal_brute_force_with_ties_across_borders(top_k):
+    rng = np.random.default_rng(top_k)
+    n_images, n_channels = 57, 11
+    image_id = np.sort(rng.choice(500, size=n_images, replace=False)).astype(np.int64)
+    values = tied_activations(rng, n_images, n_channels)  # 6 levels: ties everywhere
+    values[:, 0] = 0.0  # dead neuron: its top k are the k lowest ids of all shards
+    values[:, 1] = 1.0  # one tie across every shard border
+    argmax = rng.integers(0, 16, size=values.shape).astype(np.int32)
+    # uneven shards, one smaller than k, one empty; listed out of id order
+    bounds = [(30, 57), (0, 3), (3, 3), (3, 30)]
+    parts = _shard_parts(values, argmax, image_id, bounds, top_k)
+    merged = merge_top_k(parts, top_k, block=4)
+    expected = select_top_k("conv1_1", image_id, values, argmax, top_k, 4, 4)
+    rows = brute_force_top_k(values, image_id, min(top_k, n_images))
+    np.testing.assert_array_equal(merged.image_id, image_id[rows])
+    for name in ("image_id", "value", "argmax", "n_counted"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(expected, name))
+    assert merged.n_images == n_images and merged.k == min(top_k, n_images)
+    np.testing.assert_array_equal(merged.image_id[1], image_id[: merged.k])  # lowest ids win the tie
+
+
+def test_merge_refuses_what_would_not_be_exact():
+    rng = np.random.default_rng(9)
+    image_id, values, argmax = _layer(rng, n_images=40, n_channels=5)
+    parts = _shard_parts(values, argmax, image_id, [(0, 20), (20, 40)], 3)
+    with pytest.raises(ValueError, match="fewer than top_k = 5"):
+        merge_top_k(parts, 5)
+    other = select_top_k("conv1_1", image_id[20:], values[20:, :4], argmax[20:, :4], 3, 4, 4)
+    with pytest.raises(ValueError, match="disagree"):
+        merge_top_k([parts[0], other], 3)
+    with pytest.raises(ValueError, match="more than one shard"):
+        merge_top_k([parts[0], parts[0]], 3)
+    with pytest.raises(ValueError, match="no shard"):
+        merge_top_k([], 3)
+
+
+def _write_shards(tmp_path, values, argmax, image_id, bounds, shard_top_k):
+    paths = []
+    for s, (lo, hi) in enumerate(bounds):
+        path = tmp_path / f"shard-{s:03d}.zarr"
+        write_activation_shard(path, image_id[lo:hi], {"conv1_1": (values[lo:hi], argmax[lo:hi], (4, 4))})
+        if shard_top_k:
+            write_shard_top_k(zarr.open_group(str(path), mode="r+"), shard_top_k)
+        paths.append(path)
+    return paths
+
+
+def test_shard_candidates_round_trip_and_encode_uses_them(tmp_path):
+    from neurofacets.encode import encode_layer
+    from neurofacets.job_resources import encode_topk_data_mb, encode_topk_mem_mb
+
+    rng = np.random.default_rng(10)
+    image_id, values, argmax = _layer(rng, n_images=60, n_channels=9)
+    _tables(tmp_path, 60, 8)
+    bounds = [(0, 25), (25, 29), (29, 60)]
+    with_cand = _write_shards(tmp_path / "a", values, argmax, image_id, bounds, shard_top_k=12)
+    without = _write_shards(tmp_path / "b", values, argmax, image_id, bounds, shard_top_k=0)
+    part = read_shard_top_k(with_cand[1], "conv1_1")
+    own = select_top_k("conv1_1", image_id[25:29], values[25:29], argmax[25:29], 12, 4, 4)
+    assert part.k == 4 and part.n_images == 4  # a shard smaller than k keeps all its images
+    for name in ("image_id", "value", "argmax"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(own, name))
+    assert read_shard_top_k(without[0], "conv1_1") is None
+    # the merge where candidates suffice, the whole layer where they do not: same stores
+    for shards, k, out in ((with_cand, 10, "merged"), (without, 10, "read"), (with_cand, 13, "fallback")):
+        encode_layer(shards, tmp_path / "images.csv", tmp_path / "classes.csv", "conv1_1", k,
+                     tmp_path / out / "topk.zarr", tmp_path / out / "cof.zarr")
+    merged, read = read_topk(tmp_path / "merged" / "topk.zarr"), read_topk(tmp_path / "read" / "topk.zarr")
+    for name in ("image_id", "value", "argmax", "n_counted"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(read, name))
+    expected = select_top_k("conv1_1", image_id, values, argmax, 13, 4, 4)
+    np.testing.assert_array_equal(read_topk(tmp_path / "fallback" / "topk.zarr").image_id, expected.image_id)
+    np.testing.assert_array_equal(read_cof(tmp_path / "merged" / "cof.zarr", "class").values,
+                                  read_cof(tmp_path / "read" / "cof.zarr", "class").values)
+    # memory: running top 10 + the largest shard's 12 (3 x 16 bytes x 9 neurons), else the layer
+    assert encode_topk_data_mb(with_cand, "conv1_1", 10) == pytest.approx(3 * 16 * 9 * 22 / 1e6)
+    assert encode_topk_data_mb(with_cand, "conv1_1", 13) == pytest.approx(4.5 * 4 * 60 * 9 / 1e6)
+    assert encode_topk_data_mb(without, "conv1_1", 10) == pytest.approx(4.5 * 4 * 60 * 9 / 1e6)
+    assert encode_topk_data_mb([tmp_path / "missing.zarr"], "conv1_1", 10) is None
+    assert encode_topk_mem_mb([tmp_path / "missing.zarr"], "conv1_1", 10, default=1234) > 1234
+
+
+def test_extraction_writes_candidates_for_every_layer(tmp_path):
+    from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.extract import extract_shard
+    from neurofacets.store import read_layer
+    from neurofacets.weights import prepare_weights
+
+    root = tmp_path / "data"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            noise = np.random.default_rng(i).integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(root / c / f"{i}.png")
+    (root / "a" / "2.png").write_bytes((root / "a" / "2.png").read_bytes()[:60])  # fails to decode
+    tables = tmp_path / "dataset"
+    write_dataset(list_folder(root), tables / "images.csv", tables / "classes.csv",
+                  tables / "skipped.csv", images_per_class=None, shards=1)
+    layers = ["conv1_1", "conv2_1", "conv3_3"]
+    config = {"run": "t", "model": {"arch": "vgg16", "weights": "random:0", "layers": layers},
+              "extraction": {"image_size": 32, "resize": 32, "batch_size": 4, "shards": 1,
+                             "device": "cpu", "precision": "fp32", "workers": 0, "shard_top_k": 3}}
+    prepare_weights("random:0", "vgg16", tmp_path / "w.pt")
+    shard = tmp_path / "shard-000.zarr"
+    extract_shard(config, tables / "images.csv", 0, tmp_path / "w.pt", shard)
+    for layer in layers:
+        acts = read_layer([shard], layer)
+        assert len(acts.image_id) <= 9  # the broken image is not among the rows
+        expected = select_top_k(layer, acts.image_id, acts.max, acts.argmax, 3, acts.height, acts.width)
+        got = read_shard_top_k(shard, layer)
+        assert got.n_images == len(acts.image_id) and got.k == 3
+        for name in ("image_id", "value", "argmax"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))

@@ -1,39 +1,15 @@
 """The real DAG end to end on tiny data: random weights, 32 px probe images, three layers."""
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import snakemake
 from neurofacets.store import read_layer
 
-REPO = Path(__file__).resolve().parents[1]
-
 pytestmark = pytest.mark.e2e
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    # targets and --config first: --configfile takes every following word as a file
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
-           "tests/configs/tiny.yaml"]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A copy of the workflow, run once to completion."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    for item in ("Snakefile", "rules", "workflow", "config", "envs", "tests/configs"):
-        src = REPO / item
-        dst = workdir / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir
 
 
 def test_second_call_has_nothing_to_do(tiny_run):

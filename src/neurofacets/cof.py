@@ -115,7 +115,9 @@ def load_labels(images_csv: str | Path, classes_csv: str | Path) -> Labels:
     classes_csv
         Columns ``label``, ``class_id``, ``class_name`` and optionally ``coarse``.
     """
-    images = pd.read_csv(images_csv, keep_default_na=False)
+    # only the columns used: memory per image stays a few bytes (no paths, no names)
+    images = pd.read_csv(images_csv, keep_default_na=False,
+                         usecols=lambda column: column in ("image_id", "label", "coarse"))
     classes = pd.read_csv(classes_csv, keep_default_na=False)
     for table, name, needed in ((images, images_csv, ("image_id", "label")), (classes, classes_csv, ("label", "class_name"))):
         missing = [c for c in needed if c not in table.columns]

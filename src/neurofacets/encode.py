@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
 
 from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof, write_cof
 from .metrics import all_layers_table, layer_metrics_table
@@ -31,7 +30,7 @@ from .provenance import file_digest, provenance_attrs
 from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, write_rdm
 from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset, write_similarity
 from .store import atomic_output, read_layer
-from .topk import read_topk, select_top_k, write_topk
+from .topk import TopK, merge_top_k, read_shard_top_k, read_topk, select_top_k, write_topk
 
 logger = logging.getLogger("neurofacets.encode")
 
@@ -54,35 +53,6 @@ def _check_layers(paths: Sequence[PathLike], layers: Sequence[str]) -> None:
         raise ValueError(f"layer names repeat: {list(layers)}")
 
 
-def layer_matrix_mb(shard_paths: Sequence[PathLike], layer: str) -> float | None:
-    """Size in MB of one layer's float32 (images x channels) matrix, from shard metadata.
-
-    Reads only the zarr metadata. Returns None when a shard does not exist yet (the
-    workflow asks again once the shards are built).
-    """
-    elements = 0
-    for path in shard_paths:
-        try:
-            group = zarr.open_group(str(path), mode="r")
-            elements += int(np.prod(group[layer]["max"].shape))
-        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-            return None
-    return elements * 4 / 1e6
-
-
-def encode_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 4000) -> int:
-    """Memory estimate (MB) of :func:`encode_layer` for one layer.
-
-    The layer as read (float32 max + int32 argmax: 2 matrices) plus the concatenation
-    copies :func:`~neurofacets.store.read_layer` makes while reading (up to 2 more) and a
-    fixed interpreter overhead; ``default`` when the shards do not exist yet.
-    """
-    size = layer_matrix_mb(shard_paths, layer)
-    if size is None:
-        return default
-    return int(500 + 4.5 * size)
-
-
 def encode_layer(
     shard_paths: Sequence[PathLike],
     images_csv: PathLike,
@@ -95,9 +65,12 @@ def encode_layer(
 ) -> None:
     """Top-k images and CoF counts of one layer (rule ``encode_topk``).
 
-    Reads the layer once from every activation shard, selects each neuron's top-k images
-    (:func:`neurofacets.topk.select_top_k`) and counts their classes at every available
-    label level (:func:`neurofacets.cof.cof_dataset`).
+    When every shard holds its own top-k candidates for at least ``top_k`` images
+    (``extraction.shard_top_k``), they are merged (:func:`neurofacets.topk.merge_top_k`:
+    memory shards x k x channels, whatever the number of images); otherwise the layer is
+    read whole from every shard (images x channels) and selected
+    (:func:`neurofacets.topk.select_top_k`). Both give the same top-k sets. Their classes
+    are then counted at every available label level (:func:`neurofacets.cof.cof_dataset`).
 
     Parameters
     ----------
@@ -117,14 +90,16 @@ def encode_layer(
     labels = load_labels(images_csv, classes_csv)
     attrs = _attrs(config, images_csv, layer=layer, stage="encode")
     start = time.perf_counter()
-    acts = read_layer(list(shard_paths), layer)
-    read_s = time.perf_counter() - start
-    logger.info("layer %s: read %d images x %d channels in %.1f s", layer, *acts.max.shape, read_s)
+    topk = _merged_shard_candidates(shard_paths, layer, top_k)
+    if topk is None:
+        acts = read_layer(list(shard_paths), layer)
+        logger.info("layer %s: read %d images x %d channels in %.1f s", layer, *acts.max.shape,
+                    time.perf_counter() - start)
+        topk = select_top_k(layer, acts.image_id, acts.max, acts.argmax, top_k, acts.height, acts.width)
+        del acts  # the top-k sets are all that is needed from here on
     known = labels.level("class").code_by_image_id
-    if acts.image_id.max() >= len(known) or np.any(known[acts.image_id] < 0):
+    if topk.image_id.max() >= len(known) or np.any(known[topk.image_id] < 0):
         raise ValueError(f"layer {layer}: the shards hold image ids that are not in {images_csv}")
-    topk = select_top_k(layer, acts.image_id, acts.max, acts.argmax, top_k, acts.height, acts.width)
-    del acts  # the top-k sets are all that is needed from here on
     write_topk(topk_path, topk, top_k, attrs)
     write_cof(cof_path, cof_dataset(topk, labels, attrs))
     n_dead = int((topk.n_counted == 0).sum())
@@ -132,6 +107,27 @@ def encode_layer(
         "layer %s: k = %d of %d images, %d neurons (%d dead), done in %.1f s",
         layer, topk.k, topk.n_images, topk.n_neurons, n_dead, time.perf_counter() - start,
     )
+
+
+def _merged_shard_candidates(shard_paths: Sequence[PathLike], layer: str, top_k: int) -> TopK | None:
+    """The shards' candidates merged one shard at a time, or None when a shard lacks them.
+
+    Folding shard by shard keeps two candidate sets in memory (the running top k and one
+    shard's), whatever the number of shards and images.
+    """
+    merged = None
+    for path in shard_paths:
+        part = read_shard_top_k(path, layer)
+        if part is None or part.k < min(top_k, part.n_images):
+            held = "no candidates" if part is None else f"candidates for k = {part.k}"
+            logger.warning(
+                "layer %s: %s holds %s, fewer than top_k = %d (extraction.shard_top_k): "
+                "reading every image's activations instead", layer, path, held, top_k,
+            )
+            return None
+        merged = merge_top_k([part] if merged is None else [merged, part], top_k)
+    logger.info("layer %s: merged the top-%d candidates of %d shards", layer, top_k, len(shard_paths))
+    return merged
 
 
 def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, ImageError, preproces
 from .models import Layer, build_model, select_layers
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard
+from .topk import write_shard_top_k
 
 logger = logging.getLogger("neurofacets.extract")
 
@@ -215,8 +216,13 @@ def extract_shard(
             for image_id, reason in bad:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)
                 skipped.append([int(image_id), str(paths[image_id]), reason])
+        shard_top_k = ex.get("shard_top_k", 0)
+        if shard_top_k:
+            writer.flush()  # the candidates are read back from the rows written
+            write_shard_top_k(writer.root, shard_top_k, writer.n_written)
         writer.close(skipped=skipped)
-    logger.info("shard %d: wrote %d images, skipped %d", shard, writer.n_written, len(skipped))
+    logger.info("shard %d: wrote %d images, skipped %d; top-%d candidates per neuron", shard,
+                writer.n_written, len(skipped), shard_top_k)
 
 
 def _map_shapes(model: nn.Module, layers: Sequence[Layer], image_size: int) -> dict[str, tuple[int, int, int]]:

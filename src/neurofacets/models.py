@@ -9,14 +9,18 @@ ReLU's output.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 import torchvision
 from torch import nn
+
+from .geometry import LayerGeometry, geometry_table, read_layer_geometry  # noqa: F401 (re-exported)
+from .layer_table import pick_layers
 
 
 @dataclass(frozen=True)
@@ -28,32 +32,38 @@ class Layer:
     hook_path: str
 
 
-@dataclass(frozen=True)
-class LayerGeometry:
-    """Map size and receptive field of one layer at a given input size.
-
-    The unit at map position (r, c) is centred on input pixel ``(start + r*jump,
-    start + c*jump)`` and sees the ``rf x rf`` box around that centre.
-    """
-
-    layer: str
-    module: str
-    channels: int
-    height: int
-    width: int
-    rf: int
-    jump: int
-    start: float
-
-
 def _architecture(arch: str, device: str | torch.device = "cpu") -> nn.Module:
     if arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
             f"model.arch: {arch!r} is not a torchvision classification model "
             f"(e.g. vgg16, alexnet, resnet18); see torchvision.models.list_models()"
         )
+    if str(device) == "meta":
+        with _parameters_on_meta():
+            return torchvision.models.get_model(arch, weights=None)
     with torch.device(device):
         return torchvision.models.get_model(arch, weights=None)
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Create every module parameter on the meta device (no memory, no initialisation).
+
+    Unlike ``with torch.device("meta")`` this leaves the tensors that constructors compute
+    with (e.g. RegNet's block widths) on the CPU, so every architecture can be built.
+    """
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
 
 
 def all_layers(model: nn.Module, arch: str) -> list[Layer]:
@@ -85,17 +95,8 @@ def _hook_path(modules: dict[str, nn.Module], conv_path: str) -> str:
 
 def select_layers(model: nn.Module, arch: str, spec: str | Sequence[str]) -> list[Layer]:
     """The layers named by the config (``"conv"`` = all), in network order."""
-    layers = all_layers(model, arch)
-    if spec == "conv":
-        return layers
-    by_name = {layer.name: layer for layer in layers}
-    unknown = [name for name in spec if name not in by_name]
-    if unknown:
-        raise ValueError(
-            f"model.layers: {unknown} are not layers of {arch}; it has {list(by_name)}"
-        )
-    wanted = set(spec)
-    return [layer for layer in layers if layer.name in wanted]
+    by_name = {layer.name: layer for layer in all_layers(model, arch)}
+    return [by_name[name] for name in pick_layers(list(by_name), arch, spec)]
 
 
 def layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
@@ -214,31 +215,6 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int) -> tuple[in
     rows = torch.nonzero(mask.any(1)).flatten()
     cols = torch.nonzero(mask.any(0)).flatten()
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-
-
-def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
-    """One layer's row of ``model/layers.csv``.
-
-    Raises
-    ------
-    KeyError
-        If the layer is not (exactly once) in the table.
-    """
-    table = pd.read_csv(layers_csv)
-    missing = {f.name for f in fields(LayerGeometry)} - set(table.columns)
-    if missing:
-        raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")
-    rows = table[table["layer"] == layer]
-    if len(rows) != 1:
-        raise KeyError(f"layer {layer!r} is not (once) in {layers_csv}; it has {list(table['layer'])}")
-    row = rows.iloc[0]
-    return LayerGeometry(layer, str(row["module"]), int(row["channels"]), int(row["height"]),
-                         int(row["width"]), int(row["rf"]), int(row["jump"]), float(row["start"]))
-
-
-def geometry_table(geometry: Sequence[LayerGeometry]) -> pd.DataFrame:
-    """``model/layers.csv``: one row per layer in network order."""
-    return pd.DataFrame([g.__dict__ for g in geometry])
 
 
 def write_layers_table(arch: str, spec: str | Sequence[str], image_size: int, out_csv: str) -> pd.DataFrame:

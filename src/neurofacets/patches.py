@@ -50,7 +50,7 @@ from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
 from .images import MEAN_GREY_UINT8
-from .models import LayerGeometry, read_layer_geometry
+from .geometry import LayerGeometry, read_layer_geometry
 from .provenance import file_digest, provenance_attrs
 from .store import atomic_output
 from .topk import TopK, read_topk

@@ -13,25 +13,35 @@ Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
   that count in CoF);
 - attrs: ``layer``, ``k`` (= min(top_k, n_images)), ``top_k`` (requested), ``n_images``,
   ``height``, ``width`` (feature-map size, to decode ``argmax``), ``tie_rule``, provenance.
+
+Shard candidates, so the selection does not need every image in memory: each extraction
+job also keeps its shard's top ``k`` images per neuron (:func:`write_shard_top_k`, group
+``{layer}/topk`` of the shard store: ``image_id``, ``value``, ``argmax``, (neuron, rank),
+same tie rule). Under a strict total order (activation descending, then image id
+ascending; ids are unique across shards) the top k of all images are the top k of the
+union of every shard's top k, so :func:`merge_top_k` reads shards x k x channels, whatever
+the number of images, and gives exactly the brute-force selection.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr
 
-from .store import atomic_output
+from .store import atomic_output, open_shard
 
 logger = logging.getLogger("neurofacets.topk")
 
 TIE_RULE = "activation descending, then image_id ascending"
 CHANNEL_BLOCK = 32  # channels selected together: the working copies are (images x 32)
+SHARD_TOPK_GROUP = "topk"  # per layer group of a shard store: that shard's candidates
 
 
 @dataclass(frozen=True)
@@ -237,3 +247,136 @@ def read_topk(path: str | Path) -> TopK:
             width=int(ds.attrs["width"]),
             n_images=int(ds.attrs["n_images"]),
         )
+
+
+def _empty_top_k(layer: str, channels: int, height: int, width: int) -> TopK:
+    shape = (channels, 0)
+    return TopK(layer, np.empty(shape, np.int64), np.empty(shape, np.float32),
+                np.empty(shape, np.int32), np.zeros(channels, np.int32), height, width, 0)
+
+
+def merge_top_k(parts: Sequence[TopK], top_k: int, block: int = CHANNEL_BLOCK) -> TopK:
+    """Every neuron's top-k images over several shards, from each shard's own top k.
+
+    Exact: the result equals :func:`select_top_k` on all the shards' images together,
+    provided each part holds its shard's top ``min(top_k, part.n_images)`` images (checked).
+
+    Parameters
+    ----------
+    parts
+        One :class:`TopK` per shard (e.g. :func:`read_shard_top_k`), same layer, channels
+        and map size; image ids unique across shards.
+    top_k
+        Requested k; ``min(top_k, total images)`` are kept.
+    block
+        Channels merged together (bounds the sort's working memory).
+    """
+    if not parts:
+        raise ValueError("no shard candidates to merge")
+    first = parts[0]
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    for part in parts:
+        if (part.layer, part.n_neurons, part.height, part.width) != (
+                first.layer, first.n_neurons, first.height, first.width):
+            raise ValueError(
+                f"shard candidates disagree: layer {part.layer!r} with {part.n_neurons} neurons "
+                f"of {part.height}x{part.width}, vs {first.layer!r} with {first.n_neurons} of "
+                f"{first.height}x{first.width}"
+            )
+        if part.k < min(top_k, part.n_images):
+            raise ValueError(
+                f"layer {part.layer!r}: a shard keeps its top {part.k} of {part.n_images} images, "
+                f"fewer than top_k = {top_k}: the merge would not be exact"
+            )
+    n_images = sum(part.n_images for part in parts)
+    if n_images == 0:
+        raise ValueError(f"layer {first.layer!r}: no images")
+    k = min(top_k, n_images)
+    if k < top_k:
+        logger.warning("layer %s: only %d images, k = %d instead of top_k = %d",
+                       first.layer, n_images, k, top_k)
+    image_id = np.concatenate([part.image_id for part in parts], axis=1)
+    value = np.concatenate([part.value for part in parts], axis=1)
+    argmax = np.concatenate([part.argmax for part in parts], axis=1)
+    if np.isnan(value).any():
+        raise ValueError(f"layer {first.layer!r}: NaN among the shard candidates")
+    order = np.empty((first.n_neurons, k), dtype=np.int64)
+    for start in range(0, first.n_neurons, block):
+        rows = slice(start, min(start + block, first.n_neurons))
+        # lexsort: the last key is the primary one (value descending), then image id ascending
+        order[rows] = np.lexsort((image_id[rows], -value[rows]), axis=1)[:, :k]
+    merged_ids = np.take_along_axis(image_id, order, axis=1)
+    if np.any(np.diff(np.sort(merged_ids, axis=1), axis=1) == 0):
+        raise ValueError(f"layer {first.layer!r}: an image id appears in more than one shard")
+    merged_value = np.take_along_axis(value, order, axis=1)
+    return TopK(
+        layer=first.layer,
+        image_id=merged_ids,
+        value=merged_value,
+        argmax=np.take_along_axis(argmax, order, axis=1),
+        n_counted=(merged_value > 0).sum(axis=1).astype(np.int32),
+        height=first.height,
+        width=first.width,
+        n_images=n_images,
+    )
+
+
+def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> None:
+    """Add each layer's top-k candidates to an activation shard being written.
+
+    For every layer of ``root.attrs["layers"]``, the top ``min(k, rows)`` images of each
+    neuron among the shard's rows (:func:`select_top_k`, the tie rule of the whole run)
+    go to the group ``{layer}/topk``: ``image_id`` int64, ``value`` float32, ``argmax``
+    int32, each (neurons, k). One layer's rows are read back at a time.
+
+    Parameters
+    ----------
+    root
+        The shard's root group, open for writing, its rows flushed.
+    k
+        Candidates kept per neuron (``extraction.shard_top_k``), >= 1.
+    n_rows
+        Rows written so far (before the arrays are trimmed); default: all rows.
+    """
+    if k < 1:
+        raise ValueError(f"shard top-k: k must be >= 1, got {k}")
+    n = root["image_id"].shape[0] if n_rows is None else int(n_rows)
+    image_id = root["image_id"][:n]
+    for layer in root.attrs["layers"]:
+        group = root[layer]
+        height, width = int(group.attrs["height"]), int(group.attrs["width"])
+        if n:
+            topk = select_top_k(layer, image_id, group["max"][:n], group["argmax"][:n], min(k, n),
+                                height, width)
+        else:
+            topk = _empty_top_k(layer, int(group.attrs["channels"]), height, width)
+        out = group.create_group(SHARD_TOPK_GROUP, overwrite=True)
+        out.attrs.update({"k": topk.k, "top_k": int(k), "n_images": n, "tie_rule": TIE_RULE})
+        for name in ("image_id", "value", "argmax"):
+            data = getattr(topk, name)
+            out.create_array(name, shape=data.shape, dtype=data.dtype,
+                             chunks=(data.shape[0], max(1, data.shape[1])))[...] = data
+    root.attrs["shard_top_k"] = int(k)
+
+
+def read_shard_top_k(path: str | Path, layer: str) -> TopK | None:
+    """One layer's candidates from a complete activation shard; None where it has none."""
+    root = open_shard(path)
+    if layer not in root:
+        raise KeyError(f"layer {layer!r} not in {path}; it has {root.attrs.get('layers')}")
+    group = root[layer]
+    if SHARD_TOPK_GROUP not in group:
+        return None
+    cand = group[SHARD_TOPK_GROUP]
+    value = cand["value"][...]
+    return TopK(
+        layer=layer,
+        image_id=cand["image_id"][...],
+        value=value,
+        argmax=cand["argmax"][...],
+        n_counted=(value > 0).sum(axis=1).astype(np.int32),
+        height=int(group.attrs["height"]),
+        width=int(group.attrs["width"]),
+        n_images=int(cand.attrs["n_images"]),
+    )

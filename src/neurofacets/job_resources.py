@@ -1,0 +1,110 @@
+"""Memory requests of the rules, from measured needs (evaluated while Snakemake plans).
+
+A job's memory is what all of its processes hold at their peak, together: that is what a
+cluster's cgroup limit counts. On a cluster each job runs Snakemake twice (the batch
+script's and the job step's, each parsing the workflow: :data:`SNAKEMAKE_MB` each, now
+that parsing imports no torch) and the rule's script (a Python interpreter with its
+imports and its data). The numbers are measured (docs/benchmarks.md, "Cluster jobs"); each
+request adds :data:`MARGIN` on top. Run locally, the requests only matter under
+``--resources mem_mb=...``, and are then generous by one Snakemake process.
+
+This module imports nothing heavy: it is imported while the workflow is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+SNAKEMAKE_MB = 250  # one Snakemake process that parsed this workflow (measured ~215 MB)
+MARGIN = 1.25  # on top of the measured peak
+
+
+def job_mem_mb(script_mb: float) -> int:
+    """Memory request (MB) of a job whose script peaks at ``script_mb``."""
+    if script_mb < 0:
+        raise ValueError(f"script_mb must be >= 0, got {script_mb}")
+    return int(math.ceil((2 * SNAKEMAKE_MB + script_mb) * MARGIN / 50) * 50)
+
+
+def per_thread_mem_mb(base_mb: float, thread_mb: float):
+    """A ``mem_mb`` callable for rules whose workers each hold ``thread_mb`` beyond ``base_mb``."""
+    if base_mb < 0 or thread_mb < 0:
+        raise ValueError(f"base_mb and thread_mb must be >= 0, got {base_mb}, {thread_mb}")
+
+    def mem_mb(wildcards, threads: int) -> int:
+        return job_mem_mb(base_mb + thread_mb * threads)
+
+    return mem_mb
+
+
+# Scripts' peak memory (MB) beyond the two Snakemake processes, from the rules' benchmark
+# files (max_rss) of the default run (VGG16, 13 layers, 288 images at 224 px) after parsing
+# and the visualize stage stopped importing torch; docs/benchmarks.md, "Cluster jobs".
+ENCODE_SCRIPT_MB = 200  # interpreter + numpy, pandas, xarray, zarr, scipy: measured 155-165
+FIGURE_SCRIPT_MB = 450  # matplotlib figures and tables: measured up to 427
+GALLERY_LAYER_MB = 600  # one layer's gallery cards: measured up to 503 (512 neurons)
+LAYERS_MB = 1800  # receptive fields measured on the graph (torch): 1700
+WEIGHTS_MB = 900  # download + convert the weights (torch): 789
+PATCHES_MB, PATCHES_THREAD_MB = 300, 50  # main process + each decoding thread
+ICA_MB, ICA_WORKER_MB = 250, 350  # main process + each worker process (~180 imports + one fit)
+EXTRACT_MB = 2000  # torch, a VGG16-size model with its loaded weights, 1 worker (measured 2942 at 224 px, batch 16)
+EXTRACT_WORKER_MB = 400  # each DataLoader worker: decoding and 4 prefetched batches
+EXTRACT_CPU_IMAGE_MB = 40  # CPU device: a VGG16 forward's maps per 224-px image in the batch
+
+
+def extract_mem_mb(extraction: dict, on_gpu: bool) -> int:
+    """Memory request (MB) of one ``extract`` job (host memory; the GPU's is its own)."""
+    script = EXTRACT_MB + EXTRACT_WORKER_MB * extraction["workers"]
+    if not on_gpu:
+        scale = (extraction["image_size"] / 224) ** 2
+        script += EXTRACT_CPU_IMAGE_MB * scale * extraction["batch_size"]
+    return job_mem_mb(script)
+
+
+def _array_shape(store: Path, *parts: str) -> list[int] | None:
+    """Shape of a zarr v3 array from its ``zarr.json`` (no zarr import); None if absent."""
+    try:
+        meta = json.loads(store.joinpath(*parts, "zarr.json").read_text())
+    except FileNotFoundError:
+        return None
+    return [int(n) for n in meta["shape"]]
+
+
+def encode_topk_data_mb(shard_paths: Sequence[str | Path], layer: str, top_k: int) -> float | None:
+    """What ``encode_topk`` holds (MB) beyond its interpreter, from the shards' metadata.
+
+    With every shard's top-k candidates present and large enough (the merge, one shard at
+    a time): the running top k and one shard's candidates, 16 bytes per entry (int64 id,
+    float32 value, int32 argmax), about three times over (the parts, their concatenation,
+    the sort): flat in the number of images and shards. Otherwise the whole layer as read:
+    float32 max + int32 argmax and the copies made while reading, 4.5x the float32 matrix.
+    None while a shard does not exist yet.
+    """
+    matrix_entries = largest = 0
+    merge = True
+    for path in shard_paths:
+        store = Path(path)
+        full = _array_shape(store, layer, "max")
+        if full is None:
+            return None
+        matrix_entries += full[0] * full[1]
+        cand = _array_shape(store, layer, "topk", "value")
+        if cand is None or cand[1] < min(top_k, full[0]):
+            merge = False
+        else:
+            largest = max(largest, cand[0] * (top_k + cand[1]))
+    return 3 * 16 * largest / 1e6 if merge else 4.5 * 4 * matrix_entries / 1e6
+
+
+def encode_topk_mem_mb(shard_paths: Sequence[str | Path], layer: str, top_k: int,
+                       default: int = 4000) -> int:
+    """Memory request (MB) of ``encode_topk`` for one layer (:func:`encode_topk_data_mb`).
+
+    ``default`` MB of data while the shards do not exist yet (Snakemake asks again when
+    the job is ready to run).
+    """
+    data_mb = encode_topk_data_mb(shard_paths, layer, top_k)
+    return job_mem_mb(ENCODE_SCRIPT_MB + (default if data_mb is None else data_mb))
