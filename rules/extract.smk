@@ -50,7 +50,7 @@ rule extract:
     params:
         shard=lambda wc: int(wc.shard),
         config={k: config[k] for k in ("run", "model", "extraction")},
-        code=code_digest("extract", "images", "models", "store", "weights"),
+        code=code_digest("extract", "decode", "images", "models", "store", "weights"),
     threads: 2
     resources:
         gpu=uses_gpu(),
