@@ -94,8 +94,8 @@ def plain_jpeg_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
     return width, height
 
 
-def _decode_jpeg(data: torch.Tensor | list[torch.Tensor], device: str | torch.device) -> Any:
-    """torchvision's decoder to RGB; any warning (libjpeg's complaints) is an error."""
+def decode_jpeg_rgb(data: torch.Tensor | list[torch.Tensor], device: str | torch.device) -> Any:
+    """torchvision's JPEG decoder (one tensor or a list), to RGB; any warning (libjpeg's complaints) is an error."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
     with warnings.catch_warnings():
@@ -161,7 +161,7 @@ class ImageDecoder:
         if self.decode == "nvjpeg":
             return EncodedJpeg(encoded, str(path), self.image_size, self.resize, self.max_pixels)
         try:
-            return resize_crop_tensor(_decode_jpeg(encoded, "cpu"), self.image_size, self.resize)
+            return resize_crop_tensor(decode_jpeg_rgb(encoded, "cpu"), self.image_size, self.resize)
         except Exception:  # noqa: BLE001 - libjpeg's complaint; PIL decides and names it
             return pil()
 
@@ -176,12 +176,12 @@ def decode_on_device(items: Sequence[EncodedJpeg], device: torch.device) -> list
     if not items:
         return []
     try:
-        images = _decode_jpeg([item.data for item in items], device)
+        images = decode_jpeg_rgb([item.data for item in items], device)
     except Exception:  # noqa: BLE001 - find the culprit(s) one by one
         images = []
         for item in items:
             try:
-                images.append(_decode_jpeg(item.data, device))
+                images.append(decode_jpeg_rgb(item.data, device))
             except Exception:  # noqa: BLE001
                 images.append(None)
     out: list[torch.Tensor | str] = []
@@ -232,7 +232,7 @@ def _can_decode(device: str) -> bool:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 100, 50)).save(buf, "JPEG")
     try:
-        img = _decode_jpeg(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), device)
+        img = decode_jpeg_rgb(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), device)
         return tuple(img.shape) == (3, 8, 8)
     except Exception:  # noqa: BLE001 - not compiled in, no device, no library
         return False
