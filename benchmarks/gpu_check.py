@@ -19,7 +19,8 @@ variant it prints
   (coarse labels of the sample, so the CoF is not one image per class);
 
 and how far each decode path's crops are from PIL's. It exits with status 1 when a check
-fails: every decode path within the stated pixel tolerance of PIL; every variant uses and
+fails: the torchvision path within the stated pixel tolerance of PIL (nvjpeg's difference
+is measured and reported, to decide whether to choose it); every variant uses and
 skips the same images; with the PIL decoder, fp32 on the device reproduces the reference
 (max within 1e-3 relative, >= 99 % identical top-k sets in every layer) and the default
 precision keeps >= 99 % of the top-k sets in every layer. ``--json`` writes every number.
@@ -46,7 +47,7 @@ import torch
 
 from neurofacets.agreement import LayerAgreement, compare_layer
 from neurofacets.decode import (TOLERANCE_LEVELS, EncodedJpeg, ImageDecoder, batch_to_device,
-                                resolve_decode)
+                                nvjpeg_available, resolve_decode)
 from neurofacets.extract import PRECISIONS, collate_images, iterate_activations, make_loader
 from neurofacets.images import ImageError
 from neurofacets.models import build_model, select_layers
@@ -224,8 +225,10 @@ def pixel_check(images: pd.DataFrame, decodes: list[str], device: torch.device,
 def checks(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], list[LayerAgreement]],
            pixels: dict[str, dict[str, float]]) -> list[str]:
     """The failed checks, in words (empty: all passed)."""
+    # nvjpeg is not libjpeg-turbo: its difference is measured here, not held to the tolerance
     failed = [f"decode {d}: crops differ from PIL's by {p['max_abs']} levels (tolerance "
-              f"{TOLERANCE_LEVELS})" for d, p in pixels.items() if p["max_abs"] > TOLERANCE_LEVELS]
+              f"{TOLERANCE_LEVELS})" for d, p in pixels.items()
+              if p["max_abs"] > TOLERANCE_LEVELS and d != "nvjpeg"]
     for run in runs:
         key = (run.precision, run.decode)
         if not np.array_equal(run.image_id, reference.image_id) or run.skipped != reference.skipped:
@@ -329,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch is None:
         args.batch = 128 if device.type == "cuda" else 16
     if args.decodes == "available":
-        decodes = ["pil", "torchvision"] + (["nvjpeg"] if resolve_decode("auto", device) == "nvjpeg" else [])
+        decodes = ["pil", "torchvision"] + (["nvjpeg"] if nvjpeg_available(device) else [])
     else:
         decodes = [resolve_decode(d, device) for d in args.decodes.split(",")]
     weights = choose_weights(args.weights)

@@ -5,18 +5,22 @@
   on the tensor in the DataLoader workers;
 - ``nvjpeg``: the workers only read the file; the main process decodes each batch's JPEGs
   at once on the GPU (``decode_jpeg(list, device="cuda")``, nvJPEG) and resizes there;
-- ``auto``: ``nvjpeg`` on a CUDA device where torchvision can use it, else ``torchvision``
-  where it decodes JPEGs, else ``pil`` (docs/benchmarks.md: torchvision.io decodes and
-  preprocesses about 1.3x faster per core than PIL).
+- ``auto``: ``torchvision`` where it decodes JPEGs, else ``pil`` (docs/benchmarks.md:
+  torchvision.io decodes and preprocesses about 1.3x faster per core than PIL). Not
+  ``nvjpeg``: nvJPEG's decoder is not libjpeg-turbo (torchvision's own tests allow its
+  pixels a *mean* difference of up to 2 levels), and no GPU has yet measured how far its
+  crops are from PIL's; ``benchmarks/gpu_check.py`` does, and then it can be chosen.
 
 The tensor paths take only *plain* JPEGs: RGB or greyscale, complete (ending with the
 end-of-image marker), at most ``max_pixels`` and at most :data:`TENSOR_MAX_ASPECT` : 1.
 Every other file (PNG, CMYK, truncated, elongated, not an image, ...) and every JPEG that
 torchvision cannot decode without a complaint goes through the PIL path, which decides
 whether it is used or skipped and with which reason: the three paths skip exactly the
-same files. Their crops differ from the PIL path's by at most :data:`TOLERANCE_LEVELS` of
-255 (rounding: PIL resamples the crop box, torchvision the whole image; measured on the
-real photos in docs/benchmarks.md and asserted in tests/test_decode.py).
+same files. The torchvision path's crops differ from the PIL path's by at most
+:data:`TOLERANCE_LEVELS` of 255 (rounding: PIL resamples the crop box, torchvision the whole
+image; measured on the real photos in docs/benchmarks.md and asserted in
+tests/test_decode.py). The nvjpeg path decodes with nvJPEG, whose difference from
+libjpeg-turbo is measured by ``benchmarks/gpu_check.py`` on a GPU.
 
 torchvision 0.29 deprecates its image decoders in favour of TorchCodec
 (``torchcodec.decoders.decode_jpeg``, the same call); they are used here until the
@@ -238,12 +242,16 @@ def _can_decode(device: str) -> bool:
         return False
 
 
+def nvjpeg_available(device: torch.device) -> bool:
+    """Whether ``decode: nvjpeg`` can run on ``device``."""
+    return device.type == "cuda" and _can_decode(str(device))
+
+
 def resolve_decode(decode: str, device: torch.device) -> str:
     """The decode path a run uses: ``auto`` resolved, an unavailable explicit one refused."""
     if decode not in DECODES:
         raise ValueError(f"extraction.decode: {decode!r} is not one of {list(DECODES)}")
-    cuda = device.type == "cuda"
-    if decode == "nvjpeg" and not (cuda and _can_decode(str(device))):
+    if decode == "nvjpeg" and not nvjpeg_available(device):
         raise RuntimeError(
             f"extraction.decode: 'nvjpeg' needs a CUDA device on which torchvision can decode "
             f"JPEGs (device here: {device}); use 'auto', 'torchvision' or 'pil'")
@@ -252,6 +260,4 @@ def resolve_decode(decode: str, device: torch.device) -> str:
                            "JPEGs (built without libjpeg); use 'auto' or 'pil'")
     if decode != "auto":
         return decode
-    if cuda and _can_decode(str(device)):
-        return "nvjpeg"
     return "torchvision" if _can_decode("cpu") else "pil"
