@@ -47,22 +47,32 @@ VARIANTS = {"before: whole image resized, then cropped": "whole_resize_then_crop
 
 
 def peak_rss(path: Path, variant: str) -> tuple[float, float, float]:
-    """(RSS after imports, peak RSS, seconds) of one subprocess preprocessing ``path`` once."""
+    """(peak RSS after imports, peak RSS at the end, seconds) of one subprocess preprocessing
+    ``path`` once, in MiB. Read from VmHWM, which starts afresh at exec (``ru_maxrss`` would
+    start from the parent's peak)."""
     code = f"""
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from preprocess import {variant} as fn
+from preprocess import {variant} as fn, vm_hwm_mib
 from neurofacets.images import load_rgb
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = vm_hwm_mib()
 start = time.perf_counter()
 out = fn(load_rgb({str(path)!r}), {SIZE}, {RESIZE})
 assert out.size == ({SIZE}, {SIZE})
 seconds = time.perf_counter() - start
-print(base / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds)
+print(base, vm_hwm_mib(), seconds)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     base, peak, seconds = map(float, out.stdout.split())
     return base, peak, seconds
+
+
+def vm_hwm_mib() -> float:
+    """This process's peak resident set size so far (Linux /proc), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def memory_table(photo: Path | None) -> None:
@@ -76,7 +86,7 @@ def memory_table(photo: Path | None) -> None:
         with Image.open(photo) as img:
             cases[f"real photo {img.size[0]} x {img.size[1]} JPEG"] = photo
     print(f"### Peak memory and time per image (resize {RESIZE}, crop {SIZE}), one process each\n")
-    print("| image | variant | RSS after imports (MiB) | peak RSS (MiB) | growth (MiB) | seconds |")
+    print("| image | variant | peak RSS after imports (MiB) | peak RSS (MiB) | growth (MiB) | seconds |")
     print("|---|---|---:|---:|---:|---:|")
     for case, path in cases.items():
         for label, variant in VARIANTS.items():
@@ -105,6 +115,24 @@ def pixel_table(paths: list[Path]) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
           f"(max {100 * np.max(differing):.2f} % in one image); mean abs difference "
           f"{np.mean(mean_abs):.4f} levels\n")
     return crops
+
+
+def resize_rates(paths: list[Path], repeats: int = 5) -> None:
+    """Resize + crop alone, on images already decoded, interleaved, best of ``repeats``."""
+    images = [load_rgb(p) for p in paths]
+    fns = {"before": whole_resize_then_crop, "after": resize_and_crop}
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for img in images:
+                fn(img, SIZE, RESIZE)
+            best[name] = min(best[name], time.perf_counter() - start)
+    print(f"### Resize + crop alone, {len(images)} decoded photos, one thread, best of {repeats}\n")
+    print("| variant | images/s | ratio to before |\n|---|---:|---:|")
+    for name, t in best.items():
+        print(f"| {name} | {len(images) / t:.0f} | {best['before'] / t:.2f} |")
+    print()
 
 
 def draft_table(paths: list[Path]) -> None:
@@ -200,6 +228,7 @@ def main() -> None:
         print(f"{PHOTOS} is absent: no real-photo comparison")
         return
     crops = pixel_table(paths)
+    resize_rates(paths[:200])
     draft_table(paths)
     if not args.skip_topk:
         topk_table(crops, args.topk_images, args.k, args.batch)
