@@ -6,7 +6,7 @@
 - ``nvjpeg``: the workers only read the file; the main process decodes each batch's JPEGs
   at once on the GPU (``decode_jpeg(list, device="cuda")``, nvJPEG) and resizes there;
 - ``auto``: ``torchvision`` where it decodes JPEGs, else ``pil`` (docs/benchmarks.md:
-  torchvision.io decodes and preprocesses about 1.3x faster per core than PIL). Not
+  torchvision.io decodes and preprocesses 1.2-1.3x faster per core than PIL). Not
   ``nvjpeg``: nvJPEG's decoder is not libjpeg-turbo (torchvision's own tests allow its
   pixels a *mean* difference of up to 2 levels), and no GPU has yet measured how far its
   crops are from PIL's; ``benchmarks/gpu_check.py`` does, and then it can be chosen.
@@ -47,7 +47,7 @@ DECODES = ("auto", "pil", "torchvision", "nvjpeg")
 #: Longest / shortest side above which an image goes through PIL's box resize, since the
 #: tensor paths resize the whole image (memory O(TENSOR_MAX_ASPECT * resize^2)).
 TENSOR_MAX_ASPECT = 4.0
-#: Largest difference (levels of 255) of a tensor path's crop from the PIL path's.
+#: Largest difference (levels of 255) of the torchvision path's crop from the PIL path's.
 TOLERANCE_LEVELS = 2
 
 _JPEG_START = b"\xff\xd8\xff"
