@@ -55,7 +55,7 @@ rule extract:
         shard=lambda wc: int(wc.shard),
         config={k: config[k] for k in ("run", "model", "extraction")},
         code=code_digest(
-            "extract", "images", "models", "geometry", "layer_table", "store", "topk", "weights"
+            "extract", "decode", "images", "models", "geometry", "layer_table", "store", "topk", "weights"
         ),
     threads: max(2, config["extraction"]["workers"] + 1)  # DataLoader workers + the model
     resources:

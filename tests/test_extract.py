@@ -170,7 +170,8 @@ def test_real_photos_extract_like_brute_force(tmp_path):
     assert len(images) == 24 and pd.read_csv(tables / "skipped.csv").empty
     config = {"run": "t", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_2", "conv3_1"]},
               "extraction": {"image_size": 64, "resize": 72, "batch_size": 8, "shards": 1,
-                             "device": "cpu", "precision": "fp32", "workers": 1}}
+                             "device": "cpu", "precision": "fp32", "workers": 1,
+                             "decode": "pil"}}  # the reference below decodes with PIL
     extract_shard(config, tables / "images.csv", 0, _prepared_random_weights(tmp_path), tmp_path / "s.zarr")
     layer = read_layer([tmp_path / "s.zarr"], "conv3_1")
     assert layer.image_id.tolist() == list(range(24))

@@ -55,16 +55,65 @@ def test_tiny_image_is_upscaled_to_the_crop(tmp_path):
     assert tuple(out[16, 16]) == (10, 20, 30)
 
 
-def test_resize_and_crop_matches_torchvision():
-    import torch
+def _bilinear_weights(in_size: int, out_size: int) -> np.ndarray:
+    """Antialiased bilinear resampling as a dense (out, in) float64 matrix, from the definition:
+    a triangle filter stretched by the downscaling factor, centred on each output pixel."""
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)
+    centres = (np.arange(out_size) + 0.5) * scale
+    sources = np.arange(in_size) + 0.5
+    w = np.clip(1 - np.abs(sources[None, :] - centres[:, None]) / stretch, 0, None)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("size", [(50, 73), (73, 50), (300, 41), (12, 9), (3, 400)])
+def test_resize_and_crop_matches_whole_resize_then_crop(size):
+    """The box resize equals resizing the whole image in float64 and cropping, and torchvision's
+    Resize + CenterCrop (PIL, whole image), within 1 level: PIL rounds to uint8 after each of its
+    two passes, and takes them in another order for a box."""
     from torchvision.transforms import v2
 
+    from neurofacets.images import resize_geometry
+
     rng = np.random.default_rng(1)
-    img = Image.fromarray(rng.integers(0, 256, size=(50, 73, 3), dtype=np.uint8))
-    ours = np.asarray(resize_and_crop(img, 32, 40))
-    ref = v2.Compose([v2.Resize(40), v2.CenterCrop(32)])(img)
-    np.testing.assert_array_equal(ours, np.asarray(ref))
-    assert torch.is_tensor(torch.from_numpy(ours.copy()))
+    width, height = size
+    arr = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    ours = np.asarray(resize_and_crop(Image.fromarray(arr), 32, 40)).astype(int)
+    new_w, new_h, left, top = resize_geometry(width, height, 32, 40)
+    # the whole resize, restricted to the rows and columns of the crop
+    rows = _bilinear_weights(height, new_h)[top:top + 32]
+    cols = _bilinear_weights(width, new_w)[left:left + 32]
+    exact = np.einsum("yh,hwc,xw->yxc", rows, arr.astype(float), cols, optimize=True)
+    assert ours.shape == (32, 32, 3)
+    assert np.abs(ours - exact).max() <= 1.0
+    ref = np.asarray(v2.Compose([v2.Resize(40), v2.CenterCrop(32)])(Image.fromarray(arr))).astype(int)
+    assert np.abs(ours - ref).max() <= 1
+
+
+def test_elongated_image_costs_memory_of_the_crop_not_of_the_resize(tmp_path):
+    """1 x 10000 px with resize 256: the whole resize would be 256 x 2,560,000 (2 GB of RSS)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak RSS is read from /proc/self/status (Linux)")
+    path = _save(tmp_path, "line.png", Image.new("RGB", (1, 10000), (200, 10, 10)))
+    # VmHWM starts afresh at exec, unlike ru_maxrss (which starts from pytest's peak)
+    code = (
+        "import re\n"
+        "from pathlib import Path\n"
+        "from neurofacets.images import preprocess_uint8\n"
+        "def peak(): return int(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text())[1])\n"
+        "before = peak()\n"
+        f"out = preprocess_uint8({str(path)!r}, 224, 256)\n"
+        "assert out.shape == (224, 224, 3) and (out == (200, 10, 10)).all(), out[0, 0]\n"
+        "print(before / 1024, (peak() - before) / 1024)\n"
+    )
+    before, grown = map(float, subprocess.run([sys.executable, "-c", code], check=True,
+                                              capture_output=True, text=True).stdout.split())
+    assert before < 200  # a fresh interpreter: the measurement can see growth
+    assert grown < 20
 
 
 def test_corrupt_inputs_raise_image_error_with_reason(tmp_path, rgb_image):

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, ImageError, preprocess_uint8
+from .decode import EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
+from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, ImageError
 from .models import Layer, build_model, select_layers
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard
@@ -33,31 +34,34 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Decoded, resized and cropped uint8 CHW tensors; a failure yields its reason instead."""
+    """Decoded, resized and cropped uint8 CHW tensors (or, for ``decode="nvjpeg"``, a plain
+    JPEG's bytes to decode on the GPU); a failure yields its reason instead."""
 
     def __init__(self, image_ids: Sequence[int], paths: Sequence[str], image_size: int,
-                 resize: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 resize: int, max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil") -> None:
         self.image_ids = np.asarray(image_ids, dtype=np.int64)
         self.paths = list(paths)
-        self.image_size, self.resize, self.max_pixels = image_size, resize, max_pixels
+        self.decoder = ImageDecoder(decode, image_size, resize, max_pixels)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | EncodedJpeg | None, str]:
         try:
-            arr = preprocess_uint8(self.paths[i], self.image_size, self.resize, self.max_pixels)
+            return int(self.image_ids[i]), self.decoder(self.paths[i]), ""
         except ImageError as err:
             return int(self.image_ids[i]), None, str(err)
-        return int(self.image_ids[i]), torch.from_numpy(arr).permute(2, 0, 1).contiguous(), ""
 
 
-def collate_images(items: list[tuple[int, torch.Tensor | None, str]]) -> dict[str, Any]:
-    """Stack the decodable images of a batch; list the others with their reason."""
+def collate_images(items: list[tuple[int, torch.Tensor | EncodedJpeg | None, str]]) -> dict[str, Any]:
+    """Stack the crops of a batch, list the JPEGs left to decode on the device (with their
+    position among the batch's usable images) and the failures with their reason."""
     good = [(i, t) for i, t, _ in items if t is not None]
+    crops = [t for _, t in good if isinstance(t, torch.Tensor)]
     return {
         "image_id": np.array([i for i, _ in good], dtype=np.int64),
-        "pixels": torch.stack([t for _, t in good]) if good else None,
+        "pixels": torch.stack(crops) if crops else None,
+        "encoded": [(pos, t) for pos, (_, t) in enumerate(good) if isinstance(t, EncodedJpeg)],
         "skipped": [(i, reason) for i, t, reason in items if t is None],
     }
 
@@ -133,6 +137,9 @@ def iterate_activations(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
+        # fp32 means fp32: TF32 tensor cores would round conv inputs to 10 bits of mantissa
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     mean = torch.tensor(MEAN_RGB, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD_RGB, device=device).view(1, 3, 1, 1) * 255
     dtype = PRECISIONS[precision]
@@ -145,18 +152,18 @@ def iterate_activations(
         with torch.inference_mode():
             for batch in loader:
                 bar.update(len(batch["image_id"]) + len(batch["skipped"]))
-                if batch["pixels"] is None:
-                    yield batch["image_id"], {}, batch["skipped"]
-                    continue
                 # normalise on the device: uint8 crosses the bus, 4x less than float32
-                x = batch["pixels"].to(device, non_blocking=True)
+                ids, x, skipped = batch_to_device(batch, device, non_blocking=True)
+                if x is None:
+                    yield ids, {}, skipped
+                    continue
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 x = (x.float() - mean) / std
                 with autocast:
                     values = hooks.run(model, x)
                 out = {name: (mx.cpu().numpy(), am.cpu().numpy()) for name, (mx, am) in values.items()}
-                yield batch["image_id"], out, batch["skipped"]
+                yield ids, out, skipped
     finally:
         bar.close()
         hooks.remove()
@@ -164,9 +171,12 @@ def iterate_activations(
 
 def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int, resize: int,
                 batch_size: int, workers: int, pin_memory: bool = False,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.utils.data.DataLoader:
-    """Batches in image-id order, decoded by ``workers`` processes (0: in this process)."""
-    dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels)
+                max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil") -> torch.utils.data.DataLoader:
+    """Batches in image-id order, decoded by ``workers`` processes (0: in this process).
+
+    ``decode``: ``pil``, ``torchvision`` or ``nvjpeg`` (see :mod:`neurofacets.decode`).
+    """
+    dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels, decode)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
         collate_fn=collate_images, pin_memory=pin_memory,
@@ -197,16 +207,17 @@ def extract_shard(
     layers = select_layers(model, arch, config["model"]["layers"])
     device = resolve_device(ex["device"])
     max_pixels = ex.get("max_image_pixels", DEFAULT_MAX_PIXELS)
+    decode = resolve_decode(ex.get("decode", "auto"), device)
     loader = make_loader(images["image_id"], images["path"], ex["image_size"], ex["resize"],
                          ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, decode=decode)
     shapes = _map_shapes(model, layers, ex["image_size"])
     attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv),
                              weights_id=weights.weights_id, shard=shard,
                              image_size=ex["image_size"], resize=ex["resize"],
-                             precision=ex["precision"], device=str(device))
-    logger.info("shard %d: %d images, %d layers, device %s, %s", shard, len(images), len(layers),
-                device, ex["precision"])
+                             precision=ex["precision"], device=str(device), decode=decode)
+    logger.info("shard %d: %d images, %d layers, device %s, %s, decode %s", shard, len(images),
+                len(layers), device, ex["precision"], decode)
     skipped: list[list[Any]] = []
     paths = dict(zip(images["image_id"], images["path"]))
     with atomic_output(out_path) as tmp:
