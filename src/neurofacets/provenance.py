@@ -20,13 +20,18 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 (first 16 hex digits) of a file's bytes, e.g. the dataset's images.csv."""
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (64 hex digits), read in blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of a file's bytes, e.g. the dataset's images.csv."""
+    return file_sha256(path)[:16]
 
 
 PACKAGE = "neurofacets"

