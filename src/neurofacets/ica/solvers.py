@@ -174,10 +174,14 @@ def picard_o(z: np.ndarray, w_init: np.ndarray, *, max_iter: int, tol: float) ->
             converged = True
             break
         if n > 0:
-            s_list.append(direction)
             step = g - g_old
-            y_list.append(step)
-            r_list.append(1.0 / np.sum(direction * step))
+            curvature = np.sum(direction * step)
+            # (python-picard keeps every pair; in float32 a step can vanish near the
+            # precision floor, and 1 / 0 would poison the memory)
+            if curvature != 0 and np.isfinite(curvature):
+                s_list.append(direction)
+                y_list.append(step)
+                r_list.append(1.0 / curvature)
             if len(s_list) > LBFGS_MEMORY:
                 s_list.pop(0), y_list.pop(0), r_list.pop(0)
         g_old = g
