@@ -474,3 +474,34 @@ def test_build_ica_carries_provenance_and_writes_atomically(tmp_path):
     assert attrs["dataset_digest"] == "abc" and "config_digest" in attrs and attrs["seed"] == 1
     assert attrs["patches_store"] == "../patches.zarr"
     assert [p.name for p in out.parent.iterdir()] == ["convX.zarr"]  # no temporary left behind
+
+
+def test_ica_of_an_images_layout_store_equals_that_of_a_patches_layout_store(tmp_path):
+    # the lean patch store (images, patches cut when read) gives the very same fits and pictures
+    from neurofacets.models import LayerGeometry
+    from neurofacets.patches import write_patch_store as write_patches
+    from neurofacets.topk import TopK
+
+    rng = np.random.default_rng(4)
+    size, rf, neurons, k = 48, 20, 5, 12
+    images = [np.rint(np.clip(uint8_patches(1, size, seed=i)[0] * 0.8 + rng.normal(0, 8, (size, size, 3)), 0, 255))
+              .astype(np.uint8) for i in range(15)]
+    image_id = np.stack([rng.choice(15, size=k, replace=False) for _ in range(neurons)]).astype(np.int64)
+    argmax = rng.integers(0, 12 * 12, size=(neurons, k)).astype(np.int32)
+    counts = np.array([12, 12, 9, 1, 12], dtype=np.int32)
+    topk = TopK("convX", image_id, np.ones((neurons, k), np.float32), argmax, counts, 12, 12, 15)
+    geometry = LayerGeometry("convX", "features.0", neurons, 12, 12, rf, 4, 1.5)
+    readers = {}
+    for layout in ("patches", "images"):
+        write_patches(tmp_path / layout / "convX.zarr", topk, geometry, lambda i: images[i], image_size=size,
+                      layout=layout, attrs={"created": layout})
+        write_ica_store(tmp_path / layout / "ica.zarr", tmp_path / layout / "convX.zarr", STORE_SETTINGS)
+        readers[layout] = IcaReader(tmp_path / layout / "ica.zarr")
+    a, b = readers["patches"], readers["images"]
+    assert a.patches().layout == "patches" and b.patches().layout == "images"
+    for name in ("unmixing", "status", "n_iter", "residual"):
+        assert np.array_equal(a.group[name][:], b.group[name][:], equal_nan=True), name
+    for mode in ("gray", "rgb", "uint8"):
+        assert np.array_equal(a.components(mode, slice(0, neurons)), b.components(mode, slice(0, neurons)),
+                              equal_nan=True), mode
+    assert (a.status_codes[3] == STATUS_CODE["too_few_patches"]).all() and (a.status_codes[[0, 1, 2, 4]] == 0).all()
