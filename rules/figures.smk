@@ -8,7 +8,7 @@ FIGURE_CONFIG = config.get("figures", {})
 FIGURE_FORMATS = FIGURE_CONFIG.get("format", ["pdf", "png"])
 FIGURE_DPI = FIGURE_CONFIG.get("dpi", 150)
 FIGURE_EXAMPLES = FIGURE_CONFIG.get("examples_per_layer", 1)
-FIGURE_CODE = ("figures", "figures.style", "figures.load")
+FIGURE_CODE = ("figures", "figures.style", "figures.load", *ICA_CODE)  # figures.load reads ICA stores
 REPORT_FORMAT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in FIGURE_FORMATS)
 
 CAT_ENCODE = "1. Conceptual encoding: sparsity, flatness, MF degree"
@@ -187,6 +187,7 @@ rule appB_ica_by_mf:
         metrics=f"{OUT}/metrics/all_layers.csv",
         layers=f"{OUT}/model/layers.csv",
         ica=per_layer(f"{OUT}/ica/{{layer}}.zarr"),
+        patches=per_layer(f"{OUT}/patches/{{layer}}.zarr"),
     output:
         FIGURE_FILES["appB_ica_by_mf"],
     params:

@@ -1,5 +1,8 @@
 # Neuron visualisation (DESIGN.md section 3): receptive-field patches of each neuron's top
-# images, their independent components (FastICA), and one picture per neuron on demand.
+# images, their independent components (Picard-O by default), and one picture per neuron on demand.
+
+# Every module the ICA store's writer and reader use (the figures that draw ICs list it too).
+ICA_CODE = ("ica", "ica.fit", "ica.solvers", "ica.pool", "ica.store", "patches", "store", "provenance")
 
 
 rule patches:
@@ -34,11 +37,16 @@ rule ica:
     output:
         directory(f"{OUT}/ica/{{layer}}.zarr"),
     params:
-        code=code_digest("ica", "patches", "topk", "images", "geometry", "store", "provenance"),
-        n_components=config["visualize"]["ica_components"],
-        max_iter=config["visualize"]["ica_max_iter"],
-        tol=config["visualize"]["ica_tol"],
-        seed=config["visualize"]["seed"],
+        code=code_digest(*ICA_CODE),
+        settings={
+            "n_components": config["visualize"]["ica_components"],
+            "solver": config["visualize"]["ica_solver"],
+            "max_iter": config["visualize"]["ica_max_iter"],
+            "tol": config["visualize"]["ica_tol"],
+            "seed": config["visualize"]["seed"],
+            "restarts": config["visualize"]["ica_restarts"],
+            "max_side": config["visualize"]["ica_max_side"],
+        },
     threads: config["visualize"]["threads"]
     resources:
         mem_mb=per_thread_mem_mb(ICA_MB, ICA_WORKER_MB),
@@ -63,7 +71,7 @@ rule neuron_figure:
     wildcard_constraints:
         neuron=r"\d+",
     params:
-        code=code_digest("neuron_figure", "ica", "patches", "metrics"),
+        code=code_digest("neuron_figure", "metrics", *ICA_CODE),
         dpi=config["figures"]["dpi"],
         top_patches=16,
     log:

@@ -21,7 +21,7 @@ import xarray as xr
 import zarr
 from scipy import stats
 
-from neurofacets.ica import STATUS
+from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
 
 CLASS_NAMES = [f"class{i:02d}" for i in range(12)]
@@ -219,30 +219,22 @@ def make_fake_run(
         )
 
         patches = rng.integers(0, 256, size=(neurons, k, rf, rf, 3), dtype=np.uint8)
-        group = zarr.open_group(str(out / "patches" / f"{name}.zarr"), mode="w", zarr_format=3)
+        patches[np.arange(k)[None, :] >= n_counted[:, None]] = 0  # slots beyond n_counted hold no patch
+        patch_path = out / "patches" / f"{name}.zarr"
+        group = zarr.open_group(str(patch_path), mode="w", zarr_format=3)
         group.create_array("patches", shape=patches.shape, chunks=(1, k, rf, rf, 3), dtype="uint8")[:] = patches
         group.create_array("n_counted", shape=(neurons,), dtype="int64")[:] = n_counted
-        group.attrs.update({**attrs, "layer": name})
+        group.attrs.update({**attrs, "layer": name, "rf": rf, "k": k, "layout": "patches", "created": f"fake {name}"})
 
-        gray = rng.normal(size=(neurons, n_comp, rf, rf)).astype(np.float32)
-        rgb = rng.normal(size=(neurons, n_comp, rf, rf, 3)).astype(np.float32)
-        lo = rgb.min(axis=(2, 3, 4), keepdims=True)
-        hi = rgb.max(axis=(2, 3, 4), keepdims=True)
-        as_uint8 = np.round((rgb - lo) / (hi - lo) * 255).astype(np.uint8)
-        # ica.py's status: int8 (neurons, fits), codes in the attributes; dead neurons had
-        # too few patches for a fit, neuron 1 of every layer did not converge in the red fit.
-        status = np.where(n_counted[:, None] > 0, 0, 4).astype(np.int8).repeat(4, axis=1)
-        status[1, 1] = 1
-        for arr in (gray, rgb):
-            arr[n_counted == 0] = np.nan
-        as_uint8[n_counted == 0] = 0
-        group = zarr.open_group(str(out / "ica" / f"{name}.zarr"), mode="w", zarr_format=3)
-        group.create_array("gray", shape=gray.shape, chunks=(1, *gray.shape[1:]), dtype="float32")[:] = gray
-        group.create_array("rgb", shape=rgb.shape, chunks=(1, *rgb.shape[1:]), dtype="float32")[:] = rgb
-        group.create_array("uint8", shape=rgb.shape, chunks=(1, *rgb.shape[1:]), dtype="uint8")[:] = as_uint8
-        group.create_array("status", shape=status.shape, dtype="int8")[:] = status
-        group.attrs.update({**attrs, "layer": name, "fits": ["gray", "red", "green", "blue"],
-                            "status_codes": {str(code): name for code, name in STATUS.items()}})
+        # the real ICA of these patches; dead neurons have too few patches for a fit. Then,
+        # fabricated: neuron 1 of every layer did not converge in the red fit.
+        ica_path = out / "ica" / f"{name}.zarr"
+        write_ica_store(ica_path, patch_path, FitSettings(n_components=n_comp, max_iter=100, seed=0),
+                        attrs={**attrs, "layer": name})
+        group = zarr.open_group(str(ica_path), mode="r+")
+        status = group["status"][:]
+        status[1, 1] = STATUS_CODE["not_converged"]
+        group["status"][:] = status
 
     everything = all_layers_table(tables, "global_mean")
     everything.to_csv(out / "metrics" / "all_layers.csv", index=False)

@@ -24,6 +24,8 @@ from neurofacets.figures import (
     style,
     write_tables,
 )
+from neurofacets.ica import read_neuron_ica
+from neurofacets.patches import read_neuron_patches
 
 EXAMPLES = 2
 PAPER_FIGURES = [stem for stem in FIGURES if stem != "compare_runs"]
@@ -213,17 +215,16 @@ def test_fig4_tiles_are_the_stored_components_and_patches(fake):
     fig = facets.plot_facet_examples(metrics, fake.layers, inputs_of(fake)["ica"], inputs_of(fake)["patches"],
                                      examples_per_layer=1, n_patches=3, tile=12)
     first_sf = facets.top_neurons(metrics, fake.layers, "SF", 1).iloc[0]
-    ica = zarr.open_group(str(fake.out / "ica" / f"{first_sf.layer}.zarr"), mode="r")
-    store = zarr.open_group(str(fake.out / "patches" / f"{first_sf.layer}.zarr"), mode="r")
-    rf = ica["uint8"].shape[2]
+    ics = read_neuron_ica(fake.out / "ica" / f"{first_sf.layer}.zarr", int(first_sf.neuron))
+    rf = ics["uint8"].shape[1]
     assert 12 % rf == 0  # rf 3: nearest enlargement repeats each pixel 4 times
     factor = 12 // rf
     row = fig.axes[:4]
     uint8_mosaic = row[2].images[0].get_array()
-    first_ic = np.asarray(ica["uint8"][int(first_sf.neuron), 0])
+    first_ic = ics["uint8"][0]
     np.testing.assert_array_equal(uint8_mosaic[:12, :12], first_ic.repeat(factor, 0).repeat(factor, 1))
     patch_mosaic = row[3].images[0].get_array()
-    best_patch = np.asarray(store["patches"][int(first_sf.neuron), 0])
+    best_patch = read_neuron_patches(fake.out / "patches" / f"{first_sf.layer}.zarr", int(first_sf.neuron))[0]
     np.testing.assert_array_equal(patch_mosaic[:12, :12], best_patch.repeat(factor, 0).repeat(factor, 1))
     assert patch_mosaic.shape[1] == 3 * 12 + 2  # 3 patches, 1 px gaps
     label = row[0].get_ylabel()
@@ -283,6 +284,23 @@ def test_ica_status_names_the_fits_that_were_not_ok(fake):
     assert store.status[0] == "ok"
     assert store.status[1] == "not_converged: red"
     assert store.status[3] == "too_few_patches"  # the dead neuron: every fit
+
+
+def test_figures_frame_a_neuron_whose_fit_did_not_converge_in_red(fake):
+    from matplotlib.figure import Figure
+
+    store = load.open_ica(fake.out / "ica" / "conv2_1.zarr")
+    fig = Figure()
+    marked, plain = fig.add_subplot(121), fig.add_subplot(122)
+    for ax in (marked, plain):
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    facets._mark_not_converged(marked, store, 1)  # neuron 1: red fit not converged
+    facets._mark_not_converged(plain, store, 0)
+    assert all(sp.get_visible() and sp.get_edgecolor()[:3] == (0.6901960784313725, 0.0, 0.12549019607843137)
+               for sp in marked.spines.values())
+    assert [t.get_text() for t in marked.texts] == ["ICA not converged"]
+    assert not any(sp.get_visible() for sp in plain.spines.values()) and not plain.texts
 
 
 def test_signed_display_and_tiles():

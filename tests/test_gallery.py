@@ -100,7 +100,10 @@ def test_layer_page_has_a_card_per_neuron_with_its_numbers(built):
         assert len(list((built.out / "gallery" / name / "cards").glob("n*.png"))) == len(rows)
         # the fake ICA store: neuron 1's red fit did not converge, dead neurons had no fit
         card = text[text.index('id="n1"'):text.index('id="n2"')]
-        assert "<dt>ICA</dt><dd>not converged: red</dd>" in card
+        assert '<dt>ICA</dt><dd class="ica-warn">not converged: red</dd>' in card
+        assert '<span class="ica-warn" title="an ICA fit of this neuron did not converge">ICA not converged</span>' in card
+        ok_card = text[text.index('id="n0"'):text.index('id="n1"')]
+        assert "ica-warn" not in ok_card and "<dt>ICA</dt><dd>ok</dd>" in ok_card
         assert 'loading="lazy"' in text and "http" not in text.replace("http-equiv", "")
 
 

@@ -8,7 +8,7 @@ import pytest
 import zarr
 from matplotlib.image import imread
 
-from neurofacets.ica import read_neuron_ica, write_ica_store
+from neurofacets.ica import FitSettings, read_neuron_ica, write_ica_store
 from neurofacets.neuron_figure import (
     draw_neuron,
     neuron_figure,
@@ -35,8 +35,11 @@ def stores(tmp_path_factory):
     root = zarr.open_group(str(tmp / "patches.zarr"), mode="w", zarr_format=3)
     root.create_array("patches", shape=patches.shape, chunks=(1, K, RF, RF, 3), dtype="uint8")[:] = patches
     root.create_array("n_counted", shape=(NEURONS,), dtype="int32")[:] = counts
-    root.attrs["layer"] = "conv2_1"
-    write_ica_store(tmp / "ica.zarr", tmp / "patches.zarr", n_components=N_COMP, max_iter=200, tol=1e-4, seed=0)
+    root.attrs.update({"layer": "conv2_1", "layout": "patches", "created": "t0"})
+    write_ica_store(tmp / "ica.zarr", tmp / "patches.zarr", FitSettings(n_components=N_COMP, max_iter=200))
+    # forced: neuron 1's fits stop after one iteration (and one restart), so they do not converge
+    write_ica_store(tmp / "ica-capped.zarr", tmp / "patches.zarr",
+                    FitSettings(n_components=N_COMP, max_iter=1, tol=1e-12, restarts=1))
     pd.DataFrame(
         {
             "layer": "conv2_1",
@@ -76,6 +79,19 @@ def test_panels_show_the_patches_and_the_three_modes(stores):
     assert "12 counted" in title
     texts = " ".join(t.get_text() for t in fig.texts)
     assert "tabby cat (5); dog: spaniel (4); car (3)" in texts and "gray ok" in texts
+    assert "NOT CONVERGED" not in texts
+
+
+def test_a_fit_that_did_not_converge_is_named_in_red(stores):
+    tmp, patches = stores
+    ics = read_neuron_ica(tmp / "ica-capped.zarr", 1)
+    assert {rec["status"] for rec in ics["fits"].values()} == {"not_converged"}
+    assert all(rec["attempts"] == 2 for rec in ics["fits"].values())
+    fig = neuron_figure(patches[1, :7], ics, read_metrics_row(tmp / "metrics.csv", 1), layer="conv2_1", neuron=1)
+    warning = [t for t in fig.texts if t.get_text().startswith("NOT CONVERGED")]
+    assert len(warning) == 1 and warning[0].get_text() == "NOT CONVERGED: gray, red, green, blue"
+    assert warning[0].get_color() == "#b00020"
+    assert sum(1 for ax in fig.axes if ax.images) == 7 + 3 * N_COMP  # the pictures are kept
 
 
 def test_degenerate_neuron_draws_empty_ic_panels(stores):

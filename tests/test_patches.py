@@ -8,9 +8,12 @@ import pytest
 import zarr
 
 from neurofacets.patches import (
+    LAYOUTS,
     MEAN_GREY,
     LayerGeometry,
+    PatchReader,
     build_patches,
+    choose_layout,
     cut_patch,
     read_neuron_patches,
     receptive_field_box,
@@ -130,17 +133,17 @@ def write_inputs(tmp_path, layer: str, k: int, n_counted: list[int]):
     return image_id, argmax, counts, LayerGeometry(layer, "features.0", channels, side, side, rf, jump, start)
 
 
-def build(tmp_path, layer, **kwargs):
+def build(tmp_path, layer, layout="patches", **kwargs):
     calls: list[int] = []
 
     def load(image_id: int) -> np.ndarray:
         calls.append(image_id)
         return position_image(image_id)
 
-    out = tmp_path / f"{layer}.zarr"
+    out = tmp_path / f"{layer}-{layout}.zarr"
     build_patches(
         tmp_path / "topk.zarr", tmp_path / "layers.csv", tmp_path / "images.csv", layer, out,
-        image_size=SIZE, resize=256, load_image=load, **kwargs,
+        image_size=SIZE, resize=256, load_image=load, layout=layout, **kwargs,
     )
     return out, calls
 
@@ -174,17 +177,53 @@ def test_store_patches_equal_hand_crops_at_corners_edges_centre(tmp_path, layer)
     assert np.array_equal(read_neuron_patches(out, 1), store["patches"][1, :4])
 
 
-def test_padding_is_present_where_the_box_leaves_the_image(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_padding_is_present_where_the_box_leaves_the_image(tmp_path, layout):
     _, _, _, geo = write_inputs(tmp_path, "conv5_3", k=9, n_counted=[9])
-    out, _ = build(tmp_path, "conv5_3")
-    corner = zarr.open_group(str(out), mode="r")["patches"][0, 0]  # unit (0, 0): box from (-90, -90)
+    out, _ = build(tmp_path, "conv5_3", layout=layout)
+    corner = PatchReader(out).neuron(0)[0]  # unit (0, 0): box from (-90, -90)
     assert np.all(corner[:90, :] == MEAN_GREY) and np.all(corner[:, :90] == MEAN_GREY)
     assert corner[90, 90].tolist() == [0, 0, 200]  # image pixel (0, 0) of image 0
 
 
-def test_grouped_decoding_through_scratch_gives_the_same_store(tmp_path):
+@pytest.mark.parametrize("layer", ["conv1_1", "conv3_1", "conv5_3"])
+def test_images_layout_reads_byte_identical_patches(tmp_path, layer):
+    image_id, _, counts, geo = write_inputs(tmp_path, layer, k=9, n_counted=[9, 4, 0, 9])
+    patches_out, _ = build(tmp_path, layer, layout="patches")
+    images_out, calls = build(tmp_path, layer, layout="images")
+    a, b = PatchReader(patches_out), PatchReader(images_out)
+    assert (a.layout, b.layout) == ("patches", "images")
+    assert (a.k, a.rf, a.n_neurons) == (b.k, b.rf, b.n_neurons) == (9, geo.rf, geo.channels)
+    for n in range(geo.channels):
+        assert np.array_equal(a.neuron(n), b.neuron(n)), n
+        assert np.array_equal(a.neuron(n, 2), b.neuron(n, 2))
+    assert np.array_equal(a.top(slice(0, 6), 5), b.top([0, 1, 2, 3, 4, 5], 5))
+    assert not b.top([2], 3).any()  # no counted patch: zeros
+    # the images layout holds each needed image once, decoded once, in ascending id order
+    store = zarr.open_group(str(images_out), mode="r")
+    needed = np.unique(image_id[image_id >= 0])
+    assert store["images"].shape == (len(needed), SIZE, SIZE, 3) and "patches" not in store
+    assert np.array_equal(store["images"][3], position_image(int(needed[3])))
+    assert sorted(calls) == needed.tolist()
+    assert np.array_equal(read_neuron_patches(images_out, 1), a.neuron(1))
+
+
+def test_auto_layout_takes_the_one_of_fewer_raw_bytes(tmp_path):
+    # 4 neurons of conv5_3: 30 patches of 196 px (3.5 MB) against 40 images of 224 px (6 MB)
+    assert choose_layout(np.array([9, 4, 0, 9]), 196, 40, SIZE) == "patches"
+    assert choose_layout(np.array([100] * 512), 196, 288, SIZE) == "images"
+    assert choose_layout(np.array([100] * 64), 3, 288, SIZE) == "patches"
+    write_inputs(tmp_path, "conv5_3", k=9, n_counted=[9])  # 512 neurons x 9 patches: images win
+    out, _ = build(tmp_path, "conv5_3", layout="auto")
+    assert PatchReader(out).layout == "images"
+    with pytest.raises(ValueError, match="layout must be"):
+        build(tmp_path, "conv5_3", layout="tiles")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_grouped_decoding_gives_the_same_store(tmp_path, layout):
     write_inputs(tmp_path, "conv3_1", k=9, n_counted=[9, 3])
-    whole, calls_whole = build(tmp_path, "conv3_1")
+    whole, calls_whole = build(tmp_path, "conv3_1", layout=layout)
     grouped = tmp_path / "grouped.zarr"
     calls: list[int] = []
 
@@ -195,10 +234,11 @@ def test_grouped_decoding_through_scratch_gives_the_same_store(tmp_path):
     # room for 3 decoded images at a time: 40 images in 14 groups
     build_patches(
         tmp_path / "topk.zarr", tmp_path / "layers.csv", tmp_path / "images.csv", "conv3_1", grouped,
-        image_size=SIZE, resize=256, load_image=load, cache_bytes=3 * SIZE * SIZE * 3,
+        image_size=SIZE, resize=256, load_image=load, cache_bytes=3 * SIZE * SIZE * 3, layout=layout,
     )
     a, b = zarr.open_group(str(whole), mode="r"), zarr.open_group(str(grouped), mode="r")
-    for name in ("patches", "n_counted", "image_id", "top_left"):
+    arrays = ("patches",) if layout == "patches" else ("images", "image_index")
+    for name in (*arrays, "n_counted", "image_id", "top_left"):
         assert np.array_equal(a[name][:], b[name][:]), name
     assert sorted(calls) == sorted(calls_whole) and len(calls) == len(set(calls))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".patches-scratch")]

@@ -133,18 +133,17 @@ def write_card_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     n = ica.n_neurons
     width = max(4, len(str(n - 1)))
-    n_patches = min(n_patches, int(patches.patches.shape[1]))
+    n_patches = min(n_patches, patches.k)
     columns = max(ica.n_components, n_patches, 1)
     shape = None
     for start in range(0, n, BLOCK):
         block = slice(start, min(n, start + BLOCK))
-        gray = ica.components("gray", block)
-        ics = ica.components("uint8", block)
+        pictures = dict(ica.iter_components(range(block.start, block.stop)))  # all modes at once
         tops = patches.top(block, n_patches) if n_patches else None
         for i, neuron in enumerate(range(block.start, block.stop)):
             counted = min(int(patches.n_counted[neuron]), n_patches)
             shown = tops[i, :counted] if tops is not None and counted else np.zeros((0, 1, 1, 3), np.uint8)
-            strip = neuron_strip(gray[i], ics[i], shown, tile, columns)
+            strip = neuron_strip(pictures[neuron]["gray"], pictures[neuron]["uint8"], shown, tile, columns)
             shape = strip.shape
             # compress_level 3: about 1.2x faster over a VGG16 gallery than the default 6
             # at the same size (benchmarks/figures.py): zlib effort buys little on photos.
@@ -220,13 +219,17 @@ def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, f
         shown += f", … {len(classes) - CLASSES_SHOWN} more"
     similar_links = ", ".join(f"<a href=\"#n{j}\">#{j}</a> {value:.2f}" for j, value in similar) or "–"
     p_text = "" if pd.isna(row.p_value) else f"<span class=\"p\">p = {row.p_value:.2g}</span>"
+    # a fit that did not converge still has pictures, but not the ICs the method means: say so
+    warn = ("<span class=\"ica-warn\" title=\"an ICA fit of this neuron did not converge\">ICA not converged</span>"
+            if "not_converged" in (ica_status or "") else "")
+    ica_class = " class=\"ica-warn\"" if warn else ""
     return (
         f"<article class=\"card\" id=\"n{neuron}\" data-neuron=\"{neuron}\" data-facet=\"{html.escape(facet)}\" "
         f"data-mf=\"{_attr(row.mf)}\" data-mf-norm=\"{_attr(row.mf_norm)}\" data-sparsity=\"{_attr(row.sparsity)}\" "
         f"data-flatness=\"{_attr(row.flatness if facet != 'dead' else np.nan)}\" data-p=\"{_attr(row.p_value)}\">\n"
         f"<h2><a href=\"#n{neuron}\">#{neuron}</a> "
         f"<span class=\"facet {html.escape(facet)}\">{html.escape(facet)}</span>"
-        f"{p_text}</h2>\n"
+        f"{p_text}{warn}</h2>\n"
         "<div class=\"strip-wrap\"><div class=\"strip-labels\" aria-hidden=\"true\"><span>gray</span>"
         "<span>uint8</span><span>patches</span></div>"
         f"<img class=\"strip\" loading=\"lazy\" decoding=\"async\" src=\"cards/{card_file}\" width=\"{size[0]}\" "
@@ -236,7 +239,7 @@ def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, f
         f"<dt>sparsity</dt><dd>{_fmt(row.sparsity)}</dd>"
         f"<dt>flatness</dt><dd>{_fmt(row.flatness if facet != 'dead' else np.nan)}</dd>"
         f"<dt>counted</dt><dd>{int(row.n_counted)}</dd>"
-        f"<dt>ICA</dt><dd>{html.escape((ica_status or '–').replace('_', ' '))}</dd></dl>\n"
+        f"<dt>ICA</dt><dd{ica_class}>{html.escape((ica_status or '–').replace('_', ' '))}</dd></dl>\n"
         f"<p class=\"classes\" title=\"{html.escape(all_classes)}\"><span class=\"label\">top classes:</span> "
         f"{shown or 'none (dead neuron)'}</p>\n"
         f"<p class=\"links\"><a href=\"similarity.html#n{neuron}\">row in the similarity heatmaps</a> · "

@@ -11,7 +11,8 @@
   a component that does not exist (degenerate fit, see :mod:`neurofacets.ica`) is an
   empty panel;
 - title: layer, neuron, MF degree, its p-value (normal and empirical), the number of
-  counted top images and each fit's status; below: the top classes with their counts.
+  counted top images and each fit's status (a fit that did not converge is also named
+  in red at the right); below: the top classes with their counts.
 
 It is built on demand from the patch store, the ICA store and ``metrics/{layer}.csv``.
 """
@@ -25,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import zarr
 from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
 from .metrics import parse_top_classes
-from .patches import read_neuron_patches
+from .patches import PatchReader
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.neuron_figure")
@@ -95,13 +95,13 @@ def draw_neuron(
     dpi
         Resolution.
     """
-    patch_store = zarr.open_group(str(patches_path), mode="r")
-    neurons = patch_store["patches"].shape[0]
+    patch_store = PatchReader(patches_path)
+    neurons = patch_store.n_neurons
     if not 0 <= neuron < neurons:
         raise IndexError(f"neuron {neuron} out of range: the layer has {neurons}")
     fig = neuron_figure(
-        read_neuron_patches(patch_store, neuron),
-        read_neuron_ica(ica_path, neuron),
+        patch_store.neuron(neuron),
+        read_neuron_ica(ica_path, neuron, patches_path),
         read_metrics_row(metrics_csv, neuron),
         layer=str(patch_store.attrs.get("layer", "?")),
         neuron=neuron,
@@ -189,6 +189,10 @@ def neuron_figure(
         fontsize=9, x=0.02, ha="left", y=0.97,
     )
     fig.text(0.02, 0.86, f"ICA fits: {status}", fontsize=6.5, ha="left")
+    failed = [fit for fit, rec in ics["fits"].items() if rec["status"] == "not_converged"]
+    if failed:  # the pictures are kept, but they are not the ICs the method means
+        fig.text(0.98, 0.86, f"NOT CONVERGED: {', '.join(failed)}", fontsize=7, ha="right", color="#b00020",
+                 fontweight="bold")
     classes = parse_top_classes(metrics.get("top_classes"))
     shown = "; ".join(f"{name} ({count})" for name, count in classes[:10]) or "none"
     more = f" ... +{len(classes) - 10} more" if len(classes) > 10 else ""

@@ -12,12 +12,23 @@ its box has top-left corner ``(round(start + r * jump - (rf - 1) / 2), ...)``, w
 ``round`` rounds halves up (``floor(x + 0.5)``). For VGG16 every corner is an integer,
 so the rounding never acts there.
 
-Output store ``patches/{layer}.zarr`` (zarr v3, one group):
+Output store ``patches/{layer}.zarr`` (zarr v3, one group) in one of two layouts
+(attribute ``layout``), whichever holds fewer raw bytes; the patches read the same:
 
-- ``patches`` uint8 (neurons, k, rf, rf, 3): RGB patches, rank order of the top-k list;
-  one chunk per neuron (8 neurons when rf < 16) so a reader gets one neuron with one
-  read. Slots at rank
-  ``>= n_counted`` are not patches and hold zeros.
+- ``layout: patches``: ``patches`` uint8 (neurons, k, rf, rf, 3): RGB patches, rank
+  order of the top-k list; one chunk per neuron (8 neurons when rf < 16) so a reader
+  gets one neuron with one read. Slots at rank ``>= n_counted`` hold zeros.
+- ``layout: images``: the preprocessed images the patches are cut from, ``images`` uint8
+  (distinct images, image_size, image_size, 3), one chunk per image, ascending
+  ``image_id``, and ``image_index`` int32 (neurons, k): each slot's row in ``images``
+  (-1 where no patch). Deep layers' patches are nearly whole images, and a neuron's
+  top-k images recur across the layer's neurons: VGG16 conv5_3 at k = 100 is
+  5.9 GB of raw patches, cut from at most 50,000 distinct images; the 288 images of the
+  default run are 43 MB. :class:`PatchReader` cuts the patches when read (the same
+  cutter, so they are byte-identical to the other layout's).
+
+In both layouts:
+
 - ``n_counted`` int32 (neurons,): how many leading slots are patches.
 - ``image_id`` int64 (neurons, k): the image of each slot, -1 where there is no patch.
 - ``top_left`` int32 (neurons, k, 2): (row, column) of each box's top-left corner in the
@@ -27,7 +38,7 @@ Output store ``patches/{layer}.zarr`` (zarr v3, one group):
 
 Every needed image is decoded once per layer job: the (neuron, rank) slots are grouped by
 image, the images are decoded (in parallel threads, in ascending id order) and all their
-patches are cut from the one decoded copy. Memory stays bounded: when the decoded images
+patches are cut from the one decoded copy (or, layout ``images``, the image is stored). Memory stays bounded: when the decoded images
 of the layer would exceed ``cache_bytes``, images are processed in groups and the patches
 go first to an uncompressed scratch file on disk (a numpy memmap beside the output), then
 neuron by neuron into the store.
@@ -38,7 +49,8 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -66,12 +78,27 @@ MEAN_GREY: tuple[int, int, int] = MEAN_GREY_UINT8
 #: (conv5_3 of VGG16 is 5.9 GB of raw patches at k = 100).
 PATCH_COMPRESSOR = ZstdCodec(level=1)
 
+#: Whole preprocessed images (layout ``images``), one per chunk: see docs/benchmarks.md for
+#: the codecs measured on them.
+IMAGE_COMPRESSOR = ZstdCodec(level=3)
+
 #: zarr's check whether a chunk is all fill value costs more than compressing it (about
 #: 45 ms per 11 MB chunk); our chunks are rarely empty, so they are written unchecked.
 WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
 
 #: Default memory for decoded images held at once (224 x 224 x 3 uint8 = 147 KiB each).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
+#: Decoded stored images a :class:`PatchReader` keeps (layout ``images``).
+READER_CACHE_BYTES = 512 * 1024**2
+#: Store layouts (attribute ``layout``); ``auto`` picks the one of fewer raw bytes.
+LAYOUTS = ("patches", "images")
+
+
+def choose_layout(n_counted: np.ndarray, rf: int, distinct_images: int, image_size: int) -> str:
+    """``images`` when the distinct images hold fewer raw bytes than the patches, else ``patches``."""
+    patch_bytes = int(np.sum(n_counted, dtype=np.int64)) * rf * rf * 3
+    image_bytes = distinct_images * image_size * image_size * 3
+    return "images" if image_bytes < patch_bytes else "patches"
 
 
 def receptive_field_box(
@@ -186,6 +213,7 @@ def write_patch_store(
     threads: int = 1,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     fill: tuple[int, int, int] = MEAN_GREY,
+    layout: str = "auto",
 ) -> None:
     """Cut every neuron's counted top-k patches and write the patch store at ``out_path``.
 
@@ -212,7 +240,11 @@ def write_patch_store(
         groups through an on-disk scratch copy of the patches.
     fill
         Colour outside the image.
+    layout
+        ``patches``, ``images`` or ``auto`` (the one of fewer raw bytes, :func:`choose_layout`).
     """
+    if layout not in ("auto", *LAYOUTS):
+        raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if topk.n_neurons != geometry.channels:
@@ -234,18 +266,12 @@ def write_patch_store(
     if np.any(used[..., None] & far):
         raise ValueError(f"a receptive field of {geometry.layer} lies outside the {image_size}px image")
 
+    image_id = np.where(used, topk.image_id, -1).astype(np.int64)
+    needed = np.unique(image_id[used])
+    if layout == "auto":
+        layout = choose_layout(topk.n_counted, rf, len(needed), image_size)
     root = zarr.open_group(str(out_path), mode="w", zarr_format=3)
     per_chunk = neurons_per_chunk(rf)
-    patches = root.create_array(
-        "patches",
-        shape=(neurons, k, rf, rf, 3),
-        chunks=(per_chunk, k, rf, rf, 3),
-        dtype="uint8",
-        fill_value=0,
-        compressors=PATCH_COMPRESSOR,
-        config=WRITE_EVERY_CHUNK,
-    )
-    image_id = np.where(used, topk.image_id, -1).astype(np.int64)
     root.create_array("n_counted", shape=(neurons,), chunks=(neurons,), dtype="int32")[:] = topk.n_counted
     root.create_array("image_id", shape=(neurons, k), chunks=(neurons, k), dtype="int64")[:] = image_id
     top_left = np.where(used[..., None], boxes, 0).astype(np.int32)
@@ -262,15 +288,15 @@ def write_patch_store(
             "image_size": image_size,
             "k": k,
             "fill_rgb": list(fill),
+            "layout": layout,
         }
     )
 
-    needed = np.unique(image_id[used])
     image_bytes = image_size * image_size * 3
     group_size = max(1, cache_bytes // image_bytes)
     logger.info(
-        "%s: %d patches of %dpx from %d distinct images (%d neurons, k=%d)",
-        geometry.layer, int(used.sum()), rf, len(needed), neurons, k,
+        "%s: %d patches of %dpx from %d distinct images (%d neurons, k=%d), layout %s",
+        geometry.layer, int(used.sum()), rf, len(needed), neurons, k, layout,
     )
 
     def decode(ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -284,6 +310,19 @@ def write_patch_store(
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return dict(zip(ids.tolist(), pool.map(one, ids.tolist())))
+
+    if layout == "images":
+        _write_images(root, needed, image_id, image_size, decode, group_size)
+        return
+    patches = root.create_array(
+        "patches",
+        shape=(neurons, k, rf, rf, 3),
+        chunks=(per_chunk, k, rf, rf, 3),
+        dtype="uint8",
+        fill_value=0,
+        compressors=PATCH_COMPRESSOR,
+        config=WRITE_EVERY_CHUNK,
+    )
 
     def cut_block(lo: int, hi: int, images: Mapping[int, np.ndarray], out: np.ndarray) -> None:
         """Cut neurons lo..hi-1 (all their patches whose image is in ``images``) into out."""
@@ -330,6 +369,32 @@ def write_patch_store(
         del scratch
 
 
+def _write_images(
+    root: zarr.Group,
+    needed: np.ndarray,
+    image_id: np.ndarray,
+    image_size: int,
+    decode: Callable[[np.ndarray], dict[int, np.ndarray]],
+    group_size: int,
+) -> None:
+    """Layout ``images``: the distinct images (ascending id) and each slot's row among them."""
+    images = root.create_array(
+        "images",
+        shape=(len(needed), image_size, image_size, 3),
+        chunks=(1, image_size, image_size, 3),
+        dtype="uint8",
+        fill_value=0,
+        compressors=IMAGE_COMPRESSOR,
+        config=WRITE_EVERY_CHUNK,
+    )
+    index = np.where(image_id >= 0, np.searchsorted(needed, image_id), -1).astype(np.int32)
+    root.create_array("image_index", shape=index.shape, chunks=index.shape, dtype="int32")[:] = index
+    for lo in tqdm(range(0, len(needed), group_size), desc="images", unit="group", mininterval=5):
+        ids = needed[lo : lo + group_size]
+        decoded = decode(ids)
+        images[lo : lo + len(ids)] = np.stack([decoded[int(i)] for i in ids])
+
+
 def image_loader(images_csv: str | Path, image_size: int, resize: int) -> Callable[[int], np.ndarray]:
     """``image_id -> preprocessed uint8 image`` for the images of ``dataset/images.csv``.
 
@@ -364,6 +429,7 @@ def build_patches(
     config: Mapping[str, Any] | None = None,
     load_image: Callable[[int], np.ndarray] | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    layout: str = "auto",
 ) -> None:
     """Workflow entry point: ``topk/{layer}.zarr`` -> ``patches/{layer}.zarr`` (atomically).
 
@@ -385,6 +451,8 @@ def build_patches(
         Replaces the image loader (tests); default :func:`image_loader`.
     cache_bytes
         Memory for decoded images (see :func:`write_patch_store`).
+    layout
+        Store layout (see :func:`write_patch_store`).
     """
     geometry = read_layer_geometry(layers_csv, layer)
     topk = read_topk(topk_path)
@@ -394,13 +462,102 @@ def build_patches(
     with atomic_output(out_path) as tmp:
         write_patch_store(
             tmp, topk, geometry, load_image,
-            image_size=image_size, attrs=attrs, threads=threads, cache_bytes=cache_bytes,
+            image_size=image_size, attrs=attrs, threads=threads, cache_bytes=cache_bytes, layout=layout,
         )
     logger.info("wrote %s", out_path)
 
 
+class PatchReader:
+    """Read a patch store of either layout: one neuron's patches or a block's top ones.
+
+    Parameters
+    ----------
+    store
+        ``patches/{layer}.zarr`` (path or open group).
+    cache_bytes
+        Layout ``images``: most bytes of decoded stored images kept between reads.
+    """
+
+    def __init__(self, store: str | Path | zarr.Group, cache_bytes: int = READER_CACHE_BYTES) -> None:
+        self.path = None if isinstance(store, zarr.Group) else Path(store)
+        if self.path is not None and not self.path.exists():
+            raise FileNotFoundError(f"patch store {self.path} does not exist")
+        root = store if isinstance(store, zarr.Group) else zarr.open_group(str(store), mode="r")
+        self.attrs = dict(root.attrs)
+        self.layout = str(self.attrs.get("layout", "patches"))
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"{self.path}: unknown patch store layout {self.layout!r}")
+        wanted = ["n_counted", "patches"] if self.layout == "patches" else ["n_counted", "images", "image_index", "top_left"]
+        missing = [name for name in wanted if name not in root]
+        if missing:
+            raise ValueError(f"{self.path}: patch store (layout {self.layout}) lacks the arrays {missing}")
+        self.n_counted = np.asarray(root["n_counted"][:], dtype=np.int64)
+        if self.layout == "patches":
+            self._patches = root["patches"]
+            shape = self._patches.shape
+            if len(shape) != 5 or shape[-1] != 3 or self._patches.dtype != np.uint8:
+                raise ValueError(f"{self.path}: patches must be uint8 (neurons, k, rf, rf, 3), got "
+                                 f"{self._patches.dtype} {shape}")
+            self.k, self.rf = int(shape[1]), int(shape[2])
+        else:
+            self._images = root["images"]
+            self._index = np.asarray(root["image_index"][:])
+            self._top_left = np.asarray(root["top_left"][:])
+            self.k, self.rf = int(self._index.shape[1]), int(self.attrs["rf"])
+            self._fill = tuple(int(v) for v in self.attrs.get("fill_rgb", MEAN_GREY))
+            self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+            self._cache_limit = max(1, cache_bytes // max(1, int(np.prod(self._images.shape[1:]))))
+        if len(self.n_counted) != self.n_neurons:
+            raise ValueError(f"{self.path}: n_counted has {len(self.n_counted)} entries for {self.n_neurons} neurons")
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self._patches.shape[0] if self.layout == "patches" else self._index.shape[0])
+
+    def _image(self, row: int) -> np.ndarray:
+        image = self._cache.get(row)
+        if image is None:
+            image = np.asarray(self._images[row])
+            self._cache[row] = image
+            if len(self._cache) > self._cache_limit:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(row)
+        return image
+
+    def neuron(self, neuron: int, count: int | None = None) -> np.ndarray:
+        """The first ``count`` (default: all counted) patches of one neuron, uint8 (count, rf, rf, 3)."""
+        neuron = int(neuron)
+        if not 0 <= neuron < self.n_neurons:
+            raise IndexError(f"neuron {neuron} is not in 0..{self.n_neurons - 1}")
+        counted = int(self.n_counted[neuron])
+        count = counted if count is None else min(int(count), counted)
+        if self.layout == "patches":
+            return np.asarray(self._patches[neuron, :count])
+        out = np.empty((count, self.rf, self.rf, 3), dtype=np.uint8)
+        for rank in range(count):
+            top, left = (int(v) for v in self._top_left[neuron, rank])
+            _cut_into(out[rank], self._image(int(self._index[neuron, rank])), top, left, self._fill)
+        return out
+
+    def top(self, neurons: slice | Sequence[int], n: int) -> np.ndarray:
+        """The first ``n`` slots (best first) of a block of neurons: (m, n, rf, rf, 3) uint8.
+
+        Slots beyond a neuron's ``n_counted`` hold zeros (no real patch); callers mask them.
+        """
+        n = min(int(n), self.k)
+        if isinstance(neurons, slice):
+            neurons = range(*neurons.indices(self.n_neurons))
+        neurons = [int(i) for i in neurons]
+        if self.layout == "patches":
+            return np.asarray(self._patches.get_orthogonal_selection((np.asarray(neurons, dtype=int), slice(0, n))))
+        out = np.zeros((len(neurons), n, self.rf, self.rf, 3), dtype=np.uint8)
+        for i, neuron in enumerate(neurons):
+            patches = self.neuron(neuron, n)
+            out[i, : len(patches)] = patches
+        return out
+
+
 def read_neuron_patches(store: str | Path | zarr.Group, neuron: int) -> np.ndarray:
-    """One neuron's counted patches, uint8 (n_counted, rf, rf, 3)."""
-    root = store if isinstance(store, zarr.Group) else zarr.open_group(str(store), mode="r")
-    n_counted = int(root["n_counted"][neuron])
-    return root["patches"][neuron, :n_counted]
+    """One neuron's counted patches, uint8 (n_counted, rf, rf, 3), whatever the store's layout."""
+    return PatchReader(store).neuron(neuron)

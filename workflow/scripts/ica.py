@@ -1,6 +1,6 @@
 """Rule ica: the layer's patch store -> the independent components of every neuron."""
 
-from neurofacets.ica import build_ica
+from neurofacets.ica import FitSettings, build_ica
 from neurofacets.logs import log_to
 
 # The guard matters: the worker processes are spawned and re-import this file.
@@ -9,10 +9,7 @@ if __name__ == "__main__":
         build_ica(
             snakemake.input.patches,  # noqa: F821
             snakemake.output[0],  # noqa: F821
-            n_components=snakemake.params.n_components,  # noqa: F821
-            max_iter=snakemake.params.max_iter,  # noqa: F821
-            tol=snakemake.params.tol,  # noqa: F821
-            seed=snakemake.params.seed,  # noqa: F821
+            FitSettings(**snakemake.params.settings),  # noqa: F821
             workers=snakemake.threads,  # noqa: F821
             config=snakemake.config,  # noqa: F821
         )

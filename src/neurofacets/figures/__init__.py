@@ -90,7 +90,7 @@ def _app_a(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
 def _app_b(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     metrics, layers = _metrics(inputs)
     return facets.plot_ica_by_mf(metrics, _present(metrics, layers), inputs["ica"],
-                                 per_layer=int(options.get("per_layer", 5)))
+                                 per_layer=int(options.get("per_layer", 5)), patch_stores=inputs["patches"])
 
 
 def _app_c(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
@@ -114,7 +114,7 @@ FIGURES: dict[str, FigureSpec] = {
         FigureSpec("fig4_facet_examples", ("metrics", "layers", "ica", "patches"), _fig4),
         FigureSpec("fig5_similarity", ("similarity_summary", "layers"), _fig5),
         FigureSpec("appA_distributions", ("metrics", "layers"), _app_a),
-        FigureSpec("appB_ica_by_mf", ("metrics", "layers", "ica"), _app_b),
+        FigureSpec("appB_ica_by_mf", ("metrics", "layers", "ica", "patches"), _app_b),
         FigureSpec("appC_heatmaps", ("similarity", "layers"), _app_c),
         FigureSpec("compare_runs", ("summaries",), _compare),
     )

@@ -138,9 +138,10 @@ def _example_rows(
         ax.set_title(header, fontsize=8)
     for row_axes, row in zip(axes, table.itertuples(index=False)):
         store = ica[row.layer]
-        comps = {mode: store.components(mode, [row.neuron])[0] for mode in ("gray", "rgb", "uint8")}
+        _, comps = next(store.iter_components([row.neuron]))
         for ax, mode in zip(row_axes[:3], ("gray", "rgb", "uint8")):
             _image_axis(ax, mosaic([list(comps[mode])], tile, columns=n_comp))
+            _mark_not_converged(ax, store, row.neuron, label=mode == "gray")
         counted = min(int(patches[row.layer].n_counted[row.neuron]), n_patches)
         top = list(patches[row.layer].top([row.neuron], counted)[0]) if counted else []
         _image_axis(row_axes[3], mosaic([top], tile, columns=max(n_patches, 1)))
@@ -150,9 +151,10 @@ def _example_rows(
                                fontsize=6.5, labelpad=3)
 
 
-# ICA statuses whose components are missing (NaN, shown blank); a fit that merely did not
-# converge keeps its components and is not flagged in the figure (the gallery shows it).
+# ICA statuses whose components are missing (NaN, shown blank)
 BLANK_STATUSES = ("too_few_patches", "constant", "rank_deficient")
+#: Colour of the note on a neuron whose ICA fit did not converge.
+WARN_COLOUR = "#b00020"
 
 
 def _blank_note(store: IcaStore, neuron: int) -> str:
@@ -160,6 +162,20 @@ def _blank_note(store: IcaStore, neuron: int) -> str:
     status = str(store.status[neuron])
     reasons = [name for name in BLANK_STATUSES if name in status]
     return f"\nICA: {reasons[0].replace('_', ' ')}" if reasons else ""
+
+
+def _mark_not_converged(ax, store: IcaStore, neuron: int, label: bool = True) -> None:
+    """Frame the axis in red and say so when one of the neuron's fits did not converge:
+    its pictures are kept but are not the independent components the method means."""
+    if "not_converged" not in str(store.status[neuron]):
+        return
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_edgecolor(WARN_COLOUR)
+        spine.set_linewidth(1.2)
+    if label:
+        ax.text(0.0, -0.04, "ICA not converged", transform=ax.transAxes, ha="left", va="top", fontsize=5.5,
+                color=WARN_COLOUR)
 
 
 def plot_facet_examples(
@@ -198,7 +214,7 @@ def plot_facet_examples(
     missing = [name for name in needed if name not in ica_paths or name not in patch_paths]
     if missing:
         raise ValueError(f"ICA or patch stores are missing for layers {missing}")
-    ica = {name: open_ica(ica_paths[name]) for name in needed}
+    ica = {name: open_ica(ica_paths[name], patch_paths[name]) for name in needed}
     patches = {name: open_patches(patch_paths[name]) for name in needed}
     blocks = [(facet, tables[facet]) for facet in ("SF", "MF") if len(tables[facet])]
     if not blocks:
@@ -243,14 +259,18 @@ def plot_ica_by_mf(
     ica_stores: Sequence[str | Path] | Mapping[str, str | Path],
     per_layer: int = 5,
     tile: int = 32,
+    patch_stores: Sequence[str | Path] | Mapping[str, str | Path] | None = None,
 ) -> Figure:
     """Appendix B: uint8 ICs of neurons spread over each layer's MF range, low to high.
 
     One row per layer; in it, ``per_layer`` neurons from the lowest to the highest MF
-    degree (see :func:`spread_neurons`), each titled with its number and normalised MF.
+    degree (see :func:`spread_neurons`), each titled with its number and normalised MF;
+    a neuron with a fit that did not converge is framed in red. ``patch_stores``: the
+    layers' patch stores (default: the ones the ICA stores record).
     """
     layers = present_layers(metrics, layers)
     ica_paths = stores_by_layer(ica_stores)
+    patch_paths = stores_by_layer(patch_stores) if patch_stores is not None else {}
     chosen = {name: spread_neurons(metrics, name, per_layer) for name in layers}
     shown = [name for name in layers if len(chosen[name])]
     if not shown:
@@ -260,13 +280,13 @@ def plot_ica_by_mf(
         raise ValueError(f"ICA stores are missing for layers {missing}")
     columns = max(len(chosen[name]) for name in shown)
     with style.paper_style():
-        first = open_ica(ica_paths[shown[0]])
+        first = open_ica(ica_paths[shown[0]], patch_paths.get(shown[0]))
         g_rows, g_cols = grid_shape(first.n_components, 4)
         cell_h = style.DOUBLE_COLUMN / columns * g_rows / g_cols
         fig = style.new_figure(style.DOUBLE_COLUMN, 0.3 + len(shown) * (cell_h + 0.25))
         axes = fig.subplots(len(shown), columns, squeeze=False, gridspec_kw={"hspace": 0.05, "wspace": 0.05})
         for row_axes, name in zip(axes, shown):
-            store = open_ica(ica_paths[name])
+            store = open_ica(ica_paths[name], patch_paths.get(name))
             g_rows, g_cols = grid_shape(store.n_components, 4)
             table = chosen[name]
             comps = store.components("uint8", table["neuron"].tolist())
@@ -275,6 +295,7 @@ def plot_ica_by_mf(
                 _image_axis(ax, mosaic([tiles[i:i + g_cols] for i in range(0, len(tiles), g_cols)], tile,
                                        columns=g_cols))
                 ax.set_title(f"#{row.neuron}  MF {row.mf_norm:.2f}", fontsize=7)
+                _mark_not_converged(ax, store, row.neuron)
             for ax in row_axes[len(table):]:
                 ax.remove()
             row_axes[0].set_ylabel(style.layer_label(name), rotation=0, ha="right", va="center")

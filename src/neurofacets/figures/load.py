@@ -8,13 +8,14 @@ change of a column or array name upstream is a change here only:
   :data:`ALL_LAYER_COLUMNS` in the latter. Dead neurons: sparsity NaN, flatness -1, mf NaN.
 - ``similarity/{layer}.zarr`` (xarray): ``pearson``, ``euclidean`` (neuron x neuron,
   NaN rows for excluded neurons), ``excluded`` (neuron,) bool; ``similarity/summary.csv``.
-- ``patches/{layer}.zarr``: ``patches`` uint8 (neurons, k, rf, rf, 3), ``n_counted``.
-- ``ica/{layer}.zarr``: ``gray`` (neurons, comps, rf, rf), ``rgb`` (neurons, comps, rf,
-  rf, 3) float32, ``uint8`` (neurons, comps, rf, rf, 3), ``status`` int8 (neurons, fits) with attributes
-  ``fits`` and ``status_codes``.
+- ``patches/{layer}.zarr``: read through :class:`neurofacets.patches.PatchReader`
+  (either store layout), ``n_counted``.
+- ``ica/{layer}.zarr``: read through :class:`neurofacets.ica.IcaReader`: the ICs in the
+  modes ``gray`` (neurons, comps, side, side), ``rgb`` (..., 3) float32 and ``uint8``,
+  computed from the stored unmixing matrices and the patch store; per-neuron status text.
 
 Stores are opened lazily: a caller reads a block of neurons at a time, never a whole
-``patches`` array (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
+layer's patches (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
+
+from ..ica import IcaReader
+from ..patches import PatchReader
 
 from ..metrics import parse_top_classes  # noqa: F401  (the one reader of the top_classes cells)
 
@@ -36,7 +39,6 @@ METRIC_COLUMNS = (
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 FACETS = ("MF", "SF", "dead")
-ICA_MODES = ("gray", "rgb", "uint8")
 
 
 def _read_csv(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
@@ -169,111 +171,18 @@ def read_similarity(path: str | Path) -> Similarity:
     return Similarity(pearson, euclidean, excluded)
 
 
-def _open_group(path: str | Path, arrays: Sequence[str], what: str) -> zarr.Group:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} store {path} does not exist")
-    group = zarr.open_group(str(path), mode="r")
-    missing = [name for name in arrays if name not in group]
-    if missing:
-        raise ValueError(f"{path}: {what} store lacks the arrays {missing}")
-    return group
+#: A patch store opened for reading (either layout): ``n_neurons``, ``k``, ``n_counted``, ``top()``.
+PatchStore = PatchReader
+#: An ICA store opened for reading: ``n_neurons``, ``n_components``, ``status``, ``components()``.
+IcaStore = IcaReader
 
 
-@dataclass(frozen=True)
-class PatchStore:
-    """Lazy view of ``patches/{layer}.zarr``."""
-
-    patches: zarr.Array  # uint8 (neurons, k, rf, rf, 3)
-    n_counted: np.ndarray  # int (neurons,)
-
-    @property
-    def n_neurons(self) -> int:
-        return int(self.patches.shape[0])
-
-    def top(self, neurons: slice | Sequence[int], n: int) -> np.ndarray:
-        """The first ``n`` patches (best first) of a block of neurons: (m, n, rf, rf, 3) uint8.
-
-        Slots beyond a neuron's ``n_counted`` hold no real patch; callers mask them.
-        """
-        n = min(n, int(self.patches.shape[1]))
-        if isinstance(neurons, slice):
-            return np.asarray(self.patches[neurons, :n])
-        return np.asarray(self.patches.get_orthogonal_selection((np.asarray(neurons), slice(0, n))))
-
-
-def open_patches(path: str | Path) -> PatchStore:
+def open_patches(path: str | Path) -> PatchReader:
     """Open ``patches/{layer}.zarr`` without reading the patches."""
-    group = _open_group(path, ["patches", "n_counted"], "patches")
-    patches = group["patches"]
-    if patches.ndim != 5 or patches.shape[-1] != 3 or patches.dtype != np.uint8:
-        raise ValueError(f"{path}: patches must be uint8 (neurons, k, rf, rf, 3), got {patches.dtype} {patches.shape}")
-    n_counted = np.asarray(group["n_counted"][:], dtype=int)
-    if len(n_counted) != patches.shape[0]:
-        raise ValueError(f"{path}: n_counted has {len(n_counted)} entries for {patches.shape[0]} neurons")
-    return PatchStore(patches, n_counted)
+    return PatchReader(path)
 
 
-@dataclass(frozen=True)
-class IcaStore:
-    """Lazy view of ``ica/{layer}.zarr``: the ICs of every neuron in the three modes."""
-
-    gray: zarr.Array  # float32 (neurons, comps, rf, rf)
-    rgb: zarr.Array  # float32 (neurons, comps, rf, rf, 3)
-    uint8: zarr.Array  # uint8 (neurons, comps, rf, rf, 3)
-    status: np.ndarray  # object str (neurons,): see :func:`ica_status`
-
-    @property
-    def n_neurons(self) -> int:
-        return int(self.gray.shape[0])
-
-    @property
-    def n_components(self) -> int:
-        return int(self.gray.shape[1])
-
-    def components(self, mode: str, neurons: slice | Sequence[int]) -> np.ndarray:
-        """The ICs of a block of neurons in one mode (``gray``, ``rgb`` or ``uint8``)."""
-        if mode not in ICA_MODES:
-            raise ValueError(f"ICA mode must be one of {ICA_MODES}, not {mode!r}")
-        array = getattr(self, mode)
-        if isinstance(neurons, slice):
-            return np.asarray(array[neurons])
-        return np.asarray(array.get_orthogonal_selection((np.asarray(neurons),)))
-
-
-def ica_status(group: zarr.Group) -> np.ndarray:
-    """Per neuron, a short text of its ICA fits' status: ``"ok"`` or what went wrong where.
-
-    The store holds ``status`` int8 (neurons, fits) with the attributes ``fits`` (names)
-    and ``status_codes`` (``{"0": "ok", ...}``). A status shared by every fit is given
-    alone (``"too_few_patches"``), otherwise with its fits (``"not_converged: gray/red"``).
-    """
-    codes = np.asarray(group["status"][:])
-    if codes.ndim == 1:
-        codes = codes[:, None]
-    fits = list(group.attrs.get("fits", [f"fit{i}" for i in range(codes.shape[1])]))
-    names = {int(k): str(v) for k, v in dict(group.attrs.get("status_codes", {})).items()}
-    out = np.empty(len(codes), dtype=object)
-    for i, row in enumerate(codes):
-        labels = [names.get(int(c), f"status {int(c)}") for c in row]
-        if len(set(labels)) == 1:
-            out[i] = labels[0]
-            continue
-        by_label: dict[str, list[str]] = {}
-        for fit, label in zip(fits, labels):
-            if label != "ok":
-                by_label.setdefault(label, []).append(fit)
-        out[i] = "; ".join(f"{label}: {'/'.join(where)}" for label, where in by_label.items())
-    return out
-
-
-def open_ica(path: str | Path) -> IcaStore:
-    """Open ``ica/{layer}.zarr`` without reading the components."""
-    group = _open_group(path, ICA_MODES, "ICA")
-    gray, rgb, as_uint8 = group["gray"], group["rgb"], group["uint8"]
-    n = gray.shape[0]
-    if gray.ndim != 4 or rgb.ndim != 5 or as_uint8.shape != rgb.shape or rgb.shape[:4] != gray.shape:
-        raise ValueError(f"{path}: ICA arrays have inconsistent shapes gray {gray.shape}, rgb {rgb.shape}, "
-                         f"uint8 {as_uint8.shape}")
-    status = ica_status(group) if "status" in group else np.full(n, "", dtype=object)
-    return IcaStore(gray, rgb, as_uint8, status)
+def open_ica(path: str | Path, patches: str | Path | None = None) -> IcaReader:
+    """Open ``ica/{layer}.zarr`` without computing any IC (``patches``: its patch store,
+    default the one it records)."""
+    return IcaReader(path, patches)

@@ -1,0 +1,396 @@
+"""One neuron's ICA: the fits, their order and sign, and the components they define.
+
+Each of a neuron's ``n`` counted top-k patches is one mixed signal; its pixels are the
+samples. Four fits per neuron (:data:`FITS`):
+
+- ``gray``: the luminance patches, ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601);
+- ``red``, ``green``, ``blue``: one ICA per channel. Mode ``rgb`` stacks channel i's
+  component j into colour image j; mode ``uint8`` is that colour image min-max scaled
+  to 0..255 (:func:`to_uint8`).
+
+A fit (:func:`fit_sources`) centres each patch (removes its own mean), whitens once
+(:func:`~neurofacets.ica.solvers.whiten`: ``n_components`` leading PCA directions, unit
+variance) and runs the configured solver (:mod:`neurofacets.ica.solvers`, Picard-O by
+default) on the whitened float32 matrix. Its result is the **unmixing matrix** ``M``
+(n_components x n): the components are ``S = M @ Xc`` (``Xc``: the centred patches,
+n x pixels), each row a unit-variance source image. ``M`` is what the ICA store keeps;
+:func:`components_from_unmixing` turns it back into pictures (the same function at fit
+time and when reading, so what is read is exactly what was fitted).
+
+Rules that make the same input always give the same picture (each fit on its own):
+
+- **Order**: by decreasing variance the component explains in the patches. The model is
+  ``Xc = A S`` (``A`` = mixing, n x n_components, unit-variance uncorrelated sources),
+  so component j contributes ``||A[:, j]||^2`` to the total variance
+  ``sum_i var(Xc[i])``; ``explained_variance`` is that share of the total (the shares
+  add up to the part of the variance the fit's PCA subspace keeps). Ties keep the
+  solver's order.
+- **Sign**: each component is multiplied by -1 or 1 so that it correlates positively
+  with the mean patch of its fit: ``sum_p S_j[p] * (m[p] - mean(m)) > 0``. Where that
+  sum is exactly 0, the pixel of largest ``|S_j|`` (first in row-major order) is made
+  positive instead.
+
+Each fit records ``n_iter`` (iterations of the kept attempt), ``converged`` (the solver's
+own criterion met within ``max_iter``), ``residual`` (FastICA's fixed-point criterion at
+the answer, :func:`~neurofacets.ica.solvers.fixed_point_residual`, the same yardstick for
+every solver), ``attempts`` (a fit that does not converge is redone from another random
+start, up to ``restarts`` times; the first converged attempt is kept, else the one of
+smallest residual) and a status (:data:`STATUS`), checked in this order:
+
+- ``too_few_patches``: fewer counted patches than ``max(2, n_components)``: no fit, NaN.
+- ``constant``: every patch is uniform: no fit, NaN. Uniform patches among others are
+  left out of the fit (centred, they are zero and change nothing).
+- ``rank_deficient``: fewer than ``n_components`` PCA directions carry variance, i.e.
+  eigenvalue ``lambda_j`` of ``Xc Xc^T`` below ``RANK_RTOL**2 * lambda_1`` (the float32
+  precision of the Gram matrix) or a per-pixel variance ``lambda_j / pixels`` below that
+  of uint8 rounding (1/12 for one channel, ``sum(w**2)/12`` for luminance, less after
+  downsampling). The fit is done with that many components ``r``; components
+  ``r..n_components-1`` are NaN.
+- ``failed``: the solver raised or returned non-finite values (a safety net so a layer
+  job never crashes): NaN.
+- ``not_converged``: no attempt converged; the components of the kept attempt are kept.
+- ``ok``.
+
+With ``max_side`` (config ``visualize.ica_max_side``), patches larger than ``max_side``
+pixels are first reduced to ``max_side x max_side`` by area averaging
+(:func:`area_matrix`), a linear map, before the fits; the components then have that size.
+
+Arithmetic is float32 (float64 for the small k x k and r x r matrices) with BLAS pinned
+to one thread by the callers, which makes every result bit-identical from run to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .solvers import DEFAULT_SOLVER, Whitened, centre, fixed_point_residual, gram_eigen, solve, whiten
+
+#: Fit names, the order of the second axis of the per-fit arrays.
+FITS: tuple[str, ...] = ("gray", "red", "green", "blue")
+#: ITU-R BT.601 luma weights for R, G, B.
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
+#: Status codes stored in the ``status`` array.
+STATUS: dict[int, str] = {
+    0: "ok",
+    1: "not_converged",
+    2: "rank_deficient",
+    3: "constant",
+    4: "too_few_patches",
+    5: "failed",
+}
+STATUS_CODE: dict[str, int] = {name: code for code, name in STATUS.items()}
+#: Smallest kept PCA singular value relative to the largest. The float32 Gram matrix of
+#: an exactly low-rank patch set leaves spurious singular values near 1e-3 of the
+#: largest; 1e-2 stays clear of them.
+RANK_RTOL = 1e-2
+#: Variance of uint8 rounding of one channel (uniform error on [-0.5, 0.5]).
+QUANTISATION_VARIANCE = 1.0 / 12.0
+#: Default re-fits from other random starts of a fit that did not converge.
+DEFAULT_RESTARTS = 2
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How every fit of a run is done (config ``visualize.*``)."""
+
+    n_components: int = 8
+    solver: str = DEFAULT_SOLVER
+    max_iter: int = 200
+    tol: float = 1e-4
+    seed: int = 0
+    restarts: int = DEFAULT_RESTARTS
+    max_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {self.n_components}")
+        if self.max_iter < 1 or not self.tol > 0:
+            raise ValueError(f"max_iter must be >= 1 and tol > 0, got {self.max_iter}, {self.tol}")
+        if self.restarts < 0:
+            raise ValueError(f"restarts must be >= 0, got {self.restarts}")
+        if self.max_side is not None and self.max_side < 2:
+            raise ValueError(f"max_side must be >= 2 or None, got {self.max_side}")
+
+    def side(self, rf: int) -> int:
+        """Side of the components of patches of ``rf`` pixels."""
+        return rf if self.max_side is None else min(rf, self.max_side)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One fit, ordered and signed: the components are ``unmixing @ centred signals``."""
+
+    unmixing: np.ndarray  # float32 (n_components, n); NaN rows where no component
+    explained_variance: np.ndarray  # float32 (n_components,), fraction of the patch variance
+    n_iter: int
+    converged: bool
+    status: int
+    residual: float  # FastICA fixed-point criterion at the answer (NaN without a fit)
+    attempts: int
+
+
+@dataclass(frozen=True)
+class NeuronFits:
+    """The record of one neuron's four fits (:data:`FITS` order on the first axis)."""
+
+    unmixing: np.ndarray  # float32 (4, n_components, n)
+    explained_variance: np.ndarray  # float32 (4, n_components)
+    n_iter: np.ndarray  # int32 (4,)
+    converged: np.ndarray  # bool (4,)
+    status: np.ndarray  # int8 (4,)
+    residual: np.ndarray  # float32 (4,)
+    attempts: np.ndarray  # int8 (4,)
+
+
+def _no_fit(n_components: int, n: int, status: str) -> FitResult:
+    return FitResult(
+        unmixing=np.full((n_components, n), np.nan, dtype=np.float32),
+        explained_variance=np.full(n_components, np.nan, dtype=np.float32),
+        n_iter=0, converged=False, status=STATUS_CODE[status], residual=float("nan"), attempts=0,
+    )
+
+
+def leading_rank(eigenvalues: np.ndarray, pixels: int, noise_variance: float) -> int:
+    """How many leading PCA directions carry variance (see ``rank_deficient``)."""
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+    if eigenvalues.size == 0 or not np.isfinite(eigenvalues[0]) or eigenvalues[0] <= 0:
+        return 0
+    strong = np.isfinite(eigenvalues) & (eigenvalues >= RANK_RTOL**2 * eigenvalues[0])
+    strong &= eigenvalues / pixels >= noise_variance
+    return int(np.argmin(strong)) if not strong.all() else len(strong)
+
+
+def _best_attempt(whitened: Whitened, settings: FitSettings):
+    """Solve, redoing a non-converged fit from other starts; (solution, residual, attempts)."""
+    best = None
+    for attempt in range(settings.restarts + 1):
+        # attempt a starts from the rotation of seed + a (attempt 0: the configured seed)
+        solution = solve(settings.solver, whitened.z, max_iter=settings.max_iter, tol=settings.tol,
+                         seed=settings.seed + attempt)
+        if not np.all(np.isfinite(solution.rotation)):
+            continue
+        residual = fixed_point_residual(solution.rotation, whitened.z)
+        if solution.converged:
+            return solution, residual, attempt + 1
+        if best is None or residual < best[1]:
+            best = (solution, residual)
+    if best is None:
+        return None, float("nan"), settings.restarts + 1
+    return best[0], best[1], settings.restarts + 1
+
+
+def fit_sources(
+    signals: np.ndarray, settings: FitSettings, *, noise_variance: float = QUANTISATION_VARIANCE
+) -> FitResult:
+    """ICA of mixed signals (one per row) with pixels as samples, ordered and signed.
+
+    Parameters
+    ----------
+    signals
+        float32 (n, pixels): each row one flattened patch (of one channel or luminance).
+    settings
+        Components, solver, iteration cap, tolerance, seed, restarts.
+    noise_variance
+        Per-pixel variance below which a PCA direction counts as rounding noise
+        (``rank_deficient``).
+
+    Returns
+    -------
+    FitResult
+        The unmixing matrix (n_components, n): components ``unmixing @ centre(signals)``.
+    """
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be (n, pixels), got shape {signals.shape}")
+    n_components = settings.n_components
+    signals = np.ascontiguousarray(signals, dtype=np.float32)
+    n, pixels = signals.shape
+    if n < max(2, n_components):
+        return _no_fit(n_components, n, "too_few_patches")
+    varying = np.any(signals != signals[:, :1], axis=1)
+    if not varying.any():
+        return _no_fit(n_components, n, "constant")
+    centred_all = centre(signals)
+    # uniform patches are zero once centred: they add nothing, so they are left out
+    centred = centred_all if varying.all() else centred_all[varying]
+
+    eigen = gram_eigen(centred)
+    rank = min(leading_rank(eigen[0][:n_components], pixels, noise_variance), len(centred))
+    if rank == 0:
+        return _no_fit(n_components, n, "rank_deficient")
+    try:
+        whitened = whiten(centred, rank, eigen)
+        solution, residual, attempts = _best_attempt(whitened, settings)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        solution = None
+    if solution is None:
+        return _no_fit(n_components, n, "failed")
+    if rank < n_components:
+        status = "rank_deficient"
+    else:
+        status = "ok" if solution.converged else "not_converged"
+
+    # unmixing of the centred varying patches; mixing A = U sqrt(lambda) R^T / sqrt(pixels)
+    rotation = solution.rotation
+    unmixing = rotation @ whitened.basis  # (rank, n_varying), float64
+    mixing = (whitened.vectors * np.sqrt(whitened.eigenvalues[:rank])) @ rotation.T / np.sqrt(pixels)
+    total_variance = float(np.sum(whitened.eigenvalues)) / pixels
+    share = np.sum(np.square(mixing), axis=0) / total_variance
+    order = np.argsort(-share, kind="stable")
+    unmixing, share = unmixing[order], share[order]
+
+    full = np.zeros((rank, n), dtype=np.float64)
+    full[:, varying] = unmixing
+    # sign: positive correlation with the mean patch (components have zero mean)
+    mean_patch = signals.mean(axis=0, dtype=np.float64)
+    projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
+    alignment = full @ projection
+    signs = np.sign(alignment)
+    if np.any(signs == 0):
+        sources = components_from_unmixing(full.astype(np.float32), centred_all)
+        peak = sources[np.arange(rank), np.argmax(np.abs(sources), axis=1)]
+        signs = np.where(signs == 0, np.sign(peak), signs)
+    full *= signs[:, None]
+
+    out = np.full((n_components, n), np.nan, dtype=np.float32)
+    out[:rank] = full
+    variance = np.full(n_components, np.nan, dtype=np.float32)
+    variance[:rank] = share
+    return FitResult(out, variance, solution.n_iter, solution.converged, STATUS_CODE[status], residual, attempts)
+
+
+def components_from_unmixing(unmixing: np.ndarray, centred: np.ndarray) -> np.ndarray:
+    """The components ``unmixing @ centred`` (float32 (c, pixels)); NaN rows stay NaN."""
+    unmixing = np.asarray(unmixing, dtype=np.float32)
+    out = np.full((len(unmixing), centred.shape[1]), np.nan, dtype=np.float32)
+    present = np.all(np.isfinite(unmixing), axis=1)
+    if present.any():
+        out[present] = unmixing[present] @ centred
+    return out
+
+
+def area_matrix(size: int, side: int) -> np.ndarray:
+    """Area-averaging map from ``size`` to ``side`` samples, float64 (side, size).
+
+    Output sample i averages the input interval ``[i * size / side, (i + 1) * size / side)``,
+    each input sample weighted by the length of its overlap; rows sum to 1. Applied to both
+    image axes (``R @ patch @ R.T``) it is what a box filter of non-integer width does.
+    """
+    if not 1 <= side <= size:
+        raise ValueError(f"side must be in 1..{size}, got {side}")
+    edges = np.arange(side + 1) * (size / side)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(size)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def fit_signals(patches: np.ndarray, side: int) -> np.ndarray:
+    """The four signal matrices a neuron's fits use: float32 (4, n, side * side).
+
+    Rows of ``[0]``: luminance patches; ``[1..3]``: R, G, B. Patches (n, rf, rf, 3) are
+    reduced to ``side`` pixels by :func:`area_matrix` first when ``side < rf``.
+    """
+    patches = np.asarray(patches)
+    if patches.ndim != 4 or patches.shape[1] != patches.shape[2] or patches.shape[3] != 3:
+        raise ValueError(f"patches must be (n, rf, rf, 3), got shape {patches.shape}")
+    n, rf = patches.shape[0], patches.shape[1]
+    planes = np.empty((3, n, rf, rf), dtype=np.float32)
+    for c in range(3):
+        planes[c] = patches[..., c]
+    if side < rf:
+        reduce = area_matrix(rf, side).astype(np.float32)
+        planes = np.ascontiguousarray(reduce @ planes @ reduce.T)  # (3, n, side, side)
+    planes = planes.reshape(3, n, side * side)
+    out = np.empty((4, n, side * side), dtype=np.float32)
+    out[1:] = planes
+    luma = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+    out[0] = (luma @ planes.reshape(3, -1)).reshape(n, side * side)
+    return out
+
+
+def noise_variances(rf: int, side: int) -> tuple[float, ...]:
+    """Per-pixel variance of uint8 rounding in each fit's signals (``rank_deficient``)."""
+    scale = 1.0
+    if side < rf:
+        reduce = area_matrix(rf, side)
+        scale = float(np.mean(np.sum(reduce**2, axis=1))) ** 2  # averaging shrinks the noise
+    luma = float(np.sum(np.square(LUMA_WEIGHTS)))
+    return tuple(QUANTISATION_VARIANCE * scale * w for w in (luma, 1.0, 1.0, 1.0))
+
+
+def neuron_fits(patches: np.ndarray, settings: FitSettings) -> NeuronFits:
+    """The four fits of one neuron from its uint8 patches (n, rf, rf, 3) (n may be 0)."""
+    patches = np.asarray(patches)
+    rf = patches.shape[1] if patches.ndim == 4 else 0
+    side = settings.side(rf)
+    signals = fit_signals(patches, side)
+    fits = [fit_sources(s, settings, noise_variance=v) for s, v in zip(signals, noise_variances(rf, side))]
+    return NeuronFits(
+        unmixing=np.stack([f.unmixing for f in fits]),
+        explained_variance=np.stack([f.explained_variance for f in fits]),
+        n_iter=np.array([f.n_iter for f in fits], dtype=np.int32),
+        converged=np.array([f.converged for f in fits], dtype=bool),
+        status=np.array([f.status for f in fits], dtype=np.int8),
+        residual=np.array([f.residual for f in fits], dtype=np.float32),
+        attempts=np.array([f.attempts for f in fits], dtype=np.int8),
+    )
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Mode ``uint8``: each colour component min-max scaled to 0..255.
+
+    Parameters
+    ----------
+    rgb
+        float (n_components, rf, rf, 3).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, same shape: ``round(255 * (x - min) / (max - min))`` with min and max over
+        the component's three channels together (so its colours keep their balance).
+        A component with a NaN (a failed channel fit) or no range is all 0.
+    """
+    rgb = np.asarray(rgb)
+    out = np.zeros(rgb.shape, dtype=np.uint8)
+    for j, component in enumerate(rgb):
+        if not np.all(np.isfinite(component)):
+            continue
+        low, high = float(component.min()), float(component.max())
+        if high > low:
+            scaled = (component.astype(np.float64) - low) * (255.0 / (high - low))
+            out[j] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return out
+
+
+def neuron_components(patches: np.ndarray, unmixing: np.ndarray, side: int) -> dict[str, np.ndarray]:
+    """A neuron's ICs in the three modes from its patches and stored unmixing matrices.
+
+    Parameters
+    ----------
+    patches
+        uint8 (n, rf, rf, 3): the neuron's counted patches, the ones its fits used.
+    unmixing
+        float32 (4, n_components, >= n): the store's unmixing matrices (columns beyond
+        ``n`` are unused).
+    side
+        Side of the components (the patches' after ``max_side``).
+
+    Returns
+    -------
+    dict
+        ``gray`` float32 (c, side, side), ``rgb`` float32 (c, side, side, 3), ``uint8``.
+    """
+    n = len(patches)
+    n_components = unmixing.shape[1]
+    if n == 0:
+        gray = np.full((n_components, side, side), np.nan, dtype=np.float32)
+        rgb = np.full((n_components, side, side, 3), np.nan, dtype=np.float32)
+        return {"gray": gray, "rgb": rgb, "uint8": to_uint8(rgb)}
+    signals = fit_signals(patches, side)
+    sources = [components_from_unmixing(unmixing[f, :, :n], centre(signals[f])) for f in range(4)]
+    gray = sources[0].reshape(n_components, side, side)
+    rgb = np.stack([s.reshape(n_components, side, side) for s in sources[1:]], axis=-1)
+    return {"gray": gray, "rgb": rgb, "uint8": to_uint8(rgb)}
