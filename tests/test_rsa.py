@@ -15,7 +15,8 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from neurofacets.rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, upper_triangle, write_rdm
+from neurofacets.store import write_xarray_store
+from neurofacets.rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, upper_triangle
 from neurofacets.similarity import euclidean_rows
 
 try:
@@ -137,7 +138,7 @@ def test_rdm_store_round_trip(tmp_path):
     cof = layer_cofs()["conv1_1"]
     rdm, excluded = class_rdm(cof)
     names = ["crane"] * 2 + [f"c{i}" for i in range(10)]  # duplicate names are allowed
-    write_rdm(tmp_path / "r.zarr", rdm_dataset("conv1_1", rdm, excluded, names, "class", {"run": "x"}))
+    write_xarray_store(tmp_path / "r.zarr", rdm_dataset("conv1_1", rdm, excluded, names, "class", {"run": "x"}))
     np.testing.assert_array_equal(read_rdm(tmp_path / "r.zarr"), rdm)
     with xr.open_zarr(tmp_path / "r.zarr", consolidated=False) as ds:
         assert [str(s) for s in ds["name_i"].values] == names

@@ -8,13 +8,13 @@ import xarray as xr
 from scipy import stats
 from scipy.spatial.distance import cdist
 
+from neurofacets.store import write_xarray_store
 from neurofacets.similarity import (
     euclidean_rows,
     mean_off_diagonal,
     neuron_similarity,
     pearson_rows,
     similarity_dataset,
-    write_similarity,
 )
 
 
@@ -79,7 +79,7 @@ def test_mean_off_diagonal():
 
 def test_similarity_store(tmp_path):
     sim = neuron_similarity(cof_rows(6))
-    write_similarity(tmp_path / "s.zarr", similarity_dataset("conv1_1", sim, "class", {"run": "x"}))
+    write_xarray_store(tmp_path / "s.zarr", similarity_dataset("conv1_1", sim, "class", {"run": "x"}))
     with xr.open_zarr(tmp_path / "s.zarr", consolidated=False) as ds:
         np.testing.assert_array_equal(ds["pearson"].values, sim.pearson)
         np.testing.assert_array_equal(ds["euclidean"].values, sim.euclidean)

@@ -8,8 +8,8 @@ import pytest
 import zarr
 from PIL import Image
 
-from neurofacets.cof import count_cof, cof_dataset, load_labels, read_cof, write_cof
-from neurofacets.store import write_activation_shard
+from neurofacets.cof import count_cof, cof_dataset, load_labels, read_cof
+from neurofacets.store import write_activation_shard, write_xarray_store
 from neurofacets.topk import (
     _empty_top_k,
     merge_top_k,
@@ -165,7 +165,7 @@ def test_cof_store_levels(tmp_path):
     image_id, values, argmax = _layer(rng, n_images=60, n_channels=5)
     _, labels = _tables(tmp_path, 60, 8, coarse=True)
     topk = select_top_k("conv1_1", image_id, values, argmax, top_k=15, height=4, width=4)
-    write_cof(tmp_path / "cof.zarr", cof_dataset(topk, labels, {"run": "x"}))
+    write_xarray_store(tmp_path / "cof.zarr", cof_dataset(topk, labels, {"run": "x"}))
     fine = read_cof(tmp_path / "cof.zarr", "class")
     assert fine.dims == ("neuron", "class_name")
     assert list(fine["class_name"].values) == [f"class {c}" for c in range(8)]

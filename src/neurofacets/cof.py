@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .store import atomic_output
 from .topk import TopK
 
 logger = logging.getLogger("neurofacets.cof")
@@ -194,12 +193,6 @@ def cof_dataset(topk: TopK, labels: Labels, attrs: Mapping[str, Any] | None = No
         {**(attrs or {}), "layer": topk.layer, "levels": list(labels.levels), "k": topk.k, "n_images": topk.n_images}
     )
     return ds
-
-
-def write_cof(path: str | Path, ds: xr.Dataset) -> None:
-    """Write a CoF dataset atomically as a zarr v3 store."""
-    with atomic_output(path) as tmp:
-        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
 
 
 def read_cof(path: str | Path, level: str = "class") -> xr.DataArray:

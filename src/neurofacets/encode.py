@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof, write_cof
+from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof
 from .metrics import all_layers_table, layer_metrics_table
 from .null import null_summary_table, null_table
 from .provenance import file_digest, provenance_attrs
-from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, write_rdm
-from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset, write_similarity
-from .store import atomic_output, read_layer
+from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix
+from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset
+from .store import atomic_output, read_layer, write_xarray_store
 from .topk import TopK, merge_top_k, read_shard_top_k, read_topk, select_top_k, write_topk
 
 logger = logging.getLogger("neurofacets.encode")
@@ -101,7 +101,7 @@ def encode_layer(
     if topk.image_id.max() >= len(known) or np.any(known[topk.image_id] < 0):
         raise ValueError(f"layer {layer}: the shards hold image ids that are not in {images_csv}")
     write_topk(topk_path, topk, top_k, attrs)
-    write_cof(cof_path, cof_dataset(topk, labels, attrs))
+    write_xarray_store(cof_path, cof_dataset(topk, labels, attrs))
     n_dead = int((topk.n_counted == 0).sum())
     logger.info(
         "layer %s: k = %d of %d images, %d neurons (%d dead), done in %.1f s",
@@ -190,7 +190,7 @@ def layer_similarity(
     cof = read_cof(cof_path, level)
     sim = neuron_similarity(cof.values)
     attrs = _attrs(config, images_csv, stage="similarity")
-    write_similarity(out_path, similarity_dataset(layer, sim, level, attrs))
+    write_xarray_store(out_path, similarity_dataset(layer, sim, level, attrs))
     logger.info("layer %s: %d neurons, %d excluded (zero variance)", layer, len(sim.excluded), sim.n_excluded)
 
 
@@ -234,7 +234,7 @@ def layer_rdm(
     names = [str(n) for n in cof[LEVEL_DIM[level]].values]
     rdm, excluded = class_rdm(cof.values)
     attrs = _attrs(config, images_csv, stage="rsa")
-    write_rdm(out_path, rdm_dataset(layer, rdm, excluded, names, level, attrs))
+    write_xarray_store(out_path, rdm_dataset(layer, rdm, excluded, names, level, attrs))
     logger.info("layer %s: class RDM %d x %d, %d classes excluded", layer, *rdm.shape, int(excluded.sum()))
 
 

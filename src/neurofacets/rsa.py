@@ -27,7 +27,6 @@ import xarray as xr
 from scipy import stats
 
 from .similarity import pearson_rows, zero_variance_rows
-from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.rsa")
 
@@ -140,14 +139,8 @@ def rdm_dataset(
     return ds
 
 
-def write_rdm(path: str | Path, ds: xr.Dataset) -> None:
-    """Write a class-RDM dataset atomically as a zarr v3 store."""
-    with atomic_output(path) as tmp:
-        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
-
-
 def read_rdm(path: str | Path) -> np.ndarray:
-    """The ``rdm`` matrix of a store written by :func:`write_rdm`."""
+    """The ``rdm`` matrix of a store of :func:`rdm_dataset`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"RDM store {path} does not exist")

@@ -27,11 +27,14 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 IMAGE_CHUNK = 1024  # images per chunk: a chunk of 512 channels is 2 MiB of float32
 
@@ -65,6 +68,14 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
     _remove(path)
     os.replace(tmp, path)
+
+
+def write_xarray_store(path: str | Path, ds: "xr.Dataset") -> None:
+    """Write an xarray dataset atomically as a zarr v3 store (the small per-layer stores:
+    top-k, CoF, similarity, class RDM). Read its variables by name: their order on disk
+    follows the store listing, not ``ds``."""
+    with atomic_output(path) as tmp:
+        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
 
 
 def _remove(path: Path) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .store import atomic_output, open_shard
+from .store import open_shard, write_xarray_store
 
 logger = logging.getLogger("neurofacets.topk")
 
@@ -226,9 +226,7 @@ def topk_dataset(topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None)
 
 def write_topk(path: str | Path, topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None) -> None:
     """Write ``topk`` atomically as a zarr v3 store (see module docstring)."""
-    ds = topk_dataset(topk, top_k, attrs)
-    with atomic_output(path) as tmp:
-        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
+    write_xarray_store(path, topk_dataset(topk, top_k, attrs))
 
 
 def read_topk(path: str | Path) -> TopK:
