@@ -22,6 +22,7 @@ import pytest
 import zarr
 
 from conftest import REPO, copy_workflow, snakemake
+from neurofacets.ica import IcaReader
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
@@ -106,11 +107,14 @@ def test_results_equal_a_local_run(slurm_run, tiny_run):
         pd.testing.assert_frame_equal(a.drop(columns="path", errors="ignore"),
                                       b.drop(columns="path", errors="ignore"), obj=table)
     for layer in ("conv1_1", "conv2_2", "conv3_1"):
-        for store, arrays in (("topk", ("image_id", "value", "argmax")), ("ica", ("gray", "rgb", "status"))):
+        for store, arrays in (("topk", ("image_id", "value", "argmax")), ("ica", ("unmixing", "status", "n_counted"))):
             ga = zarr.open_group(str(here / store / f"{layer}.zarr"), mode="r")
             gb = zarr.open_group(str(there / store / f"{layer}.zarr"), mode="r")
             for name in arrays:
                 np.testing.assert_array_equal(ga[name][...], gb[name][...], err_msg=f"{store}/{layer}/{name}")
+        pictures_a = IcaReader(here / "ica" / f"{layer}.zarr").components("gray", slice(0, 4))
+        pictures_b = IcaReader(there / "ica" / f"{layer}.zarr").components("gray", slice(0, 4))
+        np.testing.assert_array_equal(pictures_a, pictures_b, err_msg=f"ica/{layer} pictures")
     for png in sorted((there / "figures").glob("*.png")):
         assert (here / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
 
