@@ -26,7 +26,7 @@ from neurofacets.figures import (
 )
 
 EXAMPLES = 2
-PAPER_FIGURES = [stem for stem in FIGURES if stem != "compare_runs"]
+PAPER_FIGURES = [stem for stem in FIGURES if stem.startswith(("fig", "app"))]
 
 
 @pytest.fixture(scope="module")

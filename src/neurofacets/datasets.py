@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import labels_path
 from .images import DEFAULT_MAX_PIXELS
+from .semantics.wordnet import class_wnids
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.datasets")
@@ -70,8 +71,9 @@ def list_csv(labels: str | Path, root: str | Path) -> pd.DataFrame:
             f"{root}, e.g. {missing[:3]}"
         )
     out = pd.DataFrame({"path": paths, "class_id": table["label"].astype(str)})
-    if "class_name" in table.columns:
-        out["class_name"] = table["class_name"].astype(str)
+    for column in ("class_name", "wnid"):
+        if column in table.columns:
+            out[column] = table[column].astype(str)
     return out
 
 
@@ -136,6 +138,9 @@ def build_dataset(
         raise DatasetError(f"the dataset has no usable images ({len(skipped)} skipped)")
     names = usable.drop_duplicates("class_id")[["class_id", "class_name"]].reset_index(drop=True)
     classes = names.assign(label=np.arange(len(names)))[["label", "class_id", "class_name"]]
+    wnids = class_wnids(usable)
+    if wnids is not None:
+        classes["wnid"] = classes["class_id"].map(wnids)
     label_of = dict(zip(classes["class_id"], classes["label"]))
     n = len(usable)
     images = pd.DataFrame({
@@ -145,6 +150,8 @@ def build_dataset(
         "class_name": usable["class_name"].to_numpy(),
         "shard": np.arange(n) * shards // n,
     })
+    if wnids is not None:
+        images["wnid"] = usable["class_id"].map(wnids).to_numpy()
     if coarse_labels:
         coarse = _coarse_mapping(coarse_labels, classes)
         classes["coarse"] = coarse

@@ -11,7 +11,8 @@
   a component that does not exist (degenerate fit, see :mod:`neurofacets.ica`) is an
   empty panel;
 - title: layer, neuron, MF degree, its p-value (normal and empirical), the number of
-  counted top images and each fit's status; below: the top classes with their counts.
+  counted top images and each fit's status; below: the top classes with their counts and,
+  where the run has a class hierarchy, the neuron's concept (:mod:`neurofacets.semantics`).
 
 It is built on demand from the patch store, the ICA store and ``metrics/{layer}.csv``.
 """
@@ -30,6 +31,7 @@ from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
 from .patches import read_neuron_patches
+from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.neuron_figure")
@@ -89,6 +91,7 @@ def draw_neuron(
     *,
     top_patches: int = 16,
     dpi: int = 150,
+    semantics_csv: str | Path | None = None,
 ) -> None:
     """Draw one neuron's picture (see the module docstring) into the PNG ``out_path``.
 
@@ -106,6 +109,8 @@ def draw_neuron(
         Patches shown (the first ones of the rank order).
     dpi
         Resolution.
+    semantics_csv
+        ``semantics/{layer}.csv`` when the run has a class hierarchy: the concept is shown.
     """
     patch_store = zarr.open_group(str(patches_path), mode="r")
     neurons = patch_store["patches"].shape[0]
@@ -119,6 +124,7 @@ def draw_neuron(
         neuron=neuron,
         top_patches=top_patches,
         dpi=dpi,
+        concept=None if semantics_csv is None else concept_text(neuron_concept_row(semantics_csv, neuron)),
     )
     with atomic_output(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -134,6 +140,7 @@ def neuron_figure(
     neuron: int,
     top_patches: int = 16,
     dpi: int = 150,
+    concept: str | None = None,
 ) -> Figure:
     """Build one neuron's picture.
 
@@ -151,6 +158,8 @@ def neuron_figure(
         Patches shown.
     dpi
         Resolution.
+    concept
+        A line naming the neuron's concept (:func:`neurofacets.semantics.display.concept_text`).
     """
     if top_patches < 1:
         raise ValueError(f"top_patches must be >= 1, got {top_patches}")
@@ -205,5 +214,7 @@ def neuron_figure(
     shown = "; ".join(f"{name} ({count})" for name, count in classes[:10]) or "none"
     more = f" ... +{len(classes) - 10} more" if len(classes) > 10 else ""
     fig.text(0.02, 0.05, f"top classes: {shown}{more}", fontsize=7, ha="left", wrap=True)
+    if concept:
+        fig.text(0.02, 0.82, concept, fontsize=7, ha="left")
 
     return fig

@@ -251,3 +251,30 @@ def semantics_summary(
     _write_csv(out_summary, summary)
     logger.info("semantics summary of %d layers; chance spread %.3f", len(present), chance)
     return summary
+
+
+def runs_with_hierarchy(hierarchy_csvs: Sequence[PathLike], runs: Sequence[str], out_csv: PathLike) -> pd.DataFrame:
+    """Which runs of a multi-run call have a class hierarchy -> ``semantics/runs.csv`` (run, has_hierarchy)."""
+    if len(hierarchy_csvs) != len(runs):
+        raise ValueError(f"{len(hierarchy_csvs)} hierarchy tables for {len(runs)} runs")
+    table = pd.DataFrame({"run": list(runs), "has_hierarchy": [has_hierarchy(p) for p in hierarchy_csvs]})
+    _write_csv(out_csv, table)
+    skipped = table.loc[~table["has_hierarchy"], "run"].tolist()
+    if skipped:
+        logger.warning("runs without a class hierarchy (left out of the semantic comparison): %s", skipped)
+    return table
+
+
+def read_runs_with_hierarchy(runs_csv: PathLike) -> list[str]:
+    """The runs of ``semantics/runs.csv`` that have a class hierarchy, in order."""
+    table = pd.read_csv(runs_csv, dtype={"run": str})
+    return table.loc[table["has_hierarchy"].astype(bool), "run"].tolist()
+
+
+def stack_semantics_summaries(summary_csvs: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
+    """Several runs' ``semantics/summary.csv`` stacked into one table (the comparison's headline)."""
+    from ..figures.load import read_semantics_summaries
+
+    table = read_semantics_summaries(list(summary_csvs))
+    _write_csv(out_csv, table)
+    return table

@@ -41,6 +41,30 @@ def is_wnid(text: object) -> bool:
     return isinstance(text, str) and WNID.match(text) is not None
 
 
+def class_wnids(listing: pd.DataFrame) -> dict[str, str] | None:
+    """Each class's WordNet id, from a dataset listing (``class_id``, ``class_name``[, ``wnid``]).
+
+    Per class the first that is a WordNet id: the ``wnid`` column (a CSV dataset's), the
+    ``class_id`` (an ImageNet-style folder name), the ``class_name``; an empty string for
+    a class with none. None when no class has one (the dataset is not WordNet-labelled).
+    A class whose rows give different wnids is an error.
+    """
+    columns = [c for c in ("wnid", "class_id", "class_name") if c in listing.columns]
+    out: dict[str, str] = {}
+    for class_id, rows in listing.groupby("class_id", sort=False):
+        found = ""
+        for column in columns:
+            values = {str(v) for v in rows[column]}
+            ids = {v for v in values if is_wnid(v)}
+            if len(ids) > 1:
+                raise ValueError(f"class {class_id!r}: its images carry different {column} values {sorted(ids)[:3]}")
+            if ids and len(values) == 1:
+                found = ids.pop()
+                break
+        out[str(class_id)] = found
+    return out if any(out.values()) else None
+
+
 def parse_index_noun(lines: list[str]) -> dict[str, list[int]]:
     """``index.noun`` lines -> ``{lemma: [synset offsets in sense order]}``.
 
