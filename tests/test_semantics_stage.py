@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from test_datasets import _tree
 
 from neurofacets.datasets import build_dataset, list_csv, list_folder
 from neurofacets.semantics.concepts import SEMANTIC_FACETS
@@ -31,27 +31,19 @@ WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n0212
 PER_CLASS = 6
 
 
-def _tree(root, names, per_class=2):
-    for name in names:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("RGB", (8, 8), (i, 0, 0)).save(root / name / f"{i}.png")
-    return root
-
-
 def test_dataset_tables_keep_the_wnid(tmp_path):
-    root = _tree(tmp_path / "folder", ["n02085620", "n02123045"])
+    root = _tree(tmp_path / "folder", ["n02085620", "n02123045"], per_class=2)
     images, classes, _ = build_dataset(list_folder(root), images_per_class=None, shards=1)
     assert classes["wnid"].tolist() == ["n02085620", "n02123045"]
     assert images["wnid"].tolist() == ["n02085620"] * 2 + ["n02123045"] * 2
     # a CSV whose labels are numbers and whose wnid column names the synsets
-    files = _tree(tmp_path / "flat", ["x"])
+    files = _tree(tmp_path / "flat", ["x"], per_class=2)
     pd.DataFrame({"path": ["x/0.png", "x/1.png"], "label": [3, 1], "wnid": ["n02123045", "n02085620"]}).to_csv(
         tmp_path / "labels.csv", index=False)
     images, classes, _ = build_dataset(list_csv(tmp_path / "labels.csv", files), images_per_class=None, shards=1)
     assert classes[["class_id", "wnid"]].values.tolist() == [["1", "n02085620"], ["3", "n02123045"]]
     # names that are no WordNet ids: no wnid column at all
-    plain = _tree(tmp_path / "plain", ["checkerboard", "disc"])
+    plain = _tree(tmp_path / "plain", ["checkerboard", "disc"], per_class=2)
     images, classes, _ = build_dataset(list_folder(plain), images_per_class=None, shards=1)
     assert "wnid" not in classes.columns and "wnid" not in images.columns
 

@@ -59,7 +59,7 @@ class RunAxis:
         else:
             ax.set_xlim(-0.03, 1.03)
             ax.set_xticks(np.linspace(0, 1, 5))
-            ax.set_xlabel("relative depth (first to last analysed layer)")
+            ax.set_xlabel("relative depth (0 first, 1 last layer)")
 
 
 def draw_runs(ax: Axes, table: pd.DataFrame, column: str, axis: RunAxis, **line) -> None:

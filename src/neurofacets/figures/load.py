@@ -144,22 +144,24 @@ def parse_top_classes(text: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
-    """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
+def _read_layer_summary(path: str | Path, columns: Sequence[str], what: str,
+                        layers: Sequence[str] | None) -> pd.DataFrame:
+    """A table with one row per layer, in network order, with a ``layer_index`` column."""
     path = Path(path)
-    table = _read_csv(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary")
+    table = _read_csv(path, columns, what)
     if table["layer"].duplicated().any():
         raise ValueError(f"{path}: a layer appears twice")
     return _order_by_layers(table, layers, path)
+
+
+def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
+    return _read_layer_summary(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary", layers)
 
 
 def read_semantics_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
     """``semantics/summary.csv`` (:mod:`neurofacets.semantics.stage`) in network order."""
-    path = Path(path)
-    table = _read_csv(path, SEMANTICS_SUMMARY_COLUMNS, "semantics summary")
-    if table["layer"].duplicated().any():
-        raise ValueError(f"{path}: a layer appears twice")
-    return _order_by_layers(table, layers, path)
+    return _read_layer_summary(path, SEMANTICS_SUMMARY_COLUMNS, "semantics summary", layers)
 
 
 def read_semantics_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:

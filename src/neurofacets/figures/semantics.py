@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from . import style
 from .compare import RUN_COLORS, draw_runs, panel_figure
@@ -22,6 +23,7 @@ SEMANTIC_COLORS = {"SF": style.FACET_COLORS["SF"], "concept": "#009E73", "MF": s
 SEMANTIC_LABELS = {"SF": "SF (one class)", "concept": "concept (one covering concept)",
                    "MF": "MF (no concept covers)", "dead": "dead"}
 NULL_LINE = {"linestyle": "--", "marker": None, "linewidth": 0.9, "alpha": 0.8}
+CHANCE_LINE = {"linestyle": ":", "linewidth": 0.9}
 COMPARE_PANELS = (
     ("frac_concept", "fraction of concept neurons"),
     ("frac_MF", "fraction of semantic MF neurons"),
@@ -31,13 +33,14 @@ COMPARE_PANELS = (
 
 
 def plot_semantic_facets(summary: pd.DataFrame, layers: Sequence[str]) -> Figure:
-    """Three panels per layer: (a) fractions of SF, concept and MF neurons with their
-    permutation null (dashed); (b) mean depth of the neurons' concepts, observed and null;
-    (c) mean semantic spread, observed, null and the chance spread."""
+    """Three panels per layer: (a) fractions of SF, concept and MF neurons; (b) mean depth of
+    the neurons' concepts; (c) mean semantic spread. Solid: observed; dashed: the image labels
+    permuted; dotted (c): the chance spread of random image pairs."""
     table = summary.set_index("layer").reindex(list(layers))
     x = np.arange(len(layers))
+    ink = "#000000"
     with style.paper_style():
-        fig = style.new_figure(style.DOUBLE_COLUMN, 2.7)
+        fig = style.new_figure(style.DOUBLE_COLUMN, 2.9)
         ax_frac, ax_depth, ax_spread = fig.subplots(1, 3)
         facets = ["SF", "concept", "MF"] + (["dead"] if table["frac_dead"].fillna(0).any() else [])
         for facet in facets:
@@ -46,33 +49,27 @@ def plot_semantic_facets(summary: pd.DataFrame, layers: Sequence[str]) -> Figure
                          label=SEMANTIC_LABELS[facet])
             if f"null_frac_{facet}" in table:
                 ax_frac.plot(x, table[f"null_frac_{facet}"].to_numpy(dtype=float), color=color, **NULL_LINE)
-        ax_frac.plot([], [], color="#555555", label="labels permuted", **NULL_LINE)
         ax_frac.set_ylim(-0.03, 1.03)
         ax_frac.set_ylabel("fraction of the layer's neurons")
-        ax_frac.legend(loc="best")
-        ax_frac.set_title("semantic facets")
 
-        ax_depth.plot(x, table["mean_concept_depth"].to_numpy(dtype=float), marker="o", color="#000000",
-                      label="observed")
-        ax_depth.plot(x, table["null_mean_concept_depth"].to_numpy(dtype=float), color="#000000",
-                      label="labels permuted", **NULL_LINE)
-        ax_depth.set_ylabel("mean depth of the concept")
-        ax_depth.legend(loc="best")
-        ax_depth.set_title("how specific the concepts are")
+        ax_depth.plot(x, table["mean_concept_depth"].to_numpy(dtype=float), marker="o", color=ink)
+        ax_depth.plot(x, table["null_mean_concept_depth"].to_numpy(dtype=float), color=ink, **NULL_LINE)
+        ax_depth.set_ylabel("mean depth of the concepts")
 
-        ax_spread.plot(x, table["mean_spread"].to_numpy(dtype=float), marker="o", color="#CC79A7",
-                       label="observed")
+        spread_color = "#CC79A7"
+        ax_spread.plot(x, table["mean_spread"].to_numpy(dtype=float), marker="o", color=spread_color)
         if "null_mean_spread" in table:
-            ax_spread.plot(x, table["null_mean_spread"].to_numpy(dtype=float), color="#CC79A7",
-                           label="labels permuted", **NULL_LINE)
-        ax_spread.axhline(float(table["chance_spread"].iloc[0]), color="#777777", linewidth=0.8, linestyle=":",
-                          label="chance (random images)")
-        ax_spread.set_ylabel("mean path distance between top images")
-        ax_spread.legend(loc="best")
-        ax_spread.set_title("semantic spread")
+            ax_spread.plot(x, table["null_mean_spread"].to_numpy(dtype=float), color=spread_color, **NULL_LINE)
+        ax_spread.axhline(float(table["chance_spread"].iloc[0]), color="#777777", **CHANCE_LINE)
+        ax_spread.set_ylabel("mean semantic spread (path length)")
         for ax, letter in zip((ax_frac, ax_depth, ax_spread), "abc"):
             style.set_layer_axis(ax, list(layers))
             style.panel_label(ax, letter)
+        handles = [*ax_frac.get_lines()[::2],
+                   Line2D([], [], color="#555555", marker="o", label="observed"),
+                   Line2D([], [], color="#555555", label="image labels permuted", **NULL_LINE),
+                   Line2D([], [], color="#777777", label="chance (random image pairs)", **CHANCE_LINE)]
+        fig.legend(handles=handles, loc="outside upper center", ncols=4)
     return fig
 
 
@@ -87,7 +84,7 @@ def plot_compare_semantic_facets(summaries: pd.DataFrame) -> Figure:
             null = f"null_{column}"
             if null in table and table[null].notna().any():
                 draw_runs(ax, table, null, axis, label="_null", **NULL_LINE)
-        axes[3].axhline(1.0, color="#777777", linewidth=0.8, linestyle=":")
+        axes[3].axhline(1.0, color="#777777", **CHANCE_LINE)
         axes[0].plot([], [], color=RUN_COLORS[0], label="labels permuted (dashed)", **NULL_LINE)
         axes[0].legend(loc="best", handles=axes[0].get_lines()[-1:])
     return fig
