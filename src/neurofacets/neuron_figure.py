@@ -215,6 +215,6 @@ def neuron_figure(
     more = f" ... +{len(classes) - 10} more" if len(classes) > 10 else ""
     fig.text(0.02, 0.05, f"top classes: {shown}{more}", fontsize=7, ha="left", wrap=True)
     if concept:
-        fig.text(0.02, 0.82, concept, fontsize=7, ha="left")
+        fig.text(0.02, 0.105, concept, fontsize=7, ha="left")
 
     return fig
