@@ -15,7 +15,8 @@ from neurofacets.semantics.concepts import (
     chance_spread,
     find_concepts,
     level_metrics,
-    null_spread_sums,
+    null_draws,
+    prefix_spread_sums,
     semantic_spread,
     semantics_table,
     spread_p_values,
@@ -168,32 +169,46 @@ def test_chance_spread_is_the_mean_over_all_image_pairs(hierarchy):
 
 def test_null_is_seeded_reproducible_and_centred_on_chance(hierarchy):
     sizes = np.array([30, 10, 20, 20, 10, 10, 20])
-    a = null_spread_sums(sizes, hierarchy.distance, 10, 4000, seed=3)
-    b = null_spread_sums(sizes, hierarchy.distance, 10, 4000, seed=3)
-    c = null_spread_sums(sizes, hierarchy.distance, 10, 4000, seed=4)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    # each draw is a set of 10 images: its spread is c^T D c / 90; the mean is the chance spread
+    a = null_draws(sizes, 10, 4000, seed=3)
+    np.testing.assert_array_equal(a, null_draws(sizes, 10, 4000, seed=3))
+    assert not np.array_equal(a, null_draws(sizes, 10, 4000, seed=4))
+    # sequences of distinct images: no class appears more often than it has images
+    counts = np.stack([np.bincount(row, minlength=7) for row in a])
+    assert (counts <= sizes).all()
+    # each prefix is a uniform random set: class frequencies and mean spread match chance
+    np.testing.assert_allclose(counts.mean(axis=0), 10 * sizes / sizes.sum(), rtol=0.05)
+    sums = prefix_spread_sums(a, hierarchy.distance)
     chance = chance_spread(sizes, hierarchy.distance)
-    assert (a / 90).mean() == pytest.approx(chance, rel=0.02)
+    for n in (2, 5, 10):
+        assert (sums[:, n] / (n * (n - 1))).mean() == pytest.approx(chance, rel=0.03)
     p1 = spread_p_values(ROWS, sizes, hierarchy.distance, 500, seed=3)
-    p2 = spread_p_values(ROWS, sizes, hierarchy.distance, 500, seed=3)
-    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(p1, spread_p_values(ROWS, sizes, hierarchy.distance, 500, seed=3))
+
+
+def test_prefix_sums_are_the_spread_of_each_prefix(hierarchy):
+    sequences = null_draws(np.array([3, 1, 2, 2, 1, 1, 2]), 12, 5, seed=0)
+    sums = prefix_spread_sums(sequences, hierarchy.distance)
+    for draw, row in zip(sums, sequences):
+        for n in range(13):
+            counts = np.bincount(row[:n], minlength=7)
+            assert draw[n] == counts @ hierarchy.distance @ counts
 
 
 def test_p_value_is_the_rank_among_the_draws(hierarchy):
     sizes = np.array([30, 10, 20, 20, 10, 10, 20])
     draws = 300
-    p = spread_p_values(ROWS, sizes, hierarchy.distance, draws, seed=1)
+    p = spread_p_values(ROWS, sizes, hierarchy.distance, draws, seed=1, length=12)
+    null = prefix_spread_sums(null_draws(sizes, 12, draws, seed=1), hierarchy.distance)
     for i, row in enumerate(ROWS):
         n = row.sum()
         if n < 2:
             assert np.isnan(p[i])
             continue
-        null = null_spread_sums(sizes, hierarchy.distance, int(n), draws, seed=1)
         observed = int(row @ hierarchy.distance @ row)
-        assert p[i] == (1 + sum(int(x) <= observed for x in null)) / (1 + draws)
+        assert p[i] == (1 + sum(int(x) <= observed for x in null[:, n])) / (1 + draws)
     assert p[0] < 0.05 and p[4] > 0.05  # the dog neuron is narrower than chance, the spread one is not
+    with pytest.raises(ValueError, match="more than the null's"):
+        spread_p_values(ROWS, sizes, hierarchy.distance, draws, seed=1, length=5)
 
 
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])

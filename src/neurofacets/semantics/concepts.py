@@ -20,9 +20,10 @@ images per class, DESIGN.md §3; ``n = sum(c)``) and the dataset's
   images, ``c^T D c / (n (n - 1))`` (D: class path distances, zero diagonal; NaN for
   n < 2). Its **p-value** is the lower tail against ``draws`` sets of n images drawn
   without replacement from the whole dataset: ``(1 + #{null <= observed}) / (1 + draws)``,
-  compared exactly on the integer sums ``c^T D c``. The draws for set size n use
-  ``numpy.random.default_rng([seed, n])``, so they are the same for every neuron, layer
-  and run of a dataset. The **chance spread** (the null's exact mean, whatever n) is the
+  compared exactly on the integer sums ``c^T D c``. The sets are the first n images of
+  ``draws`` random sequences of k distinct images (``numpy.random.default_rng([seed, k])``,
+  k the run's top-k size), so every neuron and layer of a run, and every run of a dataset
+  with the same k, meets the same draws. The **chance spread** (the null's exact mean, whatever n) is the
   mean distance over all pairs of distinct dataset images, ``s^T D s / (N (N - 1))`` for
   class sizes s and N images.
 - **Levels**: the CoF row with its classes merged into the nodes of the hierarchy cut at a
@@ -43,6 +44,7 @@ from ..metrics import flatness, gini, mf_degree
 from .hierarchy import ClassHierarchy
 
 SEMANTIC_FACETS = ("SF", "concept", "MF", "dead")
+EXACT_FLOAT = 2**53  # integers below this are exact in float64
 SHARE_TOLERANCE = 1e-9  # share * n within this of an integer counts as that integer (0.8 * 50 = 40)
 
 
@@ -54,6 +56,20 @@ class Concepts:
     coverage: np.ndarray  # int (neurons,): images under the concept (0 where none)
     n_counted: np.ndarray  # int (neurons,)
     facet: np.ndarray  # object (neurons,): SEMANTIC_FACETS
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of non-negative integer matrices, exactly, through float64 BLAS.
+
+    numpy multiplies int64 matrices without BLAS (about 10-50x slower at these sizes,
+    ``benchmarks/semantics.py``); float64 is exact while every partial sum stays below
+    2**53, which is checked from the largest entries.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    bound = float(a.max(initial=0)) * float(b.max(initial=0)) * a.shape[-1]
+    if bound >= EXACT_FLOAT:
+        raise OverflowError(f"integer products up to {bound:.3g} are not exact in float64")
+    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
 
 
 def needed_images(n_counted: np.ndarray, share: float) -> np.ndarray:
@@ -84,7 +100,7 @@ def find_concepts(cof: np.ndarray, hierarchy: ClassHierarchy, share: float, max_
     cof = _check_cof(cof, hierarchy)
     n = cof.sum(axis=1)
     need = needed_images(n, share)
-    coverage = cof @ hierarchy.covers.astype(np.int64)  # (neurons, nodes)
+    coverage = exact_matmul(cof, hierarchy.covers)  # (neurons, nodes)
     ok = (coverage >= need[:, None]) & admissible_nodes(hierarchy, max_concept_classes)[None, :] & (n > 0)[:, None]
     # depth first, then coverage; argmax takes the first maximum = the lowest node id
     key = hierarchy.depth[None, :].astype(np.int64) * (int(n.max(initial=0)) + 1) + coverage
@@ -101,7 +117,7 @@ def find_concepts(cof: np.ndarray, hierarchy: ClassHierarchy, share: float, max_
 def spread_sums(cof: np.ndarray, distance: np.ndarray) -> np.ndarray:
     """int (neurons,): ``c^T D c``, the summed path distance over ordered pairs of images."""
     cof = np.asarray(cof, dtype=np.int64)
-    return np.einsum("nc,nc->n", cof @ np.asarray(distance, dtype=np.int64), cof)
+    return np.einsum("nc,nc->n", exact_matmul(cof, distance), cof)
 
 
 def semantic_spread(cof: np.ndarray, distance: np.ndarray) -> np.ndarray:
@@ -124,40 +140,70 @@ def chance_spread(class_sizes: np.ndarray, distance: np.ndarray) -> float:
     return float(sizes @ np.asarray(distance, dtype=np.int64) @ sizes) / (total * (total - 1))
 
 
-def null_spread_sums(class_sizes: np.ndarray, distance: np.ndarray, n: int, draws: int, seed: int) -> np.ndarray:
-    """int (draws,): ``c^T D c`` of ``draws`` random sets of ``n`` dataset images.
+def null_draws(class_sizes: np.ndarray, length: int, draws: int, seed: int) -> np.ndarray:
+    """int (draws, length): the classes of ``draws`` random sequences of distinct dataset images.
 
-    Each set is drawn without replacement from all images (multivariate hypergeometric
-    class counts) with ``numpy.random.default_rng([seed, n])``.
+    Each sequence is ``length`` images drawn without replacement, in random order, from
+    all images (``numpy.random.default_rng([seed, length])``), so its first n images are a
+    uniformly random set of n images for every n <= length.
     """
     sizes = np.asarray(class_sizes, dtype=np.int64)
-    if not 0 <= n <= sizes.sum():
-        raise ValueError(f"cannot draw {n} of {int(sizes.sum())} images")
-    rng = np.random.default_rng([seed, n])
-    counts = rng.multivariate_hypergeometric(sizes, n, size=draws)
-    return spread_sums(counts, distance)
+    total = int(sizes.sum())
+    if not 0 <= length <= total:
+        raise ValueError(f"cannot draw {length} of {total} images")
+    image_class = np.repeat(np.arange(len(sizes)), sizes)
+    rng = np.random.default_rng([seed, length])
+    picks = np.stack([rng.choice(total, size=length, replace=False) for _ in range(draws)]) if draws else (
+        np.zeros((0, length), dtype=np.int64))
+    return image_class[picks]
+
+
+def prefix_spread_sums(sequences: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """int (draws, length + 1): ``c^T D c`` of the first n classes of each sequence, n = 0..length.
+
+    Built one image at a time: adding class x to a set with counts c adds ``2 (D c)[x]``
+    (D has a zero diagonal), so all prefixes cost one pass.
+    """
+    sequences = np.asarray(sequences, dtype=np.int64)
+    distance = np.asarray(distance, dtype=np.int64)
+    n_draws, length = sequences.shape
+    out = np.zeros((n_draws, length + 1), dtype=np.int64)
+    dc = np.zeros((n_draws, len(distance)), dtype=np.int64)  # D c of each draw's current set
+    rows = np.arange(n_draws)
+    for step in range(length):
+        x = sequences[:, step]
+        out[:, step + 1] = out[:, step] + 2 * dc[rows, x]
+        dc += distance[x]
+    return out
 
 
 def spread_p_values(
-    cof: np.ndarray, class_sizes: np.ndarray, distance: np.ndarray, draws: int, seed: int
+    cof: np.ndarray, class_sizes: np.ndarray, distance: np.ndarray, draws: int, seed: int,
+    length: int | None = None,
 ) -> np.ndarray:
     """Lower-tail p-value of each neuron's spread against random image sets of its size.
 
-    NaN for neurons with fewer than 2 counted images or when ``draws`` is 0.
+    The null of a neuron with n counted images is the first n images of each of ``draws``
+    random sequences (:func:`null_draws`) of ``length`` images (default: the largest n;
+    the workflow passes the run's k, so every layer of a run meets the same draws). NaN
+    for neurons with fewer than 2 counted images or when ``draws`` is 0.
     """
     if draws < 0:
         raise ValueError(f"draws must be >= 0, got {draws}")
     cof = np.asarray(cof, dtype=np.int64)
     n = cof.sum(axis=1)
-    observed = spread_sums(cof, distance)
     out = np.full(len(cof), np.nan)
-    if draws == 0:
+    if draws == 0 or not (n >= 2).any():
         return out
-    for size in np.unique(n[n >= 2]):  # one null per set size, shared by its neurons
-        null = np.sort(null_spread_sums(class_sizes, distance, int(size), draws, seed))
+    length = int(n.max()) if length is None else length
+    if n.max() > length:
+        raise ValueError(f"a neuron has {int(n.max())} counted images, more than the null's {length}")
+    null = prefix_spread_sums(null_draws(class_sizes, length, draws, seed), distance)
+    observed = spread_sums(cof, distance)
+    for size in np.unique(n[n >= 2]):  # one null column per set size, shared by its neurons
         mine = n == size
-        at_most = np.searchsorted(null, observed[mine], side="right")
-        out[mine] = (1 + at_most) / (1 + draws)
+        column = np.sort(null[:, size])
+        out[mine] = (1 + np.searchsorted(column, observed[mine], side="right")) / (1 + draws)
     return out
 
 
@@ -200,6 +246,7 @@ def semantics_table(
     levels: Mapping[str, np.ndarray],
     draws: int,
     seed: int,
+    null_length: int | None = None,
 ) -> pd.DataFrame:
     """The per-neuron table of one layer (``semantics/{layer}.csv``).
 
@@ -219,8 +266,9 @@ def semantics_table(
         ``{level name: group id per class}``: e.g. ``depth4`` from
         :meth:`ClassHierarchy.level_groups`, ``coarse`` from the dataset's coarse labels.
         Levels with fewer than 2 groups are left out.
-    draws, seed
-        The spread's null (see :func:`spread_p_values`).
+    draws, seed, null_length
+        The spread's null (see :func:`spread_p_values`); ``null_length`` is the length of
+        its image sequences (the run's k; default: the largest n_counted).
 
     Returns
     -------
@@ -252,7 +300,7 @@ def semantics_table(
         "concept_classes": np.where(has, hierarchy.classes_under[np.maximum(found.node, 0)], 0),
         "concept_label": [concept_label(name, s) for name, s in zip(names, share_of)],
         "spread": semantic_spread(cof, hierarchy.distance),
-        "spread_p": spread_p_values(cof, class_sizes, hierarchy.distance, draws, seed),
+        "spread_p": spread_p_values(cof, class_sizes, hierarchy.distance, draws, seed, null_length),
     })
     for level, groups in levels.items():
         metrics = level_metrics(cof, groups)

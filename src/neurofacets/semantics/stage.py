@@ -166,7 +166,8 @@ def layer_semantics(
     cof = count_cof(topk, level)
     settings = dict(share=share, max_concept_classes=max_concept_classes)
     table = semantics_table(topk.layer, cof, hierarchy, _class_sizes(labels, level.n_columns),
-                            levels=_levels(hierarchy, levels, labels), draws=draws, seed=seed, **settings)
+                            levels=_levels(hierarchy, levels, labels), draws=draws, seed=seed,
+                            null_length=topk.k, **settings)
     shuffled = (count_cof(topk, level.permuted(np.random.default_rng([seed, p]))) for p in range(permutations))
     null = pd.DataFrame([{"layer": topk.layer, "permutation": -1, **layer_summary_row(table)}] + [
         {"layer": topk.layer, "permutation": p, **row}
