@@ -13,7 +13,7 @@ COMPARE_CODE = ("figures", "figures.style", "figures.load", "figures.compare")
 
 
 def rule_prefix(run):
-    """The prefix of a run's rule names: its name with non-word characters as '_'."""
+    """The prefix of a run's renamed rules, e.g. vgg16_random__ (non-word characters become '_')."""
     return re.sub(r"\W", "_", run) + "__"
 
 
