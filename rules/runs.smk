@@ -5,6 +5,7 @@
 # vgg16_random__all` builds one run completely). Each run is extracted once, in its own
 # results/<run>/. The figures and table comparing the runs go to results/<top-level run>/.
 from neurofacets.provenance import code_digest
+from neurofacets.semantics import STAGE_MODULES
 
 
 include: "runs_common.smk"
@@ -42,7 +43,7 @@ checkpoint runs_semantics:
         f"{COMPARE}/semantics/runs.csv",
     params:
         runs=list(RUNS),
-        code=code_digest("semantics.stage"),
+        code=code_digest(*STAGE_MODULES),
     log:
         f"{COMPARE}/logs/runs_semantics.log",
     benchmark:
@@ -128,7 +129,7 @@ rule compare_semantics_table:
     output:
         f"{COMPARE}/tables/compare_semantics.csv",
     params:
-        code=code_digest("semantics.stage", "figures.load"),
+        code=code_digest(*STAGE_MODULES),
     resources:
         mem_mb=1000,
     log:

@@ -50,7 +50,7 @@ rule semantics_layer:
         draws=SEMANTICS.get("spread_draws", 1000),
         permutations=SEMANTICS.get("permutations", 20),
         seed=config["analysis"].get("seed", 0),
-        code=code_digest(*SEMANTICS_CODE, "cof", "metrics", "topk", "store"),
+        code=code_digest(*SEMANTICS_CODE),
     resources:
         mem_mb=2000,
     log:
@@ -81,7 +81,7 @@ rule semantics_summary:
         ),
     params:
         run=RUN,
-        code=code_digest(*SEMANTICS_CODE, "cof", "metrics", "topk", "figures.load"),
+        code=code_digest(*SEMANTICS_CODE),
     resources:
         mem_mb=1000,
     log:
