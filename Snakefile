@@ -14,13 +14,19 @@ configfile: "config/config.yaml"
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 
 
-include: "rules/common.smk"
-include: "rules/dataset.smk"
-include: "rules/extract.smk"
-include: "rules/encode.smk"
-include: "rules/visualize.smk"
-include: "rules/figures.smk"
-include: "rules/report.smk"
+if config.get("runs"):
+    # Several runs in one call (e.g. config/controls.yaml): this Snakefile once per run
+    # as a module, and the figures comparing the runs.
+    include: "rules/runs.smk"
+else:
+    include: "rules/common.smk"
+    include: "rules/dataset.smk"
+    include: "rules/extract.smk"
+    include: "rules/encode.smk"
+    include: "rules/visualize.smk"
+    include: "rules/figures.smk"
+    include: "rules/semantics.smk"
+    include: "rules/report.smk"
 
 
 rule all:

@@ -29,7 +29,7 @@ rule dataset:
     params:
         dataset=config["dataset"],
         extraction=config["extraction"],
-        code=code_digest("datasets", "images", "config", "store"),
+        code=code_digest("datasets", "images", "config", "store", "semantics.wordnet"),
     log:
         f"{OUT}/logs/dataset.log",
     benchmark:

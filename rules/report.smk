@@ -80,12 +80,16 @@ rule gallery_layer:
         ica=f"{OUT}/ica/{{layer}}.zarr",
         patches=f"{OUT}/patches/{{layer}}.zarr",
         similarity=f"{OUT}/similarity/{{layer}}.zarr",
+        # concept names, when the run has a class hierarchy (rules/semantics.smk)
+        semantics=lambda wildcards: semantics_layer_input(wildcards),
+        hierarchy=lambda wildcards: semantics_hierarchy_input(wildcards),
     output:
         directory(f"{OUT}/gallery/{{layer}}"),
     params:
         run=RUN,
         n_patches=GALLERY_PATCHES,
-        code=code_digest("gallery", "summary", "metrics", *FIGURE_CODE, "figures.images", "figures.distributions"),
+        code=code_digest("gallery", "summary", "metrics", *FIGURE_CODE, "figures.images", "figures.distributions",
+                         "semantics.display", "semantics.hierarchy"),
     resources:
         mem_mb=job_mem_mb(GALLERY_LAYER_MB),
     log:

@@ -66,12 +66,14 @@ rule neuron_figure:
         patches=f"{OUT}/patches/{{layer}}.zarr",
         ica=f"{OUT}/ica/{{layer}}.zarr",
         metrics=f"{OUT}/metrics/{{layer}}.csv",
+        # the concept name, when the run has a class hierarchy (rules/semantics.smk)
+        semantics=lambda wildcards: semantics_layer_input(wildcards),
     output:
         f"{OUT}/neurons/{{layer}}/{{neuron}}.png",
     wildcard_constraints:
         neuron=r"\d+",
     params:
-        code=code_digest("neuron_figure", "metrics", *ICA_CODE),
+        code=code_digest("neuron_figure", "metrics", *ICA_CODE, "semantics.display", "semantics.hierarchy"),
         dpi=config["figures"]["dpi"],
         top_patches=16,
     log:

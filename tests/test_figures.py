@@ -28,7 +28,7 @@ from neurofacets.ica import read_neuron_ica
 from neurofacets.patches import read_neuron_patches
 
 EXAMPLES = 2
-PAPER_FIGURES = [stem for stem in FIGURES if stem != "compare_runs"]
+PAPER_FIGURES = [stem for stem in FIGURES if stem.startswith(("fig", "app"))]
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,18 @@ def test_geometry_grows_input_when_field_exceeds_image():
     assert (geo.rf, geo.jump, geo.start, geo.height) == (196, 16, 7.5, 2)
 
 
+def test_map_sizes_of_every_layer_refer_to_the_configured_input():
+    # at 112 px the field of conv5_2 (164) is the first to exceed the image; the map sizes of
+    # the layers after it are still those at 112 px (they were once taken at 224 px)
+    layers = select_layers(build_model("vgg16", seed=0), "vgg16", "conv")
+    geo = layer_geometry("vgg16", layers, 112)
+    assert [g.height for g in geo] == [112, 112, 56, 56, 28, 28, 28, 14, 14, 14, 7, 7, 7]
+    assert [g.width for g in geo] == [g.height for g in geo]
+    assert [g.rf for g in geo] == [3, 5, 10, 14, 24, 32, 40, 60, 76, 92, 132, 164, 196]
+    alexnet = layer_geometry("alexnet", select_layers(build_model("alexnet", seed=0), "alexnet", "conv"), 112)
+    assert [g.height for g in alexnet] == [27, 13, 6, 6, 6]
+
+
 def test_batchnorm_networks_hook_the_norm():
     layers = select_layers(build_model("vgg11_bn", seed=0), "vgg11_bn", "conv")
     assert layers[0] == Layer("conv1_1", "features.0", "features.1")

@@ -41,3 +41,13 @@ def test_failed_job_leaves_nothing_that_looks_complete(tiny_run):
     assert not list(out.glob(".shard-001*"))
     rerun = snakemake(tiny_run, str(out.relative_to(tiny_run) / "shard-001.zarr"))
     assert rerun.returncode == 0 and (out / "shard-001.zarr").exists()
+
+
+def test_dataset_without_wordnet_classes_skips_the_semantics_stage(tiny_run):
+    """The probe classes are no WordNet ids: the checkpoint says so and nothing else of the stage exists."""
+    out = tiny_run / "results" / "tiny"
+    log = (out / "logs" / "semantics_hierarchy.log").read_text()
+    assert "semantics stage skipped" in log and "no WordNet ids" in log
+    assert pd.read_csv(out / "semantics" / "hierarchy.csv").empty
+    assert sorted(p.name for p in (out / "semantics").iterdir()) == ["hierarchy.csv"]
+    assert not (out / "figures" / "semantic_facets.pdf").exists()

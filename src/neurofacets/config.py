@@ -207,3 +207,52 @@ def check_config(config: Mapping[str, Any]) -> None:
     weights = config["model"]["weights"]
     if weights.endswith((".pth", ".pt")) and not Path(weights).exists():
         raise ConfigError(f"model.weights: the file {weights!r} does not exist")
+    hierarchy = config.get("semantics", {}).get("hierarchy", "wordnet")
+    if hierarchy not in ("wordnet", "none") and not Path(hierarchy).is_file():
+        raise ConfigError(f"semantics.hierarchy: {hierarchy!r} is neither wordnet, none nor an existing CSV file")
+
+
+RUNS_KEYS = ("runs", "runs_build")
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, nested mappings key by key (override wins)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def run_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The configuration of each run listed in ``runs`` (several runs in one call).
+
+    Each entry of ``runs`` holds a run name and what differs from the rest of the
+    configuration (e.g. ``model``); it is merged into that rest, section by section. Every
+    run's ``compare_runs`` is emptied: the call compares the runs itself.
+
+    Returns
+    -------
+    dict
+        ``{run name: its complete configuration}`` in the order of ``runs``.
+    """
+    runs = config.get("runs") or []
+    base = {key: value for key, value in config.items() if key not in RUNS_KEYS}
+    out: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(runs):
+        if not isinstance(entry, Mapping) or not entry.get("run"):
+            raise ConfigError(f"runs[{i}]: each run needs a name (run: <name>) and what differs, e.g. model")
+        nested = [key for key in entry if key in RUNS_KEYS]
+        if nested:
+            raise ConfigError(f"runs[{i}] ({entry['run']}): {nested} belong at the top level, not in a run")
+        name = str(entry["run"])
+        if name in out:
+            raise ConfigError(f"runs[{i}]: the run name {name!r} is listed twice")
+        if name == config.get("run"):
+            raise ConfigError(
+                f"runs[{i}]: {name!r} is also the top-level run, whose folder holds the comparison; rename one"
+            )
+        out[name] = {**_merged(base, entry), "compare_runs": []}
+    return out

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import labels_path
 from .images import DEFAULT_MAX_PIXELS
+from .semantics.wordnet import class_wnids
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.datasets")
@@ -163,6 +164,8 @@ def list_csv(labels: str | Path, root: str | Path, *, allow_outside_root: bool =
     out = pd.DataFrame({"path": paths, "class_id": table["label"].to_numpy()})
     if has_names:
         out["class_name"] = table["class_name"].to_numpy()
+    if "wnid" in table.columns:
+        out["wnid"] = table["wnid"].astype(str).to_numpy()
     if reasons.notna().any():
         out["reason"] = reasons.to_numpy()
     return out
@@ -286,6 +289,9 @@ def build_dataset(
         logger.warning("%d class(es) have no usable image and are left out: %s", len(lost), lost[:10])
     names = usable.drop_duplicates("class_id")[["class_id", "class_name"]].reset_index(drop=True)
     classes = names.assign(label=np.arange(len(names)))[["label", "class_id", "class_name"]]
+    wnids = class_wnids(usable)
+    if wnids is not None:
+        classes["wnid"] = classes["class_id"].map(wnids)
     label_of = dict(zip(classes["class_id"], classes["label"]))
     n = len(usable)
     images = pd.DataFrame({
@@ -295,6 +301,8 @@ def build_dataset(
         "class_name": usable["class_name"].to_numpy(),
         "shard": np.arange(n) * shards // n,
     })
+    if wnids is not None:
+        images["wnid"] = usable["class_id"].map(wnids).to_numpy()
     if coarse_labels:
         coarse = _coarse_mapping(coarse_labels, classes)
         classes["coarse"] = coarse

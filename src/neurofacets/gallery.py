@@ -54,6 +54,7 @@ from .figures.load import (
     read_similarity,
     read_similarity_summary,
 )
+from .semantics.display import NeuronConcept, neuron_concepts
 from .store import atomic_output
 from .summary import summarize_run
 
@@ -209,8 +210,22 @@ def _crumbs(run: str, layers: Sequence[str], layer: str, page: str) -> str:
     return f"<nav class=\"crumbs\">run {html.escape(run)} · {' '.join(links)}</nav>"
 
 
-def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, float]], ica_status: str) -> str:
+def _concept_html(concept: NeuronConcept | None) -> tuple[str, str]:
+    """(data attribute, paragraph) of a card's concept; empty without a hierarchy."""
+    if concept is None:
+        return "", ""
+    terms = html.escape(" ".join(concept.terms))
+    label = html.escape(concept.label) if concept.label else "none covers the share"
+    path = html.escape(" › ".join(concept.path))
+    return (f" data-concept=\"{terms}\"",
+            f"<p class=\"concept\" title=\"{path}\"><span class=\"label\">concept:</span> {label} "
+            f"<span class=\"sfacet {html.escape(concept.facet)}\">{html.escape(concept.facet)}</span></p>\n")
+
+
+def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, float]], ica_status: str,
+          concept: NeuronConcept | None = None) -> str:
     neuron = int(row.neuron)
+    concept_attr, concept_line = _concept_html(concept)
     facet = str(row.facet)
     classes = parse_top_classes(row.top_classes)
     all_classes = ", ".join(f"{name} ({count})" for name, count in classes)
@@ -226,7 +241,8 @@ def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, f
     return (
         f"<article class=\"card\" id=\"n{neuron}\" data-neuron=\"{neuron}\" data-facet=\"{html.escape(facet)}\" "
         f"data-mf=\"{_attr(row.mf)}\" data-mf-norm=\"{_attr(row.mf_norm)}\" data-sparsity=\"{_attr(row.sparsity)}\" "
-        f"data-flatness=\"{_attr(row.flatness if facet != 'dead' else np.nan)}\" data-p=\"{_attr(row.p_value)}\">\n"
+        f"data-flatness=\"{_attr(row.flatness if facet != 'dead' else np.nan)}\" data-p=\"{_attr(row.p_value)}\""
+        f"{concept_attr}>\n"
         f"<h2><a href=\"#n{neuron}\">#{neuron}</a> "
         f"<span class=\"facet {html.escape(facet)}\">{html.escape(facet)}</span>"
         f"{p_text}{warn}</h2>\n"
@@ -242,6 +258,7 @@ def _card(row, card_file: str, size: tuple[int, int], similar: list[tuple[int, f
         f"<dt>ICA</dt><dd{ica_class}>{html.escape((ica_status or '–').replace('_', ' '))}</dd></dl>\n"
         f"<p class=\"classes\" title=\"{html.escape(all_classes)}\"><span class=\"label\">top classes:</span> "
         f"{shown or 'none (dead neuron)'}</p>\n"
+        f"{concept_line}"
         f"<p class=\"links\"><a href=\"similarity.html#n{neuron}\">row in the similarity heatmaps</a> · "
         f"<span class=\"label\">most similar:</span> {similar_links}</p>\n"
         "</article>"
@@ -257,11 +274,13 @@ def render_layer_page(
     card_size: tuple[int, int],
     similar: Sequence[list[tuple[int, float]]],
     ica_status: Sequence[str] | None = None,
+    concepts: dict[int, NeuronConcept] | None = None,
 ) -> str:
     """The HTML of ``gallery/{layer}/index.html``: controls, overview and one card per neuron.
 
     ``ica_status`` (per neuron, see :func:`neurofacets.figures.load.ica_status`) is shown
-    on each card.
+    on each card; ``concepts`` (per neuron, :func:`neurofacets.semantics.display.neuron_concepts`)
+    too, with a filter by concept.
     """
     counts = {facet: int((table["facet"] == facet).sum()) for facet in ("MF", "SF", "dead")}
     checkboxes = "".join(
@@ -271,9 +290,11 @@ def render_layer_page(
     )
     cards = "\n".join(
         _card(row, _card_name(int(row.neuron), card_width), card_size, similar[int(row.neuron)],
-              "" if ica_status is None else str(ica_status[int(row.neuron)]))
+              "" if ica_status is None else str(ica_status[int(row.neuron)]),
+              None if concepts is None else concepts.get(int(row.neuron)))
         for row in table.itertuples(index=False)
     )
+    concept_filter = _concept_filter(concepts)
     body = f"""<header class="page">
 {_crumbs(run, layers, layer, "index.html")}
 <h1>{html.escape(layer)}: {len(table)} neurons</h1>
@@ -299,13 +320,25 @@ within the layer, and the classes of its top images with their counts.</p>
 <fieldset><legend>normalised MF degree</legend>
 <label>from <input type="number" id="mf-min" min="0" max="1" step="0.05"></label>
 <label>to <input type="number" id="mf-max" min="0" max="1" step="0.05"></label></fieldset>
-<output id="shown">{len(table)} of {len(table)} neurons shown</output>
+{concept_filter}<output id="shown">{len(table)} of {len(table)} neurons shown</output>
 </form>
 <section id="cards">
 {cards}
 </section>
 </main>"""
     return _page(f"{layer} · neurofacets gallery · {run}", body, depth=1)
+
+
+def _concept_filter(concepts: dict[int, NeuronConcept] | None) -> str:
+    """The concept filter of the controls, offering the layer's concepts by frequency."""
+    if not concepts:
+        return ""
+    names = pd.Series([c.name for c in concepts.values() if c.name]).value_counts()
+    options = "".join(f"<option value=\"{html.escape(name)}\">{count} neurons</option>"
+                      for name, count in names.items())
+    return ("<label title=\"neurons whose concept is this one or below it\">concept "
+            "<input type=\"search\" id=\"concept\" list=\"concepts\" placeholder=\"e.g. dog.n.01\"></label>"
+            f"<datalist id=\"concepts\">{options}</datalist>\n")
 
 
 def render_similarity_page(
@@ -406,6 +439,8 @@ def build_layer_gallery(
     n_patches: int = 8,
     n_neighbours: int = 3,
     tile: int = TILE,
+    semantics_csv: str | Path | None = None,
+    hierarchy_csv: str | Path | None = None,
 ) -> Path:
     """Write ``gallery/{layer}/`` (pages, card images, heatmaps, overview) atomically.
 
@@ -425,6 +460,10 @@ def build_layer_gallery(
         Top patches per card (config ``figures.gallery_patches``).
     n_neighbours
         Most similar neurons linked from each card.
+    semantics_csv, hierarchy_csv
+        The layer's ``semantics/{layer}.csv`` and the run's ``semantics/hierarchy.csv``,
+        when the run has a class hierarchy: each card then shows its neuron's concept and
+        the page filters by concept.
     """
     if n_patches < 0 or n_neighbours < 0:
         raise ValueError("n_patches and n_neighbours must be >= 0")
@@ -441,6 +480,11 @@ def build_layer_gallery(
     for what, count in (("ICA", ica.n_neurons), ("patch", patches.n_neurons), ("similarity", sim.n_neurons)):
         if count != len(table):
             raise ValueError(f"{what} store of {layer} has {count} neurons, the metrics {len(table)}")
+    concepts = None
+    if semantics_csv is not None and hierarchy_csv is not None:
+        concepts = neuron_concepts(semantics_csv, hierarchy_csv)
+        if sorted(concepts) != list(range(len(table))):
+            raise ValueError(f"{semantics_csv} does not hold the {len(table)} neurons of {layer}")
     similar = neighbours(sim.pearson, n_neighbours, largest=True)
     nearest = neighbours(sim.euclidean, n_neighbours, largest=False)
     finite = sim.euclidean[np.isfinite(sim.euclidean)]
@@ -453,7 +497,8 @@ def build_layer_gallery(
             tmp / "euclidean.png")
         _layer_overview(table, layer, tmp / "overview.png")
         (tmp / "index.html").write_text(
-            render_layer_page(run, with_pages, layer, table, width, tuple(size), similar, ica.status), encoding="utf-8")
+            render_layer_page(run, with_pages, layer, table, width, tuple(size), similar, ica.status, concepts),
+            encoding="utf-8")
         (tmp / "similarity.html").write_text(
             render_similarity_page(run, with_pages, layer, table, sim.excluded, euclidean_max, similar, nearest),
             encoding="utf-8")

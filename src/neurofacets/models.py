@@ -163,13 +163,16 @@ def layer_geometry(arch: str, layers: Sequence[Layer], image_size: int) -> list[
         finally:
             for h in handles:
                 h.remove()
+        # map sizes at the configured input, for every layer before any is found clipped
+        # (a clipped layer restarts the measurement on a larger input)
+        for layer in layers:
+            map_shapes.setdefault(layer.name, tuple(outputs[layer.name].shape[1:]))
         geometry, clipped = [], False
         for layer in layers:
             out = outputs[layer.name]
             _, channels, height, width = out.shape
             if height * width == 0:
                 raise ValueError(f"layer {layer.name} has an empty map at {size} px")
-            map_shapes.setdefault(layer.name, (channels, height, width))
             r, c = height // 2, width // 2
             box = _support_box(out, x, r, c)
             if box[0] == 0 or box[1] == size - 1 or box[2] == 0 or box[3] == size - 1:

@@ -11,8 +11,8 @@
   a component that does not exist (degenerate fit, see :mod:`neurofacets.ica`) is an
   empty panel;
 - title: layer, neuron, MF degree, its p-value (normal and empirical), the number of
-  counted top images and each fit's status (a fit that did not converge is also named
-  in red at the right); below: the top classes with their counts.
+  counted top images and each fit's status; below: the top classes with their counts and,
+  where the run has a class hierarchy, the neuron's concept (:mod:`neurofacets.semantics`).
 
 It is built on demand from the patch store, the ICA store and ``metrics/{layer}.csv``.
 """
@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from .ica import read_neuron_ica
 from .metrics import parse_top_classes
 from .patches import PatchReader
+from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.neuron_figure")
@@ -77,6 +78,7 @@ def draw_neuron(
     *,
     top_patches: int = 16,
     dpi: int = 150,
+    semantics_csv: str | Path | None = None,
 ) -> None:
     """Draw one neuron's picture (see the module docstring) into the PNG ``out_path``.
 
@@ -94,6 +96,8 @@ def draw_neuron(
         Patches shown (the first ones of the rank order).
     dpi
         Resolution.
+    semantics_csv
+        ``semantics/{layer}.csv`` when the run has a class hierarchy: the concept is shown.
     """
     patch_store = PatchReader(patches_path)
     neurons = patch_store.n_neurons
@@ -107,6 +111,7 @@ def draw_neuron(
         neuron=neuron,
         top_patches=top_patches,
         dpi=dpi,
+        concept=None if semantics_csv is None else concept_text(neuron_concept_row(semantics_csv, neuron)),
     )
     with atomic_output(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -122,6 +127,7 @@ def neuron_figure(
     neuron: int,
     top_patches: int = 16,
     dpi: int = 150,
+    concept: str | None = None,
 ) -> Figure:
     """Build one neuron's picture.
 
@@ -139,6 +145,8 @@ def neuron_figure(
         Patches shown.
     dpi
         Resolution.
+    concept
+        A line naming the neuron's concept (:func:`neurofacets.semantics.display.concept_text`).
     """
     if top_patches < 1:
         raise ValueError(f"top_patches must be >= 1, got {top_patches}")
@@ -200,5 +208,7 @@ def neuron_figure(
     # would not do, matplotlib's line wrapping measures the text as TeX all the same
     fig.text(0.02, 0.05, f"top classes: {shown}{more}".replace("$", r"\$"), fontsize=7, ha="left",
              wrap=True)
+    if concept:
+        fig.text(0.02, 0.105, concept.replace("$", r"\$"), fontsize=7, ha="left")
 
     return fig

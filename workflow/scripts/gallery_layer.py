@@ -14,4 +14,6 @@ with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         output_dir=snakemake.output[0],  # noqa: F821
         run=snakemake.params.run,  # noqa: F821
         n_patches=int(snakemake.params.n_patches),  # noqa: F821
+        semantics_csv=next(iter(snakemake.input.semantics), None),  # noqa: F821 (none without a hierarchy)
+        hierarchy_csv=next(iter(snakemake.input.hierarchy), None),  # noqa: F821
     )

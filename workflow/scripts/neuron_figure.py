@@ -13,4 +13,5 @@ if __name__ == "__main__":
             snakemake.output[0],  # noqa: F821
             top_patches=snakemake.params.top_patches,  # noqa: F821
             dpi=snakemake.params.dpi,  # noqa: F821
+            semantics_csv=next(iter(snakemake.input.semantics), None),  # noqa: F821 (none without a hierarchy)
         )

@@ -9,7 +9,7 @@ Each figure has a pure plotting function that takes data and returns a
 Modules: :mod:`.style` (the shared look), :mod:`.load` (reading upstream formats),
 :mod:`.images` (IC and patch tiles), :mod:`.distributions` (Fig. 1, 2, App. A),
 :mod:`.facets` (Fig. 3, 4, Tables 2-3, App. B), :mod:`.similarity` (Fig. 5, App. C),
-:mod:`.compare` (runs side by side).
+:mod:`.compare` (runs side by side), :mod:`.semantics` (semantic facets, beyond the paper).
 """
 
 from __future__ import annotations
@@ -24,8 +24,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..store import atomic_output
-from . import compare, distributions, facets, similarity, style
-from .load import layer_order, present_layers, read_metrics, read_similarity_summary
+from . import compare, distributions, facets, semantics, similarity, style
+from .load import (
+    layer_order,
+    present_layers,
+    read_metrics,
+    read_semantics_summaries,
+    read_semantics_summary,
+    read_similarity_summary,
+)
 
 logger = logging.getLogger("neurofacets.figures")
 
@@ -105,6 +112,22 @@ def _compare(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     return compare.plot_compare_runs(read_summaries(list(inputs["summaries"])))
 
 
+def _compare_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    from ..summary import read_summaries
+
+    return compare.plot_compare_facets(read_summaries(list(inputs["summaries"])))
+
+
+def _semantic_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    layers = layer_order(inputs["layers"])
+    summary = read_semantics_summary(inputs["semantics_summary"], layers)
+    return semantics.plot_semantic_facets(summary, [name for name in layers if name in set(summary["layer"])])
+
+
+def _compare_semantic_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    return semantics.plot_compare_semantic_facets(read_semantics_summaries(list(inputs["semantics_summaries"])))
+
+
 FIGURES: dict[str, FigureSpec] = {
     spec.stem: spec
     for spec in (
@@ -117,6 +140,9 @@ FIGURES: dict[str, FigureSpec] = {
         FigureSpec("appB_ica_by_mf", ("metrics", "layers", "ica", "patches"), _app_b),
         FigureSpec("appC_heatmaps", ("similarity", "layers"), _app_c),
         FigureSpec("compare_runs", ("summaries",), _compare),
+        FigureSpec("compare_facets", ("summaries",), _compare_facets),
+        FigureSpec("semantic_facets", ("semantics_summary", "layers"), _semantic_facets),
+        FigureSpec("compare_semantic_facets", ("semantics_summaries",), _compare_semantic_facets),
     )
 }
 

@@ -1,9 +1,19 @@
-"""The cross-run comparison figure (config ``compare_runs``)."""
+"""The cross-run comparison figures: headline numbers of several runs per layer.
+
+:func:`plot_compare_runs` (``compare_runs``) and :func:`plot_compare_facets`
+(``compare_facets``) read the runs' ``summary.csv``; the semantic comparison
+(:func:`neurofacets.figures.semantics.plot_compare_semantic_facets`) draws with the same
+helpers (:class:`RunAxis`, :func:`draw_runs`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import style
@@ -14,42 +24,84 @@ PANELS = (
     ("mean_similarity", "mean similarity (Pearson)"),
     ("mean_dissimilarity", "mean dissimilarity (Euclidean)"),
 )
+FACET_PANELS = (
+    ("frac_mf", "fraction of MF neurons"),
+    ("frac_sf", "fraction of SF neurons"),
+    ("frac_dead", "fraction of dead neurons"),
+)
 RUN_COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442")
 RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def plot_compare_runs(summaries: pd.DataFrame) -> Figure:
-    """Headline numbers per layer of several runs, one line per run (4 panels).
+@dataclass(frozen=True)
+class RunAxis:
+    """The runs of a stacked per-layer table (column ``run``, ``layer_index``, ``layer``, ``depth``)
+    and the shared x axis: layer names when every run analysed the same layers, else the
+    relative depth (0 = first analysed layer, 1 = last) so different networks line up."""
 
-    When every run analysed the same layers the x axis names them; otherwise it is the
-    relative depth (0 = first analysed layer, 1 = last) so different networks line up.
-    """
+    runs: tuple[str, ...]
+    layers: tuple[str, ...] | None  # the common layers, or None: x is the relative depth
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> RunAxis:
+        if table.empty:
+            raise ValueError("no rows to compare")
+        runs = tuple(str(r) for r in dict.fromkeys(table["run"]))
+        lists = {tuple(table.loc[table["run"] == run].sort_values("layer_index")["layer"]) for run in runs}
+        return cls(runs, lists.pop() if len(lists) == 1 else None)
+
+    def x(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows["layer_index"].to_numpy() if self.layers is not None else rows["depth"].to_numpy()
+
+    def style_axis(self, ax: Axes) -> None:
+        if self.layers is not None:
+            style.set_layer_axis(ax, list(self.layers))
+        else:
+            ax.set_xlim(-0.03, 1.03)
+            ax.set_xticks(np.linspace(0, 1, 5))
+            ax.set_xlabel("relative depth (0 first, 1 last layer)")
+
+
+def draw_runs(ax: Axes, table: pd.DataFrame, column: str, axis: RunAxis, **line) -> None:
+    """One line per run of ``table[column]`` over the layers (colours and markers per run)."""
+    for i, run in enumerate(axis.runs):
+        rows = table[table["run"].astype(str) == run].sort_values("layer_index")
+        kwargs = {"marker": RUN_MARKERS[i % len(RUN_MARKERS)], "color": RUN_COLORS[i % len(RUN_COLORS)],
+                  "label": run, **line}
+        ax.plot(axis.x(rows), rows[column].to_numpy(dtype=float), **kwargs)
+
+
+def panel_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]], shape: tuple[int, int],
+                 height: float) -> tuple[Figure, list[Axes], RunAxis]:
+    """A grid of per-run panels (column, y label), lettered, with the run legend on top."""
+    axis = RunAxis.of(table)
+    fig = style.new_figure(style.DOUBLE_COLUMN, height)
+    axes = list(np.atleast_1d(fig.subplots(*shape)).ravel())
+    for ax, (column, label), letter in zip(axes, panels, "abcdefgh"):
+        draw_runs(ax, table, column, axis)
+        ax.set_ylabel(label)
+        axis.style_axis(ax)
+        if column.startswith("frac"):
+            ax.set_ylim(-0.03, 1.03)
+        style.panel_label(ax, letter)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(axis.runs), 4), title="run")
+    return fig, axes, axis
+
+
+def plot_compare_runs(summaries: pd.DataFrame) -> Figure:
+    """Headline numbers per layer of several runs, one line per run (4 panels)."""
     if summaries.empty:
         raise ValueError("no summary rows to compare")
-    runs = list(dict.fromkeys(summaries["run"]))
-    layer_lists = {run: tuple(summaries.loc[summaries["run"] == run].sort_values("layer_index")["layer"])
-                   for run in runs}
-    same_layers = len(set(layer_lists.values())) == 1
     with style.paper_style():
-        fig = style.new_figure(style.DOUBLE_COLUMN, 4.6)
-        axes = fig.subplots(2, 2).ravel()
-        for ax, (column, label) in zip(axes, PANELS):
-            for i, run in enumerate(runs):
-                table = summaries[summaries["run"] == run].sort_values("layer_index")
-                x = table["layer_index"].to_numpy() if same_layers else table["depth"].to_numpy()
-                ax.plot(x, table[column].to_numpy(dtype=float), marker=RUN_MARKERS[i % len(RUN_MARKERS)],
-                        color=RUN_COLORS[i % len(RUN_COLORS)], label=str(run))
-            ax.set_ylabel(label)
-            if same_layers:
-                style.set_layer_axis(ax, layer_lists[runs[0]])
-            else:
-                ax.set_xlim(-0.03, 1.03)
-                ax.set_xticks(np.linspace(0, 1, 5))
-                ax.set_xlabel("relative depth (first to last analysed layer)")
-            if column.startswith("frac"):
-                ax.set_ylim(-0.03, 1.03)
-        for ax, letter in zip(axes, "abcd"):
-            style.panel_label(ax, letter)
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(runs), 4), title="run")
+        fig, _, _ = panel_figure(summaries, PANELS, (2, 2), 4.6)
+    return fig
+
+
+def plot_compare_facets(summaries: pd.DataFrame) -> Figure:
+    """Fractions of MF, SF and dead neurons per layer of several runs (Fig. 3a across runs)."""
+    if summaries.empty:
+        raise ValueError("no summary rows to compare")
+    with style.paper_style():
+        fig, _, _ = panel_figure(summaries, FACET_PANELS, (1, 3), 2.6)
     return fig

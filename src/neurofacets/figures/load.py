@@ -38,6 +38,11 @@ METRIC_COLUMNS = (
 )
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
+SEMANTICS_SUMMARY_COLUMNS = (
+    "run", "layer", "layer_index", "depth", "frac_SF", "frac_concept", "frac_MF", "frac_dead",
+    "mean_concept_depth", "mean_spread", "chance_spread", "null_frac_SF", "null_frac_concept", "null_frac_MF",
+    "null_mean_concept_depth",
+)
 FACETS = ("MF", "SF", "dead")
 
 
@@ -130,13 +135,35 @@ def stores_by_layer(paths: Sequence[str | Path] | Mapping[str, str | Path]) -> d
     return {Path(p).stem: Path(p) for p in paths}
 
 
-def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
-    """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
+def _read_layer_summary(path: str | Path, columns: Sequence[str], what: str,
+                        layers: Sequence[str] | None) -> pd.DataFrame:
+    """A table with one row per layer, in network order, with a ``layer_index`` column."""
     path = Path(path)
-    table = _read_csv(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary")
+    table = _read_csv(path, columns, what)
     if table["layer"].duplicated().any():
         raise ValueError(f"{path}: a layer appears twice")
     return _order_by_layers(table, layers, path)
+
+
+def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
+    return _read_layer_summary(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary", layers)
+
+
+def read_semantics_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``semantics/summary.csv`` (:mod:`neurofacets.semantics.stage`) in network order."""
+    return _read_layer_summary(path, SEMANTICS_SUMMARY_COLUMNS, "semantics summary", layers)
+
+
+def read_semantics_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several runs' ``semantics/summary.csv`` stacked; the run names must differ."""
+    if not paths:
+        raise ValueError("no semantics summary given")
+    tables = [read_semantics_summary(p) for p in paths]
+    runs = [str(t["run"].iloc[0]) for t in tables if len(t)]
+    if len(set(runs)) != len(runs):
+        raise ValueError(f"runs {sorted(runs)} repeat across the semantics summaries; run names must differ")
+    return pd.concat(tables, ignore_index=True)
 
 
 @dataclass(frozen=True)

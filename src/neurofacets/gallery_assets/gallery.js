@@ -1,7 +1,8 @@
 // neurofacets gallery: sort and filter the neuron cards of a layer page, and highlight a
 // neuron's row in the similarity heatmaps. No dependencies, works from file://.
 //
-// The page state lives in the URL fragment, e.g. #sort=mf-desc&facet=MF,SF&min=0.2&max=1,
+// The page state lives in the URL fragment, e.g. #sort=mf-desc&facet=MF,SF&min=0.2&max=1
+// (&concept=dog.n.01 where the run has a class hierarchy: that concept and those below it),
 // so a sorted or filtered view can be bookmarked or linked. A fragment without "=" (#n12)
 // is an ordinary anchor to a neuron and leaves the state alone.
 (function () {
@@ -38,7 +39,7 @@
   }
 
   function parseState(fragment) {
-    var state = { sort: "neuron-asc", facets: FACETS.slice(), min: null, max: null };
+    var state = { sort: "neuron-asc", facets: FACETS.slice(), min: null, max: null, concept: "" };
     if (fragment.indexOf("=") < 0) { return null; }
     fragment.split("&").forEach(function (part) {
       var kv = part.split("="), key = kv[0], value = decodeURIComponent(kv[1] || "");
@@ -46,6 +47,7 @@
       if (key === "facet") { state.facets = value ? value.split(",") : []; }
       if (key === "min" && value !== "" && isFinite(parseFloat(value))) { state.min = parseFloat(value); }
       if (key === "max" && value !== "" && isFinite(parseFloat(value))) { state.max = parseFloat(value); }
+      if (key === "concept") { state.concept = conceptTerm(value); }
     });
     return state;
   }
@@ -55,7 +57,20 @@
     if (state.facets.length !== FACETS.length) { parts.push("facet=" + state.facets.join(",")); }
     if (state.min !== null) { parts.push("min=" + state.min); }
     if (state.max !== null) { parts.push("max=" + state.max); }
+    if (state.concept) { parts.push("concept=" + encodeURIComponent(state.concept)); }
     return "#" + parts.join("&");
+  }
+
+  // A concept query as the cards' data-concept terms are written: lower case, blanks as "_".
+  function conceptTerm(text) {
+    return text.trim().toLowerCase().split(/\s+/).filter(Boolean).join("_");
+  }
+
+  // Whether a card's concept is the queried one or lies below it (its terms list the names,
+  // ids and lemmas of its concept and all the concept's ancestors).
+  function hasConcept(card, term) {
+    var terms = card.getAttribute("data-concept");
+    return terms !== null && (" " + terms + " ").indexOf(" " + term + " ") >= 0;
   }
 
   function setupCards(grid) {
@@ -66,6 +81,7 @@
     var maxInput = document.getElementById("mf-max");
     var counter = document.getElementById("shown");
     var facetBoxes = Array.prototype.slice.call(form.querySelectorAll("input[name=facet]"));
+    var conceptInput = document.getElementById("concept");  // absent without a class hierarchy
     var current = parseState(window.location.hash.slice(1)) || parseState("sort=neuron-asc");
 
     function apply(state) {
@@ -80,6 +96,7 @@
         if (visible && mf !== null) {
           visible = (state.min === null || mf >= state.min) && (state.max === null || mf <= state.max);
         }
+        if (visible && state.concept) { visible = hasConcept(card, state.concept); }
         card.hidden = !visible;
         shown += visible ? 1 : 0;
         fragment.appendChild(card);
@@ -89,6 +106,7 @@
       sortSelect.value = state.sort;
       minInput.value = state.min === null ? "" : state.min;
       maxInput.value = state.max === null ? "" : state.max;
+      if (conceptInput && conceptTerm(conceptInput.value) !== state.concept) { conceptInput.value = state.concept; }
       facetBoxes.forEach(function (box) { box.checked = state.facets.indexOf(box.value) >= 0; });
     }
 
@@ -98,7 +116,8 @@
         sort: sortSelect.value,
         facets: facetBoxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }),
         min: isFinite(min) ? min : null,
-        max: isFinite(max) ? max : null
+        max: isFinite(max) ? max : null,
+        concept: conceptInput ? conceptTerm(conceptInput.value) : ""
       };
     }
 

@@ -1,0 +1,142 @@
+# Several runs in one call: config `runs` lists runs that share the rest of the config
+# (the dataset above all) and differ in what each entry says (e.g. model.weights). The
+# Snakefile is instantiated once per run as a Snakemake module with that run's config;
+# its rules are renamed `<run>__<rule>` (`snakemake --configfile config/controls.yaml
+# vgg16_random__all` builds one run completely). Each run is extracted once, in its own
+# results/<run>/. The figures and table comparing the runs go to results/<top-level run>/.
+from neurofacets.provenance import code_digest
+from neurofacets.semantics import STAGE_MODULES
+
+
+include: "runs_common.smk"
+
+
+if len({rule_prefix(run) for run in RUNS}) != len(RUNS):
+    raise ValueError(f"runs: the names {list(RUNS)} give the same rule prefix; make them differ in letters or digits")
+
+for RUN_NAME, RUN_CONFIG in RUNS.items():
+    RUN_MODULE = f"run_{rule_prefix(RUN_NAME)}"
+    RUN_PREFIX = rule_prefix(RUN_NAME)
+
+    module:
+        name: RUN_MODULE
+        snakefile: "../Snakefile"
+        config: RUN_CONFIG
+
+    use rule * from RUN_MODULE as RUN_PREFIX*
+
+
+# Runs with the same model share its weights file: the first run's rule makes it.
+WEIGHTS_RULES = {}
+for RUN_NAME in RUNS:
+    WEIGHTS_RULES.setdefault(run_output(RUN_NAME, "weights"), []).append(rule_prefix(RUN_NAME) + "weights")
+for RULE_NAMES in WEIGHTS_RULES.values():
+    if len(RULE_NAMES) > 1:
+        workflow.ruleorder(*RULE_NAMES)  # what `ruleorder: a > b` compiles to, for names known only here
+
+
+checkpoint runs_semantics:
+    # which runs have a class hierarchy (their semantics stage was not skipped)
+    input:
+        [run_output(run, "semantics_hierarchy") for run in RUNS],
+    output:
+        f"{COMPARE}/semantics/runs.csv",
+    params:
+        runs=list(RUNS),
+        code=code_digest(*STAGE_MODULES),
+    log:
+        f"{COMPARE}/logs/runs_semantics.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/runs_semantics.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/runs_semantics.py"
+
+
+rule compare_runs:
+    input:
+        summaries=[run_output(run, "summary") for run in RUNS],
+    output:
+        expand(f"{COMPARE}/figures/compare_runs.{{fmt}}", fmt=COMPARE_FORMATS),
+    params:
+        stem="compare_runs",
+        dpi=COMPARE_DPI,
+        options={},
+        code=code_digest(*COMPARE_CODE, "summary"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{COMPARE}/logs/compare_runs.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/compare_runs.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule compare_facets:
+    input:
+        summaries=[run_output(run, "summary") for run in RUNS],
+    output:
+        expand(f"{COMPARE}/figures/compare_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+    params:
+        stem="compare_facets",
+        dpi=COMPARE_DPI,
+        options={},
+        code=code_digest(*COMPARE_CODE, "summary"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{COMPARE}/logs/compare_facets.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/compare_facets.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule compare_semantic_facets:
+    input:
+        runs=f"{COMPARE}/semantics/runs.csv",
+        semantics_summaries=semantics_summaries,
+    output:
+        expand(f"{COMPARE}/figures/compare_semantic_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+    params:
+        stem="compare_semantic_facets",
+        dpi=COMPARE_DPI,
+        options={},
+        code=code_digest(*COMPARE_CODE, "figures.semantics"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{COMPARE}/logs/compare_semantic_facets.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/compare_semantic_facets.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule compare_semantics_table:
+    # the runs' semantics/summary.csv stacked: the headline table of the comparison
+    input:
+        runs=f"{COMPARE}/semantics/runs.csv",
+        summaries=semantics_summaries,
+    output:
+        f"{COMPARE}/tables/compare_semantics.csv",
+    params:
+        code=code_digest(*STAGE_MODULES),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{COMPARE}/logs/compare_semantics_table.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/compare_semantics_table.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/compare_semantics_table.py"

@@ -1,0 +1,70 @@
+# Helpers of the multi-run wiring (rules/runs.smk): rule names and files of each run, and
+# what the call builds.
+import re
+
+from neurofacets.config import run_configs
+
+RUNS = run_configs(config)
+COMPARE = f"results/{config['run']}"
+RUNS_BUILD = config.get("runs_build", "all")
+COMPARE_FORMATS = config.get("figures", {}).get("format", ["pdf", "png"])
+COMPARE_DPI = config.get("figures", {}).get("dpi", 150)
+COMPARE_CODE = ("figures", "figures.style", "figures.load", "figures.compare")
+
+
+def rule_prefix(run):
+    """The prefix of a run's renamed rules, e.g. vgg16_random__ (non-word characters become '_')."""
+    return re.sub(r"\W", "_", run) + "__"
+
+
+def run_output(run, rule, name=None):
+    """A file of one run, taken from its (renamed) rule's outputs."""
+    output = getattr(rules, rule_prefix(run) + rule).output
+    return str(output[name] if name else output[0])
+
+
+def run_outputs(run, rule):
+    """Every output file of one run's rule."""
+    return [str(path) for path in getattr(rules, rule_prefix(run) + rule).output]
+
+
+def runs_with_semantics():
+    """The runs that have a class hierarchy (once checkpoint runs_semantics ran)."""
+    from neurofacets.semantics.stage import read_runs_with_hierarchy
+
+    return read_runs_with_hierarchy(checkpoints.runs_semantics.get().output[0])
+
+
+def semantics_summaries(wildcards):
+    """semantics/summary.csv of every run that has a class hierarchy."""
+    return [run_output(run, "semantics_summary", "summary") for run in runs_with_semantics()]
+
+
+def semantics_comparison(wildcards):
+    """The semantic comparison and each such run's own semantic figure, when any run has a hierarchy."""
+    runs = runs_with_semantics()
+    if not runs:
+        return []
+    return [
+        *expand(f"{COMPARE}/figures/compare_semantic_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+        f"{COMPARE}/tables/compare_semantics.csv",
+        *[path for run in runs for path in run_outputs(run, "semantic_facets")],
+        *[run_output(run, "semantics_summary", "concepts") for run in runs],
+    ]
+
+
+def all_targets():
+    """The comparison, plus every run's complete outputs (runs_build: all) or only what
+    the comparison reads (runs_build: compare: no patches, ICA or gallery)."""
+    targets = [
+        *expand(f"{COMPARE}/figures/compare_runs.{{fmt}}", fmt=COMPARE_FORMATS),
+        *expand(f"{COMPARE}/figures/compare_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+        # a file target too, not only read through the checkpoint: so that a run whose
+        # hierarchy is rebuilt updates it before the comparison reads it
+        f"{COMPARE}/semantics/runs.csv",
+        semantics_comparison,
+    ]
+    if RUNS_BUILD == "all":
+        for run in RUNS:
+            targets += list(getattr(rules, rule_prefix(run) + "all").input)
+    return targets

@@ -1,0 +1,126 @@
+# Semantics (beyond the paper): each neuron on the class hierarchy. For datasets whose
+# classes are WordNet nouns (ImageNet, Tiny-ImageNet) or that come with a hierarchy CSV:
+# a concept name per neuron, its semantic spread against chance, its semantic facet, and
+# the metrics with the classes merged up the hierarchy. The checkpoint links the classes
+# to the hierarchy; a dataset it cannot link (e.g. the probe images) skips the stage with a
+# log line saying why, and nothing below it is built.
+import logging
+
+
+include: "semantics_common.smk"
+
+
+if SEMANTICS_SOURCE == "none":
+    logging.getLogger("neurofacets").warning("semantics stage skipped: semantics.hierarchy is 'none'")
+
+
+checkpoint semantics_hierarchy:
+    input:
+        unpack(semantics_hierarchy_inputs),
+    output:
+        f"{OUT}/semantics/hierarchy.csv",
+    params:
+        source=SEMANTICS_SOURCE,
+        code=code_digest(*SEMANTICS_CODE),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/semantics_hierarchy.log",
+    benchmark:
+        f"{OUT}/benchmarks/semantics_hierarchy.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/semantics_hierarchy.py"
+
+
+rule semantics_layer:
+    input:
+        topk=f"{OUT}/topk/{{layer}}.zarr",
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
+        hierarchy=f"{OUT}/semantics/hierarchy.csv",
+    output:
+        table=f"{OUT}/semantics/{{layer}}.csv",
+        null=f"{OUT}/semantics/null/{{layer}}.csv",
+    params:
+        share=SEMANTICS.get("concept_share", 0.8),
+        max_concept_classes=SEMANTICS.get("max_concept_classes", 0.5),
+        levels=SEMANTICS.get("levels", [4, 6, 8]),
+        draws=SEMANTICS.get("spread_draws", 1000),
+        permutations=SEMANTICS.get("permutations", 20),
+        seed=config["analysis"].get("seed", 0),
+        code=code_digest(*SEMANTICS_CODE),
+    resources:
+        mem_mb=2000,
+    log:
+        f"{OUT}/logs/semantics_layer/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/semantics_layer/{{layer}}.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/semantics_layer.py"
+
+
+rule semantics_summary:
+    input:
+        tables=per_layer(f"{OUT}/semantics/{{layer}}.csv"),
+        nulls=per_layer(f"{OUT}/semantics/null/{{layer}}.csv"),
+        layers=f"{OUT}/model/layers.csv",
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
+        hierarchy=f"{OUT}/semantics/hierarchy.csv",
+    output:
+        summary=f"{OUT}/semantics/summary.csv",
+        concepts=report(
+            f"{OUT}/tables/concepts.csv",
+            caption="../workflow/report/concepts.rst",
+            category=CAT_ENCODE,
+            subcategory="Semantics",
+        ),
+    params:
+        run=RUN,
+        code=code_digest(*SEMANTICS_CODE),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/semantics_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/semantics_summary.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/semantics_summary.py"
+
+
+rule semantic_facets:
+    input:
+        semantics_summary=f"{OUT}/semantics/summary.csv",
+        layers=f"{OUT}/model/layers.csv",
+    output:
+        [
+            (report(path, caption="../workflow/report/semantic_facets.rst", category=CAT_ENCODE,
+                    subcategory="Semantics"))
+            if path.endswith(f".{REPORT_FORMAT}")
+            else path
+            for path in expand(f"{OUT}/figures/semantic_facets.{{fmt}}", fmt=FIGURE_FORMATS)
+        ],
+    params:
+        stem="semantic_facets",
+        dpi=FIGURE_DPI,
+        options={},
+        code=code_digest(*FIGURE_CODE, "figures.semantics", "figures.compare"),
+    resources:
+        mem_mb=1000,
+    log:
+        f"{OUT}/logs/semantic_facets.log",
+    benchmark:
+        f"{OUT}/benchmarks/semantic_facets.tsv"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/figure.py"
+
+
+STAGE_TARGETS.append(semantics_targets)

@@ -1,0 +1,96 @@
+"""Several runs in one call (config `runs`), end to end on tiny data with WordNet classes.
+
+Two untrained networks (VGG16 and AlexNet, random weights) on synthetic probe images whose
+class folders are named by WordNet ids: each run is built under results/<run>/, its semantics
+stage runs (the classes link to WordNet), and the comparison figures and table are drawn
+under results/<top-level run>/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from neurofacets.probes import write_probe_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+# 12 WordNet ids, one per probe class: toy dogs, cats, cars, fruit, a volcano
+WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n02123159",
+         "n02814533", "n03100240", "n04285008", "n07747607", "n07753592", "n09472597"]
+CONFIG = {
+    "run": "ctl",
+    "dataset": {"format": "folder", "root": "wnid-data", "images_per_class": 3},
+    "analysis": {"top_k": 6},
+    "semantics": {"levels": [6], "spread_draws": 50, "permutations": 2},
+    "runs": [
+        {"run": "vgg-random", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1", "conv2_1"]}},
+        {"run": "alex-random", "model": {"arch": "alexnet", "weights": "random:0", "layers": ["features-0"]},
+         "extraction": {"image_size": 64, "resize": 64}},
+    ],
+    "runs_build": "compare",
+}
+
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
+           "tests/configs/tiny.yaml", "controls.yaml"]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("controls")
+    for item in ("Snakefile", "rules", "workflow", "config", "envs", "tests/configs"):
+        src, dst = REPO / item, workdir / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    probes = workdir / "probes"
+    write_probe_dataset(probes, 3, 32, 0)
+    for wnid, folder in zip(WNIDS, sorted(p for p in probes.iterdir() if p.is_dir())):
+        shutil.copytree(folder, workdir / "wnid-data" / wnid)
+    (workdir / "controls.yaml").write_text(yaml.safe_dump(CONFIG))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
+def test_each_run_is_built_and_compared(controls):
+    out = controls / "results"
+    for run, layers in (("vgg-random", ["conv1_1", "conv2_1"]), ("alex-random", ["features-0"])):
+        assert (out / run / "summary.csv").exists()
+        assert len(list((out / run / "activations").glob("shard-*.zarr"))) == 2  # extracted once, 2 shards
+        for layer in layers:
+            table = pd.read_csv(out / run / "semantics" / f"{layer}.csv")
+            assert len(table) == {"conv1_1": 64, "conv2_1": 128, "features-0": 64}[layer]
+        assert (out / run / "figures" / "semantic_facets.pdf").exists()
+        assert (out / run / "tables" / "concepts.csv").exists()
+        # runs_build: compare: nothing of the visualisation stage
+        assert not (out / run / "ica").exists() and not (out / run / "gallery").exists()
+    for stem in ("compare_runs", "compare_facets", "compare_semantic_facets"):
+        for fmt in ("pdf", "png"):
+            assert (out / "ctl" / "figures" / f"{stem}.{fmt}").stat().st_size > 0
+    table = pd.read_csv(out / "ctl" / "tables" / "compare_semantics.csv")
+    assert table[["run", "layer"]].values.tolist() == [
+        ["vgg-random", "conv1_1"], ["vgg-random", "conv2_1"], ["alex-random", "features-0"]]
+    classes = pd.read_csv(out / "vgg-random" / "dataset" / "classes.csv")
+    assert classes["wnid"].tolist() == WNIDS
+
+
+def test_second_call_has_nothing_to_do(controls):
+    result = snakemake(controls, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_run_rules_are_prefixed_by_the_run(controls):
+    result = snakemake(controls, "--list-rules")
+    rules = set(result.stdout.split())
+    assert {"vgg_random__extract", "alex_random__semantics_layer", "compare_semantic_facets"} <= rules

@@ -1,0 +1,100 @@
+"""The semantics stage on real photos (structure, not numbers).
+
+A subset of Tiny-ImageNet's validation photos (../shared/data/tiny-imagenet-val), listed by
+:mod:`neurofacets.tiny_imagenet`, goes through the dataset stage, extraction (random VGG16
+weights: no download needed, the structure is what is checked), top-k and the semantics
+stage. Skipped where the photos are absent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import shared_data
+from neurofacets import encode
+from neurofacets.datasets import list_csv, write_dataset
+from neurofacets.semantics.concepts import SEMANTIC_FACETS
+from neurofacets.semantics.hierarchy import read_class_hierarchy
+from neurofacets.semantics.stage import layer_semantics, link_hierarchy, semantics_summary
+from neurofacets.tiny_imagenet import labels_table
+
+pytestmark = pytest.mark.realdata
+
+LAYERS = ["conv1_1", "conv2_2"]  # the forward pass stops after conv2_2: cheap
+N_CLASSES, PER_CLASS, TOP_K = 24, 6, 6
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = shared_data("tiny-imagenet-val")
+    from neurofacets.extract import extract_shard
+    from neurofacets.weights import prepare_weights
+
+    tmp = tmp_path_factory.mktemp("semreal")
+    table = labels_table(root)
+    assert len(table) == 10_100 and table["label"].nunique() == 202
+    wnids = sorted(table["label"].unique())[:N_CLASSES]
+    subset = table[table["label"].isin(wnids)].groupby("label").head(PER_CLASS)
+    subset.to_csv(tmp / "labels.csv", index=False)
+    images = write_dataset(list_csv(tmp / "labels.csv", root), tmp / "images.csv", tmp / "classes.csv",
+                           tmp / "skipped.csv", images_per_class=None, shards=1)
+    prepare_weights("random:0", "vgg16", tmp / "weights.pt")
+    config = {"run": "semreal", "model": {"arch": "vgg16", "weights": "random:0", "layers": LAYERS},
+              "extraction": {"image_size": 64, "resize": 64, "batch_size": 64, "shards": 1,
+                             "device": "cpu", "precision": "fp32", "workers": 0}}
+    extract_shard(config, tmp / "images.csv", 0, tmp / "weights.pt", tmp / "shard-000.zarr", threads=2)
+    linked = link_hierarchy(tmp / "classes.csv", "wordnet", tmp / "hierarchy.csv")
+    pd.DataFrame({"layer": LAYERS}).to_csv(tmp / "layers.csv", index=False)
+    tables, nulls = [], []
+    for layer in LAYERS:
+        encode.encode_layer([tmp / "shard-000.zarr"], tmp / "images.csv", tmp / "classes.csv", layer, TOP_K,
+                            tmp / f"topk-{layer}.zarr", tmp / f"cof-{layer}.zarr")
+        tables.append(tmp / f"{layer}.csv")
+        nulls.append(tmp / f"null-{layer}.csv")
+        layer_semantics(tmp / f"topk-{layer}.zarr", tmp / "images.csv", tmp / "classes.csv", tmp / "hierarchy.csv",
+                        share=0.8, max_concept_classes=0.5, levels=[4, 6], draws=100, permutations=3, seed=0,
+                        out_csv=tables[-1], null_csv=nulls[-1])
+    summary = semantics_summary(tables, nulls, tmp / "layers.csv", tmp / "images.csv", tmp / "classes.csv",
+                                tmp / "hierarchy.csv", run="semreal", out_summary=tmp / "summary.csv",
+                                out_concepts=tmp / "concepts.csv")
+    return tmp, images, linked, summary
+
+
+def test_dataset_keeps_the_wnids(run):
+    tmp, images, linked, _ = run
+    classes = pd.read_csv(tmp / "classes.csv")
+    assert classes["wnid"].str.match(r"^n\d{8}$").all() and len(classes) == N_CLASSES
+    assert (images["wnid"] == classes["wnid"].to_numpy()[images["label"]]).all()
+    assert linked is not None and linked.n_classes == N_CLASSES
+
+
+def test_concepts_are_wordnet_synsets_that_cover_the_share(run):
+    tmp, _, _, _ = run
+    hierarchy = read_class_hierarchy(tmp / "hierarchy.csv")
+    names = set(hierarchy.hierarchy.names)
+    for layer in LAYERS:
+        table = pd.read_csv(tmp / f"{layer}.csv", keep_default_na=False)
+        assert len(table) == {"conv1_1": 64, "conv2_2": 128}[layer]
+        assert set(table["semantic_facet"]) <= set(SEMANTIC_FACETS)
+        named = table[table["concept_name"] != ""]
+        assert set(named["concept_name"]) <= names
+        assert named["concept_name"].str.match(r"^[\w'.-]+\.n\.\d\d$").all()
+        shares = named["concept_share"].astype(float)
+        assert (shares >= 0.8 - 1e-9).all() and (shares <= 1).all()
+        assert (named["concept_classes"].astype(int) <= 0.5 * N_CLASSES).all()
+        spread = pd.to_numeric(table["spread"], errors="coerce").dropna()
+        assert ((spread >= 0) & (spread <= hierarchy.distance.max())).all()
+        p = pd.to_numeric(table["spread_p"], errors="coerce").dropna()
+        assert ((p > 0) & (p <= 1)).all()
+
+
+def test_summary_structure(run):
+    tmp, _, _, summary = run
+    assert summary["layer"].tolist() == LAYERS
+    fractions = summary[[f"frac_{f}" for f in SEMANTIC_FACETS]].sum(axis=1)
+    np.testing.assert_allclose(fractions, 1.0)
+    assert summary["chance_spread"].nunique() == 1 and summary["chance_spread"].iloc[0] > 0
+    concepts = pd.read_csv(tmp / "concepts.csv")
+    assert len(concepts) == 64 + 128
