@@ -18,9 +18,12 @@ from neurofacets.job_resources import (
     per_thread_mem_mb,
 )
 from neurofacets.layer_table import configured_layer_names
-from neurofacets.provenance import code_digest
 
 check_config(config)
+
+
+include: "code_digest.smk"
+
 
 RUN = config["run"]
 OUT = f"results/{RUN}"

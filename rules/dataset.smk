@@ -8,7 +8,7 @@ rule probes:
         images_per_class=config["dataset"]["images_per_class"],
         size=config["dataset"].get("probes", {}).get("size", 224),
         seed=config["dataset"].get("probes", {}).get("seed", 0),
-        code=code_digest("probes"),
+        code=script_digest("probes.py"),
     log:
         f"{OUT}/logs/probes.log",
     benchmark:
@@ -29,7 +29,7 @@ rule dataset:
     params:
         dataset=config["dataset"],
         extraction=config["extraction"],
-        code=code_digest("datasets", "images", "config", "store", "semantics.wordnet"),
+        code=script_digest("dataset.py"),
     log:
         f"{OUT}/logs/dataset.log",
     benchmark:

@@ -22,7 +22,7 @@ rule encode_topk:
         cof=directory(f"{OUT}/cof/{{layer}}.zarr"),
     params:
         top_k=ENCODE_TOP_K,
-        code=code_digest("encode", "topk", "cof", "store"),
+        code=script_digest("encode_topk.py"),
     resources:
         # the shards' top-k candidates (or the whole layer), from their metadata once they exist
         mem_mb=lambda wildcards, input: encode_topk_mem_mb(input.shards, wildcards.layer, ENCODE_TOP_K),
@@ -43,7 +43,7 @@ rule encode_metrics:
         f"{OUT}/metrics/{{layer}}.csv",
     params:
         level=ENCODE_LEVEL,
-        code=code_digest("encode", "metrics", "cof"),
+        code=script_digest("encode_metrics.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -65,7 +65,7 @@ rule encode_all_layers:
     params:
         layers=LAYERS,
         facet_threshold=ENCODE_FACET_THRESHOLD,
-        code=code_digest("encode", "metrics"),
+        code=script_digest("encode_all_layers.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -86,7 +86,7 @@ rule encode_similarity:
         directory(f"{OUT}/similarity/{{layer}}.zarr"),
     params:
         level=ENCODE_LEVEL,
-        code=code_digest("encode", "similarity", "cof"),
+        code=script_digest("encode_similarity.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -106,7 +106,7 @@ rule encode_similarity_summary:
         f"{OUT}/similarity/summary.csv",
     params:
         layers=LAYERS,
-        code=code_digest("encode", "similarity"),
+        code=script_digest("encode_similarity_summary.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -127,7 +127,7 @@ rule encode_rdm:
         directory(f"{OUT}/rdm/{{layer}}.zarr"),
     params:
         level=ENCODE_LEVEL,
-        code=code_digest("encode", "rsa", "similarity", "cof"),
+        code=script_digest("encode_rdm.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes
     log:
@@ -147,7 +147,7 @@ rule encode_rsa:
         f"{OUT}/rsa/rsa.csv",
     params:
         layers=LAYERS,
-        code=code_digest("encode", "rsa"),
+        code=script_digest("encode_rsa.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),
     log:
@@ -171,7 +171,7 @@ rule encode_null:
         level=ENCODE_LEVEL,
         permutations=ENCODE_PERMUTATIONS,
         seed=ENCODE_SEED,
-        code=code_digest("encode", "null", "cof", "metrics", "similarity", "topk"),
+        code=script_digest("encode_null.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -191,7 +191,7 @@ rule encode_null_summary:
         f"{OUT}/null/summary.csv",
     params:
         layers=LAYERS,
-        code=code_digest("encode", "null"),
+        code=script_digest("encode_null_summary.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:

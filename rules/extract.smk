@@ -12,7 +12,7 @@ rule weights:
     params:
         source=config["model"]["weights"],
         arch=config["model"]["arch"],
-        code=code_digest("weights"),
+        code=script_digest("weights.py"),
     resources:
         mem_mb=job_mem_mb(WEIGHTS_MB),
     log:
@@ -32,7 +32,7 @@ rule layers:
         arch=config["model"]["arch"],
         layers=config["model"]["layers"],
         image_size=config["extraction"]["image_size"],
-        code=code_digest("models", "geometry", "layer_table"),
+        code=script_digest("layers.py"),
     resources:
         mem_mb=job_mem_mb(LAYERS_MB),
     log:
@@ -54,9 +54,7 @@ rule extract:
     params:
         shard=lambda wc: int(wc.shard),
         config={k: config[k] for k in ("run", "model", "extraction")},
-        code=code_digest(
-            "extract", "decode", "images", "models", "geometry", "layer_table", "store", "topk", "weights"
-        ),
+        code=script_digest("extract.py"),
     threads: max(2, config["extraction"]["workers"] + 1)  # DataLoader workers + the model
     resources:
         gpu=uses_gpu(),
@@ -77,7 +75,7 @@ rule skipped_images:
     output:
         f"{OUT}/activations/skipped.csv",
     params:
-        code=code_digest("extract"),
+        code=script_digest("skipped_images.py"),
     log:
         f"{OUT}/logs/skipped_images.log",
     conda:

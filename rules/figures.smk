@@ -8,7 +8,6 @@ FIGURE_CONFIG = config.get("figures", {})
 FIGURE_FORMATS = FIGURE_CONFIG.get("format", ["pdf", "png"])
 FIGURE_DPI = FIGURE_CONFIG.get("dpi", 150)
 FIGURE_EXAMPLES = FIGURE_CONFIG.get("examples_per_layer", 1)
-FIGURE_CODE = ("figures", "figures.style", "figures.load", *ICA_CODE)  # figures.load reads ICA stores
 REPORT_FORMAT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in FIGURE_FORMATS)
 
 CAT_ENCODE = "1. Conceptual encoding: sparsity, flatness, MF degree"
@@ -52,7 +51,7 @@ rule fig1_sparsity_flatness:
         stem="fig1_sparsity_flatness",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.distributions"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -75,7 +74,7 @@ rule fig2_mf_distribution:
         stem="fig2_mf_distribution",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.distributions"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -98,7 +97,7 @@ rule fig3_mf_sf_counts:
         stem="fig3_mf_sf_counts",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -123,7 +122,7 @@ rule fig4_facet_examples:
         stem="fig4_facet_examples",
         dpi=FIGURE_DPI,
         options={"examples_per_layer": FIGURE_EXAMPLES},
-        code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
@@ -146,7 +145,7 @@ rule fig5_similarity:
         stem="fig5_similarity",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.similarity", "figures.facets"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -169,7 +168,7 @@ rule appA_distributions:
         stem="appA_distributions",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.distributions"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -194,7 +193,7 @@ rule appB_ica_by_mf:
         stem="appB_ica_by_mf",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets", "figures.images"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
@@ -217,7 +216,7 @@ rule appC_heatmaps:
         stem="appC_heatmaps",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.similarity", "figures.facets"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + 300),
     log:
@@ -250,7 +249,7 @@ rule figure_tables:
         ),
     params:
         per_layer=FIGURE_EXAMPLES,
-        code=code_digest(*FIGURE_CODE, "figures.distributions", "figures.facets"),
+        code=script_digest("figure_tables.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:

@@ -8,17 +8,8 @@
 report: "../workflow/report/workflow.rst"
 
 
-from pathlib import Path
-
-import neurofacets
-from neurofacets.provenance import file_digest
 
 GALLERY_PATCHES = config.get("figures", {}).get("gallery_patches", 8)
-# The gallery's CSS and JS are package data, not modules: code_digest does not see them.
-GALLERY_ASSETS = Path(neurofacets.__file__).parent / "gallery_assets"
-GALLERY_ASSETS_DIGEST = "".join(
-    file_digest(GALLERY_ASSETS / name) for name in ("gallery.css", "gallery.js")
-)
 COMPARE_RUNS = [path for path in config.get("compare_runs", []) if path != f"{OUT}/summary.csv"]
 
 
@@ -36,7 +27,7 @@ rule summary:
         ),
     params:
         run=RUN,
-        code=code_digest("summary", "figures.load"),
+        code=script_digest("summary.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -59,7 +50,7 @@ rule compare_runs:
         stem="compare_runs",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.compare", "summary"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:
@@ -88,8 +79,7 @@ rule gallery_layer:
     params:
         run=RUN,
         n_patches=GALLERY_PATCHES,
-        code=code_digest("gallery", "summary", "metrics", *FIGURE_CODE, "figures.images", "figures.distributions",
-                         "semantics.display", "semantics.hierarchy"),
+        code=script_digest("gallery_layer.py"),
     resources:
         mem_mb=job_mem_mb(GALLERY_LAYER_MB),
     log:
@@ -115,10 +105,7 @@ rule gallery_index:
         overview_facets=f"{OUT}/gallery/overview-facets.png",
     params:
         run=RUN,
-        assets=GALLERY_ASSETS_DIGEST,
-        code=code_digest(
-            "gallery", "summary", *FIGURE_CODE, "figures.distributions", "figures.facets"
-        ),
+        code=script_digest("gallery_index.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
     log:

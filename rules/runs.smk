@@ -4,8 +4,6 @@
 # its rules are renamed `<run>__<rule>` (`snakemake --configfile config/controls.yaml
 # vgg16_random__all` builds one run completely). Each run is extracted once, in its own
 # results/<run>/. The figures and table comparing the runs go to results/<top-level run>/.
-from neurofacets.provenance import code_digest
-from neurofacets.semantics import STAGE_MODULES
 
 
 include: "runs_common.smk"
@@ -43,7 +41,7 @@ checkpoint runs_semantics:
         f"{COMPARE}/semantics/runs.csv",
     params:
         runs=list(RUNS),
-        code=code_digest(*STAGE_MODULES),
+        code=script_digest("runs_semantics.py"),
     log:
         f"{COMPARE}/logs/runs_semantics.log",
     benchmark:
@@ -63,7 +61,7 @@ rule compare_runs:
         stem="compare_runs",
         dpi=COMPARE_DPI,
         options={},
-        code=code_digest(*COMPARE_CODE, "summary"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=1000,
     log:
@@ -85,7 +83,7 @@ rule compare_facets:
         stem="compare_facets",
         dpi=COMPARE_DPI,
         options={},
-        code=code_digest(*COMPARE_CODE, "summary"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=1000,
     log:
@@ -108,7 +106,7 @@ rule compare_semantic_facets:
         stem="compare_semantic_facets",
         dpi=COMPARE_DPI,
         options={},
-        code=code_digest(*COMPARE_CODE, "figures.semantics"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=1000,
     log:
@@ -129,7 +127,7 @@ rule compare_semantics_table:
     output:
         f"{COMPARE}/tables/compare_semantics.csv",
     params:
-        code=code_digest(*STAGE_MODULES),
+        code=script_digest("compare_semantics_table.py"),
     resources:
         mem_mb=1000,
     log:

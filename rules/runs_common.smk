@@ -4,12 +4,15 @@ import re
 
 from neurofacets.config import run_configs
 
+
+include: "code_digest.smk"
+
+
 RUNS = run_configs(config)
 COMPARE = f"results/{config['run']}"
 RUNS_BUILD = config.get("runs_build", "all")
 COMPARE_FORMATS = config.get("figures", {}).get("format", ["pdf", "png"])
 COMPARE_DPI = config.get("figures", {}).get("dpi", 150)
-COMPARE_CODE = ("figures", "figures.style", "figures.load", "figures.compare")
 
 
 def rule_prefix(run):

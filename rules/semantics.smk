@@ -21,7 +21,7 @@ checkpoint semantics_hierarchy:
         f"{OUT}/semantics/hierarchy.csv",
     params:
         source=SEMANTICS_SOURCE,
-        code=code_digest(*SEMANTICS_CODE),
+        code=script_digest("semantics_hierarchy.py"),
     resources:
         mem_mb=1000,
     log:
@@ -50,7 +50,7 @@ rule semantics_layer:
         draws=SEMANTICS.get("spread_draws", 1000),
         permutations=SEMANTICS.get("permutations", 20),
         seed=config["analysis"].get("seed", 0),
-        code=code_digest(*SEMANTICS_CODE),
+        code=script_digest("semantics_layer.py"),
     resources:
         mem_mb=2000,
     log:
@@ -81,7 +81,7 @@ rule semantics_summary:
         ),
     params:
         run=RUN,
-        code=code_digest(*SEMANTICS_CODE),
+        code=script_digest("semantics_summary.py"),
     resources:
         mem_mb=1000,
     log:
@@ -110,7 +110,7 @@ rule semantic_facets:
         stem="semantic_facets",
         dpi=FIGURE_DPI,
         options={},
-        code=code_digest(*FIGURE_CODE, "figures.semantics", "figures.compare"),
+        code=script_digest("figure.py"),
     resources:
         mem_mb=1000,
     log:

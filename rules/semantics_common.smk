@@ -1,10 +1,7 @@
 # Helpers of the semantics stage (rules/semantics.smk), also used by the gallery and
 # neuron-picture rules: whether the run has a class hierarchy, and what then exists.
-from neurofacets.semantics import STAGE_MODULES
-
 SEMANTICS = config.get("semantics", {})
 SEMANTICS_SOURCE = SEMANTICS.get("hierarchy", "wordnet")
-SEMANTICS_CODE = STAGE_MODULES
 
 
 def semantics_hierarchy_inputs(wildcards):

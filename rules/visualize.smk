@@ -1,10 +1,6 @@
 # Neuron visualisation (DESIGN.md section 3): receptive-field patches of each neuron's top
 # images, their independent components (Picard-O by default), and one picture per neuron on demand.
 
-# Every module the ICA store's writer and reader use (the figures that draw ICs list it too).
-ICA_CODE = ("ica", "ica.fit", "ica.solvers", "ica.pool", "ica.store", "patches", "store", "provenance")
-
-
 rule patches:
     """Cut every neuron's counted top-k receptive-field patches from the preprocessed images."""
     input:
@@ -14,7 +10,7 @@ rule patches:
     output:
         directory(f"{OUT}/patches/{{layer}}.zarr"),
     params:
-        code=code_digest("patches", "topk", "images", "geometry", "store", "provenance"),
+        code=script_digest("patches.py"),
         image_size=config["extraction"]["image_size"],
         resize=config["extraction"]["resize"],
     threads: config["visualize"]["threads"]
@@ -37,7 +33,7 @@ rule ica:
     output:
         directory(f"{OUT}/ica/{{layer}}.zarr"),
     params:
-        code=code_digest(*ICA_CODE),
+        code=script_digest("ica.py"),
         settings={
             "n_components": config["visualize"]["ica_components"],
             "solver": config["visualize"]["ica_solver"],
@@ -73,7 +69,7 @@ rule neuron_figure:
     wildcard_constraints:
         neuron=r"\d+",
     params:
-        code=code_digest("neuron_figure", "metrics", *ICA_CODE, "semantics.display", "semantics.hierarchy"),
+        code=script_digest("neuron_figure.py"),
         dpi=config["figures"]["dpi"],
         top_patches=16,
     log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,55 @@ def test_static_dependencies_cover_what_python_imports(script):
     # independent check: what the interpreter loads is a subset of what the AST finds
     # (the AST also sees imports inside functions, which run later)
     assert _runtime_imports(script) <= set(provenance.package_dependencies(script))
+
+
+def _declared_data(root: Path) -> dict[Path, set[str]]:
+    """Each package data file -> the modules whose PACKAGE_DATA claims it."""
+    claims: dict[Path, set[str]] = {}
+    for name in _module_names(root):
+        for path in provenance.package_data_files(name):
+            claims.setdefault(path, set()).add(name)
+    return claims
+
+
+def test_every_package_data_file_is_declared_by_a_module(package_copy):
+    data = {p for p in package_copy.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert data, "the package ships no data files?"
+    assert set(_declared_data(package_copy)) == data
+
+
+def test_digest_follows_the_package_data_a_script_reads(package_copy):
+    claims = _declared_data(package_copy)
+    deps = {s: set(provenance.package_dependencies(s)) for s in SCRIPTS}
+    before = {s: provenance.script_code_digest(s) for s in SCRIPTS}
+    for path, modules in sorted(claims.items()):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        try:
+            for s in SCRIPTS:
+                changed = provenance.script_code_digest(s) != before[s]
+                assert changed == bool(modules & deps[s]), f"{s.name} vs edit of {path.name}"
+        finally:
+            path.write_bytes(original)
+    assert any(s.stem == "gallery_index" for s in SCRIPTS)
+
+
+def _rule_blocks(text: str) -> list[str]:
+    return re.split(r"(?m)^(?=(?:rule|checkpoint) \w+:)", text)[1:]
+
+
+def test_every_script_rule_digests_its_own_script():
+    # the rerun trigger of a rule is the digest of the script it runs, written the one way
+    rules = 0
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in _rule_blocks(smk.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./workflow/scripts/(\w+\.py)"', block)
+            if not script:
+                continue
+            rules += 1
+            name = block.split(":")[0]
+            assert f'code=script_digest("{script.group(1)}")' in block, f"{smk.name}: {name}"
+            assert (REPO / "workflow" / "scripts" / script.group(1)).is_file()
+    assert rules >= 25
+    for smk in (REPO / "rules").glob("*.smk"):
+        assert "code_digest(" not in smk.read_text().replace("script_code_digest(", ""), smk.name

@@ -59,6 +59,8 @@ from .store import atomic_output
 from .summary import summarize_run
 
 logger = logging.getLogger("neurofacets.gallery")
+# Files of the package this module reads (write_assets); provenance.script_code_digest hashes them.
+PACKAGE_DATA = ("gallery_assets/*",)
 
 ASSETS = ("gallery.css", "gallery.js")
 TILE = 40  # px per IC / patch tile in a card image

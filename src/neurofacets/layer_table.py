@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 TABLE_PATH = Path(__file__).with_name("layer_names.json")
+# Package data this module reads; provenance.script_code_digest hashes it.
+PACKAGE_DATA = ("layer_names.json",)
 
 
 def pick_layers(names: Sequence[str], arch: str, spec: str | Sequence[str]) -> list[str]:

@@ -109,32 +109,48 @@ def package_dependencies(script: str | Path) -> list[str]:
     return sorted(seen)
 
 
+def package_data_files(module: str) -> list[Path]:
+    """The package data files a module reads, as its ``PACKAGE_DATA`` declares them.
+
+    A module that reads files shipped with the package (CSS, templates, tables) names them
+    in a module-level ``PACKAGE_DATA`` tuple of glob patterns relative to its own folder;
+    it is read from the source (``ast``), not by importing the module.
+    """
+    path = _module_file(module)
+    if path is None:
+        return []
+    patterns = _declared_package_data(path.read_bytes())
+    files = {found for pattern in patterns for found in path.parent.glob(pattern) if found.is_file()}
+    return sorted(files)
+
+
+@functools.lru_cache(maxsize=512)
+def _declared_package_data(source: bytes) -> tuple[str, ...]:
+    """The module-level ``PACKAGE_DATA`` tuple of a module's source (cached by content)."""
+    patterns: tuple[str, ...] = ()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "PACKAGE_DATA" for t in targets):
+                patterns = tuple(ast.literal_eval(node.value))
+    return patterns
+
+
 def script_code_digest(script: str | Path) -> str:
     """Digest of the package code a workflow script runs (its transitive package imports).
 
     Snakemake reruns a ``script:`` rule when its script changes, not when the package it
     calls changes; rules put this digest into their ``params:`` so that a change of any
-    module their script depends on (and of no other) triggers a rerun. The version is
-    included; package data that a module reads (CSS, templates) is not a module and must
-    be added to a rule's params by itself.
+    module their script depends on (and of no other) triggers a rerun. The version and the
+    package data those modules declare (:func:`package_data_files`) are included.
     """
     h = hashlib.sha256(__version__.encode())
     for name in package_dependencies(script):
         h.update(name.encode())
         h.update(_module_file(name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def code_digest(*modules: str) -> str:
-    """Digest of the source of package modules (names relative to ``neurofacets``).
-
-    Superseded by :func:`script_code_digest`, which finds the modules itself.
-    """
-    h = hashlib.sha256(__version__.encode())
-    for name in sorted(modules):
-        path = _module_file(f"{PACKAGE}.{name}")
-        h.update(name.encode())
-        h.update(path.read_bytes())
+        for data in package_data_files(name):
+            h.update(data.relative_to(PACKAGE_ROOT).as_posix().encode())
+            h.update(data.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -14,9 +14,3 @@ describes each neuron by it (definitions in :mod:`.concepts`):
 - :mod:`.stage`: the entry points of the workflow's ``semantics`` rules.
 """
 
-# The package modules the stage's entry points (:mod:`.stage`) run, transitively: the
-# workflow digests their source so that a change of any reruns the stage.
-STAGE_MODULES = (
-    "semantics.stage", "semantics.concepts", "semantics.hierarchy", "semantics.wordnet",
-    "cof", "metrics", "topk", "store", "figures.load",
-)

@@ -32,6 +32,8 @@ logger = logging.getLogger("neurofacets.semantics.wordnet")
 
 WNID = re.compile(r"^n\d{8}$")
 TABLE = "wordnet30_nouns.csv.gz"
+# Package data this module reads (load_wordnet); provenance.script_code_digest hashes it.
+PACKAGE_DATA = ("data/*",)
 LICENSE = "WORDNET_LICENSE"
 HYPERNYM_POINTERS = frozenset({"@", "@i"})
 
