@@ -9,7 +9,8 @@ import xarray as xr
 
 from neurofacets import encode
 from neurofacets.cof import read_cof
-from neurofacets.metrics import layer_metrics_table, parse_top_classes
+from neurofacets.metrics import layer_metrics_table
+from neurofacets.readers import parse_top_classes
 from neurofacets.similarity import mean_off_diagonal, neuron_similarity
 from neurofacets.store import write_activation_shard
 from neurofacets.topk import read_topk

@@ -17,7 +17,7 @@ import xarray as xr
 
 from neurofacets import encode
 from neurofacets.cof import read_cof
-from neurofacets.metrics import parse_top_classes
+from neurofacets.readers import parse_top_classes
 from neurofacets.store import read_layer
 from neurofacets.topk import read_topk
 

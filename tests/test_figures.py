@@ -9,21 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import zarr
 from fakerun import make_fake_run
 from PIL import Image
 
-from neurofacets.figures import (
-    FIGURES,
-    build_figure,
-    distributions,
-    facets,
-    images,
-    load,
-    similarity,
-    style,
-    write_tables,
-)
+from neurofacets import readers
+from neurofacets.figures import FIGURES, build_figure, distributions, facets, images, similarity, style, write_tables
 from neurofacets.ica import read_neuron_ica
 from neurofacets.patches import read_neuron_patches
 
@@ -49,7 +39,7 @@ def inputs_of(fake):
 
 
 def metrics_of(fake):
-    return load.read_metrics(fake.out / "metrics" / "all_layers.csv", fake.layers)
+    return readers.read_metrics(fake.out / "metrics" / "all_layers.csv", fake.layers)
 
 
 def expected_axes(stem: str, fake) -> int:
@@ -246,7 +236,7 @@ def test_appC_heatmaps_show_the_stored_matrices(fake):
     assert len(heatmaps) == 2 * len(fake.layers)
     panels = [(kind, name) for kind in ("euclidean", "pearson") for name in fake.layers]
     for ax, (kind, name) in zip(heatmaps, panels):
-        stored = getattr(load.read_similarity(stores[name]), kind)
+        stored = getattr(readers.read_similarity(stores[name]), kind)
         shown = ax.images[0].get_array()
         np.testing.assert_array_equal(np.ma.getmaskarray(shown), np.isnan(stored))
         np.testing.assert_allclose(shown.filled(np.nan), stored)
@@ -267,20 +257,20 @@ def test_fig5_draws_the_similarity_summary(fake):
 def test_read_metrics_orders_by_network_and_checks_layers(fake, tmp_path):
     shuffled = fake.metrics.sample(frac=1, random_state=1)
     shuffled.to_csv(tmp_path / "all.csv", index=False)
-    table = load.read_metrics(tmp_path / "all.csv", fake.layers)
+    table = readers.read_metrics(tmp_path / "all.csv", fake.layers)
     assert table["layer"].tolist() == fake.metrics["layer"].tolist()
     assert table["neuron"].tolist() == fake.metrics["neuron"].tolist()
     with pytest.raises(ValueError, match="not in the network's layer list"):
-        load.read_metrics(tmp_path / "all.csv", fake.layers[:2])
+        readers.read_metrics(tmp_path / "all.csv", fake.layers[:2])
     shuffled.drop(columns="facet").to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="lacks the columns"):
-        load.read_metrics(tmp_path / "bad.csv", fake.layers)
+        readers.read_metrics(tmp_path / "bad.csv", fake.layers)
     with pytest.raises(FileNotFoundError):
-        load.read_metrics(tmp_path / "absent.csv")
+        readers.read_metrics(tmp_path / "absent.csv")
 
 
 def test_ica_status_names_the_fits_that_were_not_ok(fake):
-    store = load.open_ica(fake.out / "ica" / "conv2_1.zarr")
+    store = readers.IcaReader(fake.out / "ica" / "conv2_1.zarr")
     assert store.status[0] == "ok"
     assert store.status[1] == "not_converged: red"
     assert store.status[3] == "too_few_patches"  # the dead neuron: every fit
@@ -289,7 +279,7 @@ def test_ica_status_names_the_fits_that_were_not_ok(fake):
 def test_figures_frame_a_neuron_whose_fit_did_not_converge_in_red(fake):
     from matplotlib.figure import Figure
 
-    store = load.open_ica(fake.out / "ica" / "conv2_1.zarr")
+    store = readers.IcaReader(fake.out / "ica" / "conv2_1.zarr")
     fig = Figure()
     marked, plain = fig.add_subplot(121), fig.add_subplot(122)
     for ax in (marked, plain):
@@ -369,7 +359,7 @@ def test_rules_build_each_target_alone_then_nothing_and_the_report(tmp_path):
 
     import yaml
 
-    from neurofacets.figures.load import layer_order
+    from neurofacets.readers import layer_order
 
     repo = Path(__file__).resolve().parents[1]
     for item in ("Snakefile", "rules", "workflow", "config", "envs"):

@@ -22,8 +22,8 @@ from fakerun import make_fake_run
 from matplotlib import colormaps
 from PIL import Image
 
-from neurofacets import gallery
-from neurofacets.figures import images, load, style
+from neurofacets import gallery, readers
+from neurofacets.figures import images, style
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -109,8 +109,8 @@ def test_layer_page_has_a_card_per_neuron_with_its_numbers(built):
 
 def test_card_image_rows_are_the_stored_components_and_patches(built):
     name, neuron = "conv1_2", 2  # rf 5
-    store = load.open_ica(built.out / "ica" / f"{name}.zarr")
-    patches = load.open_patches(built.out / "patches" / f"{name}.zarr")
+    store = readers.IcaReader(built.out / "ica" / f"{name}.zarr")
+    patches = readers.PatchReader(built.out / "patches" / f"{name}.zarr")
     with Image.open(built.out / "gallery" / name / "cards" / f"n{neuron:04d}.png") as img:
         strip = np.asarray(img.convert("RGB"))
     tile, gap = gallery.TILE, gallery.GAP
@@ -124,7 +124,7 @@ def test_card_image_rows_are_the_stored_components_and_patches(built):
 
 
 def test_heatmap_pixels_are_the_matrix_in_its_colour_map(built):
-    sim = load.read_similarity(built.out / "similarity" / "conv2_1.zarr")
+    sim = readers.read_similarity(built.out / "similarity" / "conv2_1.zarr")
     with Image.open(built.out / "gallery" / "conv2_1" / "pearson.png") as img:
         pixels = np.asarray(img.convert("RGB"))
     assert pixels.shape[:2] == sim.pearson.shape

@@ -44,8 +44,8 @@ from neurofacets.cof import read_cof
 from neurofacets.datasets import DatasetError, dataset_from_config
 from neurofacets.extract import extract_shard, write_skipped_table
 from neurofacets.figures import write_tables
-from neurofacets.metrics import parse_top_classes
 from neurofacets.neuron_figure import neuron_figure, read_metrics_row
+from neurofacets.readers import parse_top_classes
 from neurofacets.weights import prepare_weights
 
 MAX_PIXELS = 4_000_000  # extraction.max_image_pixels of the corpus run

@@ -28,11 +28,11 @@ from neurofacets.ica import (
     neuron_components,
     neuron_fits,
     read_neuron_ica,
+    solvers,
     status_counts,
     to_uint8,
     write_ica_store,
 )
-from neurofacets.ica import solvers
 from neurofacets.ica.fit import noise_variances
 from neurofacets.ica.solvers import centre, fixed_point_residual, initial_rotation, solve, whiten
 from neurofacets.ica.summary import main as summary_main
@@ -380,7 +380,7 @@ STORE_SETTINGS = FitSettings(n_components=3, max_iter=200, tol=1e-4, seed=0)
 
 
 def test_store_is_bit_identical_with_one_or_two_workers(tmp_path):
-    patches = write_patch_store(tmp_path / "patches.zarr")
+    write_patch_store(tmp_path / "patches.zarr")
     write_ica_store(tmp_path / "a.zarr", tmp_path / "patches.zarr", STORE_SETTINGS, workers=1)
     write_ica_store(tmp_path / "b.zarr", tmp_path / "patches.zarr", STORE_SETTINGS, workers=2)
     a, b = zarr.open_group(str(tmp_path / "a.zarr"), mode="r"), zarr.open_group(str(tmp_path / "b.zarr"), mode="r")

@@ -20,9 +20,9 @@ from neurofacets.metrics import (
     leave_one_out_p_values,
     mf_degree,
     normalise_mf,
-    parse_top_classes,
     top_classes,
 )
+from neurofacets.readers import parse_top_classes
 
 N_CLASSES = 1000
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from conftest import copy_workflow
 
-from conftest import REPO, copy_workflow, snakemake
 from neurofacets.ica import IcaReader
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]

@@ -9,7 +9,8 @@ from fakerun import flatness, gini, make_fake_run
 
 from neurofacets.figures import build_figure
 from neurofacets.figures.compare import plot_compare_runs
-from neurofacets.summary import SUMMARY_COLUMNS, read_summaries, summarize_run, write_summary
+from neurofacets.readers import SUMMARY_COLUMNS, read_summaries
+from neurofacets.summary import summarize_run, write_summary
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_read_summaries_checks_runs_and_columns(fake, tmp_path):
     with pytest.raises(FileNotFoundError, match="compare_runs"):
         read_summaries([tmp_path / "a.csv", tmp_path / "absent.csv"])
     pd.DataFrame({"x": [1]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(ValueError, match="not a neurofacets summary"):
+    with pytest.raises(ValueError, match="summary.csv lacks the columns"):
         read_summaries([tmp_path / "bad.csv"])
 
 

@@ -1,12 +1,11 @@
 """The real DAG end to end on tiny data: random weights, 32 px probe images, three layers."""
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import snakemake
+
 from neurofacets.store import read_layer
 
 pytestmark = pytest.mark.e2e

@@ -43,12 +43,10 @@ from PIL import Image
 from . import __version__
 from .figures import distributions, facets, style
 from .figures.images import mosaic
-from .figures.load import (
-    IcaStore,
-    PatchStore,
+from .readers import (
+    IcaReader,
+    PatchReader,
     layer_order,
-    open_ica,
-    open_patches,
     parse_top_classes,
     read_metrics,
     read_similarity,
@@ -120,8 +118,8 @@ def neuron_strip(
 
 
 def write_card_images(
-    ica: IcaStore,
-    patches: PatchStore,
+    ica: IcaReader,
+    patches: PatchReader,
     out_dir: str | Path,
     n_patches: int,
     tile: int = TILE,
@@ -280,7 +278,7 @@ def render_layer_page(
 ) -> str:
     """The HTML of ``gallery/{layer}/index.html``: controls, overview and one card per neuron.
 
-    ``ica_status`` (per neuron, see :func:`neurofacets.figures.load.ica_status`) is shown
+    ``ica_status`` (per neuron, see :attr:`neurofacets.ica.IcaReader.status`) is shown
     on each card; ``concepts`` (per neuron, :func:`neurofacets.semantics.display.neuron_concepts`)
     too, with a filter by concept.
     """
@@ -477,7 +475,7 @@ def build_layer_gallery(
     table = metrics[metrics["layer"] == layer].reset_index(drop=True)
     if not np.array_equal(table["neuron"].to_numpy(), np.arange(len(table))):
         raise ValueError(f"{metrics_csv}: neurons of {layer} are not numbered 0..{len(table) - 1}")
-    ica, patches = open_ica(ica_store), open_patches(patch_store)
+    ica, patches = IcaReader(ica_store), PatchReader(patch_store)
     sim = read_similarity(similarity_store)
     for what, count in (("ICA", ica.n_neurons), ("patch", patches.n_neurons), ("similarity", sim.n_neurons)):
         if count != len(table):

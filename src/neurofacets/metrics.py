@@ -13,11 +13,12 @@ Definitions are DESIGN.md §3. Conventions for the cases the definitions leave o
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .readers import DEAD, METRIC_COLUMNS, MF, SF
 
 FLATNESS_EPS = 1e-7  # the paper's constant added to every CoF entry before the entropy
 DEAD_FLATNESS = -1.0  # the paper's flatness of an all-zero row
@@ -226,8 +227,8 @@ def facets(mf: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """``MF`` where mf > threshold, ``SF`` otherwise, ``dead`` where mf is NaN."""
     mf = np.asarray(mf, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        out = np.where(mf > threshold, "MF", "SF").astype(object)
-    out[np.isnan(mf)] = "dead"
+        out = np.where(mf > threshold, MF, SF).astype(object)
+    out[np.isnan(mf)] = DEAD
     return out
 
 
@@ -236,7 +237,7 @@ def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5
 
     ``[["tabby cat", 12], ["a;b", 3]]``; a dead row gives ``[]``. Ties go to the lower class
     index. JSON carries any class name (``;``, ``:``, quotes, ``<script>``, unicode)
-    unchanged; read it back with :func:`parse_top_classes`.
+    unchanged; read it back with :func:`neurofacets.readers.parse_top_classes`.
     """
     rows = _check_rows(rows)
     if len(names) != rows.shape[1]:
@@ -247,44 +248,6 @@ def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5
         json.dumps([[str(names[c]), int(row[c])] for c in idx if row[c] > 0], ensure_ascii=False)
         for row, idx in zip(rows, order)
     ]
-
-
-def parse_top_classes(text: Any) -> list[tuple[str, int]]:
-    """The ``top_classes`` cell written by :func:`top_classes` -> ``[(name, count), ...]``.
-
-    An empty cell (NaN or ``""``) gives ``[]``.
-
-    Raises
-    ------
-    ValueError
-        When the cell is not a JSON list of ``[name, count]`` pairs.
-    """
-    if not isinstance(text, str) or not text.strip():
-        return []
-    try:
-        pairs = json.loads(text)
-    except json.JSONDecodeError:
-        pairs = None
-    if not isinstance(pairs, list) or not all(
-        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
-        and not isinstance(p[1], bool)
-        for p in pairs
-    ):
-        raise ValueError(f"top_classes {text!r} is not a JSON list of [name, count] pairs")
-    return [(name, count) for name, count in pairs]
-
-
-METRIC_COLUMNS = [
-    "layer",
-    "neuron",
-    "n_counted",
-    "sparsity",
-    "flatness",
-    "mf",
-    "p_value",
-    "p_empirical",
-    "top_classes",
-]
 
 
 def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
@@ -309,7 +272,7 @@ def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[s
             "p_empirical": p_empirical,
             "top_classes": top_classes(rows, names),
         },
-        columns=METRIC_COLUMNS,
+        columns=list(METRIC_COLUMNS),
     )
 
 

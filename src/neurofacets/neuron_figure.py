@@ -29,8 +29,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
-from .metrics import parse_top_classes
 from .patches import PatchReader
+from .readers import parse_top_classes
 from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
 

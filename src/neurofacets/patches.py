@@ -61,10 +61,10 @@ import zarr
 from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
-from .images import MEAN_GREY_UINT8
 from .geometry import LayerGeometry, read_layer_geometry
+from .images import MEAN_GREY_UINT8
 from .provenance import file_digest, provenance_attrs
-from .store import atomic_output
+from .store import WRITE_EVERY_CHUNK, atomic_output
 from .topk import TopK, read_topk
 
 logger = logging.getLogger("neurofacets.patches")
@@ -81,10 +81,6 @@ PATCH_COMPRESSOR = ZstdCodec(level=1)
 #: Whole preprocessed images (layout ``images``), one per chunk: see docs/benchmarks.md for
 #: the codecs measured on them.
 IMAGE_COMPRESSOR = ZstdCodec(level=3)
-
-#: zarr's check whether a chunk is all fill value costs more than compressing it (about
-#: 45 ms per 11 MB chunk); our chunks are rarely empty, so they are written unchecked.
-WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
 
 #: Default memory for decoded images held at once (224 x 224 x 3 uint8 = 147 KiB each).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
@@ -401,7 +397,9 @@ def image_loader(images_csv: str | Path, image_size: int, resize: int) -> Callab
     Uses :func:`neurofacets.images.preprocess_uint8`, i.e. exactly the resize and crop the
     network saw.
     """
-    from .images import preprocess_uint8  # imported here: only the workflow path needs it
+    from .images import (
+        preprocess_uint8,  # imported here: only the workflow path needs it
+    )
 
     table = pd.read_csv(images_csv, usecols=["image_id", "path"])
     paths = dict(zip(table["image_id"].astype(int), table["path"].astype(str)))

@@ -18,17 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures.load import layer_order, read_metrics, read_similarity_summary
+from .readers import DEAD, MF, SF, SUMMARY_COLUMNS, layer_order, read_metrics, read_similarity_summary
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.summary")
-
-SUMMARY_COLUMNS = (
-    "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
-    "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
-    "mean_similarity", "mean_dissimilarity", "n_excluded",
-)
-
 
 def summarize_run(
     metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str
@@ -38,7 +31,7 @@ def summarize_run(
     Parameters
     ----------
     metrics
-        ``metrics/all_layers.csv`` (as read by :func:`neurofacets.figures.load.read_metrics`).
+        ``metrics/all_layers.csv`` (as read by :func:`neurofacets.readers.read_metrics`).
     similarity_summary
         ``similarity/summary.csv``.
     layers
@@ -56,9 +49,9 @@ def summarize_run(
     rows = []
     for index, name in enumerate(layers):
         table = metrics[metrics["layer"] == name]
-        live = table[table["facet"] != "dead"]
+        live = table[table["facet"] != DEAD]
         n = len(table)
-        counts = {facet: int((table["facet"] == facet).sum()) for facet in ("MF", "SF", "dead")}
+        counts = {facet: int((table["facet"] == facet).sum()) for facet in (MF, SF, DEAD)}
         mf = live["mf"].to_numpy(dtype=float)
         mf = mf[np.isfinite(mf)]
         rows.append({
@@ -67,12 +60,12 @@ def summarize_run(
             "layer_index": index,
             "depth": index / (len(layers) - 1) if len(layers) > 1 else 0.0,
             "n_neurons": n,
-            "n_mf": counts["MF"],
-            "n_sf": counts["SF"],
-            "n_dead": counts["dead"],
-            "frac_mf": counts["MF"] / n,
-            "frac_sf": counts["SF"] / n,
-            "frac_dead": counts["dead"] / n,
+            "n_mf": counts[MF],
+            "n_sf": counts[SF],
+            "n_dead": counts[DEAD],
+            "frac_mf": counts[MF] / n,
+            "frac_sf": counts[SF] / n,
+            "frac_dead": counts[DEAD] / n,
             "mean_mf": float(mf.mean()) if mf.size else np.nan,
             "max_mf": float(mf.max()) if mf.size else np.nan,
             "mean_mf_norm": float(live["mf_norm"].mean()) if len(live) else np.nan,
@@ -101,24 +94,3 @@ def write_summary(
         summary.to_csv(tmp, index=False, float_format="%.6g")
     logger.info("summary of run %s: %d layers -> %s", run, len(summary), output)
     return summary
-
-
-def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Several runs' ``summary.csv`` stacked; the run names must differ."""
-    if not paths:
-        raise ValueError("no summary.csv given")
-    tables = []
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"summary {path} does not exist (config compare_runs lists it)")
-        table = pd.read_csv(path)
-        missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
-        if missing:
-            raise ValueError(f"{path} is not a neurofacets summary.csv: it lacks {missing}")
-        tables.append(table)
-    runs = [t["run"].iloc[0] for t in tables if len(t)]
-    duplicated = sorted({r for r in runs if runs.count(r) > 1})
-    if duplicated:
-        raise ValueError(f"runs {duplicated} appear in more than one summary.csv; run names must differ")
-    return pd.concat(tables, ignore_index=True)

@@ -6,7 +6,7 @@ Each figure has a pure plotting function that takes data and returns a
 :func:`build_figure` with the rule's named inputs; Tables 2-3 are written by
 :func:`write_tables`.
 
-Modules: :mod:`.style` (the shared look), :mod:`.load` (reading upstream formats),
+Modules: :mod:`.style` (the shared look),
 :mod:`.images` (IC and patch tiles), :mod:`.distributions` (Fig. 1, 2, App. A),
 :mod:`.facets` (Fig. 3, 4, Tables 2-3, App. B), :mod:`.similarity` (Fig. 5, App. C),
 :mod:`.compare` (runs side by side), :mod:`.semantics` (semantic facets, beyond the paper).
@@ -23,16 +23,19 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..store import atomic_output
-from . import compare, distributions, facets, semantics, similarity, style
-from .load import (
+from ..readers import (
+    MF,
+    SF,
     layer_order,
     present_layers,
     read_metrics,
     read_semantics_summaries,
     read_semantics_summary,
     read_similarity_summary,
+    read_summaries,
 )
+from ..store import atomic_output
+from . import compare, distributions, facets, semantics, similarity, style
 
 logger = logging.getLogger("neurofacets.figures")
 
@@ -107,14 +110,10 @@ def _app_c(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
 
 
 def _compare(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
-    from ..summary import read_summaries  # summary imports figures.load: import here, not at the top
-
     return compare.plot_compare_runs(read_summaries(list(inputs["summaries"])))
 
 
 def _compare_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
-    from ..summary import read_summaries
-
     return compare.plot_compare_facets(read_summaries(list(inputs["summaries"])))
 
 
@@ -195,7 +194,7 @@ def write_tables(
     layers = layer_order(layers_csv)
     metrics = read_metrics(metrics_csv, layers)
     present = _present(metrics, layers)
-    tables = tuple(facets.top_neurons(metrics, present, facet, per_layer) for facet in ("SF", "MF"))
+    tables = tuple(facets.top_neurons(metrics, present, facet, per_layer) for facet in (SF, MF))
     for table, path in zip(tables, (sf_output, mf_output)):
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")

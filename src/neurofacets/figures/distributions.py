@@ -16,15 +16,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from scipy import stats
 
+from ..readers import DEAD, present_layers
 from . import style
-from .load import present_layers
 
 logger = logging.getLogger("neurofacets.figures.distributions")
 
 
 def alive(metrics: pd.DataFrame) -> pd.DataFrame:
     """The rows of non-dead neurons (facet ``MF`` or ``SF``)."""
-    return metrics[metrics["facet"] != "dead"]
+    return metrics[metrics["facet"] != DEAD]
 
 
 def minmax(values: pd.Series | np.ndarray, reference: pd.Series | np.ndarray | None = None) -> np.ndarray:

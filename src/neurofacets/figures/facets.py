@@ -16,10 +16,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
+from ..readers import DEAD, MF, SF, IcaReader, PatchReader, present_layers, stores_by_layer
 from . import style
 from .distributions import alive
 from .images import grid_shape, mosaic
-from .load import IcaStore, PatchStore, open_ica, open_patches, present_layers, stores_by_layer
 
 logger = logging.getLogger("neurofacets.figures.facets")
 
@@ -44,7 +44,7 @@ def top_neurons(metrics: pd.DataFrame, layers: Sequence[str], facet: str, n: int
     pandas.DataFrame
         :data:`TABLE_COLUMNS`; ``rank`` is 1 for the top neuron of its layer.
     """
-    if facet not in ("SF", "MF"):
+    if facet not in (SF, MF):
         raise ValueError(f"facet must be 'SF' or 'MF', not {facet!r}")
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -54,7 +54,7 @@ def top_neurons(metrics: pd.DataFrame, layers: Sequence[str], facet: str, n: int
     for name in layers:
         rows = chosen[chosen["layer"] == name]
         # Sort by MF (descending for MF neurons), then by neuron number for ties.
-        key = -rows["mf"] if facet == "MF" else rows["mf"]
+        key = -rows["mf"] if facet == MF else rows["mf"]
         rows = rows.assign(_key=key).sort_values(["_key", "neuron"], kind="stable").head(n)
         parts.append(rows.drop(columns="_key").assign(rank=np.arange(1, len(rows) + 1)))
     if not parts:
@@ -67,7 +67,7 @@ def facet_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
     """Per layer (network order): number and fraction of MF, SF and dead neurons."""
     layers = present_layers(metrics, layers)
     counts = (
-        metrics.groupby(["layer", "facet"]).size().unstack("facet").reindex(index=layers, columns=["MF", "SF", "dead"])
+        metrics.groupby(["layer", "facet"]).size().unstack("facet").reindex(index=layers, columns=[MF, SF, DEAD])
         .fillna(0).astype(int)
     )
     total = counts.sum(axis=1)
@@ -90,7 +90,7 @@ def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
     with style.paper_style():
         fig = style.new_figure(style.DOUBLE_COLUMN, 2.6)
         ax_frac, ax_mf = fig.subplots(1, 2)
-        facets = ["MF", "SF"] + (["dead"] if counts["n_dead"].sum() else [])
+        facets = [MF, SF] + ([DEAD] if counts["n_dead"].sum() else [])
         for facet in facets:
             ax_frac.plot(x, counts[f"frac_{facet}"], marker="o", color=style.FACET_COLORS[facet],
                          label=style.FACET_LABELS[facet])
@@ -101,7 +101,7 @@ def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
         style.panel_label(ax_frac, "a")
         ax_frac.set_title("MF and SF neurons per layer")
 
-        for facet, label in (("MF", "top MF neuron (highest)"), ("SF", "top SF neuron (lowest)")):
+        for facet, label in ((MF, "top MF neuron (highest)"), (SF, "top SF neuron (lowest)")):
             top = top_neurons(metrics, layers, facet, 1).set_index("layer")["mf_norm"].reindex(layers)
             ax_mf.plot(x, top.to_numpy(dtype=float), marker="o", color=style.FACET_COLORS[facet], label=label)
         ax_mf.set_ylim(-0.03, 1.03)
@@ -124,8 +124,8 @@ def _image_axis(ax: Axes, image: np.ndarray) -> None:
 def _example_rows(
     subfig: SubFigure,
     table: pd.DataFrame,
-    ica: Mapping[str, IcaStore],
-    patches: Mapping[str, PatchStore],
+    ica: Mapping[str, IcaReader],
+    patches: Mapping[str, PatchReader],
     n_patches: int,
     tile: int,
 ) -> None:
@@ -157,14 +157,14 @@ BLANK_STATUSES = ("too_few_patches", "constant", "rank_deficient")
 WARN_COLOUR = "#b00020"
 
 
-def _blank_note(store: IcaStore, neuron: int) -> str:
+def _blank_note(store: IcaReader, neuron: int) -> str:
     """A short third label line when some of the neuron's ICs are blank, saying why."""
     status = str(store.status[neuron])
     reasons = [name for name in BLANK_STATUSES if name in status]
     return f"\nICA: {reasons[0].replace('_', ' ')}" if reasons else ""
 
 
-def _mark_not_converged(ax, store: IcaStore, neuron: int, label: bool = True) -> None:
+def _mark_not_converged(ax, store: IcaReader, neuron: int, label: bool = True) -> None:
     """Frame the axis in red and say so when one of the neuron's fits did not converge:
     its pictures are kept but are not the independent components the method means."""
     if "not_converged" not in str(store.status[neuron]):
@@ -208,15 +208,15 @@ def plot_facet_examples(
     layers = present_layers(metrics, layers)
     if n_patches < 0 or tile < 4:
         raise ValueError("n_patches must be >= 0 and tile >= 4")
-    tables = {facet: top_neurons(metrics, layers, facet, examples_per_layer) for facet in ("SF", "MF")}
-    needed = sorted(set(tables["SF"]["layer"]) | set(tables["MF"]["layer"]), key=layers.index)
+    tables = {facet: top_neurons(metrics, layers, facet, examples_per_layer) for facet in (SF, MF)}
+    needed = sorted(set(tables[SF]["layer"]) | set(tables[MF]["layer"]), key=layers.index)
     ica_paths, patch_paths = stores_by_layer(ica_stores), stores_by_layer(patch_stores)
     missing = [name for name in needed if name not in ica_paths or name not in patch_paths]
     if missing:
         raise ValueError(f"ICA or patch stores are missing for layers {missing}")
-    ica = {name: open_ica(ica_paths[name], patch_paths[name]) for name in needed}
-    patches = {name: open_patches(patch_paths[name]) for name in needed}
-    blocks = [(facet, tables[facet]) for facet in ("SF", "MF") if len(tables[facet])]
+    ica = {name: IcaReader(ica_paths[name], patch_paths[name]) for name in needed}
+    patches = {name: PatchReader(patch_paths[name]) for name in needed}
+    blocks = [(facet, tables[facet]) for facet in (SF, MF) if len(tables[facet])]
     if not blocks:
         raise ValueError("no SF or MF neuron to show (every neuron is dead)")
     # Row height from the width a tile gets: the labels take about 1 in, the four blocks
@@ -225,8 +225,8 @@ def plot_facet_examples(
     tiles_across = 3 * n_comp + max(n_patches, 1) + 2  # + room for the gaps between blocks
     row_height = 1.25 * (style.DOUBLE_COLUMN - 1.1) / tiles_across + 0.06
     heights = [0.4 + row_height * len(t) for _, t in blocks]
-    titles = {"SF": "Table 2. Single-faceted neurons (lowest MF degree of each layer)",
-              "MF": "Table 3. Multi-faceted neurons (highest MF degree of each layer)"}
+    titles = {SF: "Table 2. Single-faceted neurons (lowest MF degree of each layer)",
+              MF: "Table 3. Multi-faceted neurons (highest MF degree of each layer)"}
     with style.paper_style():
         fig = style.new_figure(style.DOUBLE_COLUMN, sum(heights))
         subfigs = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=heights))
@@ -280,13 +280,13 @@ def plot_ica_by_mf(
         raise ValueError(f"ICA stores are missing for layers {missing}")
     columns = max(len(chosen[name]) for name in shown)
     with style.paper_style():
-        first = open_ica(ica_paths[shown[0]], patch_paths.get(shown[0]))
+        first = IcaReader(ica_paths[shown[0]], patch_paths.get(shown[0]))
         g_rows, g_cols = grid_shape(first.n_components, 4)
         cell_h = style.DOUBLE_COLUMN / columns * g_rows / g_cols
         fig = style.new_figure(style.DOUBLE_COLUMN, 0.3 + len(shown) * (cell_h + 0.25))
         axes = fig.subplots(len(shown), columns, squeeze=False, gridspec_kw={"hspace": 0.05, "wspace": 0.05})
         for row_axes, name in zip(axes, shown):
-            store = open_ica(ica_paths[name], patch_paths.get(name))
+            store = IcaReader(ica_paths[name], patch_paths.get(name))
             g_rows, g_cols = grid_shape(store.n_components, 4)
             table = chosen[name]
             comps = store.components("uint8", table["neuron"].tolist())

@@ -15,13 +15,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..readers import DEAD, MF, SF
+from ..semantics.concepts import CONCEPT
 from . import style
 from .compare import RUN_COLORS, draw_runs, panel_figure
 
-SEMANTIC_COLORS = {"SF": style.FACET_COLORS["SF"], "concept": "#009E73", "MF": style.FACET_COLORS["MF"],
-                   "dead": style.FACET_COLORS["dead"]}
-SEMANTIC_LABELS = {"SF": "SF (one class)", "concept": "concept (one covering concept)",
-                   "MF": "MF (no concept covers)", "dead": "dead"}
+SEMANTIC_COLORS = {SF: style.FACET_COLORS[SF], CONCEPT: "#009E73", MF: style.FACET_COLORS[MF],
+                   DEAD: style.FACET_COLORS[DEAD]}
+SEMANTIC_LABELS = {SF: "SF (one class)", CONCEPT: "concept (one covering concept)",
+                   MF: "MF (no concept covers)", DEAD: DEAD}
 NULL_LINE = {"linestyle": "--", "marker": None, "linewidth": 0.9, "alpha": 0.8}
 CHANCE_LINE = {"linestyle": ":", "linewidth": 0.9}
 COMPARE_PANELS = (
@@ -42,7 +44,7 @@ def plot_semantic_facets(summary: pd.DataFrame, layers: Sequence[str]) -> Figure
     with style.paper_style():
         fig = style.new_figure(style.DOUBLE_COLUMN, 2.9)
         ax_frac, ax_depth, ax_spread = fig.subplots(1, 3)
-        facets = ["SF", "concept", "MF"] + (["dead"] if table["frac_dead"].fillna(0).any() else [])
+        facets = [SF, CONCEPT, MF] + ([DEAD] if table["frac_dead"].fillna(0).any() else [])
         for facet in facets:
             color = SEMANTIC_COLORS[facet]
             ax_frac.plot(x, table[f"frac_{facet}"].to_numpy(dtype=float), marker="o", color=color,

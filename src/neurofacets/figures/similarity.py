@@ -17,8 +17,8 @@ import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
+from ..readers import Similarity, read_similarity, stores_by_layer
 from . import style
-from .load import Similarity, read_similarity, stores_by_layer
 
 logger = logging.getLogger("neurofacets.figures.similarity")
 

@@ -20,14 +20,15 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, to_hex
 from matplotlib.figure import Figure
 
+from ..readers import DEAD, MF, SF
 from ..store import atomic_output
 
 SINGLE_COLUMN = 3.5  # inches: one column of a two-column paper
 DOUBLE_COLUMN = 7.2  # inches: full text width
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and in grey.
-FACET_COLORS = {"MF": "#D55E00", "SF": "#0072B2", "dead": "#999999"}
-FACET_LABELS = {"MF": "multi-faceted (MF)", "SF": "single-faceted (SF)", "dead": "dead"}
+FACET_COLORS = {MF: "#D55E00", SF: "#0072B2", DEAD: "#999999"}
+FACET_LABELS = {MF: "multi-faceted (MF)", SF: "single-faceted (SF)", DEAD: DEAD}
 SPARSITY_COLOR = "#56B4E9"  # sky blue: high sparsity goes with SF (blue)
 FLATNESS_COLOR = "#E69F00"  # orange: high flatness goes with MF (vermillion)
 SIMILARITY_COLOR = "#009E73"

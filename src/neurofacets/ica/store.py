@@ -41,9 +41,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from ..patches import WRITE_EVERY_CHUNK, PatchReader
+from ..patches import PatchReader
 from ..provenance import provenance_attrs
-from ..store import atomic_output
+from ..store import WRITE_EVERY_CHUNK, atomic_output
 from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, neuron_components, neuron_fits
 from .pool import ordered_map
 

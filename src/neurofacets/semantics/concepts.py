@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import flatness, gini, mf_degree
+from ..readers import DEAD, MF, SF
 from .hierarchy import ClassHierarchy
 
-SEMANTIC_FACETS = ("SF", "concept", "MF", "dead")
+CONCEPT = "concept"  # the semantic facet between SF and MF: many classes, one covering concept
+SEMANTIC_FACETS = (SF, CONCEPT, MF, DEAD)
 EXACT_FLOAT = 2**53  # integers below this are exact in float64
 SHARE_TOLERANCE = 1e-9  # share * n within this of an integer counts as that integer (0.8 * 50 = 40)
 
@@ -109,8 +111,8 @@ def find_concepts(cof: np.ndarray, hierarchy: ClassHierarchy, share: float, max_
     found = ok.any(axis=1)
     node = np.where(found, best, -1)
     covered = np.where(found, coverage[np.arange(len(cof)), best], 0)
-    facet = np.where(n == 0, "dead", np.where(cof.max(axis=1, initial=0) >= need, "SF",
-                                               np.where(found, "concept", "MF"))).astype(object)
+    facet = np.where(n == 0, DEAD, np.where(cof.max(axis=1, initial=0) >= need, SF,
+                                               np.where(found, CONCEPT, MF))).astype(object)
     return Concepts(node.astype(np.int64), covered.astype(np.int64), n, facet)
 
 

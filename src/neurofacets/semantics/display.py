@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from ..readers import read_semantics_table
 from .hierarchy import read_class_hierarchy
 
 
@@ -46,14 +46,6 @@ class NeuronConcept:
 def search_term(text: str) -> str:
     """How the gallery compares a concept query: lower case, blanks as underscores."""
     return "_".join(str(text).strip().lower().split())
-
-
-def read_semantics_table(path: str | Path) -> pd.DataFrame:
-    """``semantics/{layer}.csv`` with empty strings (not NaN) where a neuron has no concept."""
-    table = pd.read_csv(path, keep_default_na=True, dtype={"concept": str, "concept_name": str, "concept_label": str})
-    for column in ("concept", "concept_name", "concept_label"):
-        table[column] = table[column].fillna("")
-    return table
 
 
 def neuron_concepts(semantics_csv: str | Path, hierarchy_csv: str | Path) -> dict[int, NeuronConcept]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..cof import count_cof, load_labels
-from ..figures.load import layer_order
+from ..readers import SEMANTICS_COLUMNS, layer_order, read_semantics_table
 from ..store import atomic_output
 from ..topk import read_topk
 from .concepts import SEMANTIC_FACETS, chance_spread, layer_summary_row, permutation_rows, semantics_table
@@ -38,10 +38,6 @@ logger = logging.getLogger("neurofacets.semantics")
 
 PathLike = str | Path
 HIERARCHY_COLUMNS = ["node", "parent", "name", "depth", "label"]
-CONCEPT_COLUMNS = [
-    "layer", "neuron", "semantic_facet", "concept_label", "concept", "concept_name", "concept_share",
-    "concept_depth", "concept_classes", "n_counted", "n_classes", "top_class_share", "spread", "spread_p",
-]
 P_SIGNIFICANT = 0.05
 
 
@@ -232,7 +228,7 @@ def semantics_summary(
     tables = {}
     nulls = {}
     for path, null_path in zip(semantics_csvs, null_csvs):
-        table = pd.read_csv(path, keep_default_na=True, dtype={"concept": str, "concept_name": str})
+        table = read_semantics_table(path)
         layer = str(table["layer"].iloc[0]) if len(table) else Path(path).stem
         if set(table["layer"].astype(str)) != {layer} or layer not in order:
             raise ValueError(f"{path}: expected the rows of one layer of {layers_csv}")
@@ -246,9 +242,7 @@ def semantics_summary(
     chance = chance_spread(_class_sizes(labels, hierarchy.n_classes), hierarchy.distance)
     summary = summary_rows([tables[n] for n in present], [nulls[n] for n in present], present, chance, run)
     concepts = pd.concat([tables[n] for n in present], ignore_index=True)
-    for column in ("concept", "concept_name", "concept_label"):
-        concepts[column] = concepts[column].fillna("")
-    _write_csv(out_concepts, concepts[CONCEPT_COLUMNS])
+    _write_csv(out_concepts, concepts[list(SEMANTICS_COLUMNS)])
     _write_csv(out_summary, summary)
     logger.info("semantics summary of %d layers; chance spread %.3f", len(present), chance)
     return summary
@@ -274,7 +268,7 @@ def read_runs_with_hierarchy(runs_csv: PathLike) -> list[str]:
 
 def stack_semantics_summaries(summary_csvs: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
     """Several runs' ``semantics/summary.csv`` stacked into one table (the comparison's headline)."""
-    from ..figures.load import read_semantics_summaries
+    from ..readers import read_semantics_summaries
 
     table = read_semantics_summaries(list(summary_csvs))
     _write_csv(out_csv, table)

@@ -1,18 +1,25 @@
-"""Reading the upstream stages' tables and stores: the one place that knows their formats.
+"""Reading the stages' tables and stores: the one place that knows their formats.
 
-Figures, gallery and summary read everything through this module (DESIGN.md §2), so a
-change of a column or array name upstream is a change here only:
+Every module that reads another stage's output (figures, gallery, summary, semantics,
+neuron pictures) reads it through this module (docs/design.md, "File contract"), and the
+writers take their column lists and facet labels from here, so a change of a column or
+array name is a change here only:
 
 - ``model/layers.csv``: ``layer`` (+ geometry); row order is network order.
 - ``metrics/{layer}.csv`` / ``metrics/all_layers.csv``: :data:`METRIC_COLUMNS`, plus
-  :data:`ALL_LAYER_COLUMNS` in the latter. Dead neurons: sparsity NaN, flatness -1, mf NaN.
+  :data:`ALL_LAYER_COLUMNS` in the latter; ``facet`` is one of :data:`FACETS`. Dead
+  neurons: sparsity NaN, flatness -1, mf NaN. ``top_classes`` cells are JSON
+  (:func:`parse_top_classes`).
 - ``similarity/{layer}.zarr`` (xarray): ``pearson``, ``euclidean`` (neuron x neuron,
-  NaN rows for excluded neurons), ``excluded`` (neuron,) bool; ``similarity/summary.csv``.
-- ``patches/{layer}.zarr``: read through :class:`neurofacets.patches.PatchReader`
-  (either store layout), ``n_counted``.
-- ``ica/{layer}.zarr``: read through :class:`neurofacets.ica.IcaReader`: the ICs in the
-  modes ``gray`` (neurons, comps, side, side), ``rgb`` (..., 3) float32 and ``uint8``,
-  computed from the stored unmixing matrices and the patch store; per-neuron status text.
+  NaN rows for excluded neurons), ``excluded`` (neuron,) bool; ``similarity/summary.csv``
+  (:data:`SIMILARITY_SUMMARY_COLUMNS`).
+- ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
+  (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
+- ``patches/{layer}.zarr``: :class:`~neurofacets.patches.PatchReader` (either store
+  layout), ``n_counted``.
+- ``ica/{layer}.zarr``: :class:`~neurofacets.ica.IcaReader`: the ICs in the modes ``gray``
+  (neurons, comps, side, side), ``rgb`` (..., 3) float32 and ``uint8``, computed from the
+  stored unmixing matrices and the patch store; per-neuron status text.
 
 Stores are opened lazily: a caller reads a block of neurons at a time, never a whole
 layer's patches (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
@@ -20,30 +27,65 @@ layer's patches (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..ica import IcaReader
-from ..patches import PatchReader
-
-from ..metrics import parse_top_classes  # noqa: F401  (the one reader of the top_classes cells)
+from .ica.store import IcaReader
+from .patches import PatchReader
 
 METRIC_COLUMNS = (
     "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes",
 )
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
+SUMMARY_COLUMNS = (
+    "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
+    "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
+    "mean_similarity", "mean_dissimilarity", "n_excluded",
+)
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "frac_SF", "frac_concept", "frac_MF", "frac_dead",
     "mean_concept_depth", "mean_spread", "chance_spread", "null_frac_SF", "null_frac_concept", "null_frac_MF",
     "null_mean_concept_depth",
 )
+SEMANTICS_COLUMNS = (
+    "layer", "neuron", "semantic_facet", "concept_label", "concept", "concept_name", "concept_share",
+    "concept_depth", "concept_classes", "n_counted", "n_classes", "top_class_share", "spread", "spread_p",
+)
 FACETS = ("MF", "SF", "dead")
+MF, SF, DEAD = FACETS
+
+
+def parse_top_classes(text: Any) -> list[tuple[str, int]]:
+    """A ``top_classes`` cell (:func:`neurofacets.metrics.top_classes`) -> ``[(name, count), ...]``.
+
+    An empty cell (NaN or ``""``) gives ``[]``.
+
+    Raises
+    ------
+    ValueError
+        When the cell is not a JSON list of ``[name, count]`` pairs.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return []
+    try:
+        pairs = json.loads(text)
+    except json.JSONDecodeError:
+        pairs = None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
+        and not isinstance(p[1], bool)
+        for p in pairs
+    ):
+        raise ValueError(f"top_classes {text!r} is not a JSON list of [name, count] pairs")
+    return [(name, count) for name, count in pairs]
 
 
 def _read_csv(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
@@ -155,15 +197,48 @@ def read_semantics_summary(path: str | Path, layers: Sequence[str] | None = None
     return _read_layer_summary(path, SEMANTICS_SUMMARY_COLUMNS, "semantics summary", layers)
 
 
+def read_semantics_table(path: str | Path) -> pd.DataFrame:
+    """``semantics/{layer}.csv`` (:data:`SEMANTICS_COLUMNS`), with empty strings (not NaN)
+    where a neuron has no concept."""
+    text_columns = ("concept", "concept_name", "concept_label")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"semantics table {path} does not exist")
+    table = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(text_columns, str))
+    missing = [c for c in SEMANTICS_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: semantics table lacks the columns {missing}; it has {list(table.columns)}")
+    for column in text_columns:
+        table[column] = table[column].fillna("")
+    return table
+
+
+def _stack_runs(tables: Sequence[pd.DataFrame], what: str) -> pd.DataFrame:
+    """Per-run tables stacked; a run name in two of them is refused."""
+    runs = [str(t["run"].iloc[0]) for t in tables if len(t)]
+    duplicated = sorted({r for r in runs if runs.count(r) > 1})
+    if duplicated:
+        raise ValueError(f"runs {duplicated} appear in more than one {what}; run names must differ")
+    return pd.concat(tables, ignore_index=True)
+
+
 def read_semantics_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Several runs' ``semantics/summary.csv`` stacked; the run names must differ."""
     if not paths:
         raise ValueError("no semantics summary given")
-    tables = [read_semantics_summary(p) for p in paths]
-    runs = [str(t["run"].iloc[0]) for t in tables if len(t)]
-    if len(set(runs)) != len(runs):
-        raise ValueError(f"runs {sorted(runs)} repeat across the semantics summaries; run names must differ")
-    return pd.concat(tables, ignore_index=True)
+    return _stack_runs([read_semantics_summary(p) for p in paths], "semantics summary")
+
+
+def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several runs' ``summary.csv`` (:data:`SUMMARY_COLUMNS`) stacked; the run names must differ."""
+    if not paths:
+        raise ValueError("no summary.csv given")
+    tables = []
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"summary {path} does not exist (config compare_runs lists it)")
+        tables.append(_read_csv(path, SUMMARY_COLUMNS, "neurofacets summary.csv"))
+    return _stack_runs(tables, "summary.csv")
 
 
 @dataclass(frozen=True)
@@ -198,18 +273,9 @@ def read_similarity(path: str | Path) -> Similarity:
     return Similarity(pearson, euclidean, excluded)
 
 
-#: A patch store opened for reading (either layout): ``n_neurons``, ``k``, ``n_counted``, ``top()``.
-PatchStore = PatchReader
-#: An ICA store opened for reading: ``n_neurons``, ``n_components``, ``status``, ``components()``.
-IcaStore = IcaReader
-
-
-def open_patches(path: str | Path) -> PatchReader:
-    """Open ``patches/{layer}.zarr`` without reading the patches."""
-    return PatchReader(path)
-
-
-def open_ica(path: str | Path, patches: str | Path | None = None) -> IcaReader:
-    """Open ``ica/{layer}.zarr`` without computing any IC (``patches``: its patch store,
-    default the one it records)."""
-    return IcaReader(path, patches)
+__all__ = [
+    "ALL_LAYER_COLUMNS", "DEAD", "FACETS", "METRIC_COLUMNS", "MF", "SEMANTICS_SUMMARY_COLUMNS", "SF",
+    "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "IcaReader", "PatchReader", "Similarity", "layer_order",
+    "parse_top_classes", "present_layers", "read_layers", "read_metrics", "read_semantics_summaries",
+    "read_semantics_summary", "read_semantics_table", "SEMANTICS_COLUMNS", "read_similarity", "read_similarity_summary", "read_summaries", "stores_by_layer",
+]
