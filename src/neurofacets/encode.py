@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof
 from .metrics import all_layers_table, layer_metrics_table
 from .null import null_summary_table, null_table
 from .provenance import file_digest, provenance_attrs
+from .readers import read_metrics, read_similarity
 from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix
 from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset
 from .store import atomic_output, read_layer, write_xarray_store
@@ -165,8 +165,7 @@ def all_layer_metrics(
     _check_layers(metrics_csvs, layers)
     tables = []
     for path, layer in zip(metrics_csvs, layers):
-        table = pd.read_csv(path, keep_default_na=True, dtype={"top_classes": str})
-        table["top_classes"] = table["top_classes"].fillna("")
+        table = read_metrics(path, all_layers=False).drop(columns="layer_index")
         found = set(table["layer"].astype(str))
         if found != {layer}:
             raise ValueError(f"{path}: expected rows of layer {layer!r}, found {sorted(found)}")
@@ -203,19 +202,18 @@ def similarity_summary(similarity_paths: Sequence[PathLike], layers: Sequence[st
     _check_layers(similarity_paths, layers)
     rows = []
     for path, layer in zip(similarity_paths, layers):
-        with xr.open_zarr(path, consolidated=False) as ds:
-            if ds.attrs.get("layer") != layer:
-                raise ValueError(f"{path} holds layer {ds.attrs.get('layer')!r}, expected {layer!r}")
-            excluded = ds["excluded"].values
-            rows.append(
-                {
-                    "layer": layer,
-                    "n_neurons": len(excluded),
-                    "n_excluded": int(excluded.sum()),
-                    "mean_similarity": mean_off_diagonal(ds["pearson"].values, excluded),
-                    "mean_dissimilarity": mean_off_diagonal(ds["euclidean"].values, excluded),
-                }
-            )
+        sim = read_similarity(path)
+        if sim.layer != layer:
+            raise ValueError(f"{path} holds layer {sim.layer!r}, expected {layer!r}")
+        rows.append(
+            {
+                "layer": layer,
+                "n_neurons": sim.n_neurons,
+                "n_excluded": int(sim.excluded.sum()),
+                "mean_similarity": mean_off_diagonal(sim.pearson, sim.excluded),
+                "mean_dissimilarity": mean_off_diagonal(sim.euclidean, sim.excluded),
+            }
+        )
     table = pd.DataFrame(rows)
     _write_csv(out_csv, table)
     return table

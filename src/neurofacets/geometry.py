@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
+from .readers import read_layers
+
 
 @dataclass(frozen=True)
 class LayerGeometry:
@@ -38,7 +40,7 @@ def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
     KeyError
         If the layer is not (exactly once) in the table.
     """
-    table = pd.read_csv(layers_csv)
+    table = read_layers(layers_csv)
     missing = {f.name for f in fields(LayerGeometry)} - set(table.columns)
     if missing:
         raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
 from .patches import PatchReader
-from .readers import parse_top_classes
+from .readers import parse_top_classes, read_metrics
 from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
 
@@ -42,7 +41,7 @@ RGB_DISPLAY_SIGMAS = 3.0
 
 def read_metrics_row(metrics_csv: str | Path, neuron: int) -> dict[str, Any]:
     """The row of ``metrics/{layer}.csv`` for one neuron, as a dict."""
-    table = pd.read_csv(metrics_csv)
+    table = read_metrics(metrics_csv, all_layers=False).drop(columns="layer_index")
     rows = table[table["neuron"] == neuron]
     if len(rows) != 1:
         raise KeyError(f"neuron {neuron} is not (once) in {metrics_csv}")

@@ -37,9 +37,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .ica.store import IcaReader
-from .patches import PatchReader
-
 METRIC_COLUMNS = (
     "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes",
 )
@@ -248,6 +245,7 @@ class Similarity:
     pearson: np.ndarray  # float (neurons, neurons)
     euclidean: np.ndarray  # float (neurons, neurons)
     excluded: np.ndarray  # bool (neurons,)
+    layer: str | None = None  # the store's ``layer`` attribute
 
     @property
     def n_neurons(self) -> int:
@@ -267,15 +265,32 @@ def read_similarity(path: str | Path) -> Similarity:
         pearson = np.asarray(ds["pearson"].values, dtype=float)
         euclidean = np.asarray(ds["euclidean"].values, dtype=float)
         excluded = np.asarray(ds["excluded"].values, dtype=bool)
+        layer = ds.attrs.get("layer")
     n = len(excluded)
     if pearson.shape != (n, n) or euclidean.shape != (n, n):
         raise ValueError(f"{path}: matrices {pearson.shape}, {euclidean.shape} do not match {n} neurons")
-    return Similarity(pearson, euclidean, excluded)
+    return Similarity(pearson, euclidean, excluded, None if layer is None else str(layer))
+
+
+
+def __getattr__(name: str) -> Any:
+    # The store readers live beside their writers; they are reached from here too, imported
+    # on first use so that modules this one is imported by (geometry, metrics) can be
+    # imported by those writers without a cycle.
+    if name == "IcaReader":
+        from .ica.store import IcaReader
+
+        return IcaReader
+    if name == "PatchReader":
+        from .patches import PatchReader
+
+        return PatchReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "ALL_LAYER_COLUMNS", "DEAD", "FACETS", "METRIC_COLUMNS", "MF", "SEMANTICS_SUMMARY_COLUMNS", "SF",
-    "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "IcaReader", "PatchReader", "Similarity", "layer_order",
+    "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "Similarity", "layer_order",
     "parse_top_classes", "present_layers", "read_layers", "read_metrics", "read_semantics_summaries",
     "read_semantics_summary", "read_semantics_table", "SEMANTICS_COLUMNS", "read_similarity", "read_similarity_summary", "read_summaries", "stores_by_layer",
 ]

@@ -6,11 +6,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import zarr
 
+from ..readers import layer_order
 from .fit import STATUS
+from .store import IcaReader
 
 
 def status_counts(ica_dir: str | Path) -> pd.DataFrame:
@@ -26,13 +26,13 @@ def status_counts(ica_dir: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no ICA stores (*.zarr) in {ica_dir}")
     layers_csv = ica_dir.parent / "model" / "layers.csv"
     if layers_csv.exists():
-        order = {name: i for i, name in enumerate(pd.read_csv(layers_csv)["layer"])}
+        order = {name: i for i, name in enumerate(layer_order(layers_csv))}
         stores.sort(key=lambda p: (order.get(p.stem, len(order)), p.stem))
     rows = []
     for path in stores:
-        group = zarr.open_group(str(path), mode="r")
-        codes = np.asarray(group["status"][:])
-        names = {int(c): str(n) for c, n in dict(group.attrs.get("status_codes", STATUS)).items()}
+        reader = IcaReader(path)
+        codes = reader.status_codes
+        names = reader.status_names or dict(STATUS)
         row = {"layer": path.stem, "neurons": codes.shape[0], "fits": codes.size}
         for code, name in sorted(names.items()):
             row[name] = int((codes == code).sum())
