@@ -89,19 +89,19 @@ def panel_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]], shape: 
     return fig, axes, axis
 
 
-def plot_compare_runs(summaries: pd.DataFrame) -> Figure:
-    """Headline numbers per layer of several runs, one line per run (4 panels)."""
+def _compare_figure(summaries: pd.DataFrame, panels, grid: tuple[int, int], height: float) -> Figure:
     if summaries.empty:
         raise ValueError("no summary rows to compare")
     with style.paper_style():
-        fig, _, _ = panel_figure(summaries, PANELS, (2, 2), 4.6)
+        fig, _, _ = panel_figure(summaries, panels, grid, height)
     return fig
+
+
+def plot_compare_runs(summaries: pd.DataFrame) -> Figure:
+    """Headline numbers per layer of several runs, one line per run (4 panels)."""
+    return _compare_figure(summaries, PANELS, (2, 2), 4.6)
 
 
 def plot_compare_facets(summaries: pd.DataFrame) -> Figure:
     """Fractions of MF, SF and dead neurons per layer of several runs (Fig. 3a across runs)."""
-    if summaries.empty:
-        raise ValueError("no summary rows to compare")
-    with style.paper_style():
-        fig, _, _ = panel_figure(summaries, FACET_PANELS, (1, 3), 2.6)
-    return fig
+    return _compare_figure(summaries, FACET_PANELS, (1, 3), 2.6)

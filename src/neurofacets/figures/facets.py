@@ -94,23 +94,23 @@ def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
         for facet in facets:
             ax_frac.plot(x, counts[f"frac_{facet}"], marker="o", color=style.FACET_COLORS[facet],
                          label=style.FACET_LABELS[facet])
-        ax_frac.set_ylim(-0.03, 1.03)
-        ax_frac.set_ylabel("fraction of the layer's neurons")
-        ax_frac.legend(loc="best")
-        style.set_layer_axis(ax_frac, layers)
-        style.panel_label(ax_frac, "a")
-        ax_frac.set_title("MF and SF neurons per layer")
+        _finish_panel(ax_frac, layers, "fraction of the layer's neurons", "a", "MF and SF neurons per layer")
 
         for facet, label in ((MF, "top MF neuron (highest)"), (SF, "top SF neuron (lowest)")):
             top = top_neurons(metrics, layers, facet, 1).set_index("layer")["mf_norm"].reindex(layers)
             ax_mf.plot(x, top.to_numpy(dtype=float), marker="o", color=style.FACET_COLORS[facet], label=label)
-        ax_mf.set_ylim(-0.03, 1.03)
-        ax_mf.set_ylabel("MF degree (normalised)")
-        ax_mf.legend(loc="best")
-        style.set_layer_axis(ax_mf, layers)
-        style.panel_label(ax_mf, "b")
-        ax_mf.set_title("MF degree of the top neurons")
+        _finish_panel(ax_mf, layers, "MF degree (normalised)", "b", "MF degree of the top neurons")
     return fig
+
+
+def _finish_panel(ax, layers: Sequence[str], ylabel: str, letter: str, title: str) -> None:
+    """A panel of Fig. 3: values in [0, 1] per layer, legend, panel letter and title."""
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best")
+    style.set_layer_axis(ax, layers)
+    style.panel_label(ax, letter)
+    ax.set_title(title)
 
 
 def _image_axis(ax: Axes, image: np.ndarray) -> None:
