@@ -251,6 +251,10 @@ class Similarity:
     def n_neurons(self) -> int:
         return len(self.excluded)
 
+    @property
+    def n_excluded(self) -> int:
+        return int(self.excluded.sum())
+
 
 def read_similarity(path: str | Path) -> Similarity:
     """Read ``similarity/{layer}.zarr`` (one layer: 512 x 512 float64 is 2 MB per matrix)."""

@@ -15,27 +15,12 @@ Store ``similarity/{layer}.zarr`` (xarray Dataset):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .store import atomic_output
-
-
-@dataclass(frozen=True)
-class Similarity:
-    """Pairwise similarity of one layer's neurons (see module docstring)."""
-
-    pearson: np.ndarray
-    euclidean: np.ndarray
-    excluded: np.ndarray
-
-    @property
-    def n_excluded(self) -> int:
-        return int(self.excluded.sum())
+from .readers import Similarity
 
 
 def _as_rows(rows: np.ndarray) -> np.ndarray:
@@ -133,8 +118,3 @@ def similarity_dataset(layer: str, sim: Similarity, level: str, attrs: Mapping[s
     )
     return ds
 
-
-def write_similarity(path: str | Path, ds: xr.Dataset) -> None:
-    """Write a similarity dataset atomically as a zarr v3 store."""
-    with atomic_output(path) as tmp:
-        ds.to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
