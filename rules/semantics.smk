@@ -6,6 +6,8 @@
 # log line saying why, and nothing below it is built.
 import logging
 
+from neurofacets.figure_table import CAT_ENCODE
+
 
 include: "semantics_common.smk"
 
@@ -92,35 +94,6 @@ rule semantics_summary:
         "../envs/neurofacets.yaml"
     script:
         "../workflow/scripts/semantics_summary.py"
-
-
-rule semantic_facets:
-    input:
-        semantics_summary=f"{OUT}/semantics/summary.csv",
-        layers=f"{OUT}/model/layers.csv",
-    output:
-        [
-            (report(path, caption="../workflow/report/semantic_facets.rst", category=CAT_ENCODE,
-                    subcategory="Semantics"))
-            if path.endswith(f".{REPORT_FORMAT}")
-            else path
-            for path in expand(f"{OUT}/figures/semantic_facets.{{fmt}}", fmt=FIGURE_FORMATS)
-        ],
-    params:
-        stem="semantic_facets",
-        dpi=FIGURE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=1000,
-    log:
-        f"{OUT}/logs/semantic_facets.log",
-    benchmark:
-        f"{OUT}/benchmarks/semantic_facets.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
 
 
 STAGE_TARGETS.append(semantics_targets)
