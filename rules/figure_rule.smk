@@ -13,13 +13,15 @@ def figure_rule(figure, out, inputs, figures_config):
     section); the report shows its report format with workflow/report/<stem>.rst.
     The job is named after the figure's stem."""
     formats = figures_config["format"]
-    shown = report_format(formats)
-    # the one file the report shows, with the caption (`report(` may not start a line: the
-    # parser would read the `report:` directive)
+    shown = f".{report_format(formats)}"
+    report_place = {
+        "caption": f"../{figure.caption}",
+        "category": figure.category,
+        "subcategory": figure.subcategory,
+    }
+    # (`report(` must not start a line: the parser would read it as the `report:` directive)
     outputs = [
-        (report(path, caption=f"../{figure.caption}", category=figure.category, subcategory=figure.subcategory))
-        if path.endswith(f".{shown}")
-        else path
+        path if not path.endswith(shown) else report(path, **report_place)
         for path in figure.outputs(out, formats)
     ]
 
@@ -30,18 +32,18 @@ def figure_rule(figure, out, inputs, figures_config):
             **inputs,
         output:
             outputs,
-        params:
-            stem=figure.stem,
-            dpi=figures_config["dpi"],
-            options={key: figures_config[key] for key in figure.options},
-            code=script_digest("figure.py"),
-        resources:
-            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + figure.extra_mb),
         log:
             f"{out}/logs/{figure.stem}.log",
         benchmark:
             f"{out}/benchmarks/{figure.stem}.tsv"
         conda:
             "../envs/neurofacets.yaml"
+        resources:
+            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + figure.extra_mb),
+        params:
+            stem=figure.stem,
+            dpi=figures_config["dpi"],
+            options={key: figures_config[key] for key in figure.options},
+            code=script_digest("figure.py"),
         script:
             "../workflow/scripts/figure.py"
