@@ -3,7 +3,9 @@
 # a concept name per neuron, its semantic spread against chance, its semantic facet, and
 # the metrics with the classes merged up the hierarchy. The checkpoint links the classes
 # to the hierarchy; a dataset it cannot link (e.g. the probe images) skips the stage with a
-# log line saying why, and nothing below it is built.
+# log line saying why, and nothing below it is built. The stage's figure (semantic_facets,
+# needs_hierarchy in the table of figures) is made with the others in rules/figures.smk and
+# is a target only here (semantics_targets).
 import logging
 
 from neurofacets.figure_table import CAT_ENCODE
