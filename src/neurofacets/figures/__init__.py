@@ -39,6 +39,8 @@ from .load import (
 logger = logging.getLogger("neurofacets.figures")
 
 Inputs = Mapping[str, Any]
+#: How a figure is drawn: (named inputs, options) -> figure.
+DrawFunction = Callable[[Inputs, Mapping[str, Any]], Figure]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class FigureSpec:
 
     stem: str
     inputs: tuple[str, ...]
-    draw: Callable[[Inputs, Mapping[str, Any]], Figure]
+    draw: DrawFunction
 
 
 def _metrics(inputs: Inputs) -> tuple[pd.DataFrame, list[str]]:
@@ -132,7 +134,7 @@ def _compare_semantic_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figu
 
 # stem -> drawing function; the stems, their inputs and everything else about a figure are in
 # the table of figures (neurofacets.figure_table), which the workflow's rules are made from.
-_DRAW: dict[str, Callable[[Inputs, Mapping[str, Any]], Figure]] = {
+_DRAW: dict[str, DrawFunction] = {
     "fig1_sparsity_flatness": _fig1,
     "fig2_mf_distribution": _fig2,
     "fig3_mf_sf_counts": _fig3,
@@ -148,7 +150,7 @@ _DRAW: dict[str, Callable[[Inputs, Mapping[str, Any]], Figure]] = {
 }
 
 
-def _registry(draw: Mapping[str, Callable[[Inputs, Mapping[str, Any]], Figure]]) -> dict[str, FigureSpec]:
+def _registry(draw: Mapping[str, DrawFunction]) -> dict[str, FigureSpec]:
     """One :class:`FigureSpec` per entry of the table of figures, in its order.
 
     Raises ValueError where the table and the drawing functions disagree (a figure without a
