@@ -54,12 +54,12 @@ def comparison_inputs(figure):
     runs_semantics ran, so those inputs are input functions)."""
     if not figure.needs_hierarchy:
         return figure.input_paths(COMPARE, run_outs=[run_folder(run) for run in RUNS])
+
+    def over_runs_with_semantics(pattern):
+        return lambda wildcards: fill_pattern(pattern, COMPARE, run_outs=[run_folder(run) for run in runs_with_semantics()])
+
     return {
-        name: (
-            (lambda wildcards, pattern=pattern: fill_pattern(pattern, COMPARE, run_outs=[run_folder(run) for run in runs_with_semantics()]))
-            if RUN_OUT in pattern_fields(pattern)
-            else fill_pattern(pattern, COMPARE)
-        )
+        name: over_runs_with_semantics(pattern) if RUN_OUT in pattern_fields(pattern) else fill_pattern(pattern, COMPARE)
         for name, pattern in figure.inputs.items()
     }
 
