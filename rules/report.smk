@@ -3,13 +3,14 @@
 # (results/<run>/gallery/index.html, one page per layer). `snakemake --report report.html`
 # collects every figure and table marked with report(...) in rules/figures.smk and here,
 # under the description below.
+from neurofacets.figure_table import CAT_SUMMARY, FIGURES_BY_STEM
 
 
 report: "../workflow/report/workflow.rst"
 
 
 
-GALLERY_PATCHES = config.get("figures", {}).get("gallery_patches", 8)
+GALLERY_PATCHES = config["figures"]["gallery_patches"]
 COMPARE_RUNS = [path for path in config.get("compare_runs", []) if path != f"{OUT}/summary.csv"]
 
 
@@ -40,27 +41,15 @@ rule summary:
         "../workflow/scripts/summary.py"
 
 
-rule compare_runs:
-    # Only built when config compare_runs lists other runs' summary.csv files.
-    input:
-        summaries=[f"{OUT}/summary.csv", *COMPARE_RUNS],
-    output:
-        FIGURE_FILES["compare_runs"],
-    params:
-        stem="compare_runs",
-        dpi=FIGURE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
-    log:
-        f"{OUT}/logs/compare_runs.log",
-    benchmark:
-        f"{OUT}/benchmarks/compare_runs.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
+# The figure comparing this run with the runs config compare_runs lists. That key names
+# summary files, not run folders, so the summaries are given here rather than filled in from
+# the figure's pattern.
+figure_rule(
+    FIGURES_BY_STEM["compare_runs"],
+    OUT,
+    {"summaries": [f"{OUT}/summary.csv", *COMPARE_RUNS]},
+    config["figures"],
+)
 
 
 rule gallery_layer:
@@ -121,9 +110,5 @@ rule gallery_index:
 STAGE_TARGETS += [
     f"{OUT}/summary.csv",
     f"{OUT}/gallery/index.html",
-    *(
-        expand(f"{OUT}/figures/compare_runs.{{fmt}}", fmt=FIGURE_FORMATS)
-        if COMPARE_RUNS
-        else []
-    ),
+    *(FIGURES_BY_STEM["compare_runs"].outputs(OUT, FIGURE_FORMATS) if COMPARE_RUNS else []),
 ]

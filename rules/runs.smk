@@ -7,6 +7,8 @@
 
 
 include: "runs_common.smk"
+# before the modules: a file a module included already is not included again at the top level
+include: "figure_rule.smk"
 
 
 if len({rule_prefix(run) for run in RUNS}) != len(RUNS):
@@ -52,71 +54,9 @@ checkpoint runs_semantics:
         "../workflow/scripts/runs_semantics.py"
 
 
-rule compare_runs:
-    input:
-        summaries=[run_output(run, "summary") for run in RUNS],
-    output:
-        expand(f"{COMPARE}/figures/compare_runs.{{fmt}}", fmt=COMPARE_FORMATS),
-    params:
-        stem="compare_runs",
-        dpi=COMPARE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=1000,
-    log:
-        f"{COMPARE}/logs/compare_runs.log",
-    benchmark:
-        f"{COMPARE}/benchmarks/compare_runs.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
-
-
-rule compare_facets:
-    input:
-        summaries=[run_output(run, "summary") for run in RUNS],
-    output:
-        expand(f"{COMPARE}/figures/compare_facets.{{fmt}}", fmt=COMPARE_FORMATS),
-    params:
-        stem="compare_facets",
-        dpi=COMPARE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=1000,
-    log:
-        f"{COMPARE}/logs/compare_facets.log",
-    benchmark:
-        f"{COMPARE}/benchmarks/compare_facets.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
-
-
-rule compare_semantic_facets:
-    input:
-        runs=f"{COMPARE}/semantics/runs.csv",
-        semantics_summaries=semantics_summaries,
-    output:
-        expand(f"{COMPARE}/figures/compare_semantic_facets.{{fmt}}", fmt=COMPARE_FORMATS),
-    params:
-        stem="compare_semantic_facets",
-        dpi=COMPARE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=1000,
-    log:
-        f"{COMPARE}/logs/compare_semantic_facets.log",
-    benchmark:
-        f"{COMPARE}/benchmarks/compare_semantic_facets.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
+# The figures comparing the runs (the entries of the table of figures with an input per run).
+for FIGURE in COMPARISON_FIGURES:
+    figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
 
 
 rule compare_semantics_table:

@@ -3,6 +3,7 @@
 import re
 
 from neurofacets.config import run_configs
+from neurofacets.figure_table import COMPARISON_FIGURES, RUN_FIGURES, RUN_OUT, fill_pattern, pattern_fields
 
 
 include: "code_digest.smk"
@@ -11,8 +12,7 @@ include: "code_digest.smk"
 RUNS = run_configs(config)
 COMPARE = f"results/{config['run']}"
 RUNS_BUILD = config.get("runs_build", "all")
-COMPARE_FORMATS = config.get("figures", {}).get("format", ["pdf", "png"])
-COMPARE_DPI = config.get("figures", {}).get("dpi", 150)
+COMPARE_FORMATS = config["figures"]["format"]
 
 
 def rule_prefix(run):
@@ -43,15 +43,46 @@ def semantics_summaries(wildcards):
     return [run_output(run, "semantics_summary", "summary") for run in runs_with_semantics()]
 
 
+def run_folder(run):
+    """A run's results folder (the OUT of its module)."""
+    return f"results/{run}"
+
+
+def comparison_inputs(figure):
+    """A comparison figure's inputs: its per-run inputs over every run or, for a figure that
+    needs a class hierarchy, over the runs that have one (known once checkpoint
+    runs_semantics ran, so those inputs are input functions)."""
+    if not figure.needs_hierarchy:
+        return figure.input_paths(COMPARE, run_outs=[run_folder(run) for run in RUNS])
+
+    def over_runs_with_semantics(pattern):
+        return lambda wildcards: fill_pattern(pattern, COMPARE, run_outs=[run_folder(run) for run in runs_with_semantics()])
+
+    return {
+        name: over_runs_with_semantics(pattern) if RUN_OUT in pattern_fields(pattern) else fill_pattern(pattern, COMPARE)
+        for name, pattern in figure.inputs.items()
+    }
+
+
+def comparison_figure_outputs(needs_hierarchy):
+    """The files of the figures comparing the runs that need (or do not need) a class hierarchy."""
+    return [
+        path
+        for figure in COMPARISON_FIGURES
+        if figure.needs_hierarchy == needs_hierarchy
+        for path in figure.outputs(COMPARE, COMPARE_FORMATS)
+    ]
+
+
 def semantics_comparison(wildcards):
-    """The semantic comparison and each such run's own semantic figure, when any run has a hierarchy."""
+    """The semantic comparison and each such run's own semantic figures, when any run has a hierarchy."""
     runs = runs_with_semantics()
     if not runs:
         return []
     return [
-        *expand(f"{COMPARE}/figures/compare_semantic_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+        *comparison_figure_outputs(needs_hierarchy=True),
         f"{COMPARE}/tables/compare_semantics.csv",
-        *[path for run in runs for path in run_outputs(run, "semantic_facets")],
+        *[path for run in runs for figure in RUN_FIGURES if figure.needs_hierarchy for path in run_outputs(run, figure.stem)],
         *[run_output(run, "semantics_summary", "concepts") for run in runs],
     ]
 
@@ -60,8 +91,7 @@ def all_targets():
     """The comparison, plus every run's complete outputs (runs_build: all) or only what
     the comparison reads (runs_build: compare: no patches, ICA or gallery)."""
     targets = [
-        *expand(f"{COMPARE}/figures/compare_runs.{{fmt}}", fmt=COMPARE_FORMATS),
-        *expand(f"{COMPARE}/figures/compare_facets.{{fmt}}", fmt=COMPARE_FORMATS),
+        *comparison_figure_outputs(needs_hierarchy=False),
         # a file target too, not only read through the checkpoint: so that a run whose
         # hierarchy is rebuilt updates it before the comparison reads it
         f"{COMPARE}/semantics/runs.csv",

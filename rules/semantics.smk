@@ -3,8 +3,12 @@
 # a concept name per neuron, its semantic spread against chance, its semantic facet, and
 # the metrics with the classes merged up the hierarchy. The checkpoint links the classes
 # to the hierarchy; a dataset it cannot link (e.g. the probe images) skips the stage with a
-# log line saying why, and nothing below it is built.
+# log line saying why, and nothing below it is built. The stage's figure (semantic_facets,
+# needs_hierarchy in the table of figures) is made with the others in rules/figures.smk and
+# is a target only here (semantics_targets).
 import logging
+
+from neurofacets.figure_table import CAT_ENCODE
 
 
 include: "semantics_common.smk"
@@ -92,35 +96,6 @@ rule semantics_summary:
         "../envs/neurofacets.yaml"
     script:
         "../workflow/scripts/semantics_summary.py"
-
-
-rule semantic_facets:
-    input:
-        semantics_summary=f"{OUT}/semantics/summary.csv",
-        layers=f"{OUT}/model/layers.csv",
-    output:
-        [
-            (report(path, caption="../workflow/report/semantic_facets.rst", category=CAT_ENCODE,
-                    subcategory="Semantics"))
-            if path.endswith(f".{REPORT_FORMAT}")
-            else path
-            for path in expand(f"{OUT}/figures/semantic_facets.{{fmt}}", fmt=FIGURE_FORMATS)
-        ],
-    params:
-        stem="semantic_facets",
-        dpi=FIGURE_DPI,
-        options={},
-        code=script_digest("figure.py"),
-    resources:
-        mem_mb=1000,
-    log:
-        f"{OUT}/logs/semantic_facets.log",
-    benchmark:
-        f"{OUT}/benchmarks/semantic_facets.tsv"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/figure.py"
 
 
 STAGE_TARGETS.append(semantics_targets)

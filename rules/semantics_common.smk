@@ -38,5 +38,6 @@ def semantics_targets(wildcards):
     return [
         f"{OUT}/semantics/summary.csv",
         f"{OUT}/tables/concepts.csv",
-        *expand(f"{OUT}/figures/semantic_facets.{{fmt}}", fmt=FIGURE_FORMATS),
+        # the run's figures that need a hierarchy (rules/figures.smk)
+        *(path for figure in RUN_FIGURES if figure.needs_hierarchy for path in figure.outputs(OUT, FIGURE_FORMATS)),
     ]

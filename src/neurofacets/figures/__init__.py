@@ -2,7 +2,8 @@
 
 Each figure has a pure plotting function that takes data and returns a
 :class:`matplotlib.figure.Figure` (unit-tested without files), and an entry in
-:data:`FIGURES` that reads exactly the inputs the figure needs. The workflow calls
+:data:`FIGURES` that reads exactly the inputs the figure needs: the inputs its entry in the
+table of figures (:data:`neurofacets.figure_table.FIGURE_TABLE`) names. The workflow calls
 :func:`build_figure` with the rule's named inputs; Tables 2-3 are written by
 :func:`write_tables`.
 
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..figure_table import FIGURE_TABLE
 from ..readers import (
     MF,
     SF,
@@ -40,6 +42,8 @@ from . import compare, distributions, facets, semantics, similarity, style
 logger = logging.getLogger("neurofacets.figures")
 
 Inputs = Mapping[str, Any]
+#: How a figure is drawn: (named inputs, options) -> figure.
+DrawFunction = Callable[[Inputs, Mapping[str, Any]], Figure]
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class FigureSpec:
 
     stem: str
     inputs: tuple[str, ...]
-    draw: Callable[[Inputs, Mapping[str, Any]], Figure]
+    draw: DrawFunction
 
 
 def _metrics(inputs: Inputs) -> tuple[pd.DataFrame, list[str]]:
@@ -127,23 +131,42 @@ def _compare_semantic_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figu
     return semantics.plot_compare_semantic_facets(read_semantics_summaries(list(inputs["semantics_summaries"])))
 
 
-FIGURES: dict[str, FigureSpec] = {
-    spec.stem: spec
-    for spec in (
-        FigureSpec("fig1_sparsity_flatness", ("metrics", "layers"), _fig1),
-        FigureSpec("fig2_mf_distribution", ("metrics", "layers"), _fig2),
-        FigureSpec("fig3_mf_sf_counts", ("metrics", "layers"), _fig3),
-        FigureSpec("fig4_facet_examples", ("metrics", "layers", "ica", "patches"), _fig4),
-        FigureSpec("fig5_similarity", ("similarity_summary", "layers"), _fig5),
-        FigureSpec("appA_distributions", ("metrics", "layers"), _app_a),
-        FigureSpec("appB_ica_by_mf", ("metrics", "layers", "ica", "patches"), _app_b),
-        FigureSpec("appC_heatmaps", ("similarity", "layers"), _app_c),
-        FigureSpec("compare_runs", ("summaries",), _compare),
-        FigureSpec("compare_facets", ("summaries",), _compare_facets),
-        FigureSpec("semantic_facets", ("semantics_summary", "layers"), _semantic_facets),
-        FigureSpec("compare_semantic_facets", ("semantics_summaries",), _compare_semantic_facets),
-    )
+# stem -> drawing function; the stems, their inputs and everything else about a figure are in
+# the table of figures (neurofacets.figure_table), which the workflow's rules are made from.
+_DRAW: dict[str, DrawFunction] = {
+    "fig1_sparsity_flatness": _fig1,
+    "fig2_mf_distribution": _fig2,
+    "fig3_mf_sf_counts": _fig3,
+    "fig4_facet_examples": _fig4,
+    "fig5_similarity": _fig5,
+    "appA_distributions": _app_a,
+    "appB_ica_by_mf": _app_b,
+    "appC_heatmaps": _app_c,
+    "compare_runs": _compare,
+    "compare_facets": _compare_facets,
+    "semantic_facets": _semantic_facets,
+    "compare_semantic_facets": _compare_semantic_facets,
 }
+
+
+def _registry(draw: Mapping[str, DrawFunction]) -> dict[str, FigureSpec]:
+    """One :class:`FigureSpec` per entry of the table of figures, in its order.
+
+    Raises ValueError where the table and the drawing functions disagree (a figure without a
+    drawing function, or a drawing function for no figure).
+    """
+    stems = [figure.stem for figure in FIGURE_TABLE]
+    undrawn = [stem for stem in stems if stem not in draw]
+    unlisted = sorted(set(draw) - set(stems))
+    if undrawn or unlisted:
+        raise ValueError(
+            f"the table of figures (neurofacets.figure_table) and the drawing functions disagree: "
+            f"no drawing function for {undrawn}, not in the table: {unlisted}"
+        )
+    return {figure.stem: FigureSpec(figure.stem, tuple(figure.inputs), draw[figure.stem]) for figure in FIGURE_TABLE}
+
+
+FIGURES: dict[str, FigureSpec] = _registry(_DRAW)
 
 
 def build_figure(

@@ -1,0 +1,49 @@
+# The one template every figure's job is made from, for an entry of the table of figures
+# (neurofacets.figure_table): rules/figures.smk makes a run's figures with it,
+# rules/report.smk the figure comparing this run with config compare_runs, rules/runs.smk
+# the figures comparing the runs of a multi-run config. Uses script_digest (code_digest.smk,
+# included by common.smk and runs_common.smk before this file).
+from neurofacets.figure_table import report_format
+from neurofacets.job_resources import FIGURE_SCRIPT_MB, job_mem_mb
+
+
+def figure_rule(figure, out, inputs, figures_config):
+    """Define the job drawing `figure` into `out`/figures from `inputs` (name -> path,
+    list or input function), in every format of `figures_config` (the config's figures
+    section); the report shows its report format with workflow/report/<stem>.rst.
+    The job is named after the figure's stem."""
+    formats = figures_config["format"]
+    shown = f".{report_format(formats)}"
+    report_place = {
+        "caption": f"../{figure.caption}",
+        "category": figure.category,
+        "subcategory": figure.subcategory,
+    }
+    # (`report(` must not start a line: the parser would read it as the `report:` directive)
+    outputs = [
+        path if not path.endswith(shown) else report(path, **report_place)
+        for path in figure.outputs(out, formats)
+    ]
+
+    rule:
+        name:
+            figure.stem
+        input:
+            **inputs,
+        output:
+            outputs,
+        log:
+            f"{out}/logs/{figure.stem}.log",
+        benchmark:
+            f"{out}/benchmarks/{figure.stem}.tsv"
+        conda:
+            "../envs/neurofacets.yaml"
+        resources:
+            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + figure.extra_mb),
+        params:
+            stem=figure.stem,
+            dpi=figures_config["dpi"],
+            options={key: figures_config[key] for key in figure.options},
+            code=script_digest("figure.py"),
+        script:
+            "../workflow/scripts/figure.py"
