@@ -14,7 +14,7 @@ _spec.loader.exec_module(diff_results)
 
 def _run_folder(root: Path, created: str, value: bytes = b"\x01\x02", log: str = "") -> Path:
     (root / "topk" / "conv1_1.zarr" / "c").mkdir(parents=True)
-    attrs = {"attributes": {"created": created, "config_digest": "abc"}, "zarr_format": 3}
+    attrs = {"attributes": {"created": created, "patches_created": created, "config_digest": "abc"}, "zarr_format": 3}
     (root / "topk" / "conv1_1.zarr" / "zarr.json").write_text(json.dumps(attrs))
     (root / "topk" / "conv1_1.zarr" / "c" / "0").write_bytes(value)
     (root / "figures").mkdir()

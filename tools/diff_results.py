@@ -6,8 +6,8 @@ Used to prove that a refactoring changed no output (README, "Development"):
 
 Every file under either folder is compared by its bytes, with three exceptions that are
 records of *when* and *how long*, not results: ``logs/`` and ``benchmarks/`` are skipped,
-the ``created`` time in stores' and tables' provenance attributes is ignored, and a PDF's
-``/CreationDate`` is ignored. Build both under the same run name (move the first folder aside
+the creation times in stores' and tables' provenance attributes (``created``, and an ICA
+store's ``patches_created``) are ignored, and a PDF's ``/CreationDate`` is ignored. Build both under the same run name (move the first folder aside
 before the second run): the name is part of the config digest. Exit status 0 when everything else is identical, 1 otherwise
 (the differing files are listed).
 """
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 SKIPPED_FOLDERS = {"logs", "benchmarks", ".snakemake"}
-VOLATILE_KEYS = {"created"}
+VOLATILE_KEYS = {"created", "patches_created"}  # creation times (the ICA store records its patch store's)
 PDF_DATE = re.compile(rb"/CreationDate \(D:[^)]*\)")
 
 
