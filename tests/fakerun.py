@@ -1,10 +1,10 @@
 """Fabricate a small but internally consistent ``results/<run>`` tree for the figure tests.
 
-The tree holds every file the figures, gallery and summary stages read (see DESIGN.md §2):
+The tree holds every file the figures, gallery and summary stages read (see docs/design.md §2):
 ``model/layers.csv``, ``metrics/{layer}.csv``, ``metrics/all_layers.csv``,
 ``similarity/{layer}.zarr``, ``similarity/summary.csv``, ``patches/{layer}.zarr`` and
 ``ica/{layer}.zarr``. The metrics are computed from random CoF rows with the definitions
-of DESIGN.md §3, written out independently of the package so the tests do not need the
+of docs/design.md §3, written out independently of the package so the tests do not need the
 upstream pipeline.
 """
 
@@ -52,7 +52,7 @@ class FakeRun:
 
 
 def gini(row: np.ndarray) -> float:
-    """DESIGN.md §3 Gini index of one CoF row (NaN for an all-zero row)."""
+    """docs/design.md §3 Gini index of one CoF row (NaN for an all-zero row)."""
     total = row.sum()
     if total == 0:
         return float("nan")
@@ -63,7 +63,7 @@ def gini(row: np.ndarray) -> float:
 
 
 def flatness(row: np.ndarray) -> float:
-    """DESIGN.md §3 flatness (paper eq. 1) of one CoF row (-1 for an all-zero row)."""
+    """docs/design.md §3 flatness (paper eq. 1) of one CoF row (-1 for an all-zero row)."""
     if row.sum() == 0:
         return -1.0
     p = (row + 1e-7) / np.sum(row + 1e-7)
@@ -176,7 +176,7 @@ def make_fake_run(
         mf = np.where(n_counted > 0, flat / sparsity, np.nan)
         p_norm, p_emp = _p_values(mf)
         top = []
-        for row in cof:  # DESIGN.md: a JSON list of the 5 largest [name, count] pairs
+        for row in cof:  # docs/design.md §3: a JSON list of the 5 largest [name, count] pairs
             order = sorted(np.flatnonzero(row), key=lambda c: (-row[c], c))[:5]
             top.append(json.dumps([[classes[c], int(row[c])] for c in order], ensure_ascii=False))
         table = pd.DataFrame(

@@ -1,6 +1,6 @@
 """Per-neuron metrics of CoF rows: Gini sparsity, flatness, MF degree, p-values, facets.
 
-Definitions are DESIGN.md §3. Conventions for the cases the definitions leave open:
+Definitions are docs/design.md §3. Conventions for the cases the definitions leave open:
 
 - A *dead* row (all zero) has sparsity NaN, flatness -1, mf NaN, p-values NaN, facet
   ``dead``; dead neurons are left out of every fit, mean and normalisation.

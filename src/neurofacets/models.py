@@ -1,7 +1,7 @@
 """Models, the layers whose neurons are analysed, and their receptive-field geometry.
 
 A *layer* is a convolution of a torchvision classification CNN. Its neurons' activations
-are read post-ReLU (DESIGN.md §3): the hook sits on the convolution, or on the BatchNorm
+are read post-ReLU (docs/design.md §3): the hook sits on the convolution, or on the BatchNorm
 directly after it when the network has one, and the map is rectified (``max(x, 0)``)
 before the spatial maximum is taken. For VGG (conv followed by ReLU) this is exactly the
 ReLU's output.

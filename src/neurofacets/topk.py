@@ -2,7 +2,7 @@
 
 For every neuron (column of a layer's images x channels activation matrix) the k images
 with the highest activation are selected, ordered by activation descending and, among
-equal activations, by image id ascending (DESIGN.md §3). Selection is partition-based
+equal activations, by image id ascending (docs/design.md §3). Selection is partition-based
 (linear in the number of images) and runs over blocks of channels, so besides the input
 matrix only one (images x block) working copy is held at a time.
 

@@ -1,7 +1,7 @@
 """Fig. 1, Fig. 2 and Appendix A: how sparsity, flatness and MF degree are distributed.
 
 All three read ``metrics/all_layers.csv`` only. Dead neurons (no positive activation,
-DESIGN.md §3) have no sparsity, flatness or MF degree and are left out of every
+docs/design.md §3) have no sparsity, flatness or MF degree and are left out of every
 distribution; their share per layer is in Fig. 3.
 """
 

@@ -5,7 +5,7 @@ or a user CSV of edges ``class,parent`` (one row per edge; a node with several p
 several rows, a root has an empty parent or appears only as a parent). Both are read as an
 edge table ``node, parent[, name]`` by :func:`hierarchy_from_edges`.
 
-Conventions (DESIGN.md "Semantics"):
+Conventions (docs/design.md §6):
 
 - **depth** of a node: the length of the *longest* parent chain from it up to a root
   (roots 0; NLTK's ``max_depth``). Along any parent link depth strictly decreases, so
