@@ -13,9 +13,13 @@ import pandas as pd
 import pytest
 
 from neurofacets import __version__
-from neurofacets.gallery import render_index_page, render_layer_page, render_similarity_page
-from neurofacets.gallery.pages import css_gradient
 from neurofacets.figures import style
+from neurofacets.gallery import (
+    render_index_page,
+    render_layer_page,
+    render_similarity_page,
+)
+from neurofacets.gallery.pages import css_gradient
 from neurofacets.semantics.display import NeuronConcept
 
 RUN = 'r<&>"\'1'
@@ -175,8 +179,8 @@ def test_layer_page_cards_show_the_fixed_table(layer_page):
         "stats": {"MF degree": ("∞", None), "normalised": ("1.000", None), "sparsity": ("0.100", None),
                   "flatness": ("0.900", None), "counted": ("28", None), "ICA": ("ok", None)},
         "image": ("cards/n0000.png", "124", "82", "lazy"),
-        "classes": (all_classes, "top classes: <script>alert(1)</script> (7), a&b (6), say \"hi\" (5), it's (4), "
-                                 "$x^$ (3), … 2 more"),
+        "classes": (all_classes, ("top classes: <script>alert(1)</script> (7), a&b (6), say \"hi\" (5), it's (4), "
+                                  "$x^$ (3), … 2 more")),
         "concept": ('(root) › an&imal › d"o<g', 'concept: d"o<g (87 %) concept'),
         "links": [("similarity.html#n0", "row in the similarity heatmaps"), ("#n1", "#1"), ("#n2", "#2")],
     }

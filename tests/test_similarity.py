@@ -8,7 +8,6 @@ import xarray as xr
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from neurofacets.store import write_xarray_store
 from neurofacets.similarity import (
     euclidean_rows,
     mean_off_diagonal,
@@ -17,6 +16,7 @@ from neurofacets.similarity import (
     pearson_rows,
     similarity_dataset,
 )
+from neurofacets.store import write_xarray_store
 
 
 def cof_rows(seed: int = 0) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_neighbours_match_brute_force_on_a_similarity(count):
         for i in range(len(rows)):
             assert got[i] == brute_force_neighbours(matrix, i, count, largest)
         assert got[5] == [] and all(j != 5 for row in got for j, _ in row)
-    assert any(len(set(v for _, v in row)) < len(row) for row in neighbours(sim.euclidean, 30, largest=False))
+    assert any(len({v for _, v in row}) < len(row) for row in neighbours(sim.euclidean, 30, largest=False))
 
 
 def test_neighbours_ties_go_to_the_lower_neuron_and_skip_the_diagonal():
