@@ -136,21 +136,6 @@ def test_heatmap_pixels_are_the_matrix_in_its_colour_map(built):
     np.testing.assert_array_equal(pixels[dead, 0], [0xD9, 0xD9, 0xD9])
 
 
-def test_neighbours_match_brute_force():
-    rng = np.random.default_rng(3)
-    matrix = np.round(rng.normal(size=(7, 7)), 1)
-    matrix = (matrix + matrix.T) / 2
-    matrix[5, :] = matrix[:, 5] = np.nan
-    got = gallery.neighbours(matrix, 3, largest=True)
-    for i in range(7):
-        candidates = [(j, matrix[i, j]) for j in range(7) if j != i and not np.isnan(matrix[i, j])]
-        want = sorted(candidates, key=lambda jv: (-jv[1], jv[0]))[:3]
-        assert got[i] == [(j, float(v)) for j, v in want]
-    assert got[5] == []
-    nearest = gallery.neighbours(np.abs(matrix), 2, largest=False)
-    assert all(v >= 0 for row in nearest for _, v in row)
-
-
 def test_index_lists_layers_in_network_order(built):
     text = (built.out / "gallery" / "index.html").read_text(encoding="utf-8")
     linked = re.findall(r'<tr><td><a href="([^/]+)/index.html">', text)

@@ -8,14 +8,15 @@ import xarray as xr
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from neurofacets.store import write_xarray_store
 from neurofacets.similarity import (
     euclidean_rows,
     mean_off_diagonal,
+    neighbours,
     neuron_similarity,
     pearson_rows,
     similarity_dataset,
 )
+from neurofacets.store import write_xarray_store
 
 
 def cof_rows(seed: int = 0) -> np.ndarray:
@@ -75,6 +76,40 @@ def test_mean_off_diagonal():
     dist = cdist(rows[keep], rows[keep])
     assert mean_off_diagonal(sim.euclidean, sim.excluded) == pytest.approx(dist.sum() / (len(keep) * (len(keep) - 1)))
     assert np.isnan(mean_off_diagonal(np.zeros((3, 3)), np.array([True, True, False])))
+
+
+def brute_force_neighbours(matrix: np.ndarray, i: int, count: int, largest: bool) -> list[tuple[int, float]]:
+    """Row i's neighbours by sorting every other finite entry: (-value or value, neuron)."""
+    candidates = [(j, float(matrix[i, j])) for j in range(len(matrix)) if j != i and np.isfinite(matrix[i, j])]
+    return sorted(candidates, key=lambda jv: (-jv[1] if largest else jv[1], jv[0]))[:count]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 30])
+def test_neighbours_match_brute_force_on_a_similarity(count):
+    rows = cof_rows(7) // 2  # small counts: many equal correlations and distances (ties)
+    rows[5] = 1  # constant: excluded, NaN row and column
+    sim = neuron_similarity(rows)
+    for matrix, largest in ((sim.pearson, True), (sim.euclidean, False)):
+        got = neighbours(matrix, count, largest=largest)
+        assert len(got) == len(rows)
+        for i in range(len(rows)):
+            assert got[i] == brute_force_neighbours(matrix, i, count, largest)
+        assert got[5] == [] and all(j != 5 for row in got for j, _ in row)
+    assert any(len({v for _, v in row}) < len(row) for row in neighbours(sim.euclidean, 30, largest=False))
+
+
+def test_neighbours_ties_go_to_the_lower_neuron_and_skip_the_diagonal():
+    matrix = np.array([[9.0, 0.5, 0.5, 0.7],
+                       [0.5, 9.0, np.nan, 0.5],
+                       [0.5, np.nan, 9.0, 0.1],
+                       [0.7, 0.5, 0.1, 9.0]])
+    assert neighbours(matrix, 2, largest=True) == [[(3, 0.7), (1, 0.5)], [(0, 0.5), (3, 0.5)],
+                                                   [(0, 0.5), (3, 0.1)], [(0, 0.7), (1, 0.5)]]
+    assert neighbours(matrix, 1, largest=False) == [[(1, 0.5)], [(0, 0.5)], [(3, 0.1)], [(2, 0.1)]]
+    with pytest.raises(ValueError, match="square"):
+        neighbours(np.ones((2, 3)), 1, largest=True)
+    with pytest.raises(ValueError, match="count"):
+        neighbours(np.ones((2, 2)), -1, largest=True)
 
 
 def test_similarity_store(tmp_path):

@@ -94,6 +94,40 @@ def mean_off_diagonal(matrix: np.ndarray, excluded: np.ndarray) -> float:
     return float(sub[off].mean())
 
 
+def neighbours(matrix: np.ndarray, count: int, largest: bool) -> list[list[tuple[int, float]]]:
+    """Per neuron (row), the ``count`` other neurons with the largest (or smallest) finite values.
+
+    Parameters
+    ----------
+    matrix
+        (neurons, neurons) similarity (``largest=True``, e.g. Pearson) or dissimilarity
+        (``largest=False``, e.g. Euclidean) matrix; NaN marks excluded pairs.
+    count
+        Neighbours per neuron (fewer where a row has fewer finite off-diagonal values).
+    largest
+        Rank by decreasing value (most similar first) instead of increasing.
+
+    Returns
+    -------
+    list of list of (int, float)
+        Row ``i``: ``(neuron j, matrix[i, j])`` best first. Ties go to the lower neuron
+        number; the diagonal and NaN entries are skipped.
+    """
+    values = np.array(matrix, dtype=float)
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise ValueError(f"expected a square (neurons, neurons) matrix, got shape {values.shape}")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    np.fill_diagonal(values, np.nan)
+    result = []
+    for row in values:
+        finite = np.flatnonzero(np.isfinite(row))
+        key = -row[finite] if largest else row[finite]
+        order = finite[np.lexsort((finite, key))][:count]
+        result.append([(int(j), float(row[j])) for j in order])
+    return result
+
+
 def similarity_dataset(layer: str, sim: Similarity, level: str, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     """The xarray Dataset written to ``similarity/{layer}.zarr``."""
     n = len(sim.excluded)
