@@ -9,8 +9,8 @@ report: "../workflow/report/workflow.rst"
 
 
 
-GALLERY_PATCHES = config.get("figures", {}).get("gallery_patches", 8)
-COMPARE_RUNS = [path for path in config.get("compare_runs", []) if path != f"{OUT}/summary.csv"]
+GALLERY_PATCHES = config["figures"]["gallery_patches"]
+COMPARE_RUNS = [path for path in config["compare_runs"] if path != f"{OUT}/summary.csv"]
 
 
 rule summary:

@@ -8,9 +8,10 @@ from neurofacets.config import run_configs
 include: "code_digest.smk"
 
 
-RUNS = run_configs(config)
+# each run merged and validated (with the defaults of what no one sets), errors naming the run
+RUNS = run_configs(config, f"{workflow.basedir}/config/schema.yaml")
 COMPARE = f"results/{config['run']}"
-RUNS_BUILD = config.get("runs_build", "all")
+RUNS_BUILD = config["runs_build"]
 COMPARE_FORMATS = config.get("figures", {}).get("format", ["pdf", "png"])
 COMPARE_DPI = config.get("figures", {}).get("dpi", 150)
 
