@@ -10,11 +10,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# also reads the text that nested `--config key={...}` values arrive as (numbers, booleans)
+# also reads the text that nested `--config key={...}` values arrive as (numbers, booleans),
+# and gives every key the config leaves out its schema default: the rules index config directly
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 
 
-if config.get("runs"):
+if config["runs"]:
     # Several runs in one call (e.g. config/controls.yaml): this Snakefile once per run
     # as a module, and the figures comparing the runs.
     include: "rules/runs.smk"

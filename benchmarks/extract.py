@@ -112,6 +112,7 @@ import resource, tempfile
 from pathlib import Path
 from neurofacets.probes import write_probe_dataset
 from neurofacets.datasets import list_folder, write_dataset
+from neurofacets.config import with_defaults
 from neurofacets.extract import extract_shard
 from neurofacets.weights import prepare_weights
 d = Path(tempfile.mkdtemp())
@@ -121,7 +122,7 @@ prepare_weights("random:0", "vgg16", d / "w.pt")
 cfg = {{"run": "b", "model": {{"arch": "vgg16", "weights": "random:0", "layers": "conv"}},
        "extraction": {{"image_size": {size}, "resize": {size}, "batch_size": 16, "shards": 1,
                       "device": "cpu", "precision": "fp32", "workers": 0}}}}
-extract_shard(cfg, d / "i.csv", 0, d / "w.pt", d / "s.zarr", threads=2)
+extract_shard(with_defaults(cfg), d / "i.csv", 0, d / "w.pt", d / "s.zarr", threads=2)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

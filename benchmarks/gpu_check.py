@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from neurofacets.agreement import LayerAgreement, compare_layer
+from neurofacets.config import schema_default
 from neurofacets.decode import (TOLERANCE_LEVELS, EncodedJpeg, ImageDecoder, batch_to_device,
                                 nvjpeg_available, resolve_decode)
 from neurofacets.extract import PRECISIONS, collate_images, iterate_activations, make_loader
@@ -57,8 +57,8 @@ from neurofacets.weights import ResolvedWeights, resolve_weights
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample"
 IMAGENET_VAL, IMAGENET_TRAIN = 50_000, 1_281_167
-#: The precision of the default configuration.
-DEFAULT_PRECISION = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["extraction"]["precision"]
+#: The precision of the default configuration (config/schema.yaml).
+DEFAULT_PRECISION = schema_default("extraction.precision")
 FP32_MAX_REL, TOPK_MIN = 1e-3, 0.99
 
 

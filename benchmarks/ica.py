@@ -68,6 +68,7 @@ def photo_patch_stores(work: Path, photos: int) -> dict[str, Path]:
     """Patch stores of every VGG16 layer from the first ``photos`` ImageNet photos, built by
     the stage's own functions (extraction with the real weights, top-k, cutter); cached in ``work``."""
     from neurofacets import encode
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
     from neurofacets.patches import build_patches
     from neurofacets.weights import prepare_weights
@@ -94,7 +95,7 @@ def photo_patch_stores(work: Path, photos: int) -> dict[str, Path]:
     }
     shard = work / "shard-000.zarr"
     if not shard.exists():
-        extract_shard(config, work / "images.csv", 0, weights, shard, threads=2)
+        extract_shard(with_defaults(config), work / "images.csv", 0, weights, shard, threads=2)
     from neurofacets.models import write_layers_table  # noqa: PLC0415 (only this path needs it)
 
     write_layers_table("vgg16", "conv", 224, str(work / "layers.csv"))

@@ -78,7 +78,7 @@ def dataset_inputs(wildcards):
     if ds["format"] == "probes":
         inputs["probes"] = f"{OUT}/dataset/probes"
     if ds["format"] == "csv":
-        inputs["labels"] = str(labels_path(ds["labels"], ds.get("root")))
-    if ds.get("coarse_labels"):
+        inputs["labels"] = str(labels_path(ds["labels"], ds["root"]))
+    if ds["coarse_labels"]:
         inputs["coarse"] = ds["coarse_labels"]
     return inputs

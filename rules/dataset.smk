@@ -6,8 +6,8 @@ rule probes:
         directory(f"{OUT}/dataset/probes"),
     params:
         images_per_class=config["dataset"]["images_per_class"],
-        size=config["dataset"].get("probes", {}).get("size", 224),
-        seed=config["dataset"].get("probes", {}).get("seed", 0),
+        size=config["dataset"]["probes"]["size"],
+        seed=config["dataset"]["probes"]["seed"],
         code=script_digest("probes.py"),
     log:
         f"{OUT}/logs/probes.log",

@@ -6,10 +6,10 @@
 
 ENCODE_ANALYSIS = config["analysis"]
 ENCODE_TOP_K = ENCODE_ANALYSIS["top_k"]
-ENCODE_LEVEL = ENCODE_ANALYSIS.get("level", "class")  # label level analysed: class | coarse
-ENCODE_FACET_THRESHOLD = ENCODE_ANALYSIS.get("facet_threshold", "global_mean")
-ENCODE_PERMUTATIONS = ENCODE_ANALYSIS.get("null_permutations", 1)
-ENCODE_SEED = ENCODE_ANALYSIS.get("seed", 0)
+ENCODE_LEVEL = ENCODE_ANALYSIS["level"]  # label level analysed: class | coarse
+ENCODE_FACET_THRESHOLD = ENCODE_ANALYSIS["facet_threshold"]
+ENCODE_PERMUTATIONS = ENCODE_ANALYSIS["null_permutations"]
+ENCODE_SEED = ENCODE_ANALYSIS["seed"]
 
 
 rule encode_topk:

@@ -11,7 +11,7 @@ report: "../workflow/report/workflow.rst"
 
 
 GALLERY_PATCHES = config["figures"]["gallery_patches"]
-COMPARE_RUNS = [path for path in config.get("compare_runs", []) if path != f"{OUT}/summary.csv"]
+COMPARE_RUNS = [path for path in config["compare_runs"] if path != f"{OUT}/summary.csv"]
 
 
 rule summary:

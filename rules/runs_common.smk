@@ -9,9 +9,10 @@ from neurofacets.figure_table import COMPARISON_FIGURES, RUN_FIGURES, RUN_OUT, f
 include: "code_digest.smk"
 
 
-RUNS = run_configs(config)
+# each run merged and validated (with the defaults of what no one sets), errors naming the run
+RUNS = run_configs(config, f"{workflow.basedir}/config/schema.yaml")
 COMPARE = f"results/{config['run']}"
-RUNS_BUILD = config.get("runs_build", "all")
+RUNS_BUILD = config["runs_build"]
 COMPARE_FORMATS = config["figures"]["format"]
 
 

@@ -48,12 +48,12 @@ rule semantics_layer:
         table=f"{OUT}/semantics/{{layer}}.csv",
         null=f"{OUT}/semantics/null/{{layer}}.csv",
     params:
-        share=SEMANTICS.get("concept_share", 0.8),
-        max_concept_classes=SEMANTICS.get("max_concept_classes", 0.5),
-        levels=SEMANTICS.get("levels", [4, 6, 8]),
-        draws=SEMANTICS.get("spread_draws", 1000),
-        permutations=SEMANTICS.get("permutations", 20),
-        seed=config["analysis"].get("seed", 0),
+        share=SEMANTICS["concept_share"],
+        max_concept_classes=SEMANTICS["max_concept_classes"],
+        levels=SEMANTICS["levels"],
+        draws=SEMANTICS["spread_draws"],
+        permutations=SEMANTICS["permutations"],
+        seed=config["analysis"]["seed"],
         code=script_digest("semantics_layer.py"),
     resources:
         mem_mb=2000,

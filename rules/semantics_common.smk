@@ -1,7 +1,7 @@
 # Helpers of the semantics stage (rules/semantics.smk), also used by the gallery and
 # neuron-picture rules: whether the run has a class hierarchy, and what then exists.
-SEMANTICS = config.get("semantics", {})
-SEMANTICS_SOURCE = SEMANTICS.get("hierarchy", "wordnet")
+SEMANTICS = config["semantics"]
+SEMANTICS_SOURCE = SEMANTICS["hierarchy"]
 
 
 def semantics_hierarchy_inputs(wildcards):

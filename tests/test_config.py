@@ -132,6 +132,8 @@ def test_default_config_passes_checks(config):
     ({"dataset": {"format": "csv", "root": "."}}, "dataset.labels"),
     ({"dataset": {"format": "folder", "root": "/nonexistent/imagenet"}}, "does not exist"),
     ({"analysis": {"level": "coarse"}}, "coarse_labels"),
+    # null is the default for folder/csv (every image); generated probes need a number
+    ({"dataset": {"format": "probes", "images_per_class": None}}, "dataset.images_per_class: required"),
     ({"extraction": {"resize": 100, "image_size": 224}}, "extraction.resize"),
     ({"model": {"weights": "/nonexistent/vgg16.pth"}}, "model.weights"),
 ])

@@ -266,6 +266,7 @@ def test_resolve_decode_on_cpu():
 
 def test_shard_records_its_decode_path(tmp_path):
     from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
     from neurofacets.store import open_shard
     from neurofacets.weights import prepare_weights
@@ -281,6 +282,6 @@ def test_shard_records_its_decode_path(tmp_path):
     config = {"run": "t", "model": {"arch": "vgg11", "weights": "random:0", "layers": ["conv1_1"]},
               "extraction": {"image_size": 32, "resize": 36, "batch_size": 2, "shards": 1,
                              "device": "cpu", "precision": "fp32", "workers": 0, "decode": "auto"}}
-    extract_shard(config, tables / "images.csv", 0, tmp_path / "w.pt", tmp_path / "s.zarr")
+    extract_shard(with_defaults(config), tables / "images.csv", 0, tmp_path / "w.pt", tmp_path / "s.zarr")
     assert open_shard(tmp_path / "s.zarr").attrs["decode"] == "torchvision"
     assert len(pd.read_csv(tables / "images.csv")) == 3

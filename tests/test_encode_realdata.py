@@ -57,6 +57,7 @@ def tiny_imagenet_subset(root: Path, out_dir: Path) -> tuple[Path, Path]:
 def real_run(tmp_path_factory):
     if not (DATA / "val" / "val_annotations.txt").exists():
         pytest.skip(f"real photos not found: {DATA.resolve()} is absent (outside this workplace)")
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
     from neurofacets.weights import WeightsUnavailableError, prepare_weights
 
@@ -75,7 +76,7 @@ def real_run(tmp_path_factory):
     }
     shards = [root / f"shard-{s:03d}.zarr" for s in range(SHARDS)]
     for s, path in enumerate(shards):
-        extract_shard(config, images_csv, s, weights, path, threads=2)
+        extract_shard(with_defaults(config), images_csv, s, weights, path, threads=2)
     out = root / "results"
     for layer in LAYERS:
         encode.encode_layer(shards, images_csv, classes_csv, layer, TOP_K, out / "topk" / f"{layer}.zarr",

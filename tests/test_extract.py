@@ -117,6 +117,7 @@ def _prepared_random_weights(tmp_path):
 
 def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
     from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard, write_skipped_table
     from neurofacets.store import open_shard
 
@@ -140,7 +141,7 @@ def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
     weights = _prepared_random_weights(tmp_path)
     shards = [tmp_path / f"shard-{s:03d}.zarr" for s in range(2)]
     for s, path in enumerate(shards):
-        extract_shard(config, tables / "images.csv", s, weights, path)
+        extract_shard(with_defaults(config), tables / "images.csv", s, weights, path)
     skipped = write_skipped_table(shards, tmp_path / "skipped.csv")
     assert skipped["path"].str.endswith("a/1.png").tolist() == [True]
     assert "unreadable" in skipped["reason"].iloc[0]
@@ -158,6 +159,7 @@ def test_real_photos_extract_like_brute_force(tmp_path):
     """24 ImageNet photos of varied sizes (some greyscale) through the dataset and extraction."""
     from conftest import shared_data
     from neurofacets.datasets import list_csv, write_dataset
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
 
     sample = shared_data("imagenet-sample")
@@ -172,7 +174,7 @@ def test_real_photos_extract_like_brute_force(tmp_path):
               "extraction": {"image_size": 64, "resize": 72, "batch_size": 8, "shards": 1,
                              "device": "cpu", "precision": "fp32", "workers": 1,
                              "decode": "pil"}}  # the reference below decodes with PIL
-    extract_shard(config, tables / "images.csv", 0, _prepared_random_weights(tmp_path), tmp_path / "s.zarr")
+    extract_shard(with_defaults(config), tables / "images.csv", 0, _prepared_random_weights(tmp_path), tmp_path / "s.zarr")
     layer = read_layer([tmp_path / "s.zarr"], "conv3_1")
     assert layer.image_id.tolist() == list(range(24))
     x = torch.stack([torch.from_numpy(preprocess_uint8(p, 64, 72)).permute(2, 0, 1) for p in images["path"]])
@@ -200,11 +202,11 @@ def test_job_killed_midway_leaves_no_shard(tmp_path):
     weights = _prepared_random_weights(tmp_path)
     out = tmp_path / "shard-000.zarr"
     code = (
-        "import sys; from neurofacets.extract import extract_shard\n"
+        "import sys; from neurofacets.config import with_defaults; from neurofacets.extract import extract_shard\n"
         "cfg = {'run': 't', 'model': {'arch': 'vgg16', 'weights': 'random:0', 'layers': 'conv'},\n"
         "       'extraction': {'image_size': 48, 'resize': 48, 'batch_size': 1, 'shards': 1,\n"
         "                      'device': 'cpu', 'precision': 'fp32', 'workers': 0}}\n"
-        f"extract_shard(cfg, {str(tmp_path / 'images.csv')!r}, 0, {str(weights)!r}, {str(out)!r})\n"
+        f"extract_shard(with_defaults(cfg), {str(tmp_path / 'images.csv')!r}, 0, {str(weights)!r}, {str(out)!r})\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

@@ -41,6 +41,7 @@ from PIL import Image
 
 from neurofacets import encode, gallery
 from neurofacets.cof import read_cof
+from neurofacets.config import with_defaults
 from neurofacets.datasets import DatasetError, dataset_from_config
 from neurofacets.extract import extract_shard, write_skipped_table
 from neurofacets.figures import write_tables
@@ -50,12 +51,12 @@ from neurofacets.weights import prepare_weights
 
 MAX_PIXELS = 4_000_000  # extraction.max_image_pixels of the corpus run
 IMAGE_SIZE = 32
-CONFIG = {
+CONFIG = with_defaults({
     "run": "hostile",
     "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1"]},
     "extraction": {"image_size": IMAGE_SIZE, "resize": IMAGE_SIZE, "batch_size": 8, "shards": 1,
                    "device": "cpu", "precision": "fp32", "workers": 0, "max_image_pixels": MAX_PIXELS},
-}
+})
 
 # ------------------------------------------------------------------------------ file makers
 
@@ -240,8 +241,8 @@ def corpus_run(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         case.make(path)
     out = tmp / "results"
-    config = {**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
-                                    "coarse_labels": None}}
+    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
+                                                  "coarse_labels": None}})
     dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
     prepare_weights("random:0", "vgg16", tmp / "weights.pt")
     shard = out / "shard-000.zarr"
@@ -312,9 +313,9 @@ def _csv_dataset(tmp_path: Path, root: Path, text: str | bytes, allow_outside_ro
                  name: str = "labels.csv") -> pd.DataFrame:
     labels = root / name
     labels.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    config = {**CONFIG, "dataset": {"format": "csv", "root": str(root), "labels": name,
-                                    "images_per_class": None, "coarse_labels": None,
-                                    "allow_outside_root": allow_outside_root}}
+    config = with_defaults({**CONFIG, "dataset": {"format": "csv", "root": str(root), "labels": name,
+                                                  "images_per_class": None, "coarse_labels": None,
+                                                  "allow_outside_root": allow_outside_root}})
     out = tmp_path / "out"
     dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
     return out
@@ -386,7 +387,7 @@ def test_no_usable_images_lists_the_files_and_reasons_first(tmp_path):
     (root / "c").mkdir(parents=True)
     (root / "c" / "empty.png").write_bytes(b"")
     (root / "c" / "notes.txt").write_text("x")
-    config = {**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None}}
+    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None}})
     out = tmp_path / "out"
     with pytest.raises(DatasetError) as info:
         dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")

@@ -29,6 +29,7 @@ N_CLASSES, PER_CLASS, TOP_K = 24, 6, 6
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = shared_data("tiny-imagenet-val")
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
     from neurofacets.weights import prepare_weights
 
@@ -44,7 +45,7 @@ def run(tmp_path_factory):
     config = {"run": "semreal", "model": {"arch": "vgg16", "weights": "random:0", "layers": LAYERS},
               "extraction": {"image_size": 64, "resize": 64, "batch_size": 64, "shards": 1,
                              "device": "cpu", "precision": "fp32", "workers": 0}}
-    extract_shard(config, tmp / "images.csv", 0, tmp / "weights.pt", tmp / "shard-000.zarr", threads=2)
+    extract_shard(with_defaults(config), tmp / "images.csv", 0, tmp / "weights.pt", tmp / "shard-000.zarr", threads=2)
     linked = link_hierarchy(tmp / "classes.csv", "wordnet", tmp / "hierarchy.csv")
     pd.DataFrame({"layer": LAYERS}).to_csv(tmp / "layers.csv", index=False)
     tables, nulls = [], []

@@ -288,6 +288,7 @@ def test_shard_candidates_round_trip_and_encode_uses_them(tmp_path):
 
 def test_extraction_writes_candidates_for_every_layer(tmp_path):
     from neurofacets.datasets import list_folder, write_dataset
+    from neurofacets.config import with_defaults
     from neurofacets.extract import extract_shard
     from neurofacets.store import read_layer
     from neurofacets.weights import prepare_weights
@@ -308,7 +309,7 @@ def test_extraction_writes_candidates_for_every_layer(tmp_path):
                              "device": "cpu", "precision": "fp32", "workers": 0, "shard_top_k": 3}}
     prepare_weights("random:0", "vgg16", tmp_path / "w.pt")
     shard = tmp_path / "shard-000.zarr"
-    extract_shard(config, tables / "images.csv", 0, tmp_path / "w.pt", shard)
+    extract_shard(with_defaults(config), tables / "images.csv", 0, tmp_path / "w.pt", shard)
     for layer in layers:
         acts = read_layer([shard], layer)
         assert len(acts.image_id) <= 9  # the broken image is not among the rows

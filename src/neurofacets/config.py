@@ -1,9 +1,14 @@
-"""The run configuration: schema validation with plain messages, and cross-key checks.
+"""The run configuration: schema validation with plain messages, defaults, and cross-key checks.
 
 The Snakefile calls :func:`validate_config` (``config/schema.yaml``: types, allowed values,
 unknown keys, defaults) and then :func:`check_config` for the rules that tie several keys
 together. Both stop the run at parse time with a message that starts with the dotted key,
 e.g. ``extraction.shards: 'four' is not of type integer``.
+
+Every default of the configuration is written once, as a ``default:`` in the schema: after
+:func:`validate_config` every optional key is present, so the rules index the config
+directly. Code outside a run reads a default with :func:`schema_default`, or fills a partial
+configuration with :func:`with_defaults`.
 
 Snakemake 9 hands the values inside a nested ``--config key={...}`` over as text
 (``--config 'extraction={"shards": 4}'`` gives ``{"shards": "4"}``), so
@@ -13,7 +18,9 @@ boolean or null.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +35,59 @@ class ConfigError(ValueError):
 #: How YAML spells null; text like this means null where the schema allows it.
 _NULL_SPELLINGS = frozenset({"null", "Null", "NULL", "~"})
 
+#: The workflow's configuration schema (the package is installed from the repository, in
+#: editable mode, next to the workflow it serves).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
-def load_schema(path: str | Path) -> dict[str, Any]:
-    """Read a JSON schema written as YAML."""
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read a JSON schema written as YAML (by default the workflow's, :data:`SCHEMA_PATH`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"the configuration schema {path} does not exist (is the package installed "
+                                "from a checkout of the repository, pip install -e .?)")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | str | Path) -> None:
+@lru_cache(maxsize=1)
+def _workflow_schema() -> dict[str, Any]:
+    return load_schema(SCHEMA_PATH)
+
+
+def schema_default(key: str, schema: Mapping[str, Any] | None = None) -> Any:
+    """The schema's default of a dotted ``key``, e.g. ``schema_default("semantics.concept_share")``.
+
+    For code outside a run (benchmarks, library defaults checked against the schema); a run
+    reads its validated configuration, which holds every default already.
+
+    Raises
+    ------
+    KeyError
+        The schema has no such key, or the key has no default (it is required).
+    """
+    node: Any = _workflow_schema() if schema is None else schema
+    for part in key.split("."):
+        node = node.get("properties", {}).get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            raise KeyError(f"{key}: not a key of the configuration schema")
+    if "default" not in node:
+        raise KeyError(f"{key}: the schema gives no default (the key is required)")
+    return copy.deepcopy(node["default"])
+
+
+def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``config`` with every absent optional key set to its schema default.
+
+    What :func:`validate_config` adds, for library functions that take a run configuration
+    and may be called outside a run with a partial one (tests, benchmarks). Nothing is
+    validated and no required key is added.
+    """
+    out = copy.deepcopy(dict(config))
+    _fill_defaults(out, _workflow_schema() if schema is None else schema)
+    return out
+
+
+def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | str | Path = SCHEMA_PATH) -> None:
     """Check ``config`` against the JSON ``schema`` in place; raise :class:`ConfigError` if it fails.
 
     Three steps:
@@ -44,14 +97,16 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
        None wherever null is allowed): Snakemake passes nested ``--config`` values as text.
     2. Every remaining violation is reported, one line each, dotted key first, in plain words;
        a value that fits none of several forms (``oneOf``, ``pattern``) lists the accepted ones.
-    3. Keys the config leaves out get the schema's ``default`` (as Snakemake's ``validate`` did).
+    3. Keys the config leaves out get the schema's ``default`` (as Snakemake's ``validate`` did),
+       at every depth: an absent object with a ``default`` (e.g. ``semantics: {}``) is added
+       and then gets its own keys' defaults.
 
     Parameters
     ----------
     config
         The merged configuration (``config`` in the Snakefile); changed in place.
     schema
-        The schema, or the path of ``config/schema.yaml``.
+        The schema, or its path (default: the workflow's ``config/schema.yaml``).
     """
     if not isinstance(schema, Mapping):
         schema = load_schema(schema)
@@ -165,12 +220,16 @@ def _set(config: MutableMapping[str, Any], path: list[Any], value: Any) -> None:
 
 
 def _fill_defaults(node: Any, schema: Mapping[str, Any]) -> None:
-    """Give every absent key of a present object its schema ``default``."""
+    """Give every absent key of a present object its schema ``default``, depth first.
+
+    An object added from its default (``{}``) is filled in turn. Defaults are copied: a
+    config must not share a mutable value with the schema or with another config.
+    """
     if not isinstance(node, MutableMapping):
         return
     for key, sub in schema.get("properties", {}).items():
         if key not in node and "default" in sub:
-            node[key] = sub["default"]
+            node[key] = copy.deepcopy(sub["default"])
         if key in node:
             _fill_defaults(node[key], sub)
 
@@ -184,20 +243,22 @@ def labels_path(labels: str | Path, root: str | Path | None) -> Path:
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    """Check relations between configuration keys; raise :class:`ConfigError` if one fails."""
+    """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails."""
     dataset = config["dataset"]
     fmt = dataset["format"]
-    if fmt in ("folder", "csv") and not dataset.get("root"):
+    if fmt in ("folder", "csv") and not dataset["root"]:
         raise ConfigError(f"dataset.root: required when dataset.format is {fmt!r}")
-    if fmt == "csv" and not dataset.get("labels"):
+    if fmt == "csv" and not dataset["labels"]:
         raise ConfigError("dataset.labels: required when dataset.format is 'csv' (a CSV path,label[,class_name])")
+    if fmt == "probes" and dataset["images_per_class"] is None:
+        raise ConfigError("dataset.images_per_class: required when dataset.format is 'probes' (images per class)")
     for key in ("root", "labels", "coarse_labels"):
-        value = dataset.get(key)
+        value = dataset[key]
         if value and key == "labels":
-            value = str(labels_path(value, dataset.get("root")))
+            value = str(labels_path(value, dataset["root"]))
         if value and not Path(value).exists():
             raise ConfigError(f"dataset.{key}: {value!r} does not exist")
-    if config.get("analysis", {}).get("level") == "coarse" and not dataset.get("coarse_labels"):
+    if config["analysis"]["level"] == "coarse" and not dataset["coarse_labels"]:
         raise ConfigError("analysis.level: 'coarse' needs dataset.coarse_labels (a CSV class_name,coarse)")
     ex = config["extraction"]
     if ex["resize"] < ex["image_size"]:
@@ -207,7 +268,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     weights = config["model"]["weights"]
     if weights.endswith((".pth", ".pt")) and not Path(weights).exists():
         raise ConfigError(f"model.weights: the file {weights!r} does not exist")
-    hierarchy = config.get("semantics", {}).get("hierarchy", "wordnet")
+    hierarchy = config["semantics"]["hierarchy"]
     if hierarchy not in ("wordnet", "none") and not Path(hierarchy).is_file():
         raise ConfigError(f"semantics.hierarchy: {hierarchy!r} is neither wordnet, none nor an existing CSV file")
 
@@ -226,19 +287,32 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def run_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def run_configs(config: Mapping[str, Any],
+                schema: Mapping[str, Any] | str | Path | None = None) -> dict[str, dict[str, Any]]:
     """The configuration of each run listed in ``runs`` (several runs in one call).
 
     Each entry of ``runs`` holds a run name and what differs from the rest of the
     configuration (e.g. ``model``); it is merged into that rest, section by section. Every
     run's ``compare_runs`` is emptied: the call compares the runs itself.
 
+    Parameters
+    ----------
+    config
+        The validated top-level configuration.
+    schema
+        When given (the schema or its path), each run's merged configuration is validated
+        with :func:`validate_config`, which also gives it the defaults of what neither the
+        entry nor the rest of the configuration sets; an error names the run first.
+
     Returns
     -------
     dict
-        ``{run name: its complete configuration}`` in the order of ``runs``.
+        ``{run name: its complete configuration}`` in the order of ``runs``; no value is
+        shared with ``config`` or with another run.
     """
-    runs = config.get("runs") or []
+    if schema is not None and not isinstance(schema, Mapping):
+        schema = load_schema(schema)
+    runs = config["runs"]
     base = {key: value for key, value in config.items() if key not in RUNS_KEYS}
     out: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(runs):
@@ -250,9 +324,15 @@ def run_configs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         name = str(entry["run"])
         if name in out:
             raise ConfigError(f"runs[{i}]: the run name {name!r} is listed twice")
-        if name == config.get("run"):
+        if name == config["run"]:
             raise ConfigError(
                 f"runs[{i}]: {name!r} is also the top-level run, whose folder holds the comparison; rename one"
             )
-        out[name] = {**_merged(base, entry), "compare_runs": []}
+        run_config = copy.deepcopy({**_merged(base, entry), "compare_runs": []})
+        if schema is not None:
+            try:
+                validate_config(run_config, schema)
+            except ConfigError as error:
+                raise ConfigError("\n".join(f"runs[{i}] ({name}): {line}" for line in str(error).splitlines())) from None
+        out[name] = run_config
     return out

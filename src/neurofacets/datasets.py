@@ -366,18 +366,23 @@ def _write_skipped(skipped: pd.DataFrame, skipped_csv: str | Path) -> None:
 def dataset_from_config(config: dict, probes_dir: str | Path | None,
                         images_csv: str | Path, classes_csv: str | Path,
                         skipped_csv: str | Path) -> pd.DataFrame:
-    """The ``dataset`` rule: list the configured source and write the three tables."""
+    """The ``dataset`` rule: list the configured source and write the three tables.
+
+    ``config`` holds the ``dataset`` and ``extraction`` sections as
+    :func:`neurofacets.config.validate_config` leaves them, every default filled in; outside
+    a run, fill a partial one with :func:`neurofacets.config.with_defaults`.
+    """
     ds, ex = config["dataset"], config["extraction"]
     if ds["format"] == "probes":
         listing = list_folder(probes_dir)
         cap = None  # the probes rule generated exactly images_per_class per class
     elif ds["format"] == "folder":
-        listing, cap = list_folder(ds["root"]), ds.get("images_per_class")
+        listing, cap = list_folder(ds["root"]), ds["images_per_class"]
     else:
         labels = labels_path(ds["labels"], ds["root"])
-        listing = list_csv(labels, ds["root"], allow_outside_root=ds.get("allow_outside_root", False))
-        cap = ds.get("images_per_class")
+        listing = list_csv(labels, ds["root"], allow_outside_root=ds["allow_outside_root"])
+        cap = ds["images_per_class"]
     return write_dataset(listing, images_csv, classes_csv, skipped_csv,
                          images_per_class=cap, shards=ex["shards"],
-                         coarse_labels=ds.get("coarse_labels"),
-                         max_pixels=ex.get("max_image_pixels", DEFAULT_MAX_PIXELS))
+                         coarse_labels=ds["coarse_labels"],
+                         max_pixels=ex["max_image_pixels"])

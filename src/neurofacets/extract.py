@@ -194,7 +194,10 @@ def extract_shard(
 ) -> None:
     """The ``extract`` rule: write ``activations/shard-{shard}.zarr`` for one shard.
 
-    The store is written under a temporary name and renamed when complete.
+    The store is written under a temporary name and renamed when complete. ``config`` is the
+    run's configuration as :func:`neurofacets.config.validate_config` leaves it, every
+    default filled in (``run``, ``model`` and ``extraction`` are read); outside a run, fill a
+    partial one with :func:`neurofacets.config.with_defaults`.
     """
     from .weights import load_prepared
 
@@ -206,8 +209,8 @@ def extract_shard(
     model = build_model(arch, weights.state_dict, seed=weights.seed, partial=weights.partial)
     layers = select_layers(model, arch, config["model"]["layers"])
     device = resolve_device(ex["device"])
-    max_pixels = ex.get("max_image_pixels", DEFAULT_MAX_PIXELS)
-    decode = resolve_decode(ex.get("decode", "auto"), device)
+    max_pixels = ex["max_image_pixels"]
+    decode = resolve_decode(ex["decode"], device)
     loader = make_loader(images["image_id"], images["path"], ex["image_size"], ex["resize"],
                          ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
                          max_pixels=max_pixels, decode=decode)
@@ -227,7 +230,7 @@ def extract_shard(
             for image_id, reason in bad:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)
                 skipped.append([int(image_id), str(paths[image_id]), reason])
-        shard_top_k = ex.get("shard_top_k", 0)
+        shard_top_k = ex["shard_top_k"]
         if shard_top_k:
             writer.flush()  # the candidates are read back from the rows written
             write_shard_top_k(writer.root, shard_top_k, writer.n_written)
