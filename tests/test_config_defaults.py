@@ -41,10 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 CONFIG_YAML = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
-#: Optional keys without a schema default, waiting for it: the ``figures`` block belongs to
-#: the figure-table refactor (issue 13 item 3). The test fails as soon as one gets its default,
-#: so that this list is emptied (and ``figures`` can leave the top-level ``required``).
-PENDING_DEFAULTS = {"figures.format", "figures.dpi", "figures.examples_per_layer", "figures.gallery_patches"}
+#: Optional keys without a schema default (none: the list stays for a key added before its
+#: default; the test fails as soon as a listed key gets one).
+PENDING_DEFAULTS: set[str] = set()
 
 #: Keys whose config/config.yaml value differs from the schema default, and why.
 CONFIG_YAML_DIFFERS = {
@@ -132,8 +131,8 @@ def test_config_yaml_states_every_key():
 def test_required_keys_alone_validate_and_get_config_yaml_values():
     """A config of only the required keys gets every default, and they are config.yaml's values."""
     minimal = required_only(CONFIG_YAML, SCHEMA)
-    assert set(minimal) == {"run", "model", "dataset", "extraction", "analysis", "figures"}
-    assert "semantics" not in minimal and "visualize" not in minimal and "probes" not in minimal["dataset"]
+    assert set(minimal) == {"run", "model", "dataset", "extraction", "analysis"}
+    assert "semantics" not in minimal and "figures" not in minimal and "visualize" not in minimal and "probes" not in minimal["dataset"]
     for key in PENDING_DEFAULTS:  # no default yet: stated as a required key would be
         set_key(minimal, key, flatten(CONFIG_YAML)[key])
     validate_config(minimal, SCHEMA)
@@ -245,17 +244,9 @@ def test_library_defaults_equal_the_schema_defaults():
 CONFIG_LOOKUPS = ("get", "setdefault", "pop")
 KEY_NAMES = {key.rsplit(".", 1)[-1] for key, _, _ in schema_keys(SCHEMA)}
 OPTIONAL_NAMES = {key.rsplit(".", 1)[-1] for key, _, required in schema_keys(SCHEMA) if not required}
-#: Lines of files owned by the figure-table refactor (issue 13 item 3) that still read
-#: figures.* with .get: (file, source). The test fails when one is gone, to empty this list.
-PENDING_LOOKUPS = {
-    ("rules/figures.smk", "config.get('figures', {})"),
-    ("rules/figures.smk", "FIGURE_CONFIG.get('format', ['pdf', 'png'])"),
-    ("rules/figures.smk", "FIGURE_CONFIG.get('dpi', 150)"),
-    ("rules/figures.smk", "FIGURE_CONFIG.get('examples_per_layer', 1)"),
-    ("rules/runs_common.smk", "config.get('figures', {})"),
-    ("rules/runs_common.smk", "config.get('figures', {}).get('format', ['pdf', 'png'])"),
-    ("rules/runs_common.smk", "config.get('figures', {}).get('dpi', 150)"),
-}
+#: Lines that still read the config with .get: (file, source) (none; the test fails as soon as
+#: a listed one is gone).
+PENDING_LOOKUPS: set[tuple[str, str]] = set()
 
 
 def _is_root(node: ast.AST) -> bool:
