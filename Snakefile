@@ -16,10 +16,13 @@ validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 
 
 if config["runs"]:
+
     # Several runs in one call (e.g. config/controls.yaml): this Snakefile once per run
     # as a module, and the figures comparing the runs.
     include: "rules/runs.smk"
+
 else:
+
     include: "rules/common.smk"
     include: "rules/dataset.smk"
     include: "rules/extract.smk"
@@ -31,6 +34,6 @@ else:
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -21,8 +21,7 @@ def figure_rule(figure, out, inputs, figures_config):
     }
     # (`report(` must not start a line: the parser would read it as the `report:` directive)
     outputs = [
-        path if not path.endswith(shown) else report(path, **report_place)
-        for path in figure.outputs(out, formats)
+        path if not path.endswith(shown) else report(path, **report_place) for path in figure.outputs(out, formats)
     ]
 
     rule:
@@ -32,18 +31,18 @@ def figure_rule(figure, out, inputs, figures_config):
             **inputs,
         output:
             outputs,
+        params:
+            stem=figure.stem,
+            dpi=figures_config["dpi"],
+            options={key: figures_config[key] for key in figure.options},
+            code=script_digest("figure.py"),
+        resources:
+            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + figure.extra_mb),
         log:
             f"{out}/logs/{figure.stem}.log",
         benchmark:
             f"{out}/benchmarks/{figure.stem}.tsv"
         conda:
             "../envs/neurofacets.yaml"
-        resources:
-            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB + figure.extra_mb),
-        params:
-            stem=figure.stem,
-            dpi=figures_config["dpi"],
-            options={key: figures_config[key] for key in figure.options},
-            code=script_digest("figure.py"),
         script:
             "../workflow/scripts/figure.py"

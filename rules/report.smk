@@ -9,7 +9,6 @@ from neurofacets.figure_table import CAT_SUMMARY, FIGURES_BY_STEM
 report: "../workflow/report/workflow.rst"
 
 
-
 GALLERY_PATCHES = config["figures"]["gallery_patches"]
 COMPARE_RUNS = [path for path in config["compare_runs"] if path != f"{OUT}/summary.csv"]
 

@@ -20,8 +20,10 @@ for RUN_NAME, RUN_CONFIG in RUNS.items():
 
     module:
         name: RUN_MODULE
-        snakefile: "../Snakefile"
-        config: RUN_CONFIG
+        snakefile:
+            "../Snakefile"
+        config:
+            RUN_CONFIG
 
     use rule * from RUN_MODULE as RUN_PREFIX*
 

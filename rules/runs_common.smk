@@ -57,10 +57,14 @@ def comparison_inputs(figure):
         return figure.input_paths(COMPARE, run_outs=[run_folder(run) for run in RUNS])
 
     def over_runs_with_semantics(pattern):
-        return lambda wildcards: fill_pattern(pattern, COMPARE, run_outs=[run_folder(run) for run in runs_with_semantics()])
+        return lambda wildcards: fill_pattern(
+            pattern, COMPARE, run_outs=[run_folder(run) for run in runs_with_semantics()]
+        )
 
     return {
-        name: over_runs_with_semantics(pattern) if RUN_OUT in pattern_fields(pattern) else fill_pattern(pattern, COMPARE)
+        name: (
+            over_runs_with_semantics(pattern) if RUN_OUT in pattern_fields(pattern) else fill_pattern(pattern, COMPARE)
+        )
         for name, pattern in figure.inputs.items()
     }
 
@@ -83,7 +87,13 @@ def semantics_comparison(wildcards):
     return [
         *comparison_figure_outputs(needs_hierarchy=True),
         f"{COMPARE}/tables/compare_semantics.csv",
-        *[path for run in runs for figure in RUN_FIGURES if figure.needs_hierarchy for path in run_outputs(run, figure.stem)],
+        *[
+            path
+            for run in runs
+            for figure in RUN_FIGURES
+            if figure.needs_hierarchy
+            for path in run_outputs(run, figure.stem)
+        ],
         *[run_output(run, "semantics_summary", "concepts") for run in runs],
     ]
 

@@ -1,6 +1,7 @@
 # Neuron visualisation (DESIGN.md section 3): receptive-field patches of each neuron's top
 # images, their independent components (Picard-O by default), and one picture per neuron on demand.
 
+
 rule patches:
     """Cut every neuron's counted top-k receptive-field patches from the preprocessed images."""
     input:
