@@ -118,3 +118,35 @@ def test_damaged_metadata_is_an_error_naming_the_store(three_chunk_shard):
     (three_chunk_shard / "zarr.json").write_text('{"zarr_format": 3, "node_ty')
     with pytest.raises(StoreIntegrityError, match=f"activation shard {three_chunk_shard}: unreadable metadata"):
         read_layer([three_chunk_shard], "conv1_1")
+
+
+@pytest.fixture
+def shard_with_candidates(three_chunk_shard):
+    """The three-chunk shard with its per-shard top-k candidates (extraction.shard_top_k)."""
+    from neurofacets.topk import write_shard_top_k
+
+    write_shard_top_k(zarr.open_group(str(three_chunk_shard), mode="r+"), 5)
+    return three_chunk_shard
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "overwritten"])
+@pytest.mark.parametrize("array", ["value", "image_id", "argmax"])
+def test_damaged_shard_candidates_are_an_error_not_dead_neurons(shard_with_candidates, array, damage):
+    # encode_topk reads these by default: a lost chunk must not read back as zeros
+    # (every neuron of the layer silently dead)
+    from neurofacets.topk import read_shard_top_k
+
+    before = read_shard_top_k(shard_with_candidates, "conv1_1")
+    assert (before.n_counted == 5).all()
+    chunk = shard_with_candidates / "conv1_1" / "topk" / array / "c" / "0" / "0"
+    if damage == "deleted":
+        chunk.unlink()
+    elif damage == "emptied":
+        chunk.write_bytes(b"")
+    else:
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2:len(data) // 2 + 8] = bytes(8)
+        chunk.write_bytes(bytes(data))
+    with pytest.raises(StoreIntegrityError) as info:
+        read_shard_top_k(shard_with_candidates, "conv1_1")
+    assert str(shard_with_candidates) in str(info.value) and f"conv1_1/topk/{array}" in str(info.value)

@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .store import open_shard, write_xarray_store
+from .store import CHECKSUMMED_COMPRESSORS, WRITE_EVERY_CHUNK, open_shard, read_rows, write_xarray_store
 
 logger = logging.getLogger("neurofacets.topk")
 
@@ -353,13 +353,21 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
         out.attrs.update({"k": topk.k, "top_k": int(k), "n_images": n, "tie_rule": TIE_RULE})
         for name in ("image_id", "value", "argmax"):
             data = getattr(topk, name)
-            out.create_array(name, shape=data.shape, dtype=data.dtype,
-                             chunks=(data.shape[0], max(1, data.shape[1])))[...] = data
+            # checksummed and every chunk written, as the shard's activations: a damaged or
+            # missing chunk is an error when read, never a neuron that looks dead
+            out.create_array(name, shape=data.shape, dtype=data.dtype, chunks=(data.shape[0], max(1, data.shape[1])),
+                             compressors=CHECKSUMMED_COMPRESSORS, config=WRITE_EVERY_CHUNK)[...] = data
     root.attrs["shard_top_k"] = int(k)
 
 
 def read_shard_top_k(path: str | Path, layer: str) -> TopK | None:
-    """One layer's candidates from a complete activation shard; None where it has none."""
+    """One layer's candidates from a complete activation shard; None where it has none.
+
+    Raises
+    ------
+    StoreIntegrityError
+        When a chunk of the candidates is missing or fails its checksum.
+    """
     root = open_shard(path)
     if layer not in root:
         raise KeyError(f"layer {layer!r} not in {path}; it has {root.attrs.get('layers')}")
@@ -367,12 +375,17 @@ def read_shard_top_k(path: str | Path, layer: str) -> TopK | None:
     if SHARD_TOPK_GROUP not in group:
         return None
     cand = group[SHARD_TOPK_GROUP]
-    value = cand["value"][...]
+
+    def read(name: str) -> np.ndarray:
+        array = cand[name]
+        return array[...] if array.size == 0 else read_rows(path, array)
+
+    value = read("value")
     return TopK(
         layer=layer,
-        image_id=cand["image_id"][...],
+        image_id=read("image_id"),
         value=value,
-        argmax=cand["argmax"][...],
+        argmax=read("argmax"),
         n_counted=(value > 0).sum(axis=1).astype(np.int32),
         height=int(group.attrs["height"]),
         width=int(group.attrs["width"]),
