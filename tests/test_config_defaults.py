@@ -238,6 +238,18 @@ def test_library_defaults_equal_the_schema_defaults():
     assert list(SOLVERS) == SCHEMA["properties"]["visualize"]["properties"]["ica_solver"]["enum"]
 
 
+def test_figure_library_defaults_equal_the_schema_defaults():
+    from neurofacets.figures import write_tables
+    from neurofacets.figures.facets import plot_facet_examples
+    from neurofacets.gallery import build_layer_gallery
+    from neurofacets.neuron_figure import draw_neuron
+
+    assert _keyword_default(draw_neuron, "dpi") == schema_default("figures.dpi")
+    assert _keyword_default(write_tables, "per_layer") == schema_default("figures.examples_per_layer")
+    assert _keyword_default(plot_facet_examples, "examples_per_layer") == schema_default("figures.examples_per_layer")
+    assert _keyword_default(build_layer_gallery, "n_patches") == schema_default("figures.gallery_patches")
+
+
 # ------------------------------------------------------------------------------ no second default in code
 
 #: ``.get`` / ``.setdefault`` / ``.pop`` on a config value, or ``key in <config value>``.
