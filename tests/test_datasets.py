@@ -1,6 +1,5 @@
 """Dataset tables from class folders and CSV lists: order, caps, shards, skips, errors."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image

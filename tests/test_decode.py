@@ -265,8 +265,8 @@ def test_resolve_decode_on_cpu():
 
 
 def test_shard_records_its_decode_path(tmp_path):
-    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.config import with_defaults
+    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.extract import extract_shard
     from neurofacets.store import open_shard
     from neurofacets.weights import prepare_weights

@@ -116,8 +116,8 @@ def _prepared_random_weights(tmp_path):
 
 
 def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
-    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.config import with_defaults
+    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.extract import extract_shard, write_skipped_table
     from neurofacets.store import open_shard
 
@@ -158,8 +158,9 @@ def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
 def test_real_photos_extract_like_brute_force(tmp_path):
     """24 ImageNet photos of varied sizes (some greyscale) through the dataset and extraction."""
     from conftest import shared_data
-    from neurofacets.datasets import list_csv, write_dataset
+
     from neurofacets.config import with_defaults
+    from neurofacets.datasets import list_csv, write_dataset
     from neurofacets.extract import extract_shard
 
     sample = shared_data("imagenet-sample")

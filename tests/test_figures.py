@@ -14,7 +14,7 @@ from PIL import Image
 
 from neurofacets import readers
 from neurofacets.figures import FIGURES, build_figure, distributions, facets, images, similarity, style, write_tables
-from neurofacets.ica import read_neuron_ica
+from neurofacets.ica import IcaReader, read_neuron_ica
 from neurofacets.patches import read_neuron_patches
 
 EXAMPLES = 2
@@ -270,7 +270,7 @@ def test_read_metrics_orders_by_network_and_checks_layers(fake, tmp_path):
 
 
 def test_ica_status_names_the_fits_that_were_not_ok(fake):
-    store = readers.IcaReader(fake.out / "ica" / "conv2_1.zarr")
+    store = IcaReader(fake.out / "ica" / "conv2_1.zarr")
     assert store.status[0] == "ok"
     assert store.status[1] == "not_converged: red"
     assert store.status[3] == "too_few_patches"  # the dead neuron: every fit
@@ -279,7 +279,7 @@ def test_ica_status_names_the_fits_that_were_not_ok(fake):
 def test_figures_frame_a_neuron_whose_fit_did_not_converge_in_red(fake):
     from matplotlib.figure import Figure
 
-    store = readers.IcaReader(fake.out / "ica" / "conv2_1.zarr")
+    store = IcaReader(fake.out / "ica" / "conv2_1.zarr")
     fig = Figure()
     marked, plain = fig.add_subplot(121), fig.add_subplot(122)
     for ax in (marked, plain):

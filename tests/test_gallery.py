@@ -24,6 +24,8 @@ from PIL import Image
 
 from neurofacets import gallery, readers
 from neurofacets.figures import images, style
+from neurofacets.ica import IcaReader
+from neurofacets.patches import PatchReader
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -109,8 +111,8 @@ def test_layer_page_has_a_card_per_neuron_with_its_numbers(built):
 
 def test_card_image_rows_are_the_stored_components_and_patches(built):
     name, neuron = "conv1_2", 2  # rf 5
-    store = readers.IcaReader(built.out / "ica" / f"{name}.zarr")
-    patches = readers.PatchReader(built.out / "patches" / f"{name}.zarr")
+    store = IcaReader(built.out / "ica" / f"{name}.zarr")
+    patches = PatchReader(built.out / "patches" / f"{name}.zarr")
     with Image.open(built.out / "gallery" / name / "cards" / f"n{neuron:04d}.png") as img:
         strip = np.asarray(img.convert("RGB"))
     tile, gap = gallery.TILE, gallery.GAP

@@ -15,9 +15,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from neurofacets.store import write_xarray_store
 from neurofacets.rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix, upper_triangle
 from neurofacets.similarity import euclidean_rows
+from neurofacets.store import write_xarray_store
 
 try:
     import rsatoolbox

@@ -8,9 +8,9 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
-
 from fakerun import flatness as brute_flatness
 from fakerun import gini as brute_gini
+
 from neurofacets.semantics.concepts import (
     chance_spread,
     find_concepts,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import shared_data
+
 from neurofacets import encode
 from neurofacets.datasets import list_csv, write_dataset
 from neurofacets.semantics.concepts import SEMANTIC_FACETS

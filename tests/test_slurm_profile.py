@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import REPO
 
 # jobs that are long or wide enough to be cluster jobs of their own, or run on demand / locally

@@ -8,7 +8,7 @@ import pytest
 import zarr
 from PIL import Image
 
-from neurofacets.cof import count_cof, cof_dataset, load_labels, read_cof
+from neurofacets.cof import cof_dataset, count_cof, load_labels, read_cof
 from neurofacets.store import write_activation_shard, write_xarray_store
 from neurofacets.topk import (
     _empty_top_k,
@@ -287,8 +287,8 @@ def test_shard_candidates_round_trip_and_encode_uses_them(tmp_path):
 
 
 def test_extraction_writes_candidates_for_every_layer(tmp_path):
-    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.config import with_defaults
+    from neurofacets.datasets import list_folder, write_dataset
     from neurofacets.extract import extract_shard
     from neurofacets.store import read_layer
     from neurofacets.weights import prepare_weights

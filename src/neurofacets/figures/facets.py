@@ -16,7 +16,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
-from ..readers import DEAD, MF, SF, IcaReader, PatchReader, present_layers, stores_by_layer
+from ..ica import IcaReader
+from ..patches import PatchReader
+from ..readers import DEAD, MF, SF, present_layers, stores_by_layer
 from . import style
 from .distributions import alive
 from .images import grid_shape, mosaic

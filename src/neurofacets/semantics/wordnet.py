@@ -34,7 +34,6 @@ WNID = re.compile(r"^n\d{8}$")
 TABLE = "wordnet30_nouns.csv.gz"
 # Package data this module reads (load_wordnet); provenance.script_code_digest hashes it.
 PACKAGE_DATA = ("data/*",)
-LICENSE = "WORDNET_LICENSE"
 HYPERNYM_POINTERS = frozenset({"@", "@i"})
 
 
