@@ -12,7 +12,9 @@ variant it prints
 - images/s (after a warm-up batch), the share of the wall time the main process spent waiting
   for the DataLoader, the GPU's busy fraction (``torch.cuda.utilization``, needs nvidia-ml-py;
   "n/a" without it), and the projected time for ImageNet val (50,000) and train (1,281,167
-  images) at that rate on one GPU;
+  images) at that rate on one GPU. The rate is timed on a stream of ``--stream`` images (the
+  sample's photos over and over; default 10,000 on CUDA, where the sample alone passes in
+  well under a second) or, with ``--stream 0``, on the agreement pass itself;
 - its agreement with the reference (:mod:`neurofacets.agreement`): largest difference of the
   max values relative to the layer's largest, share of equal argmax, share of neurons whose
   counted top-k set is identical, mean Jaccard, change in every layer's mean MF degree
@@ -24,6 +26,9 @@ is measured and reported, to decide whether to choose it); every variant uses an
 skips the same images; with the PIL decoder, fp32 on the device reproduces the reference
 (max within 1e-3 relative, >= 99 % identical top-k sets in every layer) and the default
 precision keeps >= 99 % of the top-k sets in every layer. ``--json`` writes every number.
+
+``--timing-only`` skips the reference and the checks and times each variant (random weights
+time the same as trained ones): with ``--workers 4,8,15`` it sizes a GPU node's DataLoader.
 """
 
 from __future__ import annotations
@@ -47,8 +52,14 @@ import torch
 
 from neurofacets.agreement import LayerAgreement, compare_layer
 from neurofacets.config import schema_default
-from neurofacets.decode import (TOLERANCE_LEVELS, EncodedJpeg, ImageDecoder, batch_to_device,
-                                nvjpeg_available, resolve_decode)
+from neurofacets.decode import (
+    TOLERANCE_LEVELS,
+    EncodedJpeg,
+    ImageDecoder,
+    batch_to_device,
+    nvjpeg_available,
+    resolve_decode,
+)
 from neurofacets.extract import PRECISIONS, collate_images, iterate_activations, make_loader
 from neurofacets.images import ImageError
 from neurofacets.models import build_model, select_layers
@@ -63,22 +74,36 @@ FP32_MAX_REL, TOPK_MIN = 1e-3, 0.99
 
 
 @dataclass
+class Timing:
+    """How long a pass over ``images`` took, and how much of it went to waiting for data."""
+
+    images: int
+    seconds: float
+    wait_seconds: float
+    gpu_busy: float | None
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
 class Run:
-    """One extraction of the sample: its activations and how long it took."""
+    """One extraction of the sample: its activations and how long a pass took."""
 
     precision: str
     decode: str
     device: str
-    seconds: float
-    wait_seconds: float
-    gpu_busy: float | None
+    workers: int
+    batch: int
+    timing: Timing
     image_id: np.ndarray
     skipped: list[tuple[int, str]]
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
 
     @property
-    def images_per_s(self) -> float:
-        return len(self.image_id) / self.seconds if self.seconds > 0 else float("nan")
+    def key(self) -> tuple[str, str, int]:
+        return self.precision, self.decode, self.workers
 
 
 class TimedLoader:
@@ -155,21 +180,26 @@ def sample_images(n: int, photos: Path) -> pd.DataFrame:
     return table
 
 
+def stream_of(images: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows cycling through ``images``, numbered 0..n-1 (a longer pass for timing)."""
+    return images.iloc[np.arange(n) % len(images)].reset_index(drop=True)
+
+
 def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device, precision: str,
-            decode: str, args: argparse.Namespace, warm_up: bool) -> Run:
+            decode: str, workers: int, args: argparse.Namespace, warm_up: bool,
+            keep_values: bool = True) -> Run:
     """The extraction stage's loader and hooked forward on ``images``, timed."""
     model = build_model("vgg16", weights.state_dict, seed=weights.seed, partial=weights.partial)
     layers = select_layers(model, "vgg16", "conv")
-    workers = args.workers if args.workers is not None else (min(8, (os.cpu_count() or 2) - 1)
-                                                              if device.type == "cuda" else 1)
 
     def loader(frame: pd.DataFrame) -> TimedLoader:
         return TimedLoader(make_loader(frame.index, frame["path"], args.size, args.resize, args.batch,
                                        workers, pin_memory=device.type == "cuda", decode=decode))
 
     if warm_up:  # cuDNN autotuning and lazy initialisation, outside the timed run
-        for _ in iterate_activations(model, layers, loader(images.head(args.batch)), device, precision,
-                                     progress=False):
+        # a whole batch, even from fewer photos: each new batch shape autotunes again
+        for _ in iterate_activations(model, layers, loader(stream_of(images, args.batch)), device,
+                                     precision, progress=False):
             pass
     timed = loader(images)
     ids, skipped, parts = [], [], {layer.name: ([], []) for layer in layers}
@@ -179,13 +209,29 @@ def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
                                                           progress=False):
             ids.extend(batch_ids.tolist())
             skipped.extend(bad)
-            for name, (mx, am) in values.items():
+            for name, (mx, am) in values.items() if keep_values else ():
                 parts[name][0].append(mx)
                 parts[name][1].append(am)
         seconds = time.perf_counter() - start
     values = {name: (np.concatenate(m), np.concatenate(a)) for name, (m, a) in parts.items() if m}
-    return Run(precision, decode, str(device), seconds, timed.wait, float(np.mean(busy)) if busy else None,
+    timing = Timing(len(ids), seconds, timed.wait, float(np.mean(busy)) if busy else None)
+    return Run(precision, decode, str(device), workers, args.batch, timing,
                np.array(ids, dtype=np.int64), sorted(skipped), values)
+
+
+def variant(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device, precision: str,
+            decode: str, workers: int, args: argparse.Namespace) -> Run:
+    """A variant's agreement pass, its rate timed on ``args.stream`` images where that is set
+    (with ``--timing-only``, that stream alone)."""
+    if args.timing_only:
+        frame = stream_of(images, args.stream) if args.stream else images
+        return extract(weights, frame, device, precision, decode, workers, args, warm_up=True,
+                       keep_values=False)
+    run = extract(weights, images, device, precision, decode, workers, args, warm_up=True)
+    if args.stream:
+        run.timing = extract(weights, stream_of(images, args.stream), device, precision, decode,
+                             workers, args, warm_up=False, keep_values=False).timing
+    return run
 
 
 def agreement(reference: Run, run: Run, k: int, codes: np.ndarray) -> list[LayerAgreement]:
@@ -223,7 +269,10 @@ def pixel_check(images: pd.DataFrame, decodes: list[str], device: torch.device,
     return result
 
 
-def checks(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], list[LayerAgreement]],
+Agreements = dict[tuple[str, str, int], list[LayerAgreement]]
+
+
+def checks(reference: Run, runs: list[Run], agreements: Agreements,
            pixels: dict[str, dict[str, float]]) -> list[str]:
     """The failed checks, in words (empty: all passed)."""
     # nvjpeg is not libjpeg-turbo: its difference is measured here, not held to the tolerance
@@ -231,7 +280,7 @@ def checks(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], li
               f"{TOLERANCE_LEVELS})" for d, p in pixels.items()
               if p["max_abs"] > TOLERANCE_LEVELS and d != "nvjpeg"]
     for run in runs:
-        key = (run.precision, run.decode)
+        key = run.key
         if not np.array_equal(run.image_id, reference.image_id) or run.skipped != reference.skipped:
             failed.append(f"{key}: uses or skips other images than the reference")
             continue
@@ -253,8 +302,26 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def report(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], list[LayerAgreement]],
-           k: int, pixels: dict[str, dict[str, float]]) -> None:
+def _rate(run: Run) -> str:
+    t = run.timing
+    busy = "n/a" if t.gpu_busy is None else f"{t.gpu_busy:.0f} %"
+    wait = 100 * t.wait_seconds / t.seconds if t.seconds > 0 else float("nan")
+    return (f"{t.images_per_s:.1f} | {wait:.0f} % | {busy} | {_minutes(IMAGENET_VAL / t.images_per_s)} "
+            f"| {_minutes(IMAGENET_TRAIN / t.images_per_s)}")
+
+
+def report_timing(runs: list[Run]) -> None:
+    print(f"### Rates ({runs[0].timing.images} images per pass)\n")
+    print("| precision | decode | device | workers | batch | images/s | waiting for data | GPU busy "
+          "| ImageNet val | ImageNet train |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        print(f"| {run.precision} | {run.decode} | {run.device} | {run.workers} | {run.batch} | "
+              f"{_rate(run)} |")
+
+
+def report(reference: Run, runs: list[Run], agreements: Agreements, k: int,
+           pixels: dict[str, dict[str, float]]) -> None:
     print("### Crops of each decode path against PIL's\n")
     print("| decode | max abs difference (levels) | mean abs difference | values that differ |")
     print("|---|---:|---:|---:|")
@@ -263,14 +330,13 @@ def report(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], li
     print()
     print(f"### Variants against the reference (CPU, fp32, pil): {len(reference.image_id)} images, "
           f"k = {k}\n")
-    print("| precision | decode | device | images/s | waiting for data | GPU busy | max rel. diff "
-          "| argmax equal | top-k identical (worst layer / all) | mean Jaccard (worst layer) "
-          "| max abs change of a layer's mean MF | ImageNet val | ImageNet train |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| precision | decode | device | workers | images/s | waiting for data | GPU busy "
+          "| ImageNet val | ImageNet train | max rel. diff | argmax equal "
+          "| top-k identical (worst layer / all) | mean Jaccard (worst layer) "
+          "| max abs change of a layer's mean MF |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
-        rows = agreements[(run.precision, run.decode)]
-        busy = "n/a" if run.gpu_busy is None else f"{run.gpu_busy:.0f} %"
-        wait = 100 * run.wait_seconds / run.seconds if run.seconds > 0 else float("nan")
+        rows = agreements[run.key]
         if rows:
             neurons = [a.topk_identical for a in rows]
             agree = (f"{max(a.max_rel_diff for a in rows):.1e} | "
@@ -280,15 +346,16 @@ def report(reference: Run, runs: list[Run], agreements: dict[tuple[str, str], li
                      f"{max(abs(a.mean_mf_change) for a in rows):.4f}")
         else:
             agree = "other images | | | |"
-        print(f"| {run.precision} | {run.decode} | {run.device} | {run.images_per_s:.1f} | {wait:.0f} % | "
-              f"{busy} | {agree} | {_minutes(IMAGENET_VAL / run.images_per_s)} | "
-              f"{_minutes(IMAGENET_TRAIN / run.images_per_s)} |")
+        print(f"| {run.precision} | {run.decode} | {run.device} | {run.workers} | {_rate(run)} | {agree} |")
+    shown = set()
     for run in runs:
-        rows = agreements[(run.precision, run.decode)]
-        # per layer: the precision alone (decode pil) or the decoder alone (fp32)
+        rows = agreements[run.key]
+        # per layer: the precision alone (decode pil) or the decoder alone (fp32), once per pair
         one_effect = run.decode == "pil" or run.precision == "fp32"
-        if not rows or (run.precision, run.decode) == ("fp32", "pil") or not one_effect:
+        pair = (run.precision, run.decode)
+        if not rows or pair == ("fp32", "pil") or not one_effect or pair in shown:
             continue
+        shown.add(pair)
         print(f"\n#### {run.precision}, decode {run.decode}, {run.device}: per layer\n")
         print("| layer | top-k identical | mean Jaccard | mean MF (reference) | change of mean MF "
               "| max rel. diff | argmax equal |")
@@ -305,8 +372,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--batch", type=int, default=None, help="default: 128 on CUDA, 16 on the CPU")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="DataLoader workers; default: min(8, cores - 1) on CUDA, 1 on the CPU")
+    parser.add_argument("--workers", default=None,
+                        help="DataLoader workers, or a comma-separated list of counts to compare; "
+                             "default: min(8, cores - 1) on CUDA, 1 on the CPU")
+    parser.add_argument("--stream", type=int, default=None,
+                        help="images per timed pass (photos repeated); default 10000 on CUDA, "
+                             "0 (time the agreement pass) on the CPU")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="no CPU reference and no checks: the rates alone")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--decodes", default="available", help="comma-separated, or 'available'")
@@ -332,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
                           else "cpu" if args.device == "auto" else args.device)
     if args.batch is None:
         args.batch = 128 if device.type == "cuda" else 16
+    if args.stream is None:
+        args.stream = 10_000 if device.type == "cuda" else 0
+    # whole batches only: a last, smaller batch would autotune cuDNN inside the timed pass
+    args.stream = -(-args.stream // args.batch) * args.batch
+    workers = ([int(w) for w in args.workers.split(",")] if args.workers is not None else
+               [min(8, (os.cpu_count() or 2) - 1) if device.type == "cuda" else 1])
     if args.decodes == "available":
         decodes = ["pil", "torchvision"] + (["nvjpeg"] if nvjpeg_available(device) else [])
     else:
@@ -343,32 +422,44 @@ def main(argv: list[str] | None = None) -> int:
           f" (CUDA {torch.version.cuda}), weights {weights.weights_id}; {len(images)} photos at "
           f"{args.size} px (resize {args.resize}), batch {args.batch}\n")
 
+    if args.timing_only:
+        runs = [variant(weights, images, device, precision, decode, n, args)
+                for precision in args.precisions.split(",") for decode in decodes for n in workers]
+        report_timing(runs)
+        if args.json:
+            write_json(args.json, runs, {}, device=str(device), gpu=gpu, images=len(images),
+                       weights=weights.weights_id, timing_only=True)
+        return 0
     cpu = torch.device("cpu")
-    reference = extract(weights, images, cpu, "fp32", "pil", args, warm_up=False)
+    reference = extract(weights, images, cpu, "fp32", "pil", workers[0], args, warm_up=False)
     runs = []
     for precision in args.precisions.split(","):
         for decode in decodes:
-            if device.type == "cpu" and (precision, decode) == ("fp32", "pil"):
-                runs.append(reference)  # the very same computation: not run twice
-                continue
-            runs.append(extract(weights, images, device, precision, decode, args, warm_up=True))
-    agreements = {(r.precision, r.decode): agreement(reference, r, args.k, images["code"].to_numpy())
-                  for r in runs}
+            for n in workers:
+                if (device.type, precision, decode, args.stream) == ("cpu", "fp32", "pil", 0) \
+                        and n == workers[0]:
+                    runs.append(reference)  # the very same computation: not run twice
+                    continue
+                runs.append(variant(weights, images, device, precision, decode, n, args))
+    agreements = {r.key: agreement(reference, r, args.k, images["code"].to_numpy()) for r in runs}
     pixels = pixel_check(images, decodes, device, args)
     report(reference, runs, agreements, args.k, pixels)
     failed = checks(reference, runs, agreements, pixels)
     print("\nchecks: " + ("all passed" if not failed else "FAILED\n- " + "\n- ".join(failed)))
     if args.json:
-        args.json.write_text(json.dumps({
-            "device": str(device), "gpu": gpu, "images": len(images), "k": args.k,
-            "weights": weights.weights_id, "failed": failed, "pixels": pixels,
-            "runs": [{"precision": r.precision, "decode": r.decode, "device": r.device,
-                      "images_per_s": r.images_per_s, "seconds": r.seconds,
-                      "wait_seconds": r.wait_seconds, "gpu_busy": r.gpu_busy,
-                      "skipped": r.skipped,
-                      "layers": [asdict(a) for a in agreements[(r.precision, r.decode)]]}
-                     for r in runs]}, indent=1))
+        write_json(args.json, runs, agreements, device=str(device), gpu=gpu, images=len(images),
+                   k=args.k, weights=weights.weights_id, failed=failed, pixels=pixels)
     return 1 if failed else 0
+
+
+def write_json(path: Path, runs: list[Run], agreements: Agreements, **about: Any) -> None:
+    """Every number of the check: ``about`` the machine and sample, then each run."""
+    path.write_text(json.dumps({**about, "runs": [
+        {"precision": r.precision, "decode": r.decode, "device": r.device, "workers": r.workers,
+         "batch": r.batch, "timed_images": r.timing.images, "images_per_s": r.timing.images_per_s,
+         "seconds": r.timing.seconds, "wait_seconds": r.timing.wait_seconds,
+         "gpu_busy": r.timing.gpu_busy, "skipped": r.skipped,
+         "layers": [asdict(a) for a in agreements.get(r.key, [])]} for r in runs]}, indent=1))
 
 
 if __name__ == "__main__":

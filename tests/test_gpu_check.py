@@ -33,7 +33,7 @@ def test_gpu_check_runs_on_the_cpu(tmp_path):
         [sys.executable, str(SCRIPT), "--device", "cpu", "--images", "6", "--size", "32",
          "--resize", "36", "--k", "3", "--batch", "3", "--workers", "0", "--threads", "2",
          "--weights", "random:0", "--photos", str(photos), "--json", str(out)],
-        capture_output=True, text=True, timeout=900)
+        check=False, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "checks: all passed" in proc.stdout and "ImageNet train" in proc.stdout
     result = json.loads(out.read_text())
@@ -62,21 +62,52 @@ def test_checks_fail_where_they_should():
     ids = np.arange(4)
 
     def run(precision, decode, image_id=ids, skipped=()):
-        return gc.Run(precision, decode, "cuda", 1.0, 0.1, None, image_id, list(skipped), {})
+        return gc.Run(precision, decode, "cuda", 1, 4, gc.Timing(4, 1.0, 0.1, None), image_id,
+                      list(skipped), {})
 
     reference = run("fp32", "pil")
     ok_pixels = {"pil": {"max_abs": 0}, "torchvision": {"max_abs": TOLERANCE_LEVELS}}
     runs = [run("fp32", "pil"), run("bf16", "pil"), run("fp32", "torchvision")]
-    agreements = {("fp32", "pil"): _layers(1.0), ("bf16", "pil"): _layers(0.8),
-                  ("fp32", "torchvision"): _layers(0.97)}
+    agreements = {("fp32", "pil", 1): _layers(1.0), ("bf16", "pil", 1): _layers(0.8),
+                  ("fp32", "torchvision", 1): _layers(0.97)}
     assert gc.DEFAULT_PRECISION == "fp32"
     assert gc.checks(reference, runs, agreements, ok_pixels) == []  # bf16 is not the default
-    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil"): _layers(0.98)}, ok_pixels)
+    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1): _layers(0.98)}, ok_pixels)
     assert len(failed) == 1 and "fp32 differs" in failed[0]
-    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil"): _layers(1.0, rel=0.01)}, ok_pixels)
+    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1): _layers(1.0, rel=0.01)}, ok_pixels)
     assert len(failed) == 1 and "max rel. 1.00e-02" in failed[0]
     failed = gc.checks(reference, [run("fp32", "pil", skipped=[(3, "truncated")])], agreements, ok_pixels)
     assert len(failed) == 1 and "skips other images" in failed[0]
     failed = gc.checks(reference, runs, agreements, {"torchvision": {"max_abs": TOLERANCE_LEVELS + 1},
                                                      "nvjpeg": {"max_abs": 9}})
     assert len(failed) == 1 and "decode torchvision" in failed[0]  # nvjpeg's is reported only
+
+
+def test_timing_only_times_a_stream_per_worker_count(tmp_path):
+    """--timing-only: no reference, one row per (precision, decode, workers), each timed on
+    --stream images rounded up to whole batches."""
+    from conftest import shared_data
+
+    photos = shared_data("imagenet-sample")
+    out = tmp_path / "timing.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--images", "3", "--size", "32",
+         "--resize", "36", "--batch", "2", "--workers", "0,1", "--stream", "5", "--threads", "2",
+         "--precisions", "fp32", "--decodes", "pil", "--weights", "random:0", "--timing-only",
+         "--photos", str(photos), "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "### Rates (6 images per pass)" in proc.stdout and "checks:" not in proc.stdout
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["workers"], r["timed_images"], r["layers"]) for r in runs] == [(0, 6, []), (1, 6, [])]
+    assert all(r["images_per_s"] > 0 and r["gpu_busy"] is None for r in runs)
+
+
+def test_stream_cycles_the_sample():
+    gc = _module()
+    import pandas as pd
+
+    frame = pd.DataFrame({"path": ["a", "b", "c"], "code": [0, 1, 0]}, index=[7, 8, 9])
+    stream = gc.stream_of(frame, 7)
+    assert list(stream.index) == list(range(7))
+    assert list(stream["path"]) == ["a", "b", "c", "a", "b", "c", "a"]
