@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -70,6 +71,7 @@ PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample"
 IMAGENET_VAL, IMAGENET_TRAIN = 50_000, 1_281_167
 #: The precision of the default configuration (config/schema.yaml).
 DEFAULT_PRECISION = schema_default("extraction.precision")
+DEFAULT_AUTOTUNE = schema_default("extraction.cudnn_autotune")
 FP32_MAX_REL, TOPK_MIN = 1e-3, 0.99
 
 
@@ -81,6 +83,8 @@ class Timing:
     seconds: float
     wait_seconds: float
     gpu_busy: float | None
+    #: the untimed first batch before it: model to the device, cuDNN autotuning, workers' start
+    start_seconds: float = 0.0
 
     @property
     def images_per_s(self) -> float:
@@ -96,14 +100,15 @@ class Run:
     device: str
     workers: int
     batch: int
+    autotune: bool
     timing: Timing
     image_id: np.ndarray
     skipped: list[tuple[int, str]]
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return self.precision, self.decode, self.workers
+    def key(self) -> tuple[str, str, int, bool]:
+        return self.precision, self.decode, self.workers, self.autotune
 
 
 class TimedLoader:
@@ -186,7 +191,7 @@ def stream_of(images: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device, precision: str,
-            decode: str, workers: int, args: argparse.Namespace, warm_up: bool,
+            decode: str, workers: int, autotune: bool, args: argparse.Namespace, warm_up: bool,
             keep_values: bool = True) -> Run:
     """The extraction stage's loader and hooked forward on ``images``, timed."""
     model = build_model("vgg16", weights.state_dict, seed=weights.seed, partial=weights.partial)
@@ -196,17 +201,19 @@ def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
         return TimedLoader(make_loader(frame.index, frame["path"], args.size, args.resize, args.batch,
                                        workers, pin_memory=device.type == "cuda", decode=decode))
 
+    start = time.perf_counter()
     if warm_up:  # cuDNN autotuning and lazy initialisation, outside the timed run
         # a whole batch, even from fewer photos: each new batch shape autotunes again
         for _ in iterate_activations(model, layers, loader(stream_of(images, args.batch)), device,
-                                     precision, progress=False):
+                                     precision, progress=False, autotune=autotune):
             pass
+    start_seconds = time.perf_counter() - start
     timed = loader(images)
     ids, skipped, parts = [], [], {layer.name: ([], []) for layer in layers}
     with gpu_busy_sampler(device) as busy:
         start = time.perf_counter()
         for batch_ids, values, bad in iterate_activations(model, layers, timed, device, precision,
-                                                          progress=False):
+                                                          progress=False, autotune=autotune):
             ids.extend(batch_ids.tolist())
             skipped.extend(bad)
             for name, (mx, am) in values.items() if keep_values else ():
@@ -214,23 +221,26 @@ def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
                 parts[name][1].append(am)
         seconds = time.perf_counter() - start
     values = {name: (np.concatenate(m), np.concatenate(a)) for name, (m, a) in parts.items() if m}
-    timing = Timing(len(ids), seconds, timed.wait, float(np.mean(busy)) if busy else None)
-    return Run(precision, decode, str(device), workers, args.batch, timing,
+    timing = Timing(len(ids), seconds, timed.wait, float(np.mean(busy)) if busy else None,
+                    start_seconds)
+    return Run(precision, decode, str(device), workers, args.batch, autotune, timing,
                np.array(ids, dtype=np.int64), sorted(skipped), values)
 
 
 def variant(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device, precision: str,
-            decode: str, workers: int, args: argparse.Namespace) -> Run:
+            decode: str, workers: int, autotune: bool, args: argparse.Namespace) -> Run:
     """A variant's agreement pass, its rate timed on ``args.stream`` images where that is set
     (with ``--timing-only``, that stream alone)."""
     if args.timing_only:
         frame = stream_of(images, args.stream) if args.stream else images
-        return extract(weights, frame, device, precision, decode, workers, args, warm_up=True,
-                       keep_values=False)
-    run = extract(weights, images, device, precision, decode, workers, args, warm_up=True)
+        return extract(weights, frame, device, precision, decode, workers, autotune, args,
+                       warm_up=True, keep_values=False)
+    run = extract(weights, images, device, precision, decode, workers, autotune, args, warm_up=True)
     if args.stream:
+        start = run.timing.start_seconds
         run.timing = extract(weights, stream_of(images, args.stream), device, precision, decode,
-                             workers, args, warm_up=False, keep_values=False).timing
+                             workers, autotune, args, warm_up=False, keep_values=False).timing
+        run.timing.start_seconds = start
     return run
 
 
@@ -312,12 +322,12 @@ def _rate(run: Run) -> str:
 
 def report_timing(runs: list[Run]) -> None:
     print(f"### Rates ({runs[0].timing.images} images per pass)\n")
-    print("| precision | decode | device | workers | batch | images/s | waiting for data | GPU busy "
-          "| ImageNet val | ImageNet train |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| precision | decode | device | workers | batch | cuDNN autotuning | first batch (s) "
+          "| images/s | waiting for data | GPU busy | ImageNet val | ImageNet train |")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         print(f"| {run.precision} | {run.decode} | {run.device} | {run.workers} | {run.batch} | "
-              f"{_rate(run)} |")
+              f"{'on' if run.autotune else 'off'} | {run.timing.start_seconds:.1f} | {_rate(run)} |")
 
 
 def report(reference: Run, runs: list[Run], agreements: Agreements, k: int,
@@ -378,6 +388,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream", type=int, default=None,
                         help="images per timed pass (photos repeated); default 10000 on CUDA, "
                              "0 (time the agreement pass) on the CPU")
+    parser.add_argument("--autotune", default="on" if DEFAULT_AUTOTUNE else "off",
+                        help="cuDNN autotuning: on, off, or on,off to compare (CUDA only); "
+                             "default: the configuration's extraction.cudnn_autotune")
     parser.add_argument("--timing-only", action="store_true",
                         help="no CPU reference and no checks: the rates alone")
     parser.add_argument("--k", type=int, default=100)
@@ -411,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     args.stream = -(-args.stream // args.batch) * args.batch
     workers = ([int(w) for w in args.workers.split(",")] if args.workers is not None else
                [min(8, (os.cpu_count() or 2) - 1) if device.type == "cuda" else 1])
+    autotunes = [{"on": True, "off": False}[a] for a in args.autotune.split(",")]
     if args.decodes == "available":
         decodes = ["pil", "torchvision"] + (["nvjpeg"] if nvjpeg_available(device) else [])
     else:
@@ -423,24 +437,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.size} px (resize {args.resize}), batch {args.batch}\n")
 
     if args.timing_only:
-        runs = [variant(weights, images, device, precision, decode, n, args)
-                for precision in args.precisions.split(",") for decode in decodes for n in workers]
+        runs = [variant(weights, images, device, precision, decode, n, a, args)
+                for precision in args.precisions.split(",") for decode in decodes for n in workers
+                for a in autotunes]
         report_timing(runs)
         if args.json:
             write_json(args.json, runs, {}, device=str(device), gpu=gpu, images=len(images),
                        weights=weights.weights_id, timing_only=True)
         return 0
     cpu = torch.device("cpu")
-    reference = extract(weights, images, cpu, "fp32", "pil", workers[0], args, warm_up=False)
+    reference = extract(weights, images, cpu, "fp32", "pil", workers[0], autotunes[0], args,
+                        warm_up=False)
     runs = []
-    for precision in args.precisions.split(","):
-        for decode in decodes:
-            for n in workers:
-                if (device.type, precision, decode, args.stream) == ("cpu", "fp32", "pil", 0) \
-                        and n == workers[0]:
-                    runs.append(reference)  # the very same computation: not run twice
-                    continue
-                runs.append(variant(weights, images, device, precision, decode, n, args))
+    for precision, decode, n, a in itertools.product(args.precisions.split(","), decodes, workers,
+                                                     autotunes):
+        if (device.type, precision, decode, args.stream, n, a) == \
+                ("cpu", "fp32", "pil", 0, workers[0], autotunes[0]):
+            runs.append(reference)  # the very same computation: not run twice
+            continue
+        runs.append(variant(weights, images, device, precision, decode, n, a, args))
     agreements = {r.key: agreement(reference, r, args.k, images["code"].to_numpy()) for r in runs}
     pixels = pixel_check(images, decodes, device, args)
     report(reference, runs, agreements, args.k, pixels)
@@ -456,7 +471,8 @@ def write_json(path: Path, runs: list[Run], agreements: Agreements, **about: Any
     """Every number of the check: ``about`` the machine and sample, then each run."""
     path.write_text(json.dumps({**about, "runs": [
         {"precision": r.precision, "decode": r.decode, "device": r.device, "workers": r.workers,
-         "batch": r.batch, "timed_images": r.timing.images, "images_per_s": r.timing.images_per_s,
+         "batch": r.batch, "autotune": r.autotune, "start_seconds": r.timing.start_seconds,
+         "timed_images": r.timing.images, "images_per_s": r.timing.images_per_s,
          "seconds": r.timing.seconds, "wait_seconds": r.timing.wait_seconds,
          "gpu_busy": r.timing.gpu_busy, "skipped": r.skipped,
          "layers": [asdict(a) for a in agreements.get(r.key, [])]} for r in runs]}, indent=1))

@@ -241,3 +241,35 @@ def test_bf16_autocast_approximates_fp32(tmp_path):
         assert np.max(np.abs(fp32 - bf16)) < 0.05 * scale
     with pytest.raises(ValueError, match="precision"):
         next(iterate_activations(model, layers, loader, torch.device("cpu"), precision="fp8"))
+
+
+@pytest.mark.parametrize("autotune", [False, True])
+def test_shard_passes_cudnn_autotune_to_the_forward_loop(tmp_path, monkeypatch, autotune):
+    """extraction.cudnn_autotune reaches iterate_activations (default off); the CPU ignores it."""
+    import neurofacets.extract as extract
+    from neurofacets.config import with_defaults
+    from neurofacets.datasets import list_folder, write_dataset
+
+    root = tmp_path / "data" / "a"
+    root.mkdir(parents=True)
+    _write_images(root, 2, size=20)
+    tables = tmp_path / "dataset"
+    write_dataset(list_folder(root.parent), tables / "images.csv", tables / "classes.csv",
+                  tables / "skipped.csv", images_per_class=None, shards=1)
+    seen = []
+    real = extract.iterate_activations
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("autotune"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "iterate_activations", recording)
+    ex = {"image_size": 16, "resize": 16, "batch_size": 2, "shards": 1, "device": "cpu", "workers": 0}
+    if autotune:
+        ex["cudnn_autotune"] = True
+    config = with_defaults({"run": "t", "model": {"arch": "vgg16", "weights": "random:0",
+                                                  "layers": ["conv1_1"]}, "extraction": ex})
+    extract.extract_shard(config, tables / "images.csv", 0, _prepared_random_weights(tmp_path),
+                          tmp_path / "s.zarr")
+    assert seen == [autotune]
+    assert read_layer([tmp_path / "s.zarr"], "conv1_1").image_id.tolist() == [0, 1]

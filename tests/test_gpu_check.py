@@ -62,19 +62,19 @@ def test_checks_fail_where_they_should():
     ids = np.arange(4)
 
     def run(precision, decode, image_id=ids, skipped=()):
-        return gc.Run(precision, decode, "cuda", 1, 4, gc.Timing(4, 1.0, 0.1, None), image_id,
+        return gc.Run(precision, decode, "cuda", 1, 4, True, gc.Timing(4, 1.0, 0.1, None), image_id,
                       list(skipped), {})
 
     reference = run("fp32", "pil")
     ok_pixels = {"pil": {"max_abs": 0}, "torchvision": {"max_abs": TOLERANCE_LEVELS}}
     runs = [run("fp32", "pil"), run("bf16", "pil"), run("fp32", "torchvision")]
-    agreements = {("fp32", "pil", 1): _layers(1.0), ("bf16", "pil", 1): _layers(0.8),
-                  ("fp32", "torchvision", 1): _layers(0.97)}
+    agreements = {("fp32", "pil", 1, True): _layers(1.0), ("bf16", "pil", 1, True): _layers(0.8),
+                  ("fp32", "torchvision", 1, True): _layers(0.97)}
     assert gc.DEFAULT_PRECISION == "fp32"
     assert gc.checks(reference, runs, agreements, ok_pixels) == []  # bf16 is not the default
-    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1): _layers(0.98)}, ok_pixels)
+    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1, True): _layers(0.98)}, ok_pixels)
     assert len(failed) == 1 and "fp32 differs" in failed[0]
-    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1): _layers(1.0, rel=0.01)}, ok_pixels)
+    failed = gc.checks(reference, runs, {**agreements, ("fp32", "pil", 1, True): _layers(1.0, rel=0.01)}, ok_pixels)
     assert len(failed) == 1 and "max rel. 1.00e-02" in failed[0]
     failed = gc.checks(reference, [run("fp32", "pil", skipped=[(3, "truncated")])], agreements, ok_pixels)
     assert len(failed) == 1 and "skips other images" in failed[0]
@@ -100,6 +100,7 @@ def test_timing_only_times_a_stream_per_worker_count(tmp_path):
     assert "### Rates (6 images per pass)" in proc.stdout and "checks:" not in proc.stdout
     runs = json.loads(out.read_text())["runs"]
     assert [(r["workers"], r["timed_images"], r["layers"]) for r in runs] == [(0, 6, []), (1, 6, [])]
+    assert all(r["autotune"] is False and r["start_seconds"] > 0 for r in runs)  # the default
     assert all(r["images_per_s"] > 0 and r["gpu_busy"] is None for r in runs)
 
 

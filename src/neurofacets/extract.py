@@ -129,14 +129,20 @@ def iterate_activations(
     device: torch.device,
     precision: str = "fp32",
     progress: bool = True,
+    autotune: bool = False,
 ) -> Iterator[tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], list[tuple[int, str]]]]:
-    """Yield ``(image_ids, {layer: (max, argmax)}, skipped)`` per batch of ``loader``."""
+    """Yield ``(image_ids, {layer: (max, argmax)}, skipped)`` per batch of ``loader``.
+
+    ``autotune``: on CUDA, let cuDNN time its algorithms for each new batch shape
+    (``torch.backends.cudnn.benchmark``) rather than pick them by heuristics
+    (``extraction.cudnn_autotune``).
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"extraction.precision: {precision!r} is not one of {list(PRECISIONS)}")
     model = model.to(device).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = autotune
         # fp32 means fp32: TF32 tensor cores would round conv inputs to 10 bits of mantissa
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -225,7 +231,8 @@ def extract_shard(
     paths = dict(zip(images["image_id"], images["path"]))
     with atomic_output(out_path) as tmp:
         writer = ActivationShardWriter(tmp, len(images), shapes, attrs)
-        for ids, values, bad in iterate_activations(model, layers, loader, device, ex["precision"]):
+        for ids, values, bad in iterate_activations(model, layers, loader, device, ex["precision"],
+                                                    autotune=ex["cudnn_autotune"]):
             writer.write(ids, values)
             for image_id, reason in bad:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)
