@@ -13,6 +13,8 @@ rule probes:
         f"{OUT}/logs/probes.log",
     benchmark:
         f"{OUT}/benchmarks/probes.tsv"
+    group:
+        "setup"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -34,6 +36,8 @@ rule dataset:
         f"{OUT}/logs/dataset.log",
     benchmark:
         f"{OUT}/benchmarks/dataset.tsv"
+    group:
+        "setup"
     conda:
         "../envs/neurofacets.yaml"
     script:

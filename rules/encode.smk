@@ -50,6 +50,8 @@ rule encode_metrics:
         f"{OUT}/logs/encode_metrics/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/encode_metrics/{{layer}}.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -72,6 +74,8 @@ rule encode_all_layers:
         f"{OUT}/logs/encode_all_layers.log",
     benchmark:
         f"{OUT}/benchmarks/encode_all_layers.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -93,6 +97,8 @@ rule encode_similarity:
         f"{OUT}/logs/encode_similarity/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/encode_similarity/{{layer}}.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -113,6 +119,8 @@ rule encode_similarity_summary:
         f"{OUT}/logs/encode_similarity_summary.log",
     benchmark:
         f"{OUT}/benchmarks/encode_similarity_summary.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -134,6 +142,8 @@ rule encode_rdm:
         f"{OUT}/logs/encode_rdm/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/encode_rdm/{{layer}}.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -154,6 +164,8 @@ rule encode_rsa:
         f"{OUT}/logs/encode_rsa.log",
     benchmark:
         f"{OUT}/benchmarks/encode_rsa.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -178,6 +190,8 @@ rule encode_null:
         f"{OUT}/logs/encode_null/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/encode_null/{{layer}}.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -198,6 +212,8 @@ rule encode_null_summary:
         f"{OUT}/logs/encode_null_summary.log",
     benchmark:
         f"{OUT}/benchmarks/encode_null_summary.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:

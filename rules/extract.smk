@@ -17,6 +17,8 @@ rule weights:
         f"{OUT}/logs/weights.log",
     benchmark:
         f"{OUT}/benchmarks/weights.tsv"
+    group:
+        "setup"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -37,6 +39,8 @@ rule layers:
         f"{OUT}/logs/layers.log",
     benchmark:
         f"{OUT}/benchmarks/layers.tsv"
+    group:
+        "setup"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -76,6 +80,8 @@ rule skipped_images:
         code=script_digest("skipped_images.py"),
     log:
         f"{OUT}/logs/skipped_images.log",
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:

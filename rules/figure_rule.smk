@@ -7,11 +7,12 @@ from neurofacets.figure_table import report_format
 from neurofacets.job_resources import FIGURE_SCRIPT_MB, job_mem_mb
 
 
-def figure_rule(figure, out, inputs, figures_config):
+def figure_rule(figure, out, inputs, figures_config, group="figures"):
     """Define the job drawing `figure` into `out`/figures from `inputs` (name -> path,
     list or input function), in every format of `figures_config` (the config's figures
     section); the report shows its report format with workflow/report/<stem>.rst.
-    The job is named after the figure's stem."""
+    The job is named after the figure's stem; on a cluster it joins the job `group`
+    (None: a job of its own)."""
     formats = figures_config["format"]
     shown = f".{report_format(formats)}"
     report_place = {
@@ -42,6 +43,8 @@ def figure_rule(figure, out, inputs, figures_config):
             f"{out}/logs/{figure.stem}.log",
         benchmark:
             f"{out}/benchmarks/{figure.stem}.tsv"
+        group:
+            group
         conda:
             "../envs/neurofacets.yaml"
         script:

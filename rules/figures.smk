@@ -44,6 +44,8 @@ rule figure_tables:
         f"{OUT}/logs/figure_tables.log",
     benchmark:
         f"{OUT}/benchmarks/figure_tables.tsv"
+    group:
+        "figures"
     conda:
         "../envs/neurofacets.yaml"
     script:

@@ -34,6 +34,8 @@ rule summary:
         f"{OUT}/logs/summary.log",
     benchmark:
         f"{OUT}/benchmarks/summary.tsv"
+    group:
+        "figures"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -100,6 +102,8 @@ rule gallery_index:
         f"{OUT}/logs/gallery_index.log",
     benchmark:
         f"{OUT}/benchmarks/gallery_index.tsv"
+    group:
+        "figures"
     conda:
         "../envs/neurofacets.yaml"
     script:

@@ -32,6 +32,8 @@ checkpoint semantics_hierarchy:
         f"{OUT}/logs/semantics_hierarchy.log",
     benchmark:
         f"{OUT}/benchmarks/semantics_hierarchy.tsv"
+    group:
+        "setup"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -61,6 +63,8 @@ rule semantics_layer:
         f"{OUT}/logs/semantics_layer/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/semantics_layer/{{layer}}.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -92,6 +96,8 @@ rule semantics_summary:
         f"{OUT}/logs/semantics_summary.log",
     benchmark:
         f"{OUT}/benchmarks/semantics_summary.tsv"
+    group:
+        "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:

@@ -21,6 +21,8 @@ rule patches:
         f"{OUT}/logs/patches/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/patches/{{layer}}.tsv"
+    group:
+        "visualize"
     conda:
         "../envs/neurofacets.yaml"
     script:
@@ -51,6 +53,8 @@ rule ica:
         f"{OUT}/logs/ica/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/ica/{{layer}}.tsv"
+    group:
+        "visualize"
     conda:
         "../envs/neurofacets.yaml"
     script:
