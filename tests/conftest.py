@@ -49,6 +49,40 @@ def copy_workflow(workdir: Path) -> Path:
     return workdir
 
 
+# 12 WordNet ids, one per probe class: toy dogs, cats, cars, fruit, a volcano
+WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n02123159",
+         "n02814533", "n03100240", "n04285008", "n07747607", "n07753592", "n09472597"]
+#: A tiny multi-run config (on top of tests/configs/tiny.yaml): two untrained networks on
+#: probe images whose class folders are WordNet ids, so the semantics stage runs.
+CONTROLS_CONFIG = {
+    "run": "ctl",
+    "dataset": {"format": "folder", "root": "wnid-data", "images_per_class": 3},
+    "analysis": {"top_k": 6},
+    "semantics": {"levels": [6], "spread_draws": 50, "permutations": 2},
+    "runs": [
+        {"run": "vgg-random", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1", "conv2_1"]}},
+        {"run": "alex-random", "model": {"arch": "alexnet", "weights": "random:0", "layers": ["features-0"]},
+         "extraction": {"image_size": 64, "resize": 64}},
+    ],
+    "runs_build": "compare",
+}
+
+
+def controls_workflow(workdir: Path) -> Path:
+    """A copy of the workflow with ``controls.yaml`` (:data:`CONTROLS_CONFIG`) and its data."""
+    import yaml
+
+    from neurofacets.probes import write_probe_dataset
+
+    copy_workflow(workdir)
+    probes = workdir / "probes"
+    write_probe_dataset(probes, 3, 32, 0)
+    for wnid, folder in zip(WNIDS, sorted(p for p in probes.iterdir() if p.is_dir())):
+        shutil.copytree(folder, workdir / "wnid-data" / wnid)
+    (workdir / "controls.yaml").write_text(yaml.safe_dump(CONTROLS_CONFIG))
+    return workdir
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """The tiny config run locally on 2 cores in ``workdir``."""
     # targets and --config first: --configfile takes every following word as a file

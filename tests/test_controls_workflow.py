@@ -8,33 +8,13 @@ under results/<top-level run>/.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
-from neurofacets.probes import write_probe_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-# 12 WordNet ids, one per probe class: toy dogs, cats, cars, fruit, a volcano
-WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n02123159",
-         "n02814533", "n03100240", "n04285008", "n07747607", "n07753592", "n09472597"]
-CONFIG = {
-    "run": "ctl",
-    "dataset": {"format": "folder", "root": "wnid-data", "images_per_class": 3},
-    "analysis": {"top_k": 6},
-    "semantics": {"levels": [6], "spread_draws": 50, "permutations": 2},
-    "runs": [
-        {"run": "vgg-random", "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1", "conv2_1"]}},
-        {"run": "alex-random", "model": {"arch": "alexnet", "weights": "random:0", "layers": ["features-0"]},
-         "extraction": {"image_size": 64, "resize": 64}},
-    ],
-    "runs_build": "compare",
-}
+from conftest import WNIDS, controls_workflow
 
 pytestmark = pytest.mark.e2e
 
@@ -47,16 +27,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def controls(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("controls")
-    for item in ("Snakefile", "rules", "workflow", "config", "envs", "tests/configs"):
-        src, dst = REPO / item, workdir / item
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    probes = workdir / "probes"
-    write_probe_dataset(probes, 3, 32, 0)
-    for wnid, folder in zip(WNIDS, sorted(p for p in probes.iterdir() if p.is_dir())):
-        shutil.copytree(folder, workdir / "wnid-data" / wnid)
-    (workdir / "controls.yaml").write_text(yaml.safe_dump(CONFIG))
+    workdir = controls_workflow(tmp_path_factory.mktemp("controls"))
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir

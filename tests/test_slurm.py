@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from conftest import copy_workflow
+from conftest import controls_workflow, copy_workflow
+from test_slurm_profile import UNGROUPED, UNGROUPED_COMPARISON
 
 from neurofacets.ica import IcaReader
 
@@ -164,3 +165,28 @@ def test_memory_requests_are_enforced(slurm, slurm_run):
     state = subprocess.run(["squeue", "-h", "--states=all", "-j", jobid, "-o", "%T"],
                            capture_output=True, text=True).stdout.strip()
     assert over.returncode != 0 and state == "OUT_OF_MEMORY", (over.stderr, state)
+
+
+def test_multi_run_config_is_grouped_run_by_run(slurm, tmp_path):
+    """A multi-run config (rules renamed <run>__<rule>) on SLURM: only the rules meant to be
+    cluster jobs of their own are submitted alone, every other job goes into a group job,
+    and a second call submits nothing."""
+    workdir = controls_workflow(tmp_path)
+
+    def run() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", *FAST_STATUS,
+               "--configfile", "tests/configs/tiny.yaml", "controls.yaml"]
+        return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1500, check=False)
+
+    result = run()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    jobs = _submitted(result)
+    alone = {name.split("__")[-1] for name in jobs if name not in {"setup", "analysis", "figures", "visualize"}}
+    assert alone <= UNGROUPED | UNGROUPED_COMPARISON, jobs
+    assert {"extract", "encode_topk"} <= alone and {"setup", "analysis", "figures"} <= set(jobs), jobs
+    assert sum(len(ids) for name, ids in jobs.items() if name.endswith("extract")) == 4, jobs  # 2 runs x 2 shards
+    assert (workdir / "results" / "ctl" / "tables" / "compare_semantics.csv").exists()
+    again = run()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stdout + again.stderr and not _submitted(again)
+    print(f"{sum(map(len, jobs.values()))} SLURM jobs for 2 runs: {sorted(jobs)}")
