@@ -465,16 +465,20 @@ def test_package_and_scripts_write_no_second_default():
 def _planned_jobs(stdout: str) -> list[str]:
     """Every job of a dry run: its rule and indented fields (inputs, outputs, wildcards,
     threads, resources...); the jobid, the reason (its file lists come in any order) and the
-    time stamps left out."""
+    time stamps left out. Jobs inside a group job's block (indented once more) count alike."""
     jobs: list[list[str]] = []
+    indent = None  # of the open job's `rule x:` line; None once its block has ended
     for line in stdout.splitlines():
-        if re.fullmatch(r"(?:local)?(?:rule|checkpoint) \w+:", line):
-            jobs.append([line])
-        elif jobs and line.startswith("    ") and not line.strip().startswith(("jobid:", "reason:")):
-            jobs[-1].append(line)
-        elif jobs and not line.startswith("    "):
-            jobs[-1].append("")  # the block has ended; later indented lines are not the job's
-    return sorted("\n".join(line for line in job if line) for job in jobs)
+        start = re.fullmatch(r"( *)((?:local)?(?:rule|checkpoint) \w+:)", line)
+        if start:
+            indent = len(start.group(1))
+            jobs.append([start.group(2)])
+        elif indent is not None and line.startswith(" " * (indent + 4)):
+            if not line.strip().startswith(("jobid:", "reason:")):
+                jobs[-1].append(line[indent:])
+        else:
+            indent = None  # the block has ended; later indented lines are not the job's
+    return sorted("\n".join(job) for job in jobs)
 
 
 @pytest.mark.e2e
