@@ -83,6 +83,18 @@ def controls_workflow(workdir: Path) -> Path:
     return workdir
 
 
+def shipped_controls_workflow(workdir: Path) -> tuple[Path, Path]:
+    """A copy of the workflow ready to parse config/controls.yaml on Tiny-ImageNet's validation
+    photos: ``(workdir, dataset root)``; skips the test where the photos are absent."""
+    root = shared_data("tiny-imagenet-val")
+    if not root.exists():
+        pytest.skip(f"{root} is absent: the controls config needs a dataset folder to parse")
+    copy_workflow(workdir)
+    subprocess.run([sys.executable, "-m", "neurofacets.tiny_imagenet", str(root),
+                    str(workdir / "resources" / "tiny-imagenet-val.csv")], check=True, capture_output=True)
+    return workdir, root
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """The tiny config run locally on 2 cores in ``workdir``."""
     # targets and --config first: --configfile takes every following word as a file

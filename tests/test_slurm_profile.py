@@ -8,9 +8,8 @@ import json
 import subprocess
 import sys
 
-import pytest
 import yaml
-from conftest import REPO, copy_workflow, shared_data
+from conftest import REPO, shipped_controls_workflow
 
 # jobs that are long or wide enough to be cluster jobs of their own, or run on demand / locally
 UNGROUPED = {"all", "extract", "encode_topk", "neuron_figure", "gallery_layer"}
@@ -55,12 +54,7 @@ def test_every_short_rule_is_in_a_group():
 def test_multi_run_rules_keep_their_groups(tmp_path):
     """The renamed rules of every run of config/controls.yaml are grouped as the single-run
     rules are."""
-    root = shared_data("tiny-imagenet-val")
-    if not root.exists():
-        pytest.skip(f"{root} is absent: the controls config needs a dataset folder to parse")
-    workdir = copy_workflow(tmp_path)
-    subprocess.run([sys.executable, "-m", "neurofacets.tiny_imagenet", str(root),
-                    str(workdir / "resources" / "tiny-imagenet-val.csv")], check=True, capture_output=True)
+    workdir, root = shipped_controls_workflow(tmp_path)
     single = declared_groups()
     groups = declared_groups(workdir, "config/controls.yaml", dataset={"root": str(root)})
     runs = yaml.safe_load((REPO / "config" / "controls.yaml").read_text())["runs"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, copy_workflow, shared_data
+from conftest import REPO, copy_workflow, shipped_controls_workflow
 
 LINT_CLEAN = "Congratulations, your workflow is in a good condition!"
 
@@ -26,12 +26,7 @@ def test_lint_is_clean_on_the_default_config(tmp_path):
 
 def test_lint_is_clean_in_multi_run_mode(tmp_path):
     # config/controls.yaml: the Snakefile as a module once per run, and the comparison rules
-    root = shared_data("tiny-imagenet-val")
-    if not root.exists():
-        pytest.skip(f"{root} is absent: the controls config needs a dataset folder to parse")
-    workdir = copy_workflow(tmp_path)
-    subprocess.run([sys.executable, "-m", "neurofacets.tiny_imagenet", str(root),
-                    str(workdir / "resources" / "tiny-imagenet-val.csv")], check=True, capture_output=True)
+    workdir, root = shipped_controls_workflow(tmp_path)
     result = _lint(workdir, "--configfile", "config/controls.yaml", "--config", f"dataset={{\"root\": \"{root}\"}}")
     assert result.returncode == 0 and LINT_CLEAN in result.stdout + result.stderr, (
         result.stdout[-3000:] + result.stderr[-3000:])
