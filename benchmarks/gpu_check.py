@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -237,10 +237,9 @@ def variant(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
                        warm_up=True, keep_values=False)
     run = extract(weights, images, device, precision, decode, workers, autotune, args, warm_up=True)
     if args.stream:
-        start = run.timing.start_seconds
-        run.timing = extract(weights, stream_of(images, args.stream), device, precision, decode,
-                             workers, autotune, args, warm_up=False, keep_values=False).timing
-        run.timing.start_seconds = start
+        stream = extract(weights, stream_of(images, args.stream), device, precision, decode,
+                         workers, autotune, args, warm_up=False, keep_values=False)
+        run.timing = replace(stream.timing, start_seconds=run.timing.start_seconds)
     return run
 
 
@@ -279,7 +278,7 @@ def pixel_check(images: pd.DataFrame, decodes: list[str], device: torch.device,
     return result
 
 
-Agreements = dict[tuple[str, str, int], list[LayerAgreement]]
+Agreements = dict[tuple[str, str, int, bool], list[LayerAgreement]]
 
 
 def checks(reference: Run, runs: list[Run], agreements: Agreements,
