@@ -79,6 +79,9 @@ def test_header_check_refuses_bombs(tmp_path):
     (root / "a").mkdir(parents=True)
     Image.new("L", (200, 200)).save(root / "a" / "big.png")
     Image.new("L", (10, 10)).save(root / "a" / "small.png")
+    (root / "b").mkdir()
+    Image.new("L", (10, 10)).save(root / "b" / "small.png")  # a second class: one alone is refused
     images, _, skipped = build_dataset(list_folder(root), images_per_class=None, shards=1,
                                        max_pixels=10_000)
-    assert len(images) == 1 and skipped["reason"].str.contains("decompression bomb").all()
+    assert len(images) == 2 and skipped["path"].tolist() == [str(root / "a" / "big.png")]
+    assert skipped["reason"].str.contains("decompression bomb").all()

@@ -271,12 +271,12 @@ def test_shard_records_its_decode_path(tmp_path):
     from neurofacets.store import open_shard
     from neurofacets.weights import prepare_weights
 
-    root = tmp_path / "data" / "a"
-    root.mkdir(parents=True)
-    for i in range(3):
-        (root / f"{i}.jpg").write_bytes(_jpeg_bytes(_noise(40, 50, i)))
+    root = tmp_path / "data"
+    for i, c in enumerate("aab"):  # two classes: the dataset stage refuses a single one
+        (root / c).mkdir(parents=True, exist_ok=True)
+        (root / c / f"{i}.jpg").write_bytes(_jpeg_bytes(_noise(40, 50, i)))
     tables = tmp_path / "dataset"
-    write_dataset(list_folder(root.parent), tables / "images.csv", tables / "classes.csv",
+    write_dataset(list_folder(root), tables / "images.csv", tables / "classes.csv",
                   tables / "skipped.csv", images_per_class=None, shards=1)
     prepare_weights("random:0", "vgg11", tmp_path / "w.pt")
     config = {"run": "t", "model": {"arch": "vgg11", "weights": "random:0", "layers": ["conv1_1"]},

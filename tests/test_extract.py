@@ -250,11 +250,12 @@ def test_shard_passes_cudnn_autotune_to_the_forward_loop(tmp_path, monkeypatch, 
     from neurofacets.config import with_defaults
     from neurofacets.datasets import list_folder, write_dataset
 
-    root = tmp_path / "data" / "a"
-    root.mkdir(parents=True)
-    _write_images(root, 2, size=20)
+    root = tmp_path / "data"
+    for c in ("a", "b"):  # two classes: the dataset stage refuses a single one
+        (root / c).mkdir(parents=True)
+        _write_images(root / c, 1, size=20)
     tables = tmp_path / "dataset"
-    write_dataset(list_folder(root.parent), tables / "images.csv", tables / "classes.csv",
+    write_dataset(list_folder(root), tables / "images.csv", tables / "classes.csv",
                   tables / "skipped.csv", images_per_class=None, shards=1)
     seen = []
     real = extract.iterate_activations
