@@ -58,7 +58,7 @@ def differences(paths: list[Path], size: int, resize: int) -> None:
     pil, tv = ImageDecoder("pil", size, resize), ImageDecoder("torchvision", size, resize)
     per_image, differing, mean_abs, to_pil = [], [], [], 0
     for path in paths:
-        a, b = pil(path).numpy().astype(int), tv(path).numpy().astype(int)
+        a, b = pil(path).pixels.numpy().astype(int), tv(path).pixels.numpy().astype(int)
         diff = np.abs(a - b)
         per_image.append(int(diff.max()))
         differing.append(float(np.mean(diff > 0)))

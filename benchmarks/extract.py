@@ -94,12 +94,12 @@ def stage_rate(model, layers, photos, size, batch, repeats) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             writer = None
-            for ids, values, _ in iterate_activations(model, layers, loader, torch.device("cpu"),
-                                                      progress=False):
+            for ids, values, _, keys, _ in iterate_activations(model, layers, loader, torch.device("cpu"),
+                                                               progress=False):
                 if writer is None:
                     shapes = {k: (v[0].shape[1], 1, 1) for k, v in values.items()}
                     writer = ActivationShardWriter(Path(tmp) / "s.zarr", len(photos), shapes)
-                writer.write(ids, values)
+                writer.write(ids, values, keys)
             writer.close()
             best = min(best, time.perf_counter() - start)
     return len(photos) / best
@@ -205,7 +205,7 @@ def checksum_cost(n_images: int = 2048, repeats: int = 3) -> dict[str, tuple[flo
                     store.CHECKSUMMED_COMPRESSORS, store.WRITE_EVERY_CHUNK = compressors, config
                     start, cpu = time.perf_counter(), time.process_time()
                     writer = store.ActivationShardWriter(path, n_images, layers)
-                    writer.write(ids, values)
+                    writer.write(ids, values, ids)
                     writer.close()
                     best[name][0] = min(best[name][0], time.perf_counter() - start)
                     best[name][2] = min(best[name][2], time.process_time() - cpu)

@@ -212,7 +212,7 @@ def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
     ids, skipped, parts = [], [], {layer.name: ([], []) for layer in layers}
     with gpu_busy_sampler(device) as busy:
         start = time.perf_counter()
-        for batch_ids, values, bad in iterate_activations(model, layers, timed, device, precision,
+        for batch_ids, values, bad, *_ in iterate_activations(model, layers, timed, device, precision,
                                                           progress=False, autotune=autotune):
             ids.extend(batch_ids.tolist())
             skipped.extend(bad)
@@ -262,12 +262,13 @@ def pixel_check(images: pd.DataFrame, decodes: list[str], device: torch.device,
         worst, mean_abs, differing = 0, [], []
         for path in images["path"]:
             try:
-                reference = pil(path)
+                reference = pil(path).pixels
             except ImageError:
                 continue
-            out = decoder(path)
+            decoded = decoder(path)
+            out = decoded.pixels
             if isinstance(out, EncodedJpeg):
-                _, x, _ = batch_to_device(collate_images([(0, out, "")]), device)
+                _, x, _ = batch_to_device(collate_images([(0, decoded, "")]), device)
                 out = x[0].cpu()
             diff = (out.int() - reference.int()).abs()
             worst = max(worst, int(diff.max()))

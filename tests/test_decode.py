@@ -15,6 +15,7 @@ from PIL import Image
 from neurofacets.decode import (
     TOLERANCE_LEVELS,
     EncodedJpeg,
+    DecodedFile,
     ImageDecoder,
     batch_to_device,
     plain_jpeg_size,
@@ -115,11 +116,12 @@ MAX_PIXELS = 30_000  # too_many_pixels.jpg (40,000 px) is a "decompression bomb"
 def _outcome(decoder: ImageDecoder, path: Path, device: torch.device = CPU) -> np.ndarray | str:
     """The crop (H, W, 3) or the skip reason, whichever path the decoder takes."""
     try:
-        out = decoder(path)
+        decoded = decoder(path)
     except ImageError as err:
         return str(err)
+    out = decoded.pixels
     if isinstance(out, EncodedJpeg):
-        batch = collate_images([(0, out, "")])
+        batch = collate_images([(0, decoded, "")])
         _, x, skipped = batch_to_device(batch, device)
         if skipped:
             return skipped[0][1]
@@ -150,12 +152,13 @@ def test_odd_corpus_same_outcome_as_pil(tmp_path, decode):
         _compare(reference, _outcome(other, path), name)
         if isinstance(reference, str):
             skipped.append(name)
-    # the corpus holds what it claims: these and only these are unusable (PIL, like
-    # libjpeg, decodes the corrupt scan with a warning; torchvision refuses it and hands it
-    # to PIL, so it is used by every path)
+    # the corpus holds what it claims: these and only these are unusable (PIL and
+    # torchvision decode the corrupt scan into a garbled picture, libjpeg only printing a
+    # warning: every path refuses it, with libjpeg's words)
     assert sorted(skipped) == sorted([
         "too_many_pixels.jpg", "truncated_half.jpg", "no_end_marker.jpg", "header_only.jpg",
-        "empty.jpg", "text.jpg", "directory.jpg", "missing.jpg"])
+        "empty.jpg", "text.jpg", "directory.jpg", "missing.jpg", "corrupt_scan.jpg"])
+    assert _outcome(pil, corpus["corrupt_scan.jpg"]).startswith("corrupt JPEG data (libjpeg: Corrupt JPEG data")
 
 
 def test_plain_jpeg_size_routes_only_plain_jpegs(tmp_path):
@@ -240,8 +243,8 @@ def test_device_batch_keeps_order_and_falls_back_per_image(tmp_path):
     for image_id, name in enumerate(names):
         items.append((image_id, nvjpeg(corpus[name]), ""))
     good = corpus["baseline.jpg"].read_bytes()
-    forged = EncodedJpeg(torch.frombuffer(bytearray(good[:300] + good[-2:]), dtype=torch.uint8),
-                         str(corpus["truncated_half.jpg"]), SIZE, RESIZE, MAX_PIXELS)
+    forged = DecodedFile(EncodedJpeg(torch.frombuffer(bytearray(good[:300] + good[-2:]), dtype=torch.uint8),
+                                     str(corpus["truncated_half.jpg"]), SIZE, RESIZE, MAX_PIXELS), 0)
     items.insert(2, (9, forged, ""))
     batch = collate_images(items)
     assert [pos for pos, _ in batch["encoded"]] == [1, 2, 3, 5]
@@ -254,7 +257,8 @@ def test_device_batch_keeps_order_and_falls_back_per_image(tmp_path):
 
 
 def test_resolve_decode_on_cpu():
-    assert resolve_decode("auto", CPU) == "torchvision"
+    assert resolve_decode("auto", CPU) == "pil"  # the reference preprocessing
+    assert resolve_decode("torchvision", CPU) == "torchvision"
     assert resolve_decode("pil", CPU) == "pil"
     with pytest.raises(RuntimeError, match="nvjpeg.*CUDA"):
         resolve_decode("nvjpeg", CPU)
@@ -283,5 +287,8 @@ def test_shard_records_its_decode_path(tmp_path):
               "extraction": {"image_size": 32, "resize": 36, "batch_size": 2, "shards": 1,
                              "device": "cpu", "precision": "fp32", "workers": 0, "decode": "auto"}}
     extract_shard(with_defaults(config), tables / "images.csv", 0, tmp_path / "w.pt", tmp_path / "s.zarr")
-    assert open_shard(tmp_path / "s.zarr").attrs["decode"] == "torchvision"
+    attrs = open_shard(tmp_path / "s.zarr").attrs
+    assert attrs["decode"] == "pil"  # auto: the reference path
+    assert attrs["n_box_resized"] == 0 and attrs["box_resized"] == []
+    assert set(attrs["decode_libraries"]) >= {"Pillow", "libjpeg_turbo", "simplejpeg"}
     assert len(pd.read_csv(tables / "images.csv")) == 3

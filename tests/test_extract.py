@@ -61,7 +61,7 @@ def test_hooked_max_argmax_equal_brute_force(tmp_path, arch, names):
     loader = make_loader(range(5), paths, image_size=32, resize=36, batch_size=2, workers=0)
     got = {name: ([], []) for name in names}
     ids = []
-    for batch_ids, values, skipped in iterate_activations(model, layers, loader, torch.device("cpu"),
+    for batch_ids, values, skipped, *_ in iterate_activations(model, layers, loader, torch.device("cpu"),
                                                           progress=False):
         assert skipped == []
         ids.extend(batch_ids)
@@ -231,7 +231,7 @@ def test_bf16_autocast_approximates_fp32(tmp_path):
     loader = make_loader(range(4), paths, image_size=32, resize=32, batch_size=4, workers=0)
     runs = {}
     for precision in ("fp32", "bf16"):
-        ((_, values, _),) = list(iterate_activations(model, layers, loader, torch.device("cpu"),
+        ((_, values, *_),) = list(iterate_activations(model, layers, loader, torch.device("cpu"),
                                                      precision=precision, progress=False))
         runs[precision] = values
     for name in ("conv2_1", "conv4_2"):

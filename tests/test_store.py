@@ -28,12 +28,12 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
 
 def test_incomplete_shard_is_refused(tmp_path):
     writer = ActivationShardWriter(tmp_path / "s.zarr", 3, {"l": (2, 1, 1)})
-    writer.write(np.array([0, 1]), {"l": (np.ones((2, 2)), np.zeros((2, 2)))})
+    writer.write(np.array([0, 1]), {"l": (np.ones((2, 2)), np.zeros((2, 2)))}, np.array([7, 8]))
     writer.flush()
     with pytest.raises(ValueError, match="incomplete"):
         read_layer([tmp_path / "s.zarr"], "l")
     with pytest.raises(ValueError, match="increasing"):
-        writer.write(np.array([1]), {"l": (np.ones((1, 2)), np.zeros((1, 2)))})
+        writer.write(np.array([1]), {"l": (np.ones((1, 2)), np.zeros((1, 2)))}, np.array([9]))
     writer.close()
     got = read_layer([tmp_path / "s.zarr"], "l")
     assert got.image_id.tolist() == [0, 1]  # trimmed to the rows written

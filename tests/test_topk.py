@@ -27,6 +27,11 @@ def brute_force_top_k(values: np.ndarray, image_id: np.ndarray, k: int) -> np.nd
     return np.stack([np.lexsort((image_id, -values[:, c]))[:k] for c in range(values.shape[1])])
 
 
+def brute_force_top_k_keyed(values: np.ndarray, image_id: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
+    """Row indices per column: full lexsort on (activation desc, content key asc, image_id asc)."""
+    return np.stack([np.lexsort((image_id, key, -values[:, c]))[:k] for c in range(values.shape[1])])
+
+
 def tied_activations(rng: np.random.Generator, n_images: int, n_channels: int) -> np.ndarray:
     """Activations from a handful of values (many ties, zeros included), float32."""
     levels = np.array([0.0, 0.0, 0.5, 1.0, 1.5, 2.0], dtype=np.float32)
@@ -313,8 +318,48 @@ def test_extraction_writes_candidates_for_every_layer(tmp_path):
     for layer in layers:
         acts = read_layer([shard], layer)
         assert len(acts.image_id) <= 9  # the broken image is not among the rows
-        expected = select_top_k(layer, acts.image_id, acts.max, acts.argmax, 3, acts.height, acts.width)
+        expected = select_top_k(layer, acts.image_id, acts.max, acts.argmax, 3, acts.height, acts.width,
+                                acts.content_key)
         got = read_shard_top_k(shard, layer)
         assert got.n_images == len(acts.image_id) and got.k == 3
-        for name in ("image_id", "value", "argmax"):
+        for name in ("image_id", "value", "argmax", "content_key"):
             np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+
+
+@pytest.mark.parametrize("k", [1, 3, 17, 40])
+def test_ties_follow_the_content_key_not_the_image_id(k):
+    """The documented tie rule against a full lexsort, on activations with many ties."""
+    rng = np.random.default_rng(k)
+    values = tied_activations(rng, 40, 13)
+    image_id = np.arange(40) * 3 + 5
+    key = rng.integers(0, 2**64, size=40, dtype=np.uint64)
+    key[[4, 9]] = key[2]  # identical files: the image id decides among them
+    expected = brute_force_top_k_keyed(values, image_id, key, k)
+    topk = select_top_k("l", image_id, values, np.zeros_like(values, np.int32), k, 1, 1, content_key=key)
+    np.testing.assert_array_equal(topk.image_id, image_id[expected])
+    np.testing.assert_array_equal(topk.content_key, key[expected])
+    np.testing.assert_array_equal(topk.value, np.take_along_axis(values.T, expected, axis=1))
+    # the merge of shards' candidates breaks ties the same way
+    parts = [select_top_k("l", image_id[lo:lo + 10], values[lo:lo + 10], np.zeros((10, 13), np.int32), k, 1, 1,
+                          content_key=key[lo:lo + 10]) for lo in range(0, 40, 10)]
+    merged = merge_top_k(parts, k)
+    np.testing.assert_array_equal(merged.image_id, topk.image_id)
+    np.testing.assert_array_equal(merged.content_key, topk.content_key)
+
+
+def test_relabelled_pictures_keep_their_top_k():
+    """The same pictures under other ids (another class order) give every neuron the same pictures."""
+    rng = np.random.default_rng(3)
+    values = tied_activations(rng, 30, 7)
+    key = rng.integers(0, 2**64, size=30, dtype=np.uint64)
+    first = select_top_k("l", np.arange(30), values, np.zeros((30, 7), np.int32), 8, 1, 1, content_key=key)
+    perm = rng.permutation(30)  # image perm[j] becomes image j
+    second = select_top_k("l", np.arange(30), values[perm], np.zeros((30, 7), np.int32), 8, 1, 1,
+                          content_key=key[perm])
+    np.testing.assert_array_equal(second.content_key, first.content_key)
+    np.testing.assert_array_equal(perm[second.image_id], first.image_id)
+
+
+def test_top_k_indices_row_order_must_be_a_permutation():
+    with pytest.raises(ValueError, match="permutation"):
+        top_k_indices(np.zeros((4, 2), np.float32), 2, row_order=np.array([0, 0, 1, 2]))

@@ -1,15 +1,18 @@
 """Three ways to decode and preprocess an image file, chosen per run (``extraction.decode``).
 
-- ``pil``: :func:`neurofacets.images.preprocess_uint8` (every format and odd file);
+- ``pil`` (and ``auto``, the default): :func:`neurofacets.images.preprocess`, torchvision's
+  reference preprocessing bit for bit (PIL decode, ``Resize`` of the whole image,
+  ``CenterCrop``), every format and odd file;
 - ``torchvision``: ``torchvision.io.decode_jpeg`` (libjpeg-turbo) and a resize + centre crop
-  on the tensor in the DataLoader workers;
+  on the tensor in the DataLoader workers (opt-in: within 2 levels of the reference);
 - ``nvjpeg``: the workers only read the file; the main process decodes each batch's JPEGs
-  at once on the GPU (``decode_jpeg(list, device="cuda")``, nvJPEG) and resizes there;
-- ``auto``: ``torchvision`` where it decodes JPEGs, else ``pil`` (docs/benchmarks.md:
-  torchvision.io decodes and preprocesses 1.2-1.3x faster per core than PIL). Not
-  ``nvjpeg``: nvJPEG's decoder is not libjpeg-turbo (torchvision's own tests allow its
-  pixels a *mean* difference of up to 2 levels), and no GPU has yet measured how far its
-  crops are from PIL's; ``benchmarks/gpu_check.py`` does, and then it can be chosen.
+  at once on the GPU (``decode_jpeg(list, device="cuda")``, nvJPEG) and resizes there
+  (opt-in: up to 45 levels from the reference, docs/benchmarks.md).
+
+Every path reads the file's bytes once in the worker and returns their
+:func:`neurofacets.images.content_key` (the tie key) with the crop, and every path refuses a
+JPEG whose data libjpeg reports as corrupt (:func:`neurofacets.images.jpeg_corruption`),
+which the decoders themselves would turn into a garbled picture without an error.
 
 The tensor paths take only *plain* JPEGs: RGB or greyscale, complete (ending with the
 end-of-image marker), at most ``max_pixels`` and at most :data:`TENSOR_MAX_ASPECT` : 1.
@@ -17,8 +20,8 @@ Every other file (PNG, CMYK, truncated, elongated, not an image, ...) and every 
 torchvision cannot decode without a complaint goes through the PIL path, which decides
 whether it is used or skipped and with which reason: the three paths skip exactly the
 same files. The torchvision path's crops differ from the PIL path's by at most
-:data:`TOLERANCE_LEVELS` of 255 (rounding: PIL resamples the crop box, torchvision the whole
-image; measured on the real photos in docs/benchmarks.md and asserted in
+:data:`TOLERANCE_LEVELS` of 255 (rounding: torchvision's tensor resize is not PIL's;
+measured on the real photos in docs/benchmarks.md and asserted in
 tests/test_decode.py). The nvjpeg path decodes with nvJPEG, whose difference from
 libjpeg-turbo is measured by ``benchmarks/gpu_check.py`` on a GPU.
 
@@ -41,7 +44,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import DEFAULT_MAX_PIXELS, ImageError, preprocess_uint8, resize_geometry
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    content_key,
+    jpeg_corruption,
+    preprocess,
+    preprocess_uint8,
+    read_image_bytes,
+    resize_geometry,
+)
 
 DECODES = ("auto", "pil", "torchvision", "nvjpeg")
 #: Longest / shortest side above which an image goes through PIL's box resize, since the
@@ -126,6 +138,25 @@ def resize_crop_tensor(img: torch.Tensor, image_size: int, resize: int) -> torch
     return img[:, top:top + image_size, left:left + image_size].contiguous()
 
 
+@dataclass(frozen=True)
+class DecodedFile:
+    """What a DataLoader worker hands over for one usable file.
+
+    Attributes
+    ----------
+    pixels
+        uint8 (3, S, S) crop, or (``nvjpeg``) the JPEG's bytes to decode on the device.
+    content_key
+        :func:`neurofacets.images.content_key` of the file.
+    box_resized
+        The file took the bounded-memory box resize (:func:`neurofacets.images.needs_box_resize`).
+    """
+
+    pixels: torch.Tensor | EncodedJpeg
+    content_key: int
+    box_resized: bool = False
+
+
 class ImageDecoder:
     """Turn an image file into what a DataLoader worker hands over.
 
@@ -144,28 +175,31 @@ class ImageDecoder:
                              f"got {decode!r}")
         self.decode, self.image_size, self.resize, self.max_pixels = decode, image_size, resize, max_pixels
 
-    def __call__(self, path: str | Path) -> torch.Tensor | EncodedJpeg:
-        """A uint8 (3, S, S) crop, or (``nvjpeg``) a plain JPEG's bytes.
+    def __call__(self, path: str | Path) -> DecodedFile:
+        """The file's crop (or, ``nvjpeg``, a plain JPEG's bytes) with its content key.
 
         Raises
         ------
         ImageError
             The file cannot be used (the PIL path's reason).
         """
-        pil = functools.partial(_pil_tensor, path, self.image_size, self.resize, self.max_pixels)
-        if self.decode == "pil":
+        data = read_image_bytes(path)
+        key = content_key(data)
+
+        def pil() -> DecodedFile:
+            done = preprocess(data, self.image_size, self.resize, self.max_pixels)
+            return DecodedFile(torch.from_numpy(done.pixels).permute(2, 0, 1).contiguous(), key, done.box_resized)
+
+        if self.decode == "pil" or plain_jpeg_size(data, self.max_pixels) is None:
             return pil()
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
-            return pil()  # names the problem (missing, unreadable) as the PIL path does
-        if plain_jpeg_size(data, self.max_pixels) is None:
-            return pil()
+        corrupt = jpeg_corruption(data)
+        if corrupt:
+            raise ImageError(corrupt)
         encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         if self.decode == "nvjpeg":
-            return EncodedJpeg(encoded, str(path), self.image_size, self.resize, self.max_pixels)
+            return DecodedFile(EncodedJpeg(encoded, str(path), self.image_size, self.resize, self.max_pixels), key)
         try:
-            return resize_crop_tensor(decode_jpeg_rgb(encoded, "cpu"), self.image_size, self.resize)
+            return DecodedFile(resize_crop_tensor(decode_jpeg_rgb(encoded, "cpu"), self.image_size, self.resize), key)
         except Exception:  # noqa: BLE001 - libjpeg's complaint; PIL decides and names it
             return pil()
 
@@ -258,6 +292,4 @@ def resolve_decode(decode: str, device: torch.device) -> str:
     if decode == "torchvision" and not _can_decode("cpu"):
         raise RuntimeError("extraction.decode: 'torchvision' but this torchvision cannot decode "
                            "JPEGs (built without libjpeg); use 'auto' or 'pil'")
-    if decode != "auto":
-        return decode
-    return "torchvision" if _can_decode("cpu") else "pil"
+    return "pil" if decode == "auto" else decode

@@ -95,7 +95,8 @@ def encode_layer(
         acts = read_layer(list(shard_paths), layer)
         logger.info("layer %s: read %d images x %d channels in %.1f s", layer, *acts.max.shape,
                     time.perf_counter() - start)
-        topk = select_top_k(layer, acts.image_id, acts.max, acts.argmax, top_k, acts.height, acts.width)
+        topk = select_top_k(layer, acts.image_id, acts.max, acts.argmax, top_k, acts.height, acts.width,
+                            acts.content_key)
         del acts  # the top-k sets are all that is needed from here on
     known = labels.level("class").code_by_image_id
     if topk.image_id.max() >= len(known) or np.any(known[topk.image_id] < 0):

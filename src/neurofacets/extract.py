@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .decode import EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
-from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, ImageError
+from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
+from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
 from .models import Layer, build_model, select_layers
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard
@@ -34,8 +34,9 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Decoded, resized and cropped uint8 CHW tensors (or, for ``decode="nvjpeg"``, a plain
-    JPEG's bytes to decode on the GPU); a failure yields its reason instead."""
+    """Each file's :class:`~neurofacets.decode.DecodedFile` (a uint8 CHW crop or, for
+    ``decode="nvjpeg"``, a plain JPEG's bytes to decode on the GPU, with the file's content
+    key); a failure yields its reason instead."""
 
     def __init__(self, image_ids: Sequence[int], paths: Sequence[str], image_size: int,
                  resize: int, max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil") -> None:
@@ -46,24 +47,37 @@ class ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | EncodedJpeg | None, str]:
+    def __getitem__(self, i: int) -> tuple[int, DecodedFile | None, str]:
         try:
             return int(self.image_ids[i]), self.decoder(self.paths[i]), ""
         except ImageError as err:
             return int(self.image_ids[i]), None, str(err)
 
 
-def collate_images(items: list[tuple[int, torch.Tensor | EncodedJpeg | None, str]]) -> dict[str, Any]:
+def collate_images(items: list[tuple[int, DecodedFile | None, str]]) -> dict[str, Any]:
     """Stack the crops of a batch, list the JPEGs left to decode on the device (with their
-    position among the batch's usable images) and the failures with their reason."""
-    good = [(i, t) for i, t, _ in items if t is not None]
-    crops = [t for _, t in good if isinstance(t, torch.Tensor)]
+    position among the batch's usable images), the usable images' content keys, those that
+    took the box resize, and the failures with their reason."""
+    good = [(i, d) for i, d, _ in items if d is not None]
+    crops = [d.pixels for _, d in good if isinstance(d.pixels, torch.Tensor)]
     return {
         "image_id": np.array([i for i, _ in good], dtype=np.int64),
+        "content_key": np.array([d.content_key for _, d in good], dtype=np.uint64),
+        "box_resized": [i for i, d in good if d.box_resized],
         "pixels": torch.stack(crops) if crops else None,
-        "encoded": [(pos, t) for pos, (_, t) in enumerate(good) if isinstance(t, EncodedJpeg)],
-        "skipped": [(i, reason) for i, t, reason in items if t is None],
+        "encoded": [(pos, d.pixels) for pos, (_, d) in enumerate(good) if isinstance(d.pixels, EncodedJpeg)],
+        "skipped": [(i, reason) for i, d, reason in items if d is None],
     }
+
+
+class ActivationBatch(NamedTuple):
+    """One batch's results, as :func:`iterate_activations` yields them."""
+
+    image_id: np.ndarray  #: int64 (B,) the images computed, ascending
+    values: dict[str, tuple[np.ndarray, np.ndarray]]  #: {layer: (max float32 (B, C), argmax int32 (B, C))}
+    skipped: list[tuple[int, str]]  #: (image id, reason) of the images that could not be used
+    content_key: np.ndarray  #: uint64 (B,) each computed image's content key
+    box_resized: list[int]  #: ids of the computed images that took the box resize
 
 
 class _StopForward(Exception):
@@ -130,8 +144,8 @@ def iterate_activations(
     precision: str = "fp32",
     progress: bool = True,
     autotune: bool = False,
-) -> Iterator[tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], list[tuple[int, str]]]]:
-    """Yield ``(image_ids, {layer: (max, argmax)}, skipped)`` per batch of ``loader``.
+) -> Iterator[ActivationBatch]:
+    """Yield an :class:`ActivationBatch` per batch of ``loader``.
 
     ``autotune``: on CUDA, let cuDNN time its algorithms for each new batch shape
     (``torch.backends.cudnn.benchmark``) rather than pick them by heuristics
@@ -160,8 +174,12 @@ def iterate_activations(
                 bar.update(len(batch["image_id"]) + len(batch["skipped"]))
                 # normalise on the device: uint8 crosses the bus, 4x less than float32
                 ids, x, skipped = batch_to_device(batch, device, non_blocking=True)
+                # the device decoder may have refused some: keys of the images kept
+                keys = batch["content_key"][np.searchsorted(batch["image_id"], ids)]
+                kept = set(ids.tolist())
+                box = [i for i in batch["box_resized"] if i in kept]
                 if x is None:
-                    yield ids, {}, skipped
+                    yield ActivationBatch(ids, {}, skipped, keys, box)
                     continue
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -169,7 +187,7 @@ def iterate_activations(
                 with autocast:
                     values = hooks.run(model, x)
                 out = {name: (mx.cpu().numpy(), am.cpu().numpy()) for name, (mx, am) in values.items()}
-                yield ids, out, skipped
+                yield ActivationBatch(ids, out, skipped, keys, box)
     finally:
         bar.close()
         hooks.remove()
@@ -224,26 +242,33 @@ def extract_shard(
     attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv),
                              weights_id=weights.weights_id, shard=shard,
                              image_size=ex["image_size"], resize=ex["resize"],
-                             precision=ex["precision"], device=str(device), decode=decode)
+                             precision=ex["precision"], device=str(device), decode=decode,
+                             decode_libraries=library_versions())
     logger.info("shard %d: %d images, %d layers, device %s, %s, decode %s", shard, len(images),
                 len(layers), device, ex["precision"], decode)
     skipped: list[list[Any]] = []
+    box_resized: list[int] = []
     paths = dict(zip(images["image_id"], images["path"]))
     with atomic_output(out_path) as tmp:
         writer = ActivationShardWriter(tmp, len(images), shapes, attrs)
-        for ids, values, bad in iterate_activations(model, layers, loader, device, ex["precision"],
-                                                    autotune=ex["cudnn_autotune"]):
-            writer.write(ids, values)
-            for image_id, reason in bad:
+        for batch in iterate_activations(model, layers, loader, device, ex["precision"],
+                                         autotune=ex["cudnn_autotune"]):
+            writer.write(batch.image_id, batch.values, batch.content_key)
+            for image_id, reason in batch.skipped:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)
                 skipped.append([int(image_id), str(paths[image_id]), reason])
+            for image_id in batch.box_resized:
+                logger.info("image %d (%s) is too large to resize whole (more than %d px after the resize): "
+                            "box resize, within 1 level of the reference", image_id, paths[image_id],
+                            WHOLE_RESIZE_MAX_PIXELS)
+            box_resized.extend(int(i) for i in batch.box_resized)
         shard_top_k = ex["shard_top_k"]
         if shard_top_k:
             writer.flush()  # the candidates are read back from the rows written
             write_shard_top_k(writer.root, shard_top_k, writer.n_written)
-        writer.close(skipped=skipped)
-    logger.info("shard %d: wrote %d images, skipped %d; top-%d candidates per neuron", shard,
-                writer.n_written, len(skipped), shard_top_k)
+        writer.close(skipped=skipped, n_box_resized=len(box_resized), box_resized=box_resized)
+    logger.info("shard %d: wrote %d images, skipped %d, %d of them box-resized; top-%d candidates per neuron",
+                shard, writer.n_written, len(skipped), len(box_resized), shard_top_k)
 
 
 def _map_shapes(model: nn.Module, layers: Sequence[Layer], image_size: int) -> dict[str, tuple[int, int, int]]:

@@ -391,25 +391,32 @@ def _write_images(
         images[lo : lo + len(ids)] = np.stack([decoded[int(i)] for i in ids])
 
 
-def image_loader(images_csv: str | Path, image_size: int, resize: int) -> Callable[[int], np.ndarray]:
+def image_loader(images_csv: str | Path, image_size: int, resize: int,
+                 content_keys: Mapping[int, int] | None = None) -> Callable[[int], np.ndarray]:
     """``image_id -> preprocessed uint8 image`` for the images of ``dataset/images.csv``.
 
-    Uses :func:`neurofacets.images.preprocess_uint8`, i.e. exactly the resize and crop the
-    network saw.
+    Uses :func:`neurofacets.images.preprocess`, i.e. exactly the resize and crop the
+    network saw. With ``content_keys`` (``image_id -> content key`` recorded at extraction),
+    a file whose content has changed since is an error, never a patch of another picture.
     """
-    from .images import (
-        preprocess_uint8,  # imported here: only the workflow path needs it
-    )
+    from .images import content_key, preprocess, read_image_bytes  # imported here: only the workflow path needs them
 
-    table = pd.read_csv(images_csv, usecols=["image_id", "path"])
-    paths = dict(zip(table["image_id"].astype(int), table["path"].astype(str)))
+    table = pd.read_csv(images_csv, usecols=["image_id", "path"], dtype={"path": str})
+    paths = dict(zip(table["image_id"].astype(int), table["path"]))
 
     def load(image_id: int) -> np.ndarray:
         try:
             path = paths[image_id]
         except KeyError:
             raise KeyError(f"image {image_id} is not in {images_csv}") from None
-        return preprocess_uint8(path, image_size, resize)
+        data = read_image_bytes(path)
+        if content_keys is not None and content_key(data) != content_keys[image_id]:
+            raise ValueError(
+                f"image {image_id} ({path}) has changed since the activations were extracted (its content "
+                f"key differs): its patches would show another picture; rerun the workflow, which "
+                f"re-extracts a changed dataset"
+            )
+        return preprocess(data, image_size, resize).pixels
 
     return load
 
@@ -455,7 +462,9 @@ def build_patches(
     geometry = read_layer_geometry(layers_csv, layer)
     topk = read_topk(topk_path)
     if load_image is None:
-        load_image = image_loader(images_csv, image_size, resize)
+        used = np.arange(topk.k)[None, :] < topk.n_counted[:, None]
+        keys = dict(zip(topk.image_id[used].tolist(), topk.content_key[used].tolist()))
+        load_image = image_loader(images_csv, image_size, resize, keys)
     attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv), resize=resize)
     with atomic_output(out_path) as tmp:
         write_patch_store(

@@ -2,7 +2,7 @@
 
 Activation shard ``activations/shard-{shard}.zarr`` (zarr v3), one per extraction job:
 
-- root array ``image_id`` int64 (images,), ascending;
+- root array ``image_id`` int64 (images,), ascending; ``content_key`` uint64 (images,), each image's tie key;
 - one group per layer ``{layer}`` with ``max`` float32 (images, channels), the spatial
   maximum of the post-ReLU map, and ``argmax`` int32 (images, channels), the flat
   row-major index of that maximum; group attributes ``height``, ``width``, ``channels``;
@@ -118,6 +118,9 @@ class ActivationShardWriter:
         checked = {"compressors": CHECKSUMMED_COMPRESSORS, "config": WRITE_EVERY_CHUNK}
         self.root.create_array("image_id", shape=(n_images,), chunks=(self.chunk,), dtype="int64",
                                fill_value=-1, **checked)
+        # each image's tie key (images.content_key): a digest of its file, never its name or label
+        self.root.create_array("content_key", shape=(n_images,), chunks=(self.chunk,), dtype="uint64",
+                               fill_value=0, **checked)
         self.layers = dict(layers)
         for name, (channels, height, width) in self.layers.items():
             group = self.root.create_group(name)
@@ -131,11 +134,14 @@ class ActivationShardWriter:
         self.n_written = 0
         self._last_id = -1
         self._ids: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []
         self._buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in self.layers}
         self._buffered = 0
 
-    def write(self, image_ids: np.ndarray, values: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Append the rows of ``image_ids`` (increasing): ``{layer: (max, argmax)}``.
+    def write(self, image_ids: np.ndarray, values: Mapping[str, tuple[np.ndarray, np.ndarray]],
+              content_keys: np.ndarray) -> None:
+        """Append the rows of ``image_ids`` (increasing): ``{layer: (max, argmax)}`` and each image's
+        ``content_keys`` (uint64, :func:`neurofacets.images.content_key`).
 
         Rows are buffered and flushed a whole chunk at a time so each chunk is encoded once.
         """
@@ -146,8 +152,12 @@ class ActivationShardWriter:
             raise ValueError("image ids must be written in strictly increasing order")
         if self.n_written + self._buffered + len(ids) > self.capacity:
             raise ValueError(f"more rows than the {self.capacity} images of the shard")
+        keys = np.asarray(content_keys, dtype=np.uint64)
+        if keys.shape != ids.shape:
+            raise ValueError(f"{len(keys)} content keys for {len(ids)} images")
         self._last_id = int(ids[-1])
         self._ids.append(ids)
+        self._keys.append(keys)
         for name in self.layers:
             mx, am = values[name]
             self._buffer[name].append((np.asarray(mx, np.float32), np.asarray(am, np.int32)))
@@ -160,7 +170,9 @@ class ActivationShardWriter:
             return
         sel = slice(self.n_written, self.n_written + self._buffered)
         self.root["image_id"][sel] = np.concatenate(self._ids)
+        self.root["content_key"][sel] = np.concatenate(self._keys)
         self._ids.clear()
+        self._keys.clear()
         for name, parts in self._buffer.items():
             group = self.root[name]
             group["max"][sel] = np.concatenate([p[0] for p in parts])
@@ -174,6 +186,7 @@ class ActivationShardWriter:
         self.flush()
         if self.n_written < self.capacity:
             self.root["image_id"].resize((self.n_written,))
+            self.root["content_key"].resize((self.n_written,))
             for name in self.layers:
                 for key in ("max", "argmax"):
                     arr = self.root[name][key]
@@ -186,12 +199,17 @@ def write_activation_shard(
     image_ids: Sequence[int] | np.ndarray,
     layers: Mapping[str, tuple[np.ndarray, np.ndarray, tuple[int, int]]],
     attrs: Mapping[str, Any] | None = None,
+    content_keys: Sequence[int] | np.ndarray | None = None,
 ) -> None:
-    """Write a whole shard at once: ``{layer: (max, argmax, (height, width))}`` (for tests)."""
+    """Write a whole shard at once: ``{layer: (max, argmax, (height, width))}`` (for tests).
+
+    ``content_keys``: each image's tie key; ``None`` uses the image ids (fabricated data has no files).
+    """
     shapes = {k: (v[0].shape[1], *v[2]) for k, v in layers.items()}
+    ids = np.asarray(image_ids)
     with atomic_output(path) as tmp:
         writer = ActivationShardWriter(tmp, len(image_ids), shapes, attrs)
-        writer.write(np.asarray(image_ids), {k: (v[0], v[1]) for k, v in layers.items()})
+        writer.write(ids, {k: (v[0], v[1]) for k, v in layers.items()}, ids if content_keys is None else content_keys)
         writer.close()
 
 
@@ -205,6 +223,7 @@ class LayerActivations:
     argmax: np.ndarray  # int32 (images, channels)
     height: int
     width: int
+    content_key: np.ndarray  # uint64 (images,): the tie key of each image
 
     @property
     def channels(self) -> int:
@@ -280,15 +299,16 @@ def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivation
         if shape is not None and this_shape != shape:
             raise ValueError(f"layer {layer!r} has map size {this_shape} in {path}, {shape} elsewhere")
         shape = this_shape
-        parts.append((read_rows(path, root["image_id"]), group, path))
+        parts.append((read_rows(path, root["image_id"]), group, path, read_rows(path, root["content_key"])))
     # shards are contiguous blocks of ids: in order of their first id they are already sorted
     parts.sort(key=lambda part: part[0][0] if len(part[0]) else -1)
-    image_id = np.concatenate([ids for ids, _, _ in parts])
+    image_id = np.concatenate([part[0] for part in parts])
+    content_key = np.concatenate([part[3] for part in parts])
     channels = int(parts[0][1].attrs["channels"])
     mx = np.empty((len(image_id), channels), dtype=np.float32)
     am = np.empty((len(image_id), channels), dtype=np.int32)
     offset = 0
-    for ids, group, path in parts:
+    for ids, group, path, _ in parts:
         for start in range(0, len(ids), IMAGE_CHUNK):
             stop = min(start + IMAGE_CHUNK, len(ids))
             read_rows(path, group["max"], start, stop, out=mx[offset + start:offset + stop])
@@ -296,8 +316,8 @@ def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivation
         offset += len(ids)
     if np.any(np.diff(image_id) <= 0):
         order = np.argsort(image_id, kind="stable")
-        image_id = image_id[order]
+        image_id, content_key = image_id[order], content_key[order]
         if np.any(np.diff(image_id) == 0):
             raise ValueError(f"an image id appears in more than one shard of layer {layer!r}")
         mx, am = mx[order], am[order]
-    return LayerActivations(layer, image_id, mx, am, shape[0], shape[1])
+    return LayerActivations(layer, image_id, mx, am, shape[0], shape[1], content_key)

@@ -2,13 +2,17 @@
 
 For every neuron (column of a layer's images x channels activation matrix) the k images
 with the highest activation are selected, ordered by activation descending and, among
-equal activations, by image id ascending (docs/design.md §3). Selection is partition-based
+equal activations, by the image's content key ascending (the first 8 bytes of the SHA-256
+of its file, :func:`neurofacets.images.content_key`), then image id (docs/design.md §3). The
+tie rule thus depends on the pictures alone: image ids follow the classes, and ties broken
+by id would fill a saturated neuron's top k with the alphabetically first class. Selection is partition-based
 (linear in the number of images) and runs over blocks of channels, so besides the input
 matrix only one (images x block) working copy is held at a time.
 
 Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
 
-- ``image_id`` int64, ``value`` float32, ``argmax`` int32: (neuron, rank), rank 0 = highest;
+- ``image_id`` int64, ``value`` float32, ``argmax`` int32, ``content_key`` uint64: (neuron, rank),
+  rank 0 = highest;
 - ``n_counted`` int32 (neuron): how many of the k images have activation > 0 (the images
   that count in CoF);
 - attrs: ``layer``, ``k`` (= min(top_k, n_images)), ``top_k`` (requested), ``n_images``,
@@ -16,9 +20,9 @@ Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
 
 Shard candidates, so the selection does not need every image in memory: each extraction
 job also keeps its shard's top ``k`` images per neuron (:func:`write_shard_top_k`, group
-``{layer}/topk`` of the shard store: ``image_id``, ``value``, ``argmax``, (neuron, rank),
-same tie rule). Under a strict total order (activation descending, then image id
-ascending; ids are unique across shards) the top k of all images are the top k of the
+``{layer}/topk`` of the shard store: ``image_id``, ``value``, ``argmax``, ``content_key``,
+(neuron, rank), same tie rule). Under a strict total order (activation descending, then
+content key, then image id ascending; ids are unique across shards) the top k of all images are the top k of the
 union of every shard's top k, so :func:`merge_top_k` reads shards x k x channels, whatever
 the number of images, and gives exactly the brute-force selection.
 """
@@ -39,7 +43,8 @@ from .store import CHECKSUMMED_COMPRESSORS, WRITE_EVERY_CHUNK, open_shard, read_
 
 logger = logging.getLogger("neurofacets.topk")
 
-TIE_RULE = "activation descending, then image_id ascending"
+TIE_RULE = ("activation descending, then content_key ascending (first 8 bytes of the SHA-256 of "
+            "the image file), then image_id ascending")
 CHANNEL_BLOCK = 32  # channels selected together: the working copies are (images x 32)
 SHARD_TOPK_GROUP = "topk"  # per layer group of a shard store: that shard's candidates
 
@@ -60,6 +65,9 @@ class TopK:
         Feature-map size of the layer (``argmax = row * width + col``).
     n_images
         Number of images the selection was made from.
+    content_key
+        (neurons, k) uint64 tie key of each entry's image; ``None`` (data without files)
+        stands for the image ids themselves, so that ties fall to the lower id.
     """
 
     layer: str
@@ -70,6 +78,11 @@ class TopK:
     height: int
     width: int
     n_images: int
+    content_key: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        key = self.image_id if self.content_key is None else self.content_key
+        object.__setattr__(self, "content_key", np.asarray(key).astype(np.uint64, copy=False))
 
     @property
     def k(self) -> int:
@@ -85,8 +98,9 @@ class TopK:
         return self.value > 0
 
 
-def top_k_indices(values: np.ndarray, k: int, block: int = CHANNEL_BLOCK) -> np.ndarray:
-    """Row indices of the k largest entries of every column, with ties to the lower row.
+def top_k_indices(values: np.ndarray, k: int, block: int = CHANNEL_BLOCK,
+                  row_order: np.ndarray | None = None) -> np.ndarray:
+    """Row indices of the k largest entries of every column, with ties to the earlier row.
 
     Parameters
     ----------
@@ -96,12 +110,15 @@ def top_k_indices(values: np.ndarray, k: int, block: int = CHANNEL_BLOCK) -> np.
         Number of rows to select per column, 1 <= k <= images.
     block
         Channels processed together (bounds the working memory to images x block).
+    row_order
+        A permutation of the rows giving the order in which ties are broken (a row earlier
+        in it wins); default: the rows' own order.
 
     Returns
     -------
     np.ndarray
         int64 (channels, k): for column c, the selected row indices sorted by value
-        descending, then row index ascending.
+        descending, then by position in ``row_order``.
     """
     if values.ndim != 2:
         raise ValueError(f"values must be 2-d (images, channels), got shape {values.shape}")
@@ -110,15 +127,19 @@ def top_k_indices(values: np.ndarray, k: int, block: int = CHANNEL_BLOCK) -> np.
         raise ValueError(f"k must be in [1, {n_images}] (the number of images), got {k}")
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
+    if row_order is not None:
+        row_order = np.asarray(row_order, dtype=np.int64)
+        if row_order.shape != (n_images,) or np.any(np.bincount(row_order, minlength=n_images) != 1):
+            raise ValueError(f"row_order must be a permutation of the {n_images} rows")
     out = np.empty((n_channels, k), dtype=np.int64)
     for start in range(0, n_channels, block):
         cols = slice(start, min(start + block, n_channels))
-        # Contiguous (block, images) copy: each neuron's activations along the fast axis.
-        x = np.ascontiguousarray(values[:, cols].T)
+        # Contiguous (block, images) copy, rows in tie order: each neuron's activations along the fast axis.
+        x = np.ascontiguousarray((values[:, cols] if row_order is None else values[row_order, cols]).T)
         if np.isnan(x).any():
             raise ValueError(f"NaN activations in channels {cols.start}..{cols.stop - 1}")
         out[cols] = _select_block(x, k)
-    return out
+    return out if row_order is None else row_order[out]
 
 
 def _select_block(x: np.ndarray, k: int) -> np.ndarray:
@@ -148,8 +169,9 @@ def select_top_k(
     top_k: int,
     height: int,
     width: int,
+    content_key: np.ndarray | None = None,
 ) -> TopK:
-    """Select every neuron's top-k images of one layer.
+    """Select every neuron's top-k images of one layer (the tie rule of :data:`TIE_RULE`).
 
     Parameters
     ----------
@@ -163,8 +185,15 @@ def select_top_k(
         Requested k; ``min(top_k, images)`` images are selected.
     height, width
         Feature-map size of the layer.
+    content_key
+        uint64 (images,) tie key of each image (:func:`neurofacets.images.content_key`);
+        ``None``: the image ids stand in (data without files).
     """
     image_id = np.asarray(image_id)
+    content_key = image_id if content_key is None else np.asarray(content_key)
+    if content_key.shape != image_id.shape:
+        raise ValueError(f"content_key has shape {content_key.shape}, image_id {image_id.shape}")
+    content_key = content_key.astype(np.uint64, copy=False)
     if image_id.ndim != 1 or len(image_id) != values.shape[0]:
         raise ValueError(f"image_id has shape {image_id.shape}, values {values.shape}")
     if values.shape != argmax.shape:
@@ -179,7 +208,7 @@ def select_top_k(
     k = min(top_k, len(image_id))
     if k < top_k:
         logger.warning("layer %s: only %d images, k = %d instead of top_k = %d", layer, k, k, top_k)
-    idx = top_k_indices(values, k)
+    idx = top_k_indices(values, k, row_order=np.lexsort((image_id, content_key)))
     channel = np.arange(values.shape[1])[:, None]
     value = values[idx, channel].astype(np.float32, copy=False)
     return TopK(
@@ -191,6 +220,7 @@ def select_top_k(
         height=int(height),
         width=int(width),
         n_images=len(image_id),
+        content_key=content_key[idx],
     )
 
 
@@ -203,6 +233,7 @@ def topk_dataset(topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None)
             "image_id": (dims, topk.image_id),
             "value": (dims, topk.value),
             "argmax": (dims, topk.argmax),
+            "content_key": (dims, topk.content_key),
             "n_counted": (("neuron",), topk.n_counted),
         },
         coords=coords,
@@ -244,13 +275,15 @@ def read_topk(path: str | Path) -> TopK:
             height=int(ds.attrs["height"]),
             width=int(ds.attrs["width"]),
             n_images=int(ds.attrs["n_images"]),
+            content_key=ds["content_key"].values,
         )
 
 
 def _empty_top_k(layer: str, channels: int, height: int, width: int) -> TopK:
     shape = (channels, 0)
     return TopK(layer, np.empty(shape, np.int64), np.empty(shape, np.float32),
-                np.empty(shape, np.int32), np.zeros(channels, np.int32), height, width, 0)
+                np.empty(shape, np.int32), np.zeros(channels, np.int32), height, width, 0,
+                np.empty(shape, np.uint64))
 
 
 def merge_top_k(parts: Sequence[TopK], top_k: int, block: int = CHANNEL_BLOCK) -> TopK:
@@ -297,13 +330,14 @@ def merge_top_k(parts: Sequence[TopK], top_k: int, block: int = CHANNEL_BLOCK) -
     image_id = np.concatenate([part.image_id for part in parts], axis=1)
     value = np.concatenate([part.value for part in parts], axis=1)
     argmax = np.concatenate([part.argmax for part in parts], axis=1)
+    content_key = np.concatenate([part.content_key for part in parts], axis=1)
     if np.isnan(value).any():
         raise ValueError(f"layer {first.layer!r}: NaN among the shard candidates")
     order = np.empty((first.n_neurons, k), dtype=np.int64)
     for start in range(0, first.n_neurons, block):
         rows = slice(start, min(start + block, first.n_neurons))
-        # lexsort: the last key is the primary one (value descending), then image id ascending
-        order[rows] = np.lexsort((image_id[rows], -value[rows]), axis=1)[:, :k]
+        # lexsort: the last key is the primary one (value descending), then content key, then image id
+        order[rows] = np.lexsort((image_id[rows], content_key[rows], -value[rows]), axis=1)[:, :k]
     merged_ids = np.take_along_axis(image_id, order, axis=1)
     if np.any(np.diff(np.sort(merged_ids, axis=1), axis=1) == 0):
         raise ValueError(f"layer {first.layer!r}: an image id appears in more than one shard")
@@ -317,6 +351,7 @@ def merge_top_k(parts: Sequence[TopK], top_k: int, block: int = CHANNEL_BLOCK) -
         height=first.height,
         width=first.width,
         n_images=n_images,
+        content_key=np.take_along_axis(content_key, order, axis=1),
     )
 
 
@@ -326,7 +361,7 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
     For every layer of ``root.attrs["layers"]``, the top ``min(k, rows)`` images of each
     neuron among the shard's rows (:func:`select_top_k`, the tie rule of the whole run)
     go to the group ``{layer}/topk``: ``image_id`` int64, ``value`` float32, ``argmax``
-    int32, each (neurons, k). One layer's rows are read back at a time.
+    int32, ``content_key`` uint64, each (neurons, k). One layer's rows are read back at a time.
 
     Parameters
     ----------
@@ -341,17 +376,18 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
         raise ValueError(f"shard top-k: k must be >= 1, got {k}")
     n = root["image_id"].shape[0] if n_rows is None else int(n_rows)
     image_id = root["image_id"][:n]
+    content_key = root["content_key"][:n]
     for layer in root.attrs["layers"]:
         group = root[layer]
         height, width = int(group.attrs["height"]), int(group.attrs["width"])
         if n:
             topk = select_top_k(layer, image_id, group["max"][:n], group["argmax"][:n], min(k, n),
-                                height, width)
+                                height, width, content_key)
         else:
             topk = _empty_top_k(layer, int(group.attrs["channels"]), height, width)
         out = group.create_group(SHARD_TOPK_GROUP, overwrite=True)
         out.attrs.update({"k": topk.k, "top_k": int(k), "n_images": n, "tie_rule": TIE_RULE})
-        for name in ("image_id", "value", "argmax"):
+        for name in ("image_id", "value", "argmax", "content_key"):
             data = getattr(topk, name)
             # checksummed and every chunk written, as the shard's activations: a damaged or
             # missing chunk is an error when read, never a neuron that looks dead
@@ -390,4 +426,5 @@ def read_shard_top_k(path: str | Path, layer: str) -> TopK | None:
         height=int(group.attrs["height"]),
         width=int(group.attrs["width"]),
         n_images=int(cand.attrs["n_images"]),
+        content_key=read("content_key"),
     )
