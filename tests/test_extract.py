@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from torchvision.transforms import Normalize
 
 from neurofacets.extract import MaxArgmaxHooks, iterate_activations, make_loader
 from neurofacets.images import MEAN_RGB, STD_RGB, preprocess_uint8
@@ -70,9 +71,8 @@ def test_hooked_max_argmax_equal_brute_force(tmp_path, arch, names):
             got[name][1].append(values[name][1])
     assert ids == list(range(5))
     x = torch.stack([torch.from_numpy(preprocess_uint8(p, 32, 36)).permute(2, 0, 1) for p in paths])
-    mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
-    expected = brute_force(build_model(arch, seed=1), arch, names, (x.float() - mean) / std)
+    normalize = Normalize(MEAN_RGB, STD_RGB)  # torchvision's reference: ToTensor's x / 255, then Normalize
+    expected = brute_force(build_model(arch, seed=1), arch, names, normalize(x.float() / 255))
     for name in names:
         mx, am = np.concatenate(got[name][0]), np.concatenate(got[name][1])
         assert mx.dtype == np.float32 and am.dtype == np.int32
@@ -179,9 +179,8 @@ def test_real_photos_extract_like_brute_force(tmp_path):
     layer = read_layer([tmp_path / "s.zarr"], "conv3_1")
     assert layer.image_id.tolist() == list(range(24))
     x = torch.stack([torch.from_numpy(preprocess_uint8(p, 64, 72)).permute(2, 0, 1) for p in images["path"]])
-    mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD_RGB).view(1, 3, 1, 1) * 255
-    ref = brute_force(build_model("vgg16", seed=0), "vgg16", ["conv3_1"], (x.float() - mean) / std)
+    normalize = Normalize(MEAN_RGB, STD_RGB)  # torchvision's reference: ToTensor's x / 255, then Normalize
+    ref = brute_force(build_model("vgg16", seed=0), "vgg16", ["conv3_1"], normalize(x.float() / 255))
     np.testing.assert_allclose(layer.max, ref["conv3_1"][0], rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(layer.argmax, ref["conv3_1"][1])
 

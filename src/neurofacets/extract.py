@@ -160,8 +160,10 @@ def iterate_activations(
         # fp32 means fp32: TF32 tensor cores would round conv inputs to 10 bits of mantissa
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    mean = torch.tensor(MEAN_RGB, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD_RGB, device=device).view(1, 3, 1, 1) * 255
+    # torchvision's ToTensor() + Normalize(MEAN_RGB, STD_RGB), operation for operation, so the
+    # network input is bit for bit the reference one: x / 255, minus mean, divided by std (float32)
+    mean = torch.tensor(MEAN_RGB, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD_RGB, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
                 else contextlib.nullcontext())
@@ -183,7 +185,7 @@ def iterate_activations(
                     continue
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                x = (x.float() - mean) / std
+                x = x.float().div(255).sub(mean).div(std)
                 with autocast:
                     values = hooks.run(model, x)
                 out = {name: (mx.cpu().numpy(), am.cpu().numpy()) for name, (mx, am) in values.items()}
