@@ -56,8 +56,8 @@ from .images import (
 )
 
 DECODES = ("auto", "pil", "torchvision", "nvjpeg")
-#: Longest / shortest side above which an image goes through PIL's box resize, since the
-#: tensor paths resize the whole image (memory O(TENSOR_MAX_ASPECT * resize^2)).
+#: Longest / shortest side above which an image goes through the PIL path, since the tensor
+#: paths resize the whole image as float tensors (memory O(TENSOR_MAX_ASPECT * resize^2)).
 TENSOR_MAX_ASPECT = 4.0
 #: Largest difference (levels of 255) of the torchvision path's crop from the PIL path's.
 TOLERANCE_LEVELS = 2
