@@ -315,3 +315,15 @@ def test_single_class_stops_the_dataset_rule_through_the_command_line(tmp_path):
     result = subprocess.run(cmd, check=False, cwd=workdir, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _read(workdir / target)["label"].tolist() == ["0", "0", "1"]
+
+
+def test_class_names_that_look_like_numbers_reach_the_cof_as_written(tmp_path):
+    """Class names ``01``, ``1.50`` and groups ``007`` stay text in the CoF store (not 1.0, 1.5, 7)."""
+    from neurofacets.cof import load_labels
+
+    (tmp_path / "images.csv").write_text("image_id,path,label,class_name,shard,coarse\n"
+                                         "0,a.png,0,01,0,007\n1,b.png,1,1.50,0,x\n")
+    (tmp_path / "classes.csv").write_text("label,class_id,class_name,coarse\n0,01,01,007\n1,1.50,1.50,x\n")
+    labels = load_labels(tmp_path / "images.csv", tmp_path / "classes.csv")
+    assert labels.level("class").names == ("01", "1.50")
+    assert labels.level("coarse").names == ("007", "x")

@@ -115,9 +115,11 @@ def load_labels(images_csv: str | Path, classes_csv: str | Path) -> Labels:
         Columns ``label``, ``class_id``, ``class_name`` and optionally ``coarse``.
     """
     # only the columns used: memory per image stays a few bytes (no paths, no names)
-    images = pd.read_csv(images_csv, keep_default_na=False,
+    # names are text as written: a class "01" or "1.50" must not become the number 1.0 or 1.5
+    text = {"class_id": str, "class_name": str, "coarse": str, "wnid": str}
+    images = pd.read_csv(images_csv, keep_default_na=False, dtype=text,
                          usecols=lambda column: column in ("image_id", "label", "coarse"))
-    classes = pd.read_csv(classes_csv, keep_default_na=False)
+    classes = pd.read_csv(classes_csv, keep_default_na=False, dtype=text)
     for table, name, needed in ((images, images_csv, ("image_id", "label")), (classes, classes_csv, ("label", "class_name"))):
         missing = [c for c in needed if c not in table.columns]
         if missing:
