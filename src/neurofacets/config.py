@@ -19,6 +19,8 @@ boolean or null.
 from __future__ import annotations
 
 import copy
+import math
+import platform
 from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +28,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from .layer_table import configured_layer_names, image_size_problem
 
 
 class ConfigError(ValueError):
@@ -97,6 +101,8 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
        None wherever null is allowed): Snakemake passes nested ``--config`` values as text.
     2. Every remaining violation is reported, one line each, dotted key first, in plain words;
        a value that fits none of several forms (``oneOf``, ``pattern``) lists the accepted ones.
+       A number that is NaN or infinite (YAML ``.nan``, ``.inf``) is refused wherever it is:
+       JSON Schema's ``number`` takes them and NaN passes every bound.
     3. Keys the config leaves out get the schema's ``default`` (as Snakemake's ``validate`` did),
        at every depth: an absent object with a ``default`` (e.g. ``semantics: {}``) is added
        and then gets its own keys' defaults.
@@ -114,8 +120,15 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
     validator = validator_cls(schema)
     _read_text_as_yaml(config, schema, validator)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        raise ConfigError("\n".join(explain_schema_error(e) for e in errors))
+    lines = [explain_schema_error(e) for e in errors]
+    # JSON Schema's "number" takes NaN and the infinities (Python's floats), and NaN passes
+    # every bound (each comparison with it is false): refused here, whatever the schema says.
+    reported = {dotted_key(e.absolute_path) for e in errors}
+    lines += [f"{dotted_key(path)}: {value!r} is not a finite number (NaN and infinities are refused)"
+              for path, value in _non_finite_numbers(config, [])
+              if dotted_key(path) not in reported and _subschema(schema, path) is not None]
+    if lines:
+        raise ConfigError("\n".join(lines))
     _fill_defaults(config, schema)
 
 
@@ -212,6 +225,14 @@ def _read_text_as_yaml(config: MutableMapping[str, Any], schema: Mapping[str, An
             _set(config, path, value)
 
 
+def _non_finite_numbers(node: Any, path: list[Any]) -> list[tuple[list[Any], float]]:
+    """Every NaN or infinite float in a nested dict/list, with its path."""
+    if isinstance(node, float):
+        return [] if math.isfinite(node) else [(path, node)]
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else []
+    return [found for key, child in items for found in _non_finite_numbers(child, [*path, key])]
+
+
 def _set(config: MutableMapping[str, Any], path: list[Any], value: Any) -> None:
     node: Any = config
     for part in path[:-1]:
@@ -242,8 +263,39 @@ def labels_path(labels: str | Path, root: str | Path | None) -> Path:
     return labels
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``extraction.device`` cannot work with this PyTorch, or None.
+
+    Only what holds wherever the jobs run: ``mps`` needs PyTorch's Metal backend, which
+    exists only in builds for macOS (on macOS, torch is asked whether it was built with
+    it; elsewhere no torch is imported). CUDA is not checked: the workflow is often parsed
+    on a machine without a GPU (a cluster's login node) whose jobs run on GPU nodes;
+    extraction refuses an absent GPU itself. The schema already refuses a malformed
+    device (``extraction.device``'s pattern).
+    """
+    if device != "mps":
+        return None
+    system = platform.system()
+    if system != "Darwin":
+        return (f"extraction.device: 'mps' (Apple's Metal) exists only in PyTorch for macOS; this is {system}: "
+                "use auto, cpu, cuda or cuda:<n>")
+    import torch  # macOS only: the one case where the answer is in the torch build
+
+    if not torch.backends.mps.is_built():
+        return (f"extraction.device: 'mps' but this PyTorch {torch.__version__} was built without MPS support: "
+                "use auto or cpu, or install a PyTorch built with MPS")
+    return None
+
+
 def check_config(config: Mapping[str, Any]) -> None:
-    """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails."""
+    """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
+
+    Besides the dataset's and the weights' files: the device must exist in this PyTorch
+    build (:func:`device_problem`), the layers must be layers of the architecture, and the
+    input size must give every chosen layer a map
+    (:func:`neurofacets.layer_table.image_size_problem`, from the stored layer table: no
+    torch is imported for a torchvision architecture the table holds).
+    """
     dataset = config["dataset"]
     fmt = dataset["format"]
     if fmt in ("folder", "csv") and not dataset["root"]:
@@ -265,6 +317,18 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"extraction.resize: {ex['resize']} is smaller than extraction.image_size {ex['image_size']}"
         )
+    problem = device_problem(ex["device"])
+    if problem:
+        raise ConfigError(problem)
+    model = config["model"]
+    try:
+        layers = configured_layer_names(model["arch"], model["layers"])
+    except ValueError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith("model.") else f"model.arch: {message}") from None
+    problem = image_size_problem(model["arch"], layers, ex["image_size"])
+    if problem:
+        raise ConfigError(problem)
     weights = config["model"]["weights"]
     if weights.endswith((".pth", ".pt")) and not Path(weights).exists():
         raise ConfigError(f"model.weights: the file {weights!r} does not exist")

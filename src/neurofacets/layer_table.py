@@ -11,6 +11,13 @@ does not hold, or a torchvision other than the one it was made with, falls back 
 building the model on the meta device (:func:`neurofacets.models.layer_names`), which is
 right but imports torch.
 
+The table also holds, for every layer, the input sizes (``extraction.image_size``, from
+the schema's minimum to its maximum) at which the layer has a map
+(:func:`neurofacets.models.input_size_ranges`), so a configuration whose input is too small
+for a chosen layer, or not the one size a network is built for (ViT), is refused when the
+workflow is parsed (:func:`image_size_problem`) instead of failing inside torch in the
+``layers`` and ``extract`` jobs.
+
 This module imports nothing heavy: keep it that way.
 """
 
@@ -68,9 +75,14 @@ def load_table(path: str | Path = TABLE_PATH) -> dict[str, Any]:
     """The stored table: ``{"torchvision": version, "layers": {arch: [name, ...]}}``."""
     with open(path) as f:
         table = json.load(f)
-    if not isinstance(table.get("layers"), dict) or "torchvision" not in table:
-        raise ValueError(f"{path} is not a layer table (keys 'torchvision' and 'layers')")
+    keys = ("torchvision", "layers", "image_sizes", "input_sizes")
+    if not all(key in table for key in keys) or not isinstance(table["layers"], dict):
+        raise ValueError(f"{path} is not a layer table (keys {', '.join(keys)}): python -m neurofacets.layer_table")
     return table
+
+
+def _table_applies(table: dict[str, Any], arch: str) -> bool:
+    return arch in table["layers"] and table["torchvision"] == _torchvision_version()
 
 
 def configured_layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
@@ -84,34 +96,124 @@ def configured_layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
         ``model.layers``: ``"conv"`` or a list of layer names.
     """
     table = load_table()
-    if arch in table["layers"] and table["torchvision"] == _torchvision_version():
+    if _table_applies(table, arch):
         return pick_layers(table["layers"][arch], arch, spec)
     from .models import layer_names  # not in the table: build the model (imports torch)
 
     return layer_names(arch, spec)
 
 
+def _sizes_text(ranges: Sequence[Sequence[int]]) -> str:
+    """``[(16, 31), (64, 1024)]`` -> ``16 to 31 or 64 to 1024``; one size as itself."""
+    return " or ".join(str(a) if a == b else f"{a} to {b}" for a, b in ranges)
+
+
+def _intersect(first: Sequence[Sequence[int]], second: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """The sizes in both lists of inclusive ranges, as ranges."""
+    out = []
+    for a, b in first:
+        for c, d in second:
+            lo, hi = max(a, c), min(b, d)
+            if lo <= hi:
+                out.append((lo, hi))
+    return sorted(out)
+
+
+def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str | None:
+    """Why ``image_size`` does not work for the chosen ``layers`` of ``arch``, or None.
+
+    A layer works at a size when the network, fed a square input of that size, reaches it
+    and gives it a non-empty map (what the ``layers`` and ``extract`` jobs need). The sizes
+    come from the stored table (no torch) when it applies, else from the network built on
+    the meta device (:func:`neurofacets.models.layers_with_a_map`).
+
+    Parameters
+    ----------
+    arch
+        ``model.arch``.
+    layers
+        The configured layer names (:func:`configured_layer_names`).
+    image_size
+        ``extraction.image_size``.
+
+    Returns
+    -------
+    str or None
+        One line starting with the key to change (``extraction.image_size`` or
+        ``model.layers``) and saying which sizes work; None when every layer works.
+    """
+    table = load_table()
+    low, high = table["image_sizes"]
+    if _table_applies(table, arch):
+        by_name = dict(zip(table["layers"][arch], table["input_sizes"][arch]))
+        ranges = {name: [tuple(r) for r in by_name[name]] for name in layers}
+        if all(any(a <= image_size <= b for a, b in ranges[name]) for name in layers):
+            return None
+    else:
+        from .models import input_size_ranges, layers_with_a_map, meta_model, select_layers
+
+        model = meta_model(arch).to("meta").eval()
+        if layers_with_a_map(model, select_layers(model, arch, list(layers)), image_size) == set(layers):
+            return None
+        ranges = input_size_ranges(arch, low, high, list(layers))
+    never = [name for name in layers if not ranges[name]]
+    if never:
+        return (f"model.layers: {arch}'s {', '.join(never)} get no map at any extraction.image_size from "
+                f"{low} to {high} (the network refuses every such input before them, or does not run them "
+                "in eval mode, e.g. an auxiliary classifier); choose other layers")
+    failing = [name for name in layers if not any(a <= image_size <= b for a, b in ranges[name])]
+    which = f"{arch}'s {failing[0]}" + (f" (and {len(failing) - 1} more of the chosen layers)" if len(failing) > 1 else "")
+    allowed = [(low, high)]
+    for name in layers:
+        allowed = _intersect(allowed, ranges[name])
+    if not allowed:
+        return (f"extraction.image_size: no size from {low} to {high} gives every chosen layer of {arch} a map "
+                f"({'; '.join(f'{name}: {_sizes_text(ranges[name])}' for name in layers)}); choose other layers")
+    if len(allowed) == 1 and allowed[0][1] == high and image_size < allowed[0][0]:
+        return (f"extraction.image_size: {image_size} is too small for {which}: the network's maps shrink to "
+                f"0 x 0 before or at it; the smallest size is {allowed[0][0]}")
+    if len(allowed) == 1 and allowed[0][0] == allowed[0][1]:
+        return (f"extraction.image_size: {image_size} does not fit {which}: {arch} runs it only at image_size "
+                f"{allowed[0][0]} (the size the network is built for); set extraction.image_size: {allowed[0][0]}")
+    return (f"extraction.image_size: {image_size} does not fit {which}: {arch} runs it only at image_size "
+            f"{_sizes_text(allowed)} (the sizes the network is built for); set extraction.image_size to one of them")
+
+
 def build_table() -> dict[str, Any]:
-    """Every conv layer name of every installed torchvision classification model."""
+    """Every conv layer name of every installed torchvision classification model, and the
+    input sizes at which each has a map, from the schema's minimum to its maximum of
+    ``extraction.image_size`` (stored as ``image_sizes``).
+    """
     import torchvision
 
-    from .models import layer_names
+    from .config import load_schema
+    from .models import input_size_ranges, layer_names
 
     archs = sorted(torchvision.models.list_models(module=torchvision.models))
-    return {
-        "torchvision": _torchvision_version(),
-        "layers": {arch: layer_names(arch, "conv") for arch in archs},
-    }
+    image_size = load_schema()["properties"]["extraction"]["properties"]["image_size"]
+    low, high = image_size["minimum"], image_size["maximum"]
+    names = {arch: layer_names(arch, "conv") for arch in archs}
+    sizes = {}
+    for arch in archs:
+        ranges = input_size_ranges(arch, low, high, "conv")
+        sizes[arch] = [[list(r) for r in ranges[name]] for name in names[arch]]
+    return {"torchvision": _torchvision_version(), "image_sizes": [low, high], "layers": names, "input_sizes": sizes}
 
 
 def write_table(path: str | Path = TABLE_PATH) -> None:
     """Write :func:`build_table` to ``path`` (one architecture per line)."""
     table = build_table()
-    lines = [f"  {json.dumps(arch)}: {json.dumps(names)}" for arch, names in table["layers"].items()]
+
+    def block(key: str, separators: tuple[str, str] = (", ", ": ")) -> str:
+        lines = [f"  {json.dumps(arch)}: {json.dumps(value, separators=separators)}"
+                 for arch, value in table[key].items()]
+        return f'"{key}": {{\n' + ",\n".join(lines) + "\n}"
+
     text = (
         "{\n"
         f'"torchvision": {json.dumps(table["torchvision"])},\n'
-        '"layers": {\n' + ",\n".join(lines) + "\n}\n}\n"
+        f'"image_sizes": {json.dumps(table["image_sizes"])},\n'
+        + block("layers") + ",\n" + block("input_sizes", (",", ":")) + "\n}\n"
     )
     Path(path).write_text(text)
 

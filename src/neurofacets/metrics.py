@@ -8,17 +8,27 @@ Definitions are docs/design.md §3. Conventions for the cases the definitions le
   integer arithmetic for counts), so its MF degree is ``+inf``: the most multi-faceted a
   row can be. It counts as ``MF`` under any threshold, gets ``mf_norm`` 1, and is left out
   of the normal fits and means (which need finite values) but not of empirical ranks.
+- The facet compares a neuron's MF degree with a mean exactly (:func:`exceeds_mean`): a
+  neuron is ``MF`` when ``mf > mean`` holds for the real numbers the floats stand for, not
+  for the rounded mean, so neurons that all share one MF degree are all ``SF``.
+- A layer whose neurons are all dead is reported (logging.warning) by
+  :func:`all_layers_table`: its means are NaN and it has no MF or SF neuron.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .readers import DEAD, METRIC_COLUMNS, MF, SF
+
+logger = logging.getLogger("neurofacets.metrics")
 
 FLATNESS_EPS = 1e-7  # the paper's constant added to every CoF entry before the entropy
 DEAD_FLATNESS = -1.0  # the paper's flatness of an all-zero row
@@ -191,8 +201,22 @@ def normalise_mf(mf: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_rule(rule: str | float) -> str | float:
+    """``analysis.facet_threshold`` as a rule name or a finite float."""
+    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+        if not math.isfinite(rule):
+            raise ValueError(f"analysis.facet_threshold: {rule!r} is not a finite number")
+        return float(rule)
+    if rule in ("global_mean", "layer_mean"):
+        return rule
+    raise ValueError(f"facet_threshold must be 'global_mean', 'layer_mean' or a number, got {rule!r}")
+
+
 def facet_threshold(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
-    """The MF/SF threshold that applies to each neuron.
+    """The MF/SF threshold that applies to each neuron, as written in ``facet_threshold``.
+
+    A mean is the float nearest to the exact mean (:func:`math.fsum`); the facets compare
+    with the exact mean itself (:func:`assign_facets`), so this column is for reading only.
 
     Parameters
     ----------
@@ -202,34 +226,184 @@ def facet_threshold(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np
         (neurons,) layer of each neuron.
     rule
         ``global_mean``: the mean finite MF of all layers; ``layer_mean``: the mean finite
-        MF of the neuron's layer; a number: that number.
+        MF of the neuron's layer; a finite number: that number. NaN where the mean has no
+        finite value to average.
     """
     mf = np.asarray(mf, dtype=np.float64)
     layers = np.asarray(layers)
     if mf.shape != layers.shape:
         raise ValueError(f"mf {mf.shape} and layers {layers.shape} differ in shape")
+    rule = _check_rule(rule)
     finite = np.isfinite(mf)
-    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
-        return np.full(mf.shape, float(rule))
+    if isinstance(rule, float):
+        return np.full(mf.shape, rule)
+
+    def mean(values: np.ndarray) -> float:
+        if not len(values):
+            return np.nan
+        total = _float_sum(values)
+        return total / len(values) if math.isfinite(total) else float(_exact_sum(values) / len(values))
+
     if rule == "global_mean":
-        return np.full(mf.shape, mf[finite].mean() if finite.any() else np.nan)
-    if rule == "layer_mean":
-        out = np.full(mf.shape, np.nan)
+        return np.full(mf.shape, mean(mf[finite]))
+    out = np.full(mf.shape, np.nan)
+    for layer in pd.unique(layers):
+        mine = layers == layer
+        out[mine] = mean(mf[mine & finite])
+    return out
+
+
+#: Unit roundoff of float64 and the smallest positive float64, for the error bound of
+#: :func:`exceeds_mean`'s fast test.
+_UNIT_ROUNDOFF = 2.0**-53
+_TINY = math.ulp(0.0)
+
+
+def _float_sum(values: np.ndarray) -> float:
+    """The float nearest to the exact sum of finite floats (:func:`math.fsum`); inf on overflow."""
+    try:
+        return math.fsum(values.tolist())
+    except OverflowError:
+        return math.inf
+
+
+def _exact_sum(values: np.ndarray) -> Fraction:
+    """The exact sum of finite floats (each is p / 2**k): integers over a common power of two."""
+    ratios = [value.as_integer_ratio() for value in values.tolist()]
+    denominator = max(q for _, q in ratios)
+    return Fraction(sum(p * (denominator // q) for p, q in ratios), denominator)
+
+
+def exceeds_mean(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``values > mean(finite reference)``, decided exactly for the real numbers the floats are.
+
+    ``+inf`` exceeds every mean, NaN none; without a finite reference value there is no
+    mean and only ``+inf`` exceeds it. The comparison is ``n * v > S`` (n finite reference
+    values summing to S). A vectorised float test settles it where the difference is
+    larger than its rounding error; the rest (ties and near-ties, e.g. every neuron with
+    the same MF degree, whose rounded mean can fall one ulp below them) is settled in exact
+    rational arithmetic.
+
+    Why the float test cannot err: with u = 2**-53, ``p = fl(n v)`` is within ``u |p|`` of
+    ``n v`` and ``t = fsum(reference)`` (correctly rounded) within ``u |t|`` of S, plus at
+    most one :data:`_TINY` for subnormal results; so ``n v - S`` has the sign of ``p - t``
+    whenever ``|p - t| > u (|p| + |t|) + _TINY``. The computed ``d = fl(p - t)`` has the
+    sign of ``p - t``, ``|p - t| >= |d| / (1 + u)``, and the computed bound
+    ``4 u (|p| + |t|) + 4 _TINY`` exceeds ``(1 + u)`` times that margin even after its own
+    rounding; ``|d|`` above it decides. Overflow (``p`` or ``t`` infinite) goes to the exact
+    path.
+
+    Parameters
+    ----------
+    values
+        (m,) float64 values to compare (NaN and +inf allowed).
+    reference
+        The values whose mean is the threshold; non-finite ones are left out.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (m,).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    reference = reference[np.isfinite(reference)]
+    out = values == np.inf
+    n = len(reference)
+    if n == 0:
+        return out
+    finite = np.isfinite(values)
+    total = _float_sum(reference)
+    undecided = finite.copy()
+    if math.isfinite(total):
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = values * n
+            difference = scaled - total
+            bound = 4 * _UNIT_ROUNDOFF * (np.abs(scaled) + abs(total)) + 4 * _TINY
+            sure = finite & (np.abs(difference) > bound)
+        out[sure] = difference[sure] > 0
+        undecided &= ~sure
+    if undecided.any():
+        exact_total = _exact_sum(reference)
+        for i in np.flatnonzero(undecided):
+            out[i] = Fraction(float(values[i])) * n > exact_total
+    return out
+
+
+def assign_facets(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
+    """Each neuron's facet under ``analysis.facet_threshold`` (docs/design.md §3), decided exactly.
+
+    ``MF`` where mf > threshold (for a mean: :func:`exceeds_mean`, the exact mean of the
+    finite MF of all layers or of the neuron's layer; for a number: that number), ``SF``
+    otherwise, ``dead`` where mf is NaN. ``+inf`` is ``MF`` under any threshold, also where a
+    mean has no finite value to average.
+
+    Parameters
+    ----------
+    mf
+        (neurons,) MF degrees of all layers (NaN dead, +inf allowed).
+    layers
+        (neurons,) layer of each neuron.
+    rule
+        ``global_mean``, ``layer_mean`` or a finite number.
+
+    Returns
+    -------
+    numpy.ndarray
+        object (neurons,) of ``MF``, ``SF``, ``dead``.
+    """
+    mf = np.asarray(mf, dtype=np.float64)
+    layers = np.asarray(layers)
+    if mf.shape != layers.shape:
+        raise ValueError(f"mf {mf.shape} and layers {layers.shape} differ in shape")
+    rule = _check_rule(rule)
+    if isinstance(rule, float):
+        above = (mf > rule) | (mf == np.inf)
+    elif rule == "global_mean":
+        above = exceeds_mean(mf, mf)
+    else:
+        above = np.zeros(mf.shape, dtype=bool)
         for layer in pd.unique(layers):
             mine = layers == layer
-            if (mine & finite).any():
-                out[mine] = mf[mine & finite].mean()
-        return out
-    raise ValueError(f"facet_threshold must be 'global_mean', 'layer_mean' or a number, got {rule!r}")
+            above[mine] = exceeds_mean(mf[mine], mf[mine])
+    out = np.where(above, MF, SF).astype(object)
+    out[np.isnan(mf)] = DEAD
+    return out
 
 
 def facets(mf: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """``MF`` where mf > threshold, ``SF`` otherwise, ``dead`` where mf is NaN."""
+    """``MF`` where mf > threshold or mf is +inf, ``SF`` otherwise, ``dead`` where mf is NaN.
+
+    For a threshold given as numbers; a mean threshold is decided by :func:`assign_facets`
+    against the exact mean, not its rounded value.
+    """
     mf = np.asarray(mf, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        out = np.where(mf > threshold, MF, SF).astype(object)
+        out = np.where((mf > threshold) | (mf == np.inf), MF, SF).astype(object)
     out[np.isnan(mf)] = DEAD
     return out
+
+
+def dead_layers(table: pd.DataFrame) -> dict[str, int]:
+    """``{layer: number of neurons}`` of the layers whose every neuron is dead (NaN mf), in table order."""
+    mf = table["mf"].to_numpy(np.float64)
+    dead = pd.Series(np.isnan(mf), index=table.index).groupby(table["layer"], sort=False).agg(["all", "size"])
+    return {str(layer): int(row["size"]) for layer, row in dead.iterrows() if row["all"]}
+
+
+def warn_dead_layers(table: pd.DataFrame, where: str) -> dict[str, int]:
+    """Log a warning per layer whose every neuron is dead; return :func:`dead_layers`.
+
+    ``where`` says which output holds the consequence (e.g. ``metrics/all_layers.csv``).
+    """
+    found = dead_layers(table)
+    for layer, n in found.items():
+        logger.warning(
+            "layer %s: all %d neurons dead (no positive activation on any image): no MF or SF neuron; "
+            "its sparsity, flatness and MF degree are NaN in %s and the figures have nothing to draw for it",
+            layer, n, where,
+        )
+    return found
 
 
 def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
@@ -279,7 +453,10 @@ def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[s
 def all_layers_table(tables: list[pd.DataFrame], rule: str | float) -> pd.DataFrame:
     """Concatenate the layers' metrics and add ``mf_norm``, ``facet_threshold``, ``facet``.
 
-    ``mf_norm`` is the min-max normalisation over the non-dead neurons of all layers.
+    ``mf_norm`` is the min-max normalisation over the non-dead neurons of all layers;
+    ``facet_threshold`` the threshold as a float (:func:`facet_threshold`), ``facet`` the
+    exact decision (:func:`assign_facets`). A layer whose every neuron is dead is logged as a
+    warning (:func:`warn_dead_layers`).
     """
     if not tables:
         raise ValueError("no metrics tables given")
@@ -288,8 +465,9 @@ def all_layers_table(tables: list[pd.DataFrame], rule: str | float) -> pd.DataFr
     if missing:
         raise ValueError(f"metrics tables lack columns {missing}")
     mf = table["mf"].to_numpy(np.float64)
-    threshold = facet_threshold(mf, table["layer"].to_numpy(), rule)
+    layers = table["layer"].to_numpy()
     table["mf_norm"] = normalise_mf(mf)
-    table["facet_threshold"] = threshold
-    table["facet"] = facets(mf, threshold)
+    table["facet_threshold"] = facet_threshold(mf, layers, rule)
+    table["facet"] = assign_facets(mf, layers, rule)
+    warn_dead_layers(table, "metrics/all_layers.csv")
     return table

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -110,6 +112,126 @@ def layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
     return [layer.name for layer in select_layers(meta_model(arch), arch, spec)]
 
 
+def layers_with_a_map(model: nn.Module, layers: Sequence[Layer], size: int) -> frozenset[str]:
+    """The ``layers`` that get a non-empty map from a ``size`` x ``size`` input.
+
+    One forward pass of a zero input on the meta device (shapes only, no arithmetic, no
+    memory), hooks on the layers as in extraction, stopped once every layer has given its
+    map. A layer misses out when the network refuses the input before reaching it (a map
+    shrunk to nothing, a size check such as ViT's), when its own map is 0 x 0, or when the
+    network does not run it in eval mode (e.g. inception_v3's auxiliary classifier).
+
+    Parameters
+    ----------
+    model
+        The network with every parameter and buffer on the meta device, in eval mode
+        (``meta_model(arch).to("meta").eval()``).
+    layers
+        Layers of ``model`` (:func:`all_layers`).
+    size
+        Side of the square input in pixels (``extraction.image_size``).
+    """
+    modules = dict(model.named_modules())
+    reached: dict[str, bool] = {}
+
+    def hook(name: str):
+        def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            reached[name] = output.shape[-1] * output.shape[-2] > 0
+
+        return record
+
+    hooked = [modules[layer.hook_path] for layer in layers]
+    handles = [module.register_forward_hook(hook(layer.name)) for module, layer in zip(hooked, layers)]
+    x = torch.zeros(1, 3, size, size, device="meta")
+    try:
+        with torch.no_grad():
+            _forward_until(model, x, hooked, reached, len(layers))
+    except (RuntimeError, ValueError, AssertionError, IndexError):
+        pass  # the network refuses this input: the layers it did not reach have no map
+    finally:
+        for handle in handles:
+            handle.remove()
+    return frozenset(name for name, ok in reached.items() if ok)
+
+
+def _own_input_sizes(arch: str) -> set[int]:
+    """The input sizes torchvision's weights of ``arch`` are made for (crop and minimum sizes)."""
+    sizes = {224}  # ImageNet's usual crop, also for a network without published weights
+    for weights in torchvision.models.get_model_weights(arch):
+        crop = weights.transforms.keywords.get("crop_size")
+        for value in (crop, weights.meta.get("min_size")):
+            if isinstance(value, int):
+                sizes.add(value)
+            elif isinstance(value, (tuple, list)):
+                sizes.update(int(v) for v in value)
+    return sizes
+
+
+def input_size_ranges(arch: str, low: int, high: int, spec: str | Sequence[str]) -> dict[str, list[tuple[int, int]]]:
+    """For each layer of ``arch``, the input sizes in [``low``, ``high``] at which it has a map.
+
+    Sizes are checked with :func:`layers_with_a_map` at samples (``low``, ``high``, the
+    powers of two between them and the sizes torchvision's weights of ``arch`` are made
+    for) and, between two neighbouring samples whose sets of layers differ, by bisection
+    down to neighbouring integers, so every change is found exactly. Between two samples
+    with the same set the set is taken to hold throughout. That is exact for every network
+    whose maps grow with its input (convolutions and poolings: a layer with a map at size s
+    has one at every larger size) and for the networks built for one input size (ViT,
+    MaxViT), whose own sizes are samples.
+
+    Parameters
+    ----------
+    arch
+        torchvision model name.
+    low, high
+        The range of input sizes (``extraction.image_size``'s minimum and maximum).
+    spec
+        The layers, as ``model.layers`` (``"conv"``: every one).
+
+    Returns
+    -------
+    dict
+        ``{layer: [(first, last), ...]}`` inclusive ranges in increasing order, in network
+        order; an empty list for a layer that has no map at any size in the range.
+    """
+    if not 1 <= low <= high:
+        raise ValueError(f"the input sizes {low}..{high} are not a range of positive sizes")
+    model = meta_model(arch).to("meta").eval()
+    layers = select_layers(model, arch, spec)
+    found: dict[int, frozenset[str]] = {}
+
+    def at(size: int) -> frozenset[str]:
+        if size not in found:
+            found[size] = layers_with_a_map(model, layers, size)
+        return found[size]
+
+    powers = {2**i for i in range(high.bit_length() + 1)}
+    samples = sorted(s for s in {low, high, *powers, *_own_input_sizes(arch)} if low <= s <= high)
+    pending = list(itertools.pairwise(samples))
+    while pending:
+        a, b = pending.pop()
+        if b - a > 1 and at(a) != at(b):
+            middle = (a + b) // 2
+            at(middle)
+            pending += [(a, middle), (middle, b)]
+    for size in samples:
+        at(size)
+    # After the bisection, two checked sizes next to each other in order either hold the
+    # same set (constant in between) or are neighbouring integers: each size's set is the
+    # one of the nearest checked size at or below it.
+    checked = sorted(found)
+    ranges: dict[str, list[tuple[int, int]]] = {layer.name: [] for layer in layers}
+    for i, size in enumerate(checked):
+        last = checked[i + 1] - 1 if i + 1 < len(checked) else high
+        for name in found[size]:
+            spans = ranges[name]
+            if spans and spans[-1][1] == size - 1:
+                spans[-1] = (spans[-1][0], last)
+            else:
+                spans.append((size, last))
+    return ranges
+
+
 def build_model(arch: str, state_dict: dict[str, torch.Tensor] | None = None, *,
                 seed: int | None = None, partial: bool = False) -> nn.Module:
     """The architecture with the given weights, in eval mode.
@@ -159,7 +281,7 @@ def layer_geometry(arch: str, layers: Sequence[Layer], image_size: int) -> list[
         ]
         x = torch.ones(1, 3, size, size, requires_grad=True)
         try:
-            model(x)
+            _forward_until(model, x, [modules[layer.hook_path] for layer in layers], outputs, len(layers))
         finally:
             for h in handles:
                 h.remove()
@@ -192,6 +314,34 @@ def layer_geometry(arch: str, layers: Sequence[Layer], image_size: int) -> list[
         if size >= 4096:
             raise ValueError(f"receptive field of {layer.name} exceeds a 4096 px input")
         size *= 2  # the field reaches the border: measure it on a larger input
+
+
+class _LayersReached(Exception):
+    """Raised by a forward hook once every wanted layer has given its map."""
+
+
+def _forward_until(model: nn.Module, x: torch.Tensor, modules: Sequence[nn.Module], outputs: Mapping[str, Any],
+                   n_layers: int) -> None:
+    """Run ``model(x)`` until ``outputs`` holds ``n_layers`` maps (filled by forward hooks).
+
+    The hooks that fill ``outputs`` sit on ``modules`` and must be registered before this
+    call (a module's hooks run in registration order). What comes after the last wanted
+    layer is not computed, as in extraction: a network whose head cannot take a small
+    input (a pooling left with a 0 x 0 map) still gives the maps of the layers before it.
+    """
+
+    def stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+        if len(outputs) >= n_layers:
+            raise _LayersReached
+
+    handles = [module.register_forward_hook(stop) for module in set(modules)]
+    try:
+        model(x)
+    except _LayersReached:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _support_model(model: nn.Module) -> nn.Module:

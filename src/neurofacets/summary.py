@@ -7,6 +7,11 @@ similarity and dissimilarity of ``similarity/summary.csv``. A perfectly even CoF
 an MF degree of +inf (see :mod:`neurofacets.metrics`); like upstream's means, ``mean_mf``
 and ``max_mf`` are over the finite values (``mean_mf_norm`` counts it as 1). ``depth`` places the layer
 between 0 (first analysed layer) and 1 (last) so runs of different networks line up.
+
+A layer whose neurons are all dead (they never fired) has ``n_dead = n_neurons``,
+``frac_dead = 1``, ``n_mf = n_sf = 0`` and NaN means (there is nothing to average): that is
+what marks it in the table; :func:`write_summary` also logs a warning naming it
+(``layer X: all N neurons dead``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .readers import DEAD, MF, SF, SUMMARY_COLUMNS, layer_order, read_metrics, r
 from .store import atomic_output
 
 logger = logging.getLogger("neurofacets.summary")
+
 
 def summarize_run(
     metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str
@@ -90,6 +96,9 @@ def write_summary(
     metrics = read_metrics(metrics_csv, layers)
     present = [name for name in layers if name in set(metrics["layer"])]
     summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run)
+    for row in summary[summary["n_dead"] == summary["n_neurons"]].itertuples(index=False):
+        logger.warning("layer %s: all %d neurons dead (no positive activation on any image): its row of %s has "
+                       "frac_dead 1, no MF or SF neuron and NaN means", row.layer, row.n_neurons, output)
     with atomic_output(output) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     logger.info("summary of run %s: %d layers -> %s", run, len(summary), output)

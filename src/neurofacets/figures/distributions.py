@@ -2,7 +2,9 @@
 
 All three read ``metrics/all_layers.csv`` only. Dead neurons (no positive activation,
 docs/design.md §3) have no sparsity, flatness or MF degree and are left out of every
-distribution; their share per layer is in Fig. 3.
+distribution; their share per layer is in Fig. 3. A layer whose neurons are all dead has
+nothing to draw: each figure says so above its panels ("layer X: all N neurons dead") and
+marks the layer's empty place.
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ def plot_sparsity_flatness(metrics: pd.DataFrame, layers: Sequence[str]) -> Figu
             ax.set_xlim(x[0], x[-1])
             ax.set_ylim(bottom=0)
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", title="layer",
-                   ncols=1 if len(layers) <= 14 else 2)
+        if handles:
+            fig.legend(handles, labels, loc="outside right upper", title="layer",
+                       ncols=1 if len(layers) <= 14 else 2)
+        style.mark_dead_layers(fig, metrics, layers)
     return fig
 
 
@@ -126,6 +130,10 @@ def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure
             for patch, i in zip(boxes["boxes"], shown):
                 patch.set_facecolor(colors[i])
                 patch.set_alpha(0.8)
+        for i, name in enumerate(layers):
+            if name in style.all_dead_layers(metrics, [name]):
+                ax_layers.text(i, 0.5, "all dead", rotation=90, ha="center", va="center", fontsize=7,
+                               color=style.DEAD_NOTE_COLOR)
         style.set_layer_axis(ax_layers, layers)
         ax_layers.set_ylabel("MF degree (normalised)")
         ax_layers.set_ylim(-0.05, 1.05)
@@ -149,6 +157,7 @@ def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure
         ax_all.set_ylabel("neurons")
         style.panel_label(ax_all, "b")
         ax_all.set_title("all layers")
+        style.mark_dead_layers(fig, metrics, layers)
     return fig
 
 
@@ -173,6 +182,10 @@ def _layer_histograms(
         values = values[np.isfinite(values)]
         if values.size:
             ax.hist(values, bins=bins, density=True, color=color, alpha=0.55)
+        dead = style.all_dead_layers(metrics, [name])
+        if dead:
+            ax.text(0.5, 0.5, f"all {dead[name]} neurons\ndead", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=7, color=style.DEAD_NOTE_COLOR)
         fit = normal_fit(values)
         _draw_normal(ax, fit, x, color="black", linewidth=1)
         ax.set_title(style.layer_label(name), fontsize=8)
@@ -207,4 +220,5 @@ def plot_distributions_appendix(metrics: pd.DataFrame, layers: Sequence[str], co
         top.suptitle("A1. Flatness of the neurons of each layer", x=0.01, ha="left", fontweight="bold")
         _layer_histograms(bottom, metrics, layers, "sparsity", style.SPARSITY_COLOR, columns)
         bottom.suptitle("A2. Sparsity of the neurons of each layer", x=0.01, ha="left", fontweight="bold")
+        style.mark_dead_layers(fig, metrics, layers)
     return fig

@@ -96,12 +96,17 @@ def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
         for facet in facets:
             ax_frac.plot(x, counts[f"frac_{facet}"], marker="o", color=style.FACET_COLORS[facet],
                          label=style.FACET_LABELS[facet])
+        for i, (name, n) in enumerate(zip(layers, counts["n_neurons"])):
+            if counts.at[name, "frac_dead"] == 1:
+                ax_frac.annotate(f"all {n} dead", (i, 1.0), xytext=(0, -6), textcoords="offset points",
+                                 rotation=90, ha="center", va="top", fontsize=7, color=style.DEAD_NOTE_COLOR)
         _finish_panel(ax_frac, layers, "fraction of the layer's neurons", "a", "MF and SF neurons per layer")
 
         for facet, label in ((MF, "top MF neuron (highest)"), (SF, "top SF neuron (lowest)")):
             top = top_neurons(metrics, layers, facet, 1).set_index("layer")["mf_norm"].reindex(layers)
             ax_mf.plot(x, top.to_numpy(dtype=float), marker="o", color=style.FACET_COLORS[facet], label=label)
         _finish_panel(ax_mf, layers, "MF degree (normalised)", "b", "MF degree of the top neurons")
+        style.mark_dead_layers(fig, metrics, layers)
     return fig
 
 
@@ -220,7 +225,9 @@ def plot_facet_examples(
     patches = {name: PatchReader(patch_paths[name]) for name in needed}
     blocks = [(facet, tables[facet]) for facet in (SF, MF) if len(tables[facet])]
     if not blocks:
-        raise ValueError("no SF or MF neuron to show (every neuron is dead)")
+        with style.paper_style():
+            return style.nothing_to_show("Fig. 4: no SF or MF neuron to show.\n"
+                                         + (style.dead_layers_note(metrics, layers) or "every neuron is dead"))
     # Row height from the width a tile gets: the labels take about 1 in, the four blocks
     # share the rest, so rows are as tall as their tiles (no empty bands between rows).
     n_comp = max(store.n_components for store in ica.values())
@@ -236,6 +243,7 @@ def plot_facet_examples(
             _example_rows(subfig, table, ica, patches, n_patches, tile)
             subfig.suptitle(titles[facet], x=0.01, ha="left", fontweight="bold",
                             color=style.FACET_COLORS[facet])
+        style.mark_dead_layers(fig, metrics, layers)
     return fig
 
 
@@ -276,7 +284,9 @@ def plot_ica_by_mf(
     chosen = {name: spread_neurons(metrics, name, per_layer) for name in layers}
     shown = [name for name in layers if len(chosen[name])]
     if not shown:
-        raise ValueError("no live neuron to show")
+        with style.paper_style():
+            return style.nothing_to_show("Appendix B: no live neuron to show.\n"
+                                         + (style.dead_layers_note(metrics, layers) or "every neuron is dead"))
     missing = [name for name in shown if name not in ica_paths]
     if missing:
         raise ValueError(f"ICA stores are missing for layers {missing}")
@@ -301,6 +311,6 @@ def plot_ica_by_mf(
             for ax in row_axes[len(table):]:
                 ax.remove()
             row_axes[0].set_ylabel(style.layer_label(name), rotation=0, ha="right", va="center")
-        fig.suptitle("ICs (uint8) of neurons from the lowest to the highest MF degree of each layer",
-                     x=0.01, ha="left")
+        style.mark_dead_layers(fig, metrics, layers,
+                               title="ICs (uint8) of neurons from the lowest to the highest MF degree of each layer")
     return fig

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, to_hex
 from matplotlib.figure import Figure
@@ -37,6 +38,7 @@ LAYER_CMAP = "viridis"  # layer depth: dark = shallow, yellow = deep
 PEARSON_CMAP = "RdBu_r"  # diverging around r = 0
 EUCLIDEAN_CMAP = "magma"
 MISSING_COLOR = "#d9d9d9"  # excluded neurons in heatmaps
+DEAD_NOTE_COLOR = "#B00000"  # the warning that a layer's neurons are all dead
 
 RC = {
     "font.family": "DejaVu Sans",
@@ -118,6 +120,46 @@ def set_layer_axis(ax: Axes, layers: Sequence[str], axis: str = "x") -> None:
         ax.set_ylabel("layer")
     else:
         raise ValueError(f"axis must be 'x' or 'y', not {axis!r}")
+
+
+def all_dead_layers(metrics: pd.DataFrame, layers: Sequence[str]) -> dict[str, int]:
+    """``{layer: number of neurons}`` of the ``layers`` whose every neuron is ``dead``, in order."""
+    facets = metrics.groupby("layer", sort=False)["facet"]
+    dead = facets.apply(lambda f: bool((f == DEAD).all())).to_dict()
+    sizes = facets.size().to_dict()
+    return {name: int(sizes[name]) for name in layers if dead.get(name, False)}
+
+
+def dead_layers_note(metrics: pd.DataFrame, layers: Sequence[str]) -> str | None:
+    """The warning a figure shows when layers have no live neuron, or None.
+
+    ``layer conv2_1: all 64 neurons dead (no positive activation on any image), nothing to
+    draw for it``, one line per such layer (at most 5, then how many more).
+    """
+    found = all_dead_layers(metrics, layers)
+    if not found:
+        return None
+    lines = [f"layer {name}: all {n} neurons dead" for name, n in found.items()]
+    if len(lines) > 5:
+        lines = lines[:5] + [f"and {len(lines) - 5} more layers with every neuron dead"]
+    return "\n".join(lines) + "\n(no positive activation on any image: no sparsity, flatness or MF degree to draw)"
+
+
+def mark_dead_layers(fig: Figure, metrics: pd.DataFrame, layers: Sequence[str], title: str | None = None) -> None:
+    """Put :func:`dead_layers_note` above the figure (after ``title``, if the figure has one)."""
+    note = dead_layers_note(metrics, layers)
+    if note is None and title is None:
+        return
+    text = "\n".join(part for part in (title, note) if part)
+    fig.suptitle(text, x=0.01, ha="left", fontsize=8 if title is None else None,
+                 color=DEAD_NOTE_COLOR if title is None else None)
+
+
+def nothing_to_show(message: str) -> Figure:
+    """A figure holding only ``message``: what is drawn when no neuron has anything to show."""
+    fig = new_figure(DOUBLE_COLUMN, 1.2)
+    fig.text(0.02, 0.5, message, ha="left", va="center", fontsize=9, color=DEAD_NOTE_COLOR, wrap=True)
+    return fig
 
 
 def panel_label(ax: Axes, letter: str) -> None:
