@@ -3,6 +3,7 @@
 # (results/<run>/gallery/index.html, one page per layer). `snakemake --report report.html`
 # collects every figure and table marked with report(...) in rules/figures.smk and here,
 # under the description below.
+from neurofacets.config import preprocessing_label
 from neurofacets.figure_table import CAT_SUMMARY, FIGURES_BY_STEM
 
 
@@ -27,6 +28,7 @@ rule summary:
         ),
     params:
         run=RUN,
+        preprocessing=preprocessing_label(config["extraction"]),
         code=script_digest("summary.py"),
     resources:
         mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),

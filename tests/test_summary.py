@@ -122,3 +122,31 @@ def test_compare_figure_same_layers_and_different_depths(fake, tmp_path):
     np.testing.assert_allclose(xs["c"], [0.0, 1.0])
     np.testing.assert_allclose(xs["a"], np.linspace(0, 1, len(fake.layers)))
     assert "relative depth" in fig.axes[0].get_xlabel()
+
+
+def test_runs_preprocessed_differently_say_so_when_compared(fake, tmp_path, caplog):
+    """summary.csv records each run's preprocessing; a comparison of runs that differ in it
+    logs and prints a note naming each run's, and says nothing when they agree."""
+    from neurofacets.config import preprocessing_label
+    from neurofacets.figures.compare import preprocessing_note
+
+    extraction = {"decode": "auto", "image_size": 224, "resize": 256, "precision": "fp32"}
+    reference = preprocessing_label(extraction)
+    assert reference == "decode pil (reference), 224/256 px, fp32"  # decode: auto is the reference
+    fast = preprocessing_label({**extraction, "decode": "torchvision"})
+    assert fast == "decode torchvision (not the reference), 224/256 px, fp32"
+    out = fake.out
+    a = write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
+                      out / "model" / "layers.csv", tmp_path / "a.csv", "a", reference)
+    assert (pd.read_csv(tmp_path / "a.csv")["preprocessing"] == reference).all()
+    same = pd.concat([a, a.assign(run="b")])
+    assert preprocessing_note(same) == ""
+    differ = pd.concat([a, a.assign(run="b", preprocessing=fast)])
+    note = preprocessing_note(differ)
+    assert note == (f"runs preprocessed differently (a: {reference}; b: {fast}): compare statistics, "
+                    "not neurons")
+    with caplog.at_level("WARNING"):
+        fig = plot_compare_runs(differ)
+    assert note in caplog.text
+    assert any("preprocessed differently" in t.get_text().replace("\n", " ") for t in fig.texts)
+    assert not plot_compare_runs(same).texts

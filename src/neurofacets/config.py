@@ -400,3 +400,20 @@ def run_configs(config: Mapping[str, Any],
                 raise ConfigError("\n".join(f"runs[{i}] ({name}): {line}" for line in str(error).splitlines())) from None
         out[name] = run_config
     return out
+
+
+#: What ``extraction.decode: auto`` means: the reference path.
+REFERENCE_DECODE = "pil"
+
+
+def preprocessing_label(extraction: dict) -> str:
+    """What decides the pixels and arithmetic a run's network saw, in one line (``summary.csv``).
+
+    E.g. ``decode pil (reference), 224/256 px, fp32``: runs whose labels differ may rank
+    different images at the k-th place of a neuron, so they compare in their statistics, not
+    neuron by neuron. ``extraction`` is the validated config section.
+    """
+    decode = REFERENCE_DECODE if extraction["decode"] == "auto" else extraction["decode"]
+    kind = "reference" if decode == REFERENCE_DECODE else "not the reference"
+    return (f"decode {decode} ({kind}), {extraction['image_size']}/{extraction['resize']} px, "
+            f"{extraction['precision']}")

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .config import REFERENCE_DECODE
 from .images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
@@ -292,4 +293,4 @@ def resolve_decode(decode: str, device: torch.device) -> str:
     if decode == "torchvision" and not _can_decode("cpu"):
         raise RuntimeError("extraction.decode: 'torchvision' but this torchvision cannot decode "
                            "JPEGs (built without libjpeg); use 'auto' or 'pil'")
-    return "pil" if decode == "auto" else decode
+    return REFERENCE_DECODE if decode == "auto" else decode

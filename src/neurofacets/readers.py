@@ -47,7 +47,7 @@ ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
-    "mean_similarity", "mean_dissimilarity", "n_excluded",
+    "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing",
 )
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (

@@ -30,7 +30,8 @@ logger = logging.getLogger("neurofacets.summary")
 
 
 def summarize_run(
-    metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str
+    metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str,
+    preprocessing: str = "",
 ) -> pd.DataFrame:
     """The per-layer summary table (:data:`SUMMARY_COLUMNS`) of one run.
 
@@ -44,6 +45,9 @@ def summarize_run(
         The run's layers in network order; a layer without metrics is an error.
     run
         The run's name, written in the ``run`` column.
+    preprocessing
+        :func:`neurofacets.config.preprocessing_label` of the run, written in every row, so
+        that a comparison of runs can say when they saw different pixels.
     """
     if not run:
         raise ValueError("run name must not be empty")
@@ -80,6 +84,7 @@ def summarize_run(
             "mean_similarity": float(sim.at[name, "mean_similarity"]) if name in sim.index else np.nan,
             "mean_dissimilarity": float(sim.at[name, "mean_dissimilarity"]) if name in sim.index else np.nan,
             "n_excluded": int(sim.at[name, "n_excluded"]) if name in sim.index else -1,
+            "preprocessing": preprocessing,
         })
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
@@ -90,12 +95,14 @@ def write_summary(
     layers_csv: str | Path,
     output: str | Path,
     run: str,
+    preprocessing: str = "",
 ) -> pd.DataFrame:
     """Read a run's tables, write ``summary.csv`` atomically and return it."""
     layers = layer_order(layers_csv)
     metrics = read_metrics(metrics_csv, layers)
     present = [name for name in layers if name in set(metrics["layer"])]
-    summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run)
+    summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run,
+                            preprocessing)
     for row in summary[summary["n_dead"] == summary["n_neurons"]].itertuples(index=False):
         logger.warning("layer %s: all %d neurons dead (no positive activation on any image): its row of %s has "
                        "frac_dead 1, no MF or SF neuron and NaN means", row.layer, row.n_neurons, output)

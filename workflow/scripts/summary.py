@@ -10,4 +10,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         layers_csv=snakemake.input.layers,  # noqa: F821
         output=snakemake.output[0],  # noqa: F821
         run=snakemake.params.run,  # noqa: F821
+        preprocessing=snakemake.params.preprocessing,  # noqa: F821
     )

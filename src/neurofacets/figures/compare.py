@@ -8,6 +8,8 @@ helpers (:class:`RunAxis`, :func:`draw_runs`).
 
 from __future__ import annotations
 
+import logging
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import style
+
+logger = logging.getLogger(__name__)
 
 PANELS = (
     ("mean_mf", "mean MF degree (raw)"),
@@ -89,11 +93,30 @@ def panel_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]], shape: 
     return fig, axes, axis
 
 
+def preprocessing_note(summaries: pd.DataFrame) -> str:
+    """``""`` when every run saw its images preprocessed alike, else a line naming each run's.
+
+    Runs preprocessed differently (another decode path, size or precision) may rank other
+    images at the k-th place of a neuron: their statistics compare, their neurons one by one
+    do not. The note is logged and printed under the figure.
+    """
+    by_run = summaries.groupby("run", sort=False)["preprocessing"].first().fillna("")
+    if by_run.nunique() < 2:
+        return ""
+    runs = "; ".join(f"{run}: {label or 'not recorded'}" for run, label in by_run.items())
+    return f"runs preprocessed differently ({runs}): compare statistics, not neurons"
+
+
 def _compare_figure(summaries: pd.DataFrame, panels, grid: tuple[int, int], height: float) -> Figure:
     if summaries.empty:
         raise ValueError("no summary rows to compare")
+    note = preprocessing_note(summaries)
+    if note:
+        logger.warning("%s", note)
     with style.paper_style():
         fig, _, _ = panel_figure(summaries, panels, grid, height)
+        if note:
+            fig.text(0.5, 0.0, textwrap.fill(note, 110), ha="center", va="top", fontsize=6, color="#b00000")
     return fig
 
 
