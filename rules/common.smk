@@ -1,7 +1,10 @@
 # Helpers shared by every stage: run folder, layer and shard lists, code digests.
 # Parsing imports nothing heavy (no torch, no pandas): on a cluster every job parses the
 # workflow twice, and what parsing holds counts against the job's memory request.
+import json
+
 from neurofacets.config import check_config, labels_path
+from neurofacets.dataset_state import dataset_state
 from neurofacets.job_resources import (
     ENCODE_SCRIPT_MB,
     FIGURE_SCRIPT_MB,
@@ -18,6 +21,7 @@ from neurofacets.job_resources import (
     per_thread_mem_mb,
 )
 from neurofacets.layer_table import configured_layer_names
+from neurofacets.prepared_weights import prepared_weights_path
 
 check_config(config)
 
@@ -60,10 +64,9 @@ STAGE_TARGETS = []
 
 
 def weights_file():
-    """Where the configured weights are materialised (shared by runs with the same source)."""
-    source = config["model"]["weights"]
-    slug = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in source.replace(":", "-"))
-    return f"resources/weights/{config['model']['arch']}__{slug[-80:]}.pt"
+    """Where the configured weights are prepared: one file per (arch, source), shared by the
+    runs that name the same source (neurofacets.prepared_weights)."""
+    return prepared_weights_path(config["model"]["arch"], config["model"]["weights"])
 
 
 def uses_gpu():
@@ -82,3 +85,15 @@ def dataset_inputs(wildcards):
     if ds["coarse_labels"]:
         inputs["coarse"] = ds["coarse_labels"]
     return inputs
+
+
+def dataset_state_param(wildcards):
+    """The state of the dataset's files (paths, sizes, times: neurofacets.dataset_state), a
+    param of the dataset rule: a change reruns it. Computed when a call first plans the job,
+    once per call: the runs of a multi-run config (modules, each with its own globals) share
+    the workflow object, which holds the states by dataset."""
+    states = workflow.__dict__.setdefault("neurofacets_dataset_states", {})
+    key = json.dumps(config["dataset"], sort_keys=True)
+    if key not in states:
+        states[key] = dataset_state(config["dataset"]).as_param()
+    return states[key]

@@ -28,9 +28,13 @@ rule dataset:
         images=f"{OUT}/dataset/images.csv",
         classes=f"{OUT}/dataset/classes.csv",
         skipped=f"{OUT}/dataset/skipped.csv",
+        # the params' state, for the rules that read the image files (extract, patches)
+        state=f"{OUT}/dataset/state.json",
     params:
         dataset=config["dataset"],
         extraction=config["extraction"],
+        # the listed files' paths, sizes and times: adding, removing or overwriting one reruns this job
+        state=dataset_state_param,
         code=script_digest("dataset.py"),
     log:
         f"{OUT}/logs/dataset.log",

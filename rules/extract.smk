@@ -50,6 +50,8 @@ rule layers:
 rule extract:
     input:
         images=f"{OUT}/dataset/images.csv",
+        # changes with the image files even where images.csv does not (an image overwritten)
+        dataset_state=f"{OUT}/dataset/state.json",
         weights=weights_file(),
     output:
         directory(f"{OUT}/activations/shard-{{shard}}.zarr"),

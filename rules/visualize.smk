@@ -8,6 +8,8 @@ rule patches:
         topk=f"{OUT}/topk/{{layer}}.zarr",
         layers=f"{OUT}/model/layers.csv",
         images=f"{OUT}/dataset/images.csv",
+        # the patches are cut from the image files: their state (see rule dataset)
+        dataset_state=f"{OUT}/dataset/state.json",
     output:
         directory(f"{OUT}/patches/{{layer}}.zarr"),
     params:
