@@ -4,7 +4,7 @@ from the PIL path's, on the real photos in ../shared/data/imagenet-sample.
 Per core: one process, one torch thread, files read from the page cache; the variants are
 interleaved over ``--repeats`` rounds and the best round counts (the machine is shared).
 
-- ``pil``: PIL decode + box resize + crop (``ImageDecoder("pil")``);
+- ``pil``: the reference, PIL decode + whole-image resize + crop (``ImageDecoder("pil")``);
 - ``torchvision``: torchvision.io.decode_jpeg + tensor resize + crop, PIL for odd files;
 - ``nvjpeg, worker share``: what a DataLoader worker does for ``nvjpeg`` (read the file,
   parse the JPEG header); the decoding itself happens on the GPU;

@@ -264,6 +264,19 @@ def test_the_corpus_has_at_least_30_kinds():
     assert len({case.name for case in CASES}) == len(CASES)
 
 
+def _dataset_and_extraction(tmp: Path, root: Path) -> tuple[dict, Path, Path]:
+    """The class folders under ``root`` through the dataset stage and one extraction (CONFIG):
+    the config, the results folder and the shard."""
+    out = tmp / "results"
+    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
+                                                  "coarse_labels": None}})
+    dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
+    prepare_weights("random:0", "vgg16", tmp / "weights.pt")
+    shard = out / "shard-000.zarr"
+    extract_shard(config, out / "images.csv", 0, tmp / "weights.pt", shard)
+    return config, out, shard
+
+
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory):
     """The corpus as a class-folder dataset, through the dataset stage and one extraction."""
@@ -273,13 +286,7 @@ def corpus_run(tmp_path_factory):
         path = root / case.name
         path.parent.mkdir(parents=True, exist_ok=True)
         case.make(path)
-    out = tmp / "results"
-    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
-                                                  "coarse_labels": None}})
-    dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
-    prepare_weights("random:0", "vgg16", tmp / "weights.pt")
-    shard = out / "shard-000.zarr"
-    extract_shard(config, out / "images.csv", 0, tmp / "weights.pt", shard)
+    config, out, shard = _dataset_and_extraction(tmp, root)
     write_skipped_table([shard], out / "activations_skipped.csv")
     read = {"keep_default_na": False, "encoding": "utf-8"}
     return {
@@ -573,13 +580,7 @@ def _tie_run(tmp: Path, layout: dict[str, dict[str, np.ndarray]]) -> tuple[Path,
         (root / folder).mkdir(parents=True)
         for name, pixels in files.items():
             Image.fromarray(pixels).save(root / folder / name)
-    out = tmp / "results"
-    config = with_defaults({**CONFIG, "dataset": {"format": "folder", "root": str(root), "images_per_class": None,
-                                                  "coarse_labels": None}})
-    dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
-    prepare_weights("random:0", "vgg16", tmp / "weights.pt")
-    shard = out / "shard-000.zarr"
-    extract_shard(config, out / "images.csv", 0, tmp / "weights.pt", shard)
+    config, out, shard = _dataset_and_extraction(tmp, root)
     topk = out / "topk.zarr"
     encode.encode_layer([shard], out / "images.csv", out / "classes.csv", "conv1_1", 3, topk, out / "cof.zarr", config)
     encode.layer_metrics(out / "cof.zarr", "conv1_1", "class", out / "metrics.csv")
