@@ -110,3 +110,17 @@ def tiny_run(tmp_path_factory):
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir
+
+
+#: ``python -c HIDE_TORCH <snakemake args>``: Snakemake with torch and torchvision made unimportable,
+#: to show that parsing the workflow (and the checks at parse) need neither.
+HIDE_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"{name} imported while parsing the workflow")
+sys.meta_path.insert(0, NoTorch())
+from snakemake.cli import main
+main(sys.argv[1:])
+"""

@@ -241,3 +241,16 @@ def make_fake_run(
     fake.metrics = everything
     pd.DataFrame(summary_rows).to_csv(out / "similarity" / "summary.csv", index=False)
     return fake
+
+
+def figure_inputs(fake) -> dict:
+    """The inputs the figure functions read, as the figure rules name them, for a fake run."""
+    out = fake.out
+    return {
+        "metrics": out / "metrics" / "all_layers.csv",
+        "layers": out / "model" / "layers.csv",
+        "ica": [out / "ica" / f"{name}.zarr" for name in fake.layers],
+        "patches": [out / "patches" / f"{name}.zarr" for name in fake.layers],
+        "similarity": [out / "similarity" / f"{name}.zarr" for name in fake.layers],
+        "similarity_summary": out / "similarity" / "summary.csv",
+    }

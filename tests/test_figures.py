@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fakerun import make_fake_run
+from fakerun import figure_inputs, make_fake_run
 from PIL import Image
 
 from neurofacets import readers
@@ -27,15 +27,7 @@ def fake(tmp_path_factory):
 
 
 def inputs_of(fake):
-    out = fake.out
-    return {
-        "metrics": out / "metrics" / "all_layers.csv",
-        "layers": out / "model" / "layers.csv",
-        "ica": [out / "ica" / f"{name}.zarr" for name in fake.layers],
-        "patches": [out / "patches" / f"{name}.zarr" for name in fake.layers],
-        "similarity": [out / "similarity" / f"{name}.zarr" for name in fake.layers],
-        "similarity_summary": out / "similarity" / "summary.csv",
-    }
+    return figure_inputs(fake)
 
 
 def metrics_of(fake):

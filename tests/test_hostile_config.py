@@ -19,7 +19,8 @@ import pytest
 import torch
 import torchvision
 import yaml
-from fakerun import DEFAULT_LAYERS, make_fake_run
+from conftest import HIDE_TORCH
+from fakerun import DEFAULT_LAYERS, figure_inputs, make_fake_run
 
 from neurofacets import layer_table
 from neurofacets.config import ConfigError, check_config, device_problem, load_schema, validate_config
@@ -177,15 +178,7 @@ def test_an_all_dead_layer_in_summary_csv_and_its_log(tmp_path, caplog):
 
 
 def _figure_inputs(fake):
-    out = fake.out
-    return {
-        "metrics": out / "metrics" / "all_layers.csv",
-        "layers": out / "model" / "layers.csv",
-        "ica": [out / "ica" / f"{name}.zarr" for name in fake.layers],
-        "patches": [out / "patches" / f"{name}.zarr" for name in fake.layers],
-        "similarity": [out / "similarity" / f"{name}.zarr" for name in fake.layers],
-        "similarity_summary": out / "similarity" / "summary.csv",
-    }
+    return figure_inputs(fake)
 
 
 def _texts(fig) -> str:
@@ -384,18 +377,6 @@ def test_a_malformed_device_is_refused_by_the_schema(config, device):
 
 
 # ------------------------------------------------------------------ through the command line
-
-#: Runs Snakemake with torch and torchvision made unimportable: the checks at parse need neither.
-HIDE_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} imported while parsing the workflow")
-sys.meta_path.insert(0, NoTorch())
-from snakemake.cli import main
-main(sys.argv[1:])
-"""
 
 
 def _dry_run(tmp_path, *config_args):

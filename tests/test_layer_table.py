@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torchvision
+from conftest import HIDE_TORCH
 
 from neurofacets import layer_table
 from neurofacets.layer_table import configured_layer_names, load_table, pick_layers
@@ -44,18 +45,6 @@ def test_other_torchvision_falls_back_to_the_model(monkeypatch):
     monkeypatch.setattr(layer_table, "_torchvision_version", lambda: "0.0.1")
     monkeypatch.setattr(layer_table, "load_table", lambda: {"torchvision": "9", "layers": {"vgg16": ["bogus"]}})
     assert configured_layer_names("vgg16", ["conv5_3"]) == ["conv5_3"]
-
-
-HIDE_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchvision"):
-            raise ImportError(f"{name} imported while parsing the workflow")
-sys.meta_path.insert(0, NoTorch())
-from snakemake.cli import main
-main(sys.argv[1:])
-"""
 
 
 @pytest.mark.parametrize("config", ["tests/configs/tiny.yaml", "config/config.yaml"])
