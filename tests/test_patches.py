@@ -263,3 +263,21 @@ def test_store_attributes_and_errors(tmp_path):
     table.to_csv(tmp_path / "layers.csv", index=False)
     with pytest.raises(ValueError, match="map size"):
         build(tmp_path, "conv1_1")
+
+
+def test_image_loader_refuses_a_file_changed_since_extraction(tmp_path):
+    """The content key recorded at extraction must still match the file: else no patch of another picture."""
+    import pandas as pd
+    from PIL import Image
+
+    from neurofacets.images import content_key
+    from neurofacets.patches import image_loader
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((20, 20, 3), 7, np.uint8)).save(path)
+    pd.DataFrame({"image_id": [0], "path": [str(path)]}).to_csv(tmp_path / "images.csv", index=False)
+    key = content_key(path.read_bytes())
+    assert image_loader(tmp_path / "images.csv", 16, 16, {0: key})(0).shape == (16, 16, 3)
+    Image.fromarray(np.full((20, 20, 3), 9, np.uint8)).save(path)  # overwritten after extraction
+    with pytest.raises(ValueError, match=r"image 0 \(.*a.png\) has changed since the activations were extracted"):
+        image_loader(tmp_path / "images.csv", 16, 16, {0: key})(0)

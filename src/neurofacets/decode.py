@@ -185,14 +185,15 @@ class ImageDecoder:
             The file cannot be used (the PIL path's reason).
         """
         data = read_image_bytes(path)
-        key = content_key(data)
 
         def pil() -> DecodedFile:
             done = preprocess(data, self.image_size, self.resize, self.max_pixels)
-            return DecodedFile(torch.from_numpy(done.pixels).permute(2, 0, 1).contiguous(), key, done.box_resized)
+            return DecodedFile(torch.from_numpy(done.pixels).permute(2, 0, 1).contiguous(), done.content_key,
+                               done.box_resized)
 
         if self.decode == "pil" or plain_jpeg_size(data, self.max_pixels) is None:
             return pil()
+        key = content_key(data)
         corrupt = jpeg_corruption(data)
         if corrupt:
             raise ImageError(corrupt)

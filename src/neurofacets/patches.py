@@ -399,7 +399,7 @@ def image_loader(images_csv: str | Path, image_size: int, resize: int,
     network saw. With ``content_keys`` (``image_id -> content key`` recorded at extraction),
     a file whose content has changed since is an error, never a patch of another picture.
     """
-    from .images import content_key, preprocess, read_image_bytes  # imported here: only the workflow path needs them
+    from .images import preprocess, read_image_bytes  # imported here: only the workflow path needs them
 
     table = pd.read_csv(images_csv, usecols=["image_id", "path"], dtype={"path": str})
     paths = dict(zip(table["image_id"].astype(int), table["path"]))
@@ -409,14 +409,14 @@ def image_loader(images_csv: str | Path, image_size: int, resize: int,
             path = paths[image_id]
         except KeyError:
             raise KeyError(f"image {image_id} is not in {images_csv}") from None
-        data = read_image_bytes(path)
-        if content_keys is not None and content_key(data) != content_keys[image_id]:
+        done = preprocess(read_image_bytes(path), image_size, resize)
+        if content_keys is not None and done.content_key != content_keys[image_id]:
             raise ValueError(
                 f"image {image_id} ({path}) has changed since the activations were extracted (its content "
                 f"key differs): its patches would show another picture; rerun the workflow, which "
                 f"re-extracts a changed dataset"
             )
-        return preprocess(data, image_size, resize).pixels
+        return done.pixels
 
     return load
 
