@@ -21,6 +21,15 @@ import xarray as xr
 import zarr
 from scipy import stats
 
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of the finite p-values (NaN kept)."""
+    q = np.full(len(p), np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        q[finite] = stats.false_discovery_control(np.asarray(p)[finite])
+    return q
+
 from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
 
@@ -188,7 +197,9 @@ def make_fake_run(
                 "flatness": flat,
                 "mf": mf,
                 "p_value": p_norm,
+                "q_value": _bh(p_norm),
                 "p_empirical": p_emp,
+                "q_empirical": _bh(p_emp),
                 "top_classes": top,
             }
         )

@@ -118,7 +118,8 @@ def test_cof_rows_sum_to_n_counted_and_levels(run, encoded):
 def test_metrics_tables(encoded):
     for layer in LAYERS:
         table = pd.read_csv(encoded / "metrics" / f"{layer}.csv", keep_default_na=False, na_values=[""])
-        assert list(table.columns) == ["layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes"]
+        assert list(table.columns) == ["layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "q_value",
+                                       "p_empirical", "q_empirical", "top_classes"]
         cof = read_cof(encoded / "cof" / f"{layer}.zarr", "class")
         expected = layer_metrics_table(layer, cof.values, list(cof["class_name"].values))
         pd.testing.assert_frame_equal(table.drop(columns="top_classes"), expected.drop(columns="top_classes"), check_exact=False, rtol=1e-12)

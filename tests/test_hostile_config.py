@@ -57,7 +57,8 @@ def metrics_table(layer: str, mf) -> pd.DataFrame:
     return pd.DataFrame({
         "layer": layer, "neuron": np.arange(len(mf)), "n_counted": np.where(np.isnan(mf), 0, 5),
         "sparsity": np.where(np.isnan(mf), np.nan, 0.5), "flatness": np.where(np.isnan(mf), -1.0, 0.5),
-        "mf": mf, "p_value": np.nan, "p_empirical": np.nan, "top_classes": "[]",
+        "mf": mf, "p_value": np.nan, "q_value": np.nan, "p_empirical": np.nan, "q_empirical": np.nan,
+        "top_classes": "[]",
     }, columns=list(METRIC_COLUMNS))
 
 

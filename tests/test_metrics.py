@@ -239,3 +239,19 @@ def test_input_validation():
         flatness(np.array([[1, -1, 0]]))
     with pytest.raises(ValueError, match="names"):
         top_classes(np.ones((1, 3)), ["a", "b"])
+
+
+def test_metrics_table_q_values_are_benjamini_hochberg_of_its_p_values():
+    rows = np.array([[9, 1, 0, 0], [3, 3, 2, 2], [0, 0, 0, 0], [5, 5, 0, 0], [1, 2, 3, 4], [10, 0, 0, 0]])
+    table = layer_metrics_table("l", rows, ["a", "b", "c", "d"])
+    for p_column, q_column in (("p_value", "q_value"), ("p_empirical", "q_empirical")):
+        p = table[p_column].to_numpy()
+        finite = np.isfinite(p)
+        m = finite.sum()
+        # by hand: q_(i) = min over j >= i of p_(j) m / j, capped at 1
+        order = np.argsort(p[finite])
+        ranked = p[finite][order] * m / np.arange(1, m + 1)
+        q = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+        want = np.full(len(p), np.nan)
+        want[np.flatnonzero(finite)[order]] = q
+        np.testing.assert_allclose(table[q_column], want, equal_nan=True)

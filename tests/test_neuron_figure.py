@@ -49,7 +49,9 @@ def stores(tmp_path_factory):
             "flatness": [0.5, 0.3, -1.0],
             "mf": [0.5556, 0.375, np.nan],
             "p_value": [0.0123, 0.5, np.nan],
+            "q_value": [0.0246, 0.5, np.nan],
             "p_empirical": [0.02, 0.5, np.nan],
+            "q_empirical": [0.04, 0.5, np.nan],
             "top_classes": ['[["tabby cat", 5], ["dog: spaniel", 4], ["car", 3]]', '[["car", 7]]', "[]"],
         }
     ).to_csv(tmp / "metrics.csv", index=False)
@@ -75,7 +77,7 @@ def test_panels_show_the_patches_and_the_three_modes(stores):
         np.testing.assert_array_equal(shown[9 + N_COMP + j], rgb_display(ics["rgb"][j]))
         assert np.array_equal(shown[9 + 2 * N_COMP + j], ics["uint8"][j])
     title = fig._suptitle.get_text()
-    assert "conv2_1 neuron 0" in title and "MF degree 0.556" in title and "p = 0.0123" in title
+    assert "conv2_1 neuron 0" in title and "MF degree 0.556" in title and "p = 0.0123 (q 0.0246" in title
     assert "12 counted" in title
     texts = " ".join(t.get_text() for t in fig.texts)
     assert "tabby cat (5); dog: spaniel (4); car (3)" in texts and "gray ok" in texts

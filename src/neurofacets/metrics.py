@@ -189,6 +189,19 @@ def leave_one_out_p_values(mf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p_value, p_empirical
 
 
+def bh_q_values(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of the finite p-values (:func:`scipy.stats.false_discovery_control`).
+
+    NaN p-values (dead neurons) stay NaN and do not count among the tests.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        q[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return q
+
+
 def normalise_mf(mf: np.ndarray) -> np.ndarray:
     """Min-max normalisation of MF over the finite values; +inf -> 1, NaN (dead) stays NaN."""
     mf = np.asarray(mf, dtype=np.float64)
@@ -406,21 +419,40 @@ def warn_dead_layers(table: pd.DataFrame, where: str) -> dict[str, int]:
     return found
 
 
-def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
+#: How many classes ``top_classes`` lists per neuron (its explanation, src/neurofacets/evaluation.py).
+TOP_CLASSES = 5
+
+
+def top_class_indices(rows: np.ndarray, n: int = TOP_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``n`` largest counts: column indices, largest first, ties to the lower index.
+
+    Returns
+    -------
+    index, valid
+        int (rows, min(n, columns)) and bool of the same shape: ``valid`` marks the
+        entries with a positive count (a dead row has none).
+    """
+    rows = _check_rows(rows)
+    n = min(n, rows.shape[1])
+    index = np.argsort(-rows, axis=1, kind="stable")[:, :n]
+    return index, np.take_along_axis(rows, index, axis=1) > 0
+
+
+def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = TOP_CLASSES) -> list[str]:
     """Each row's ``n`` largest positive counts as a JSON list of ``[name, count]`` pairs.
 
     ``[["tabby cat", 12], ["a;b", 3]]``; a dead row gives ``[]``. Ties go to the lower class
-    index. JSON carries any class name (``;``, ``:``, quotes, ``<script>``, unicode)
-    unchanged; read it back with :func:`neurofacets.readers.parse_top_classes`.
+    index (:func:`top_class_indices`). JSON carries any class name (``;``, ``:``, quotes,
+    ``<script>``, unicode) unchanged; read it back with
+    :func:`neurofacets.readers.parse_top_classes`.
     """
     rows = _check_rows(rows)
     if len(names) != rows.shape[1]:
         raise ValueError(f"{len(names)} names for {rows.shape[1]} columns")
-    n = min(n, rows.shape[1])
-    order = np.argsort(-rows, axis=1, kind="stable")[:, :n]
+    order, valid = top_class_indices(rows, n)
     return [
-        json.dumps([[str(names[c]), int(row[c])] for c in idx if row[c] > 0], ensure_ascii=False)
-        for row, idx in zip(rows, order)
+        json.dumps([[str(names[c]), int(row[c])] for c, ok in zip(idx, keep) if ok], ensure_ascii=False)
+        for row, idx, keep in zip(rows, order, valid)
     ]
 
 
@@ -443,7 +475,9 @@ def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[s
             "flatness": flat,
             "mf": mf,
             "p_value": p_value,
+            "q_value": bh_q_values(p_value),
             "p_empirical": p_empirical,
+            "q_empirical": bh_q_values(p_empirical),
             "top_classes": top_classes(rows, names),
         },
         columns=list(METRIC_COLUMNS),

@@ -191,7 +191,8 @@ def neuron_figure(
     status = ", ".join(f"{fit} {rec['status']} ({rec['n_iter']} it)" for fit, rec in ics["fits"].items())
     fig.suptitle(
         f"{layer} neuron {neuron}: MF degree {_fmt(metrics.get('mf'), '.3f')}, "
-        f"p = {_fmt(metrics.get('p_value'), '.3g')} (empirical {_fmt(metrics.get('p_empirical'), '.3g')}), "
+        f"p = {_fmt(metrics.get('p_value'), '.3g')} (q {_fmt(metrics.get('q_value'), '.3g')}; "
+        f"empirical {_fmt(metrics.get('p_empirical'), '.3g')}), "
         f"{int(metrics.get('n_counted', len(patches)))} counted top images",
         fontsize=9, x=0.02, ha="left", y=0.97,
     )

@@ -41,7 +41,8 @@ import pandas as pd
 import xarray as xr
 
 METRIC_COLUMNS = (
-    "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "p_empirical", "top_classes",
+    "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "q_value", "p_empirical", "q_empirical",
+    "top_classes",
 )
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_COLUMNS = (
@@ -57,7 +58,31 @@ SEMANTICS_SUMMARY_COLUMNS = (
 )
 SEMANTICS_COLUMNS = (
     "layer", "neuron", "semantic_facet", "concept_label", "concept", "concept_name", "concept_share",
-    "concept_depth", "concept_classes", "n_counted", "n_classes", "top_class_share", "spread", "spread_p",
+    "concept_depth", "concept_classes", "n_counted", "n_classes", "top_class_share", "spread", "spread_p", "spread_q",
+)
+#: ``evaluation/{layer}.csv`` (:mod:`neurofacets.evaluation`): the columns every run has; a run
+#: with a class hierarchy adds :data:`EVALUATION_CONCEPT_COLUMNS`, and ``evaluation/all_layers.csv``
+#: adds ``facet_0``, ``facet_1``. Suffixes ``_0`` and ``_1`` name the two halves.
+EVALUATION_COLUMNS = (
+    "layer", "neuron", "n_counted_0", "n_counted_1", "top_classes_0", "top_classes_1",
+    "auroc", "auroc_chance", "auroc_chance_p95", "auprc", "auprc_chance", "auprc_chance_p95",
+    "correlation", "correlation_chance", "correlation_chance_p95", "label_holds",
+    "mf_0", "mf_1", "class_jaccard",
+    "selectivity_p", "selectivity_q", "selectivity_p_permuted", "selectivity_q_permuted",
+)
+EVALUATION_CONCEPT_COLUMNS = (
+    "concept_0", "concept_1", "concept_auroc", "concept_auroc_chance", "concept_auroc_chance_p95",
+    "concept_auprc", "concept_auprc_chance", "concept_auprc_chance_p95", "concept_correlation",
+    "concept_correlation_chance", "concept_correlation_chance_p95", "concept_holds", "concept_agrees",
+    "semantic_facet_0", "semantic_facet_1",
+)
+EVALUATION_SUMMARY_COLUMNS = (
+    "run", "layer", "layer_index", "depth", "n_neurons", "n_scored",
+    "median_auroc", "median_auroc_chance", "median_auprc", "median_auprc_chance",
+    "median_correlation", "median_correlation_chance", "frac_label_holds",
+    "median_concept_auroc", "median_concept_auroc_chance", "frac_concept_holds",
+    "mf_rho", "facet_kappa", "semantic_facet_kappa", "concept_agreement", "mean_class_jaccard",
+    "frac_selective_true", "frac_selective_permuted",
 )
 FACETS = ("MF", "SF", "dead")
 MF, SF, DEAD = FACETS
@@ -191,6 +216,30 @@ def _read_layer_summary(path: str | Path, columns: Sequence[str], what: str,
 def read_similarity_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
     """``similarity/summary.csv`` in network order, with a ``layer_index`` column."""
     return _read_layer_summary(path, SIMILARITY_SUMMARY_COLUMNS, "similarity summary", layers)
+
+
+def read_evaluation(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``evaluation/{layer}.csv`` or ``evaluation/all_layers.csv`` in network order.
+
+    Text columns (class lists, concepts, facets) are read as text, empty cells as ``""``;
+    ``label_holds`` and ``concept_holds`` as booleans.
+    """
+    text = {c: str for c in ("layer", "top_classes_0", "top_classes_1", "concept_0", "concept_1",
+                              "semantic_facet_0", "semantic_facet_1", "facet_0", "facet_1")}
+    table = _read_csv(path, EVALUATION_COLUMNS, "evaluation table", dtype=text)
+    for column in text:
+        if column in table.columns:
+            table[column] = table[column].fillna("")
+    for column in ("label_holds", "concept_holds"):
+        if column in table.columns:
+            table[column] = table[column].astype(str).str.lower().eq("true")
+    table["neuron"] = table["neuron"].astype(int)
+    return _order_by_layers(table, layers, Path(path))
+
+
+def read_evaluation_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """``evaluation/summary.csv`` (:func:`neurofacets.evaluation.evaluation_summary`) in network order."""
+    return _read_layer_summary(path, EVALUATION_SUMMARY_COLUMNS, "evaluation summary", layers)
 
 
 def read_semantics_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:

@@ -34,6 +34,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
 
 IMAGE_CHUNK = 1024  # images per chunk: a chunk of 512 channels is 2 MiB of float32
@@ -70,6 +71,14 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
     _remove(path)
     os.replace(tmp, path)
+
+
+def write_csv(path: str | Path, table: pd.DataFrame, **to_csv: Any) -> None:
+    """Write ``table`` to ``path`` atomically (:func:`atomic_output`), without its index by
+    default; ``to_csv`` passes options to :meth:`pandas.DataFrame.to_csv` (e.g. ``index=True``,
+    ``float_format``)."""
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, **{"index": False, **to_csv})
 
 
 def write_xarray_store(path: str | Path, ds: "xr.Dataset") -> None:

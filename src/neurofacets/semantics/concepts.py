@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..metrics import flatness, gini, mf_degree
+from ..metrics import bh_q_values, flatness, gini, mf_degree
 from ..readers import DEAD, MF, SF
 from .hierarchy import ClassHierarchy
 
@@ -277,7 +277,7 @@ def semantics_table(
     pandas.DataFrame
         ``layer, neuron, n_counted, n_classes, top_class_share, semantic_facet, concept,
         concept_name, concept_share, concept_depth, concept_classes, concept_label,
-        spread, spread_p`` and per level ``sparsity_<level>, flatness_<level>, mf_<level>``.
+        spread, spread_p, spread_q`` (Benjamini-Hochberg q-values of spread_p within the layer) and per level ``sparsity_<level>, flatness_<level>, mf_<level>``.
     """
     cof = _check_cof(cof, hierarchy)
     found = find_concepts(cof, hierarchy, share, max_concept_classes)
@@ -304,6 +304,7 @@ def semantics_table(
         "spread": semantic_spread(cof, hierarchy.distance),
         "spread_p": spread_p_values(cof, class_sizes, hierarchy.distance, draws, seed, null_length),
     })
+    table["spread_q"] = bh_q_values(table["spread_p"].to_numpy(np.float64))
     for level, groups in levels.items():
         metrics = level_metrics(cof, groups)
         if metrics is None:

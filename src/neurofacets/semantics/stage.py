@@ -183,7 +183,8 @@ def summary_rows(
     tables: Sequence[pd.DataFrame], nulls: Sequence[pd.DataFrame], layers: Sequence[str], chance: float, run: str
 ) -> pd.DataFrame:
     """Per layer: counts and fractions of each semantic facet, mean concept depth, mean
-    spread, the chance spread, the share of neurons with spread p < 0.05, each level's mean
+    spread, the chance spread, the share of neurons with spread p < 0.05 and with spread
+    q < 0.05 (Benjamini-Hochberg within the layer), each level's mean
     finite MF, and the permutation null's mean of each statistic (``null_<stat>``)."""
     rows = []
     for index, (layer, table, null) in enumerate(zip(layers, tables, nulls)):
@@ -197,6 +198,8 @@ def summary_rows(
         row["chance_spread"] = chance
         p = table["spread_p"].dropna()
         row["frac_spread_p05"] = float((p < P_SIGNIFICANT).mean()) if len(p) else np.nan
+        q = table["spread_q"].dropna()
+        row["frac_spread_q05"] = float((q < P_SIGNIFICANT).mean()) if len(q) else np.nan
         for column in [c for c in table.columns if c.startswith("mf_")]:
             values = table[column].to_numpy(dtype=float)
             values = values[np.isfinite(values)]

@@ -1,0 +1,269 @@
+"""The evaluation stage's numbers against independent computations, and the metrics' sanity tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from neurofacets import evaluation
+from neurofacets.cof import LabelLevel
+from neurofacets.metrics import bh_q_values, gini
+from neurofacets.readers import EVALUATION_COLUMNS, EVALUATION_CONCEPT_COLUMNS, EVALUATION_SUMMARY_COLUMNS
+from neurofacets.topk import select_top_k
+
+
+def _level(codes: np.ndarray, n_classes: int) -> LabelLevel:
+    return LabelLevel("class", tuple(f"c{i}" for i in range(n_classes)), np.asarray(codes, dtype=np.int64))
+
+
+def _score_brute(values, codes, members):
+    """sklearn / numpy on each neuron separately: the independent computation."""
+    out = {name: [] for name in evaluation.SCORES}
+    for n in range(values.shape[1]):
+        y = members[n][codes]
+        if y.all() or not y.any():
+            for name in out:
+                out[name].append(np.nan)
+            continue
+        out["auroc"].append(roc_auc_score(y, values[:, n]))
+        out["auprc"].append(average_precision_score(y, values[:, n]))
+        x = values[:, n]
+        out["correlation"].append(np.corrcoef(x, y)[0, 1] if x.std() > 0 else np.nan)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_held_out_scores_equal_sklearn_with_ties_and_zeros():
+    rng = np.random.default_rng(0)
+    n_images, n_neurons, n_classes = 300, 12, 7
+    # integer-valued, half zero: many ties, as post-ReLU maxima have
+    values = np.maximum(rng.integers(-4, 6, size=(n_images, n_neurons)), 0).astype(np.float32)
+    values[:, 3] = 0.0  # a dead neuron: constant activations
+    codes = rng.integers(0, n_classes, n_images)
+    members = rng.random((n_neurons, n_classes)) < 0.3
+    members[0] = False  # an empty explanation
+    members[1] = True  # every class
+    got = evaluation.HeldOutScorer(values, codes, n_classes).score(members)
+    want = _score_brute(values.astype(np.float64), codes, members)
+    for name in evaluation.SCORES:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=name)
+    assert np.isnan(got["auroc"][[0, 1]]).all()
+    assert got["auroc"][3] == 0.5 and np.isnan(got["correlation"][3])
+
+
+def test_split_halves_is_stratified_disjoint_and_seeded():
+    codes = np.repeat(np.arange(5), [10, 11, 1, 0 + 4, 7])
+    half = evaluation.split_halves(codes, seed=3)
+    assert set(np.unique(half)) <= {0, 1}
+    for c in np.unique(codes):
+        mine = half[codes == c]
+        assert (mine == 0).sum() - (mine == 1).sum() in (0, 1)
+    np.testing.assert_array_equal(half, evaluation.split_halves(codes, seed=3))
+    assert not np.array_equal(half, evaluation.split_halves(codes, seed=4))
+
+
+def test_random_members_have_the_sizes_and_cover_all_classes():
+    rng = np.random.default_rng(1)
+    sizes = np.array([0, 1, 3, 10])
+    members = evaluation.random_members(sizes, 10, rng)
+    np.testing.assert_array_equal(members.sum(axis=1), sizes)
+    counts = sum(evaluation.random_members(np.full(1, 2), 10, rng)[0].astype(int) for _ in range(2000))
+    assert counts.min() > 300 and counts.max() < 500  # 400 expected per class
+
+
+def test_top_class_members_are_the_reported_top_classes():
+    cof = np.array([[0, 5, 5, 1, 0, 2, 2, 0], [0] * 8, [1, 1, 1, 1, 1, 1, 1, 1]])
+    members = evaluation.top_class_members(cof)
+    np.testing.assert_array_equal(np.flatnonzero(members[0]), [1, 2, 3, 5, 6])
+    assert not members[1].any()
+    np.testing.assert_array_equal(np.flatnonzero(members[2]), [0, 1, 2, 3, 4])  # ties to the lower index
+
+
+def test_bh_q_values_by_hand():
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5, 0.02])
+    # sorted finite: 0.01 0.02 0.03 0.04 0.5 (m = 5): p*m/rank = .05 .05 .05 .05 .5, then cumulative min from the top
+    np.testing.assert_allclose(bh_q_values(p), [0.05, 0.05, 0.05, np.nan, 0.5, 0.05], equal_nan=True)
+
+
+def test_kappa_and_spearman_by_hand():
+    first = pd.Series(["MF", "MF", "SF", "SF", "MF", "dead"])
+    second = pd.Series(["MF", "SF", "SF", "SF", "MF", "MF"])
+    # alive on both: 5 pairs; agree 4/5 = 0.8; marginals MF 3/5 and 2/5, SF 2/5 and 3/5:
+    # chance 0.6*0.4 + 0.4*0.6 = 0.48; kappa = (0.8 - 0.48) / 0.52
+    assert evaluation._kappa(first, second) == pytest.approx(0.32 / 0.52)
+    a = np.array([1.0, 2.0, np.nan, 4.0, 3.0, np.inf])
+    b = np.array([2.0, 1.0, 5.0, 3.0, 4.0, 9.0])
+    keep = ~np.isnan(a)
+    assert evaluation._spearman(a, b) == pytest.approx(stats.spearmanr(a[keep], b[keep]).statistic)
+
+
+def test_selectivity_p_values_by_brute_force():
+    rng = np.random.default_rng(2)
+    n_images, n_classes = 60, 6
+    codes = np.repeat(np.arange(n_classes), 10)
+    values = rng.random((n_images, 5)).astype(np.float32)
+    values[codes == 2, 0] += 5  # neuron 0 fires on class 2
+    values[:, 4] = 0  # dead
+    topk = select_top_k("l", np.arange(n_images), values, np.zeros(values.shape, np.int32), 8, 1, 1)
+    level = _level(codes, n_classes)
+    got = evaluation.selectivity_p_values(topk, level, permutations=50, seed=7)
+    from neurofacets.cof import count_cof
+
+    observed = gini(count_cof(topk, level))
+    exceed = np.zeros(5)
+    for p in range(50):
+        exceed += gini(count_cof(topk, level.permuted(np.random.default_rng([7, p])))) >= observed
+    want = (1 + exceed) / 51
+    want[4] = np.nan
+    np.testing.assert_allclose(got, want, equal_nan=True)
+    assert got[0] == pytest.approx(1 / 51)
+
+
+# --- sanity tests of the held-out metrics (issue: "missing label", "extra label", planted, noise) ---
+
+@pytest.fixture
+def planted():
+    """A neuron that fires on classes 0-3 and is silent elsewhere, with noise."""
+    rng = np.random.default_rng(5)
+    n_classes = 20
+    codes = np.repeat(np.arange(n_classes), 30)
+    values = np.maximum(rng.normal(0, 1, len(codes)), 0)
+    values[codes < 4] += 3
+    return values[:, None], codes, n_classes
+
+
+def _auroc_auprc_corr(values, codes, n_classes, classes):
+    members = np.zeros((1, n_classes), bool)
+    members[0, classes] = True
+    scores = evaluation.HeldOutScorer(values, codes, n_classes).score(members)
+    return np.array([scores[name][0] for name in evaluation.SCORES])
+
+
+def test_an_explanation_missing_half_its_classes_scores_lower(planted):
+    true = _auroc_auprc_corr(*planted, [0, 1, 2, 3])
+    missing = _auroc_auprc_corr(*planted, [0, 1])
+    assert np.all(missing < true)
+
+
+def test_an_explanation_with_extra_wrong_classes_scores_lower(planted):
+    true = _auroc_auprc_corr(*planted, [0, 1, 2, 3])
+    extra = _auroc_auprc_corr(*planted, [0, 1, 2, 3, 10, 11, 12, 13])
+    assert np.all(extra < true)
+
+
+def test_a_neuron_built_for_one_class_scores_near_one():
+    rng = np.random.default_rng(6)
+    codes = np.repeat(np.arange(10), 40)
+    values = (rng.random(len(codes)) + 10 * (codes == 3))[:, None]
+    auroc, auprc, corr = _auroc_auprc_corr(values, codes, 10, [3])
+    assert auroc == 1.0 and auprc == 1.0 and corr > 0.99
+
+
+def test_a_neuron_of_noise_scores_at_chance():
+    rng = np.random.default_rng(7)
+    n_classes, n_neurons = 10, 200
+    codes = np.repeat(np.arange(n_classes), 50)
+    values = rng.random((len(codes), n_neurons))
+    members = np.zeros((n_neurons, n_classes), bool)
+    members[:, :2] = True  # prevalence 0.2
+    scores = evaluation.HeldOutScorer(values, codes, n_classes).score(members)
+    assert abs(np.mean(scores["auroc"]) - 0.5) < 0.01
+    assert abs(np.mean(scores["auprc"]) - 0.2) < 0.01
+    assert abs(np.mean(scores["correlation"])) < 0.01
+
+
+# --- the layer table, its chance levels and the false-positive rate ---
+
+def _fabricated_layer(seed=0, n_classes=12, per_class=40, n_neurons=24):
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(n_classes), per_class)
+    values = rng.gamma(1.0, 1.0, size=(len(codes), n_neurons)).astype(np.float32)
+    for n in range(n_neurons // 2):  # the first half of the neurons each fire on one or two classes
+        values[np.isin(codes, [n % n_classes, (n * 5) % n_classes]), n] += 4
+    values[:, -1] = 0  # a dead neuron
+    image_id = np.arange(len(codes))
+    return image_id, values, codes, n_classes
+
+
+def _layer_table(seed=0, permutations=99, hierarchy=None, **kw):
+    image_id, values, codes, n_classes = _fabricated_layer(seed, **kw)
+    level = _level(codes, n_classes)
+    argmax = np.zeros(values.shape, np.int32)
+    topk = select_top_k("l", image_id, values, argmax, 20, 1, 1)
+    table = evaluation.layer_evaluation(
+        "l", image_id, values, argmax, image_id.astype(np.uint64), 1, 1, topk, level, level,
+        top_k=20, seed=seed, chance_draws=10, permutations=permutations, hierarchy=hierarchy,
+    )
+    return table, values, codes, n_classes
+
+
+def test_layer_table_scores_each_half_explanation_on_the_other_half():
+    table, values, codes, n_classes = _layer_table()
+    assert list(table.columns) == list(EVALUATION_COLUMNS)
+    half = evaluation.split_halves(codes, 0)
+    # recompute neuron 0's score independently: top 20 of each half, its top classes, sklearn on the other half
+    scores = []
+    for h in (0, 1):
+        rows = np.flatnonzero(half == h)
+        order = np.lexsort((rows, -values[rows, 0]))[:20]
+        top = rows[order]
+        counts = np.bincount(codes[top][values[top, 0] > 0], minlength=n_classes)
+        ranked = [c for c in np.argsort(-counts, kind="stable")[:5] if counts[c] > 0]
+        assert json.loads(table.loc[0, f"top_classes_{h}"]) == [f"c{c}" for c in ranked]
+        test = half == 1 - h
+        y = np.isin(codes[test], ranked)
+        scores.append(roc_auc_score(y, values[test, 0]))
+    assert table.loc[0, "auroc"] == pytest.approx(np.mean(scores))
+    # the planted neurons' labels hold (their top-5 lists also carry stray classes of the noise, which
+    # held-out images penalise: an "extra label"), the others' are near chance
+    planted, noise = table.iloc[:12], table.iloc[12:-1]
+    assert planted["label_holds"].mean() > 0.8 and planted["auroc"].min() > 0.6
+    assert noise["auroc"].between(0.3, 0.7).all() and noise["label_holds"].mean() < 0.3
+    assert (table["auroc_chance"].iloc[:-1].between(0.35, 0.65)).all()
+    dead = table.iloc[-1]
+    assert np.isnan(dead["auroc"]) and not dead["label_holds"] and np.isnan(dead["selectivity_p"])
+
+
+def test_permuted_labels_give_no_more_than_the_nominal_false_positives():
+    table, *_ = _layer_table(seed=1, permutations=199)
+    assert (table["selectivity_q"].iloc[:12] < 0.05).all()  # the planted neurons are found
+    false_positive = (table["selectivity_q_permuted"] < 0.05).mean()
+    assert false_positive <= 0.05
+
+
+def test_summary_and_facets_of_the_halves(tmp_path):
+    table, *_ = _layer_table()
+    table.to_csv(tmp_path / "l.csv", index=False)
+    other = table.assign(layer="m")
+    other.to_csv(tmp_path / "m.csv", index=False)
+    summary = evaluation.evaluation_summary([tmp_path / "l.csv", tmp_path / "m.csv"], ["l", "m"], "global_mean",
+                                            "run", tmp_path / "all.csv", tmp_path / "summary.csv")
+    assert list(summary.columns) == list(EVALUATION_SUMMARY_COLUMNS)
+    assert summary["layer"].tolist() == ["l", "m"]
+    row = summary.iloc[0]
+    assert row["median_auroc"] == pytest.approx(table["auroc"].median())
+    assert row["mf_rho"] == pytest.approx(stats.spearmanr(table["mf_0"].iloc[:-1], table["mf_1"].iloc[:-1]).statistic)
+    assert row["frac_selective_true"] == pytest.approx((table["selectivity_q"].dropna() < 0.05).mean())
+    assert np.isnan(row["median_concept_auroc"])
+    every = pd.read_csv(tmp_path / "all.csv")
+    assert set(every["facet_0"]) <= {"MF", "SF", "dead"} and every.loc[len(table) - 1, "facet_0"] == "dead"
+
+
+def test_concept_columns_with_a_hierarchy():
+    from neurofacets.semantics.hierarchy import class_hierarchy, hierarchy_from_edges
+
+    # 12 classes under 3 groups of 4 under one root
+    edges = [("root", "")] + [(f"g{g}", "root") for g in range(3)] + [(f"k{c}", f"g{c // 4}") for c in range(12)]
+    tree = hierarchy_from_edges(pd.DataFrame(edges, columns=["class", "parent"]), "test")
+    hierarchy = class_hierarchy(tree, [f"k{c}" for c in range(12)])
+    table, *_ = _layer_table(hierarchy=hierarchy)
+    assert set(EVALUATION_CONCEPT_COLUMNS) <= set(table.columns)
+    assert table["concept_agrees"].dropna().isin([0.0, 1.0]).all()
+    alive = table.iloc[:-1]
+    assert alive["semantic_facet_0"].isin(["SF", "concept", "MF"]).all()
+    with_concept = table[table["concept_auroc"].notna()]
+    assert len(with_concept) and (with_concept["concept_0"] != "").any()
