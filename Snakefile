@@ -30,6 +30,7 @@ else:
     include: "rules/visualize.smk"
     include: "rules/figures.smk"
     include: "rules/semantics.smk"
+    include: "rules/evaluation.smk"
     include: "rules/report.smk"
 
 

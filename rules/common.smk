@@ -16,6 +16,7 @@ from neurofacets.job_resources import (
     PATCHES_THREAD_MB,
     WEIGHTS_MB,
     encode_topk_mem_mb,
+    evaluate_mem_mb,
     extract_mem_mb,
     job_mem_mb,
     per_thread_mem_mb,

@@ -31,6 +31,12 @@ def semantics_hierarchy_input(wildcards):
     return [f"{OUT}/semantics/hierarchy.csv"] if semantics_available() else []
 
 
+def evaluation_hierarchy_input(wildcards):
+    """semantics/hierarchy.csv for the evaluation stage when the run has a class hierarchy:
+    the neurons' concepts are evaluated too (rules/evaluation.smk)."""
+    return semantics_hierarchy_input(wildcards) if SEMANTICS_SOURCE != "none" else []
+
+
 def semantics_targets(wildcards):
     """The stage's final outputs, or nothing when the dataset has no hierarchy."""
     if not semantics_available():

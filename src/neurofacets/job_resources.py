@@ -108,3 +108,25 @@ def encode_topk_mem_mb(shard_paths: Sequence[str | Path], layer: str, top_k: int
     """
     data_mb = encode_topk_data_mb(shard_paths, layer, top_k)
     return job_mem_mb(ENCODE_SCRIPT_MB + (default if data_mb is None else data_mb))
+
+
+#: What ``evaluate_layer`` holds per (image, neuron) of the layer, in bytes: the layer as read
+#: (float32 max + int32 argmax and the copies made while reading, as ``encode_topk``'s whole-layer
+#: path: 18) and one half's copy for its top-k selection (4); docs/benchmarks.md, "Evaluation".
+EVALUATE_BYTES_PER_ENTRY = 22
+EVALUATE_WORK_MB = 300  # the held-out scorer's blocks of 64 neurons and the chance draws
+
+
+def evaluate_mem_mb(shard_paths: Sequence[str | Path], layer: str, default: int = 4000) -> int:
+    """Memory request (MB) of ``evaluate_layer`` for one layer, from the shards' metadata.
+
+    ``default`` MB of data while the shards do not exist yet (Snakemake asks again when the
+    job is ready to run).
+    """
+    entries = 0
+    for path in shard_paths:
+        shape = _array_shape(Path(path), layer, "max")
+        if shape is None:
+            return job_mem_mb(ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + default)
+        entries += shape[0] * shape[1]
+    return job_mem_mb(ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + EVALUATE_BYTES_PER_ENTRY * entries / 1e6)
