@@ -75,12 +75,12 @@ def test_random_members_have_the_sizes_and_cover_all_classes():
     assert counts.min() > 300 and counts.max() < 500  # 400 expected per class
 
 
-def test_top_class_members_are_the_reported_top_classes():
-    cof = np.array([[0, 5, 5, 1, 0, 2, 2, 0], [0] * 8, [1, 1, 1, 1, 1, 1, 1, 1]])
+def test_label_is_the_reported_top_classes_that_recur():
+    cof = np.array([[0, 5, 5, 1, 0, 2, 2, 0], [0] * 8, [1, 1, 1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 2, 2, 0, 0]])
     members = evaluation.top_class_members(cof)
-    np.testing.assert_array_equal(np.flatnonzero(members[0]), [1, 2, 3, 5, 6])
-    assert not members[1].any()
-    np.testing.assert_array_equal(np.flatnonzero(members[2]), [0, 1, 2, 3, 4])  # ties to the lower index
+    np.testing.assert_array_equal(np.flatnonzero(members[0]), [1, 2, 5, 6])  # class 3 was met once
+    assert not members[1].any() and not members[2].any()  # dead; nothing recurs
+    np.testing.assert_array_equal(np.flatnonzero(members[3]), [0, 1, 2, 3, 4])  # five listed, ties to the lower index
 
 
 def test_bh_q_values_by_hand():
@@ -212,17 +212,16 @@ def test_layer_table_scores_each_half_explanation_on_the_other_half():
         order = np.lexsort((rows, -values[rows, 0]))[:20]
         top = rows[order]
         counts = np.bincount(codes[top][values[top, 0] > 0], minlength=n_classes)
-        ranked = [c for c in np.argsort(-counts, kind="stable")[:5] if counts[c] > 0]
+        ranked = [c for c in np.argsort(-counts, kind="stable")[:5] if counts[c] >= 2]
         assert json.loads(table.loc[0, f"top_classes_{h}"]) == [f"c{c}" for c in ranked]
         test = half == 1 - h
         y = np.isin(codes[test], ranked)
         scores.append(roc_auc_score(y, values[test, 0]))
     assert table.loc[0, "auroc"] == pytest.approx(np.mean(scores))
-    # the planted neurons' labels hold (their top-5 lists also carry stray classes of the noise, which
-    # held-out images penalise: an "extra label"), the others' are near chance
+    # the planted neurons' labels hold, the others' are near chance or empty (no class recurs)
     planted, noise = table.iloc[:12], table.iloc[12:-1]
-    assert planted["label_holds"].mean() > 0.8 and planted["auroc"].min() > 0.6
-    assert noise["auroc"].between(0.3, 0.7).all() and noise["label_holds"].mean() < 0.3
+    assert planted["label_holds"].all() and planted["auroc"].min() > 0.8
+    assert noise["auroc"].dropna().between(0.25, 0.75).all() and noise["label_holds"].mean() < 0.3
     assert (table["auroc_chance"].iloc[:-1].between(0.35, 0.65)).all()
     dead = table.iloc[-1]
     assert np.isnan(dead["auroc"]) and not dead["label_holds"] and np.isnan(dead["selectivity_p"])

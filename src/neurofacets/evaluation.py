@@ -8,11 +8,12 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/desig
   analysed label level: each class's images, in the order of a seeded permutation
   (``numpy.random.default_rng([seed, STREAM, SPLIT])``), go alternately to half 0 and half 1.
 - **Explanation.** On one half, the neuron's top-k images (same k and tie rule as the run),
-  their CoF row and, from it, its explanation exactly as the run forms it: its *top classes*
-  (the up to :data:`~neurofacets.metrics.TOP_CLASSES` classes with the largest positive
-  counts, ties to the lower class index, as ``metrics/{layer}.csv`` reports them) and, when
-  the run has a class hierarchy, its *concept* (the classes under the concept node,
-  :func:`neurofacets.semantics.concepts.find_concepts`).
+  their CoF row and, from it, its explanation as the run forms it: its *label*, the top
+  classes ``metrics/{layer}.csv`` lists (up to :data:`~neurofacets.metrics.TOP_CLASSES`
+  classes with the largest counts, ties to the lower class index) that recur, with at least
+  :data:`MIN_LABEL_COUNT` counted images (one image of a class among k is what chance gives);
+  and, when the run has a class hierarchy, its *concept* (the classes under the concept
+  node, :func:`neurofacets.semantics.concepts.find_concepts`).
 - **Held-out scores.** On the other half, the neuron's activation of every image is scored
   against the indicator "the image's class falls under the explanation": AUROC (with
   midranks for ties, as :func:`sklearn.metrics.roc_auc_score`), AUPRC (average precision,
@@ -68,6 +69,7 @@ STREAM = 0x5EED
 SPLIT, CHANCE, FAKE_TRUTH = 1, 2, 3
 Q_SIGNIFICANT = 0.05  # the q-value threshold the summary counts neurons under
 CHANCE_QUANTILE = 95  # a label holds when its held-out AUROC exceeds this percentile of chance
+MIN_LABEL_COUNT = 2  # a top class is part of a neuron's label when it recurs in its top-k images
 CHANNEL_BLOCK = 64  # neurons scored together: the working copies are (images x 64)
 SCORES = ("auroc", "auprc", "correlation")
 
@@ -195,10 +197,17 @@ def random_members(sizes: np.ndarray, n_classes: int, rng: np.random.Generator) 
     return rank < sizes[:, None]
 
 
-def top_class_members(cof: np.ndarray) -> np.ndarray:
-    """bool (neurons, classes): the classes ``metrics/{layer}.csv`` lists as each neuron's top classes."""
+def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.ndarray:
+    """bool (neurons, classes): each neuron's label, its listed top classes that recur.
+
+    The classes ``metrics/{layer}.csv`` lists as the neuron's top classes
+    (:func:`neurofacets.metrics.top_class_indices`) with at least ``min_count`` of its
+    counted top-k images. A class met once among k images is what chance gives any class;
+    a neuron with no recurring class has an empty label (its scores are NaN).
+    """
     cof = np.asarray(cof)
     index, valid = top_class_indices(cof)
+    valid &= np.take_along_axis(cof, index, axis=1) >= min_count
     members = np.zeros(cof.shape, dtype=bool)
     rows = np.broadcast_to(np.arange(len(cof))[:, None], index.shape)
     members[rows[valid], index[valid]] = True

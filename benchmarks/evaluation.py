@@ -1,0 +1,128 @@
+"""The evaluation stage next to encode_topk on the same layer, at N and 10N images.
+
+Fabricates activation shards of a fixed size (10N images are 10x the shards) with their top-k
+candidates, then runs, each in a fresh process, side by side on the same layer:
+
+- ``encode_topk``: :func:`neurofacets.encode.encode_layer` (merges the shards' candidates);
+- ``evaluate``: :func:`neurofacets.evaluation.evaluate_layer` (reads the layer once from every
+  shard, splits it, selects each half's top-k, scores the explanations with their chance
+  draws, runs the selectivity permutation test with true and permuted labels).
+
+Each case reports the wall time, the process's peak resident memory (ru_maxrss, interpreter
+and imports included) and the peak of Python-traced allocations (tracemalloc). Planted
+neurons (each firing on one class) check that the evaluation finds what it should.
+
+    python benchmarks/evaluation.py [--images 5000] [--channels 256] [--classes 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from neurofacets.job_resources import EVALUATE_BYTES_PER_ENTRY
+from neurofacets.store import write_activation_shard
+from neurofacets.topk import write_shard_top_k
+
+LAYER = "conv5_3"
+SHARD_SIZE = 5000
+
+MEASURE = """
+import json, resource, sys, time, tracemalloc
+args = json.loads(sys.argv[1])
+tracemalloc.start()
+start = time.perf_counter()
+if args["case"] == "encode_topk":
+    from neurofacets.encode import encode_layer
+    encode_layer(args["shards"], args["images"], args["classes"], args["layer"], args["top_k"], args["topk"], args["cof"])
+else:
+    from neurofacets.evaluation import evaluate_layer
+    evaluate_layer(args["shards"], args["topk"], args["images"], args["classes"], None, level="class",
+                   top_k=args["top_k"], seed=0, chance_draws=args["chance_draws"], permutations=args["permutations"],
+                   share=0.8, max_concept_classes=0.5, out_csv=args["out"])
+seconds = time.perf_counter() - start
+traced = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "traced_peak_mb": traced / 1e6}))
+"""
+
+
+def fabricate(root: Path, n_images: int, channels: int, n_classes: int, top_k: int) -> list[str]:
+    """Shards with candidates and the dataset tables; neuron c < 10 fires on class c."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, n_classes, size=n_images)
+    pd.DataFrame({"label": np.arange(n_classes), "class_id": [f"n{c:05d}" for c in range(n_classes)],
+                  "class_name": [f"class {c}" for c in range(n_classes)]}).to_csv(root / "classes.csv", index=False)
+    pd.DataFrame({"image_id": np.arange(n_images), "path": [f"train/{i:08d}.JPEG" for i in range(n_images)],
+                  "label": label}).to_csv(root / "images.csv", index=False)
+    shards = []
+    for s, lo in enumerate(range(0, n_images, SHARD_SIZE)):
+        ids = np.arange(lo, min(lo + SHARD_SIZE, n_images))
+        mx = np.round(np.maximum(rng.normal(0, 1, size=(len(ids), channels)), 0), 2).astype(np.float32)
+        for c in range(min(10, channels)):
+            mx[label[ids] == c, c] += 3
+        am = rng.integers(0, 196, size=mx.shape).astype(np.int32)
+        path = root / f"shard-{s:03d}.zarr"
+        write_activation_shard(path, ids, {LAYER: (mx, am, (14, 14))})
+        write_shard_top_k(zarr.open_group(str(path), mode="r+"), top_k)
+        shards.append(str(path))
+    return shards
+
+
+def run_case(case: str, args: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps({**args, "case": case})], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=5000, help="N (10N is run too)")
+    parser.add_argument("--channels", type=int, default=256)
+    parser.add_argument("--classes", type=int, default=200)
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--chance-draws", type=int, default=20)
+    parser.add_argument("--permutations", type=int, default=1000)
+    args = parser.parse_args()
+    rows = []
+    for n in (args.images, 10 * args.images):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            shards = fabricate(root, n, args.channels, args.classes, args.top_k)
+            case_args = {"shards": shards, "images": str(root / "images.csv"), "classes": str(root / "classes.csv"),
+                         "layer": LAYER, "top_k": args.top_k, "topk": str(root / "topk.zarr"),
+                         "cof": str(root / "cof.zarr"), "out": str(root / "evaluation.csv"),
+                         "chance_draws": args.chance_draws, "permutations": args.permutations}
+            encode = run_case("encode_topk", case_args)
+            evaluate = run_case("evaluate", case_args)
+            table = pd.read_csv(root / "evaluation.csv")
+            planted = table.iloc[:10]
+            rows.append({"images": n, "matrix_mb": n * args.channels * 4 / 1e6,
+                         "request_data_mb": n * args.channels * EVALUATE_BYTES_PER_ENTRY / 1e6,
+                         **{f"encode_topk_{k}": v for k, v in encode.items()},
+                         **{f"evaluate_{k}": v for k, v in evaluate.items()},
+                         "planted_auroc_min": planted["auroc"].min(),
+                         "planted_selective": int((planted["selectivity_q"] < 0.05).sum()),
+                         "others_selective_permuted": float((table["selectivity_q_permuted"] < 0.05).mean())})
+    table = pd.DataFrame(rows)
+    print(table.round(3).T.to_string(header=False))
+    small, large = rows
+    for n, row in ((args.images, small), (10 * args.images, large)):
+        print(f"N = {n}: evaluate / encode_topk time {row['evaluate_seconds'] / row['encode_topk_seconds']:.1f}, "
+              f"peak RSS {row['evaluate_peak_rss_mb'] / row['encode_topk_peak_rss_mb']:.2f}")
+    for case in ("encode_topk", "evaluate"):
+        print(f"{case}: 10N/N time {large[f'{case}_seconds'] / small[f'{case}_seconds']:.2f}, "
+              f"peak RSS {large[f'{case}_peak_rss_mb'] / small[f'{case}_peak_rss_mb']:.2f}, "
+              f"traced peak {large[f'{case}_traced_peak_mb'] / small[f'{case}_traced_peak_mb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
