@@ -50,3 +50,39 @@ def test_dataset_without_wordnet_classes_skips_the_semantics_stage(tiny_run):
     assert pd.read_csv(out / "semantics" / "hierarchy.csv").empty
     assert sorted(p.name for p in (out / "semantics").iterdir()) == ["hierarchy.csv"]
     assert not (out / "figures" / "semantic_facets.pdf").exists()
+
+
+def test_evaluation_stage_outputs(tiny_run):
+    """The evaluation stage ran on the real DAG: a table per layer, every layer's rows, a summary,
+    and one neuron's held-out AUROC recomputed from the stored activations with scikit-learn."""
+    import json
+
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from neurofacets.cof import load_labels
+    from neurofacets.evaluation import split_halves
+    from neurofacets.readers import EVALUATION_COLUMNS, EVALUATION_SUMMARY_COLUMNS
+
+    out = tiny_run / "results" / "tiny"
+    layers = ["conv1_1", "conv2_2", "conv3_1"]
+    summary = pd.read_csv(out / "evaluation" / "summary.csv")
+    assert list(summary.columns) == list(EVALUATION_SUMMARY_COLUMNS) and summary["layer"].tolist() == layers
+    every = pd.read_csv(out / "evaluation" / "all_layers.csv")
+    assert {"facet_0", "facet_1"} <= set(every.columns)
+    table = pd.read_csv(out / "evaluation" / "conv2_2.csv")
+    assert list(table.columns) == list(EVALUATION_COLUMNS)  # the probes have no hierarchy: no concept columns
+    assert len(table) == 128 and summary.loc[1, "median_auroc"] == pytest.approx(table["auroc"].median())
+    labels = load_labels(out / "dataset" / "images.csv", out / "dataset" / "classes.csv").level("class")
+    acts = read_layer(sorted((out / "activations").glob("shard-*.zarr")), "conv2_2")
+    codes = labels.codes(acts.image_id)
+    half = split_halves(codes, 0)
+    neuron = int(table["auroc"].first_valid_index())
+    scores = []
+    for h in (0, 1):
+        label = json.loads(table.loc[neuron, f"top_classes_{h}"])
+        y = np.isin(np.array(labels.names)[codes[half == 1 - h]], label)
+        if y.any() and not y.all():
+            scores.append(roc_auc_score(y, acts.max[half == 1 - h, neuron]))
+    assert table.loc[neuron, "auroc"] == pytest.approx(np.mean(scores))
+    assert (out / "logs" / "evaluate_layer" / "conv2_2.log").read_text().count("median held-out AUROC") == 1
