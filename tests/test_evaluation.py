@@ -266,3 +266,12 @@ def test_concept_columns_with_a_hierarchy():
     assert alive["semantic_facet_0"].isin(["SF", "concept", "MF"]).all()
     with_concept = table[table["concept_auroc"].notna()]
     assert len(with_concept) and (with_concept["concept_0"] != "").any()
+
+
+def test_too_few_images_to_split_is_a_clear_error():
+    level = _level(np.array([0]), 2)
+    values = np.ones((1, 3), np.float32)
+    topk = select_top_k("l", np.arange(1), values, np.zeros((1, 3), np.int32), 1, 1, 1)
+    with pytest.raises(ValueError, match="layer l: half 1 holds no image"):
+        evaluation.layer_evaluation("l", np.arange(1), values, np.zeros((1, 3), np.int32), np.arange(1, dtype=np.uint64),
+                                    1, 1, topk, level, level, top_k=1, seed=0, chance_draws=2, permutations=2)

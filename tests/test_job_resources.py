@@ -35,3 +35,28 @@ def test_extract_request_by_device_workers_and_batch():
     # 2000 + 12 x 400 = 6800 (the maps live on the GPU); (500 + 6800) x 1.25 = 9125 -> 9150
     assert extract_mem_mb(gpu, on_gpu=True) == 9150
     assert extract_mem_mb(gpu, on_gpu=False) == job_mem_mb(6800 + 40 * 256)
+
+
+def test_evaluate_request_from_the_shards_metadata(tmp_path):
+    import numpy as np
+
+    from neurofacets.job_resources import (
+        ENCODE_SCRIPT_MB,
+        EVALUATE_BYTES_PER_ENTRY,
+        EVALUATE_WORK_MB,
+        evaluate_mem_mb,
+        job_mem_mb,
+    )
+    from neurofacets.store import write_activation_shard
+
+    shards = []
+    for s, n in enumerate((30, 25)):
+        ids = np.arange(n) + 100 * s
+        path = tmp_path / f"shard-{s:03d}.zarr"
+        write_activation_shard(path, ids, {"conv1_1": (np.ones((n, 9), np.float32), np.zeros((n, 9), np.int32), (2, 2))})
+        shards.append(path)
+    want = job_mem_mb(ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + EVALUATE_BYTES_PER_ENTRY * 55 * 9 / 1e6)
+    assert evaluate_mem_mb(shards, "conv1_1") == want
+    # before the shards exist: the default data size
+    assert evaluate_mem_mb([tmp_path / "missing.zarr"], "conv1_1", default=1000) == job_mem_mb(
+        ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + 1000)
