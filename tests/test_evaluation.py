@@ -275,3 +275,29 @@ def test_too_few_images_to_split_is_a_clear_error():
     with pytest.raises(ValueError, match="layer l: half 1 holds no image"):
         evaluation.layer_evaluation("l", np.arange(1), values, np.zeros((1, 3), np.int32), np.arange(1, dtype=np.uint64),
                                     1, 1, topk, level, level, top_k=1, seed=0, chance_draws=2, permutations=2)
+
+
+def test_markdown_table_of_two_runs(tmp_path):
+    from neurofacets.evaluation_table import evaluation_markdown, main
+    from neurofacets.readers import read_evaluation_summary
+
+    runs = []
+    for name, seed in (("a", 0), ("b", 1)):
+        table, *_ = _layer_table(seed=seed, permutations=20)
+        (tmp_path / name / "evaluation").mkdir(parents=True)
+        table.to_csv(tmp_path / name / "l.csv", index=False)
+        evaluation.evaluation_summary([tmp_path / name / "l.csv"], ["l"], "global_mean", name,
+                                      tmp_path / name / "all.csv", tmp_path / name / "evaluation" / "summary.csv")
+        runs.append(read_evaluation_summary(tmp_path / name / "evaluation" / "summary.csv"))
+    text = evaluation_markdown(runs)
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("| layer | held-out AUROC (chance)")
+    a, b = runs[0].iloc[0], runs[1].iloc[0]
+    cells = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert cells[0] == "l"
+    assert cells[1] == (f"{a['median_auroc']:.2f} ({a['median_auroc_chance']:.2f}) / "
+                        f"{b['median_auroc']:.2f} ({b['median_auroc_chance']:.2f})")
+    assert cells[3] == "- / -"  # no hierarchy: no concept scores
+    with pytest.raises(ValueError, match="layers differ"):
+        evaluation_markdown([runs[0], runs[1].assign(layer="m")])
+    main([str(tmp_path / "a"), str(tmp_path / "b")])
