@@ -88,3 +88,34 @@ rule compare_semantics_table:
         "../envs/neurofacets.yaml"
     script:
         "../workflow/scripts/compare_semantics_table.py"
+
+
+# the table is shown in the report beside the figure drawn from the same summaries
+COMPARE_EVALUATION = FIGURES_BY_STEM["compare_evaluation"]
+
+
+rule compare_evaluation_table:
+    # the runs' evaluation/summary.csv stacked: how far each run's labels can be trusted, side by side
+    input:
+        summaries=[run_output(run, "evaluation_summary", "summary") for run in RUNS],
+    output:
+        report(
+            f"{COMPARE}/tables/compare_evaluation.csv",
+            caption="../workflow/report/compare_evaluation_table.rst",
+            category=COMPARE_EVALUATION.category,
+            subcategory=COMPARE_EVALUATION.subcategory,
+        ),
+    params:
+        code=script_digest("compare_evaluation_table.py"),
+    resources:
+        mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
+    log:
+        f"{COMPARE}/logs/compare_evaluation_table.log",
+    benchmark:
+        f"{COMPARE}/benchmarks/compare_evaluation_table.tsv"
+    group:
+        "figures"
+    conda:
+        "../envs/neurofacets.yaml"
+    script:
+        "../workflow/scripts/compare_evaluation_table.py"

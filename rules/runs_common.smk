@@ -3,7 +3,14 @@
 import re
 
 from neurofacets.config import run_configs
-from neurofacets.figure_table import COMPARISON_FIGURES, RUN_FIGURES, RUN_OUT, fill_pattern, pattern_fields
+from neurofacets.figure_table import (
+    COMPARISON_FIGURES,
+    FIGURES_BY_STEM,
+    RUN_FIGURES,
+    RUN_OUT,
+    fill_pattern,
+    pattern_fields,
+)
 
 
 include: "code_digest.smk"
@@ -98,11 +105,21 @@ def semantics_comparison(wildcards):
     ]
 
 
+def evaluation_comparison():
+    """The evaluation's comparison table, and each run's evaluation tables and figure: built under
+    runs_build: compare too (the comparison reads the runs' evaluation summaries)."""
+    return [
+        f"{COMPARE}/tables/compare_evaluation.csv",
+        *[path for run in RUNS for path in (*run_outputs(run, "evaluation_summary"), *run_outputs(run, "evaluation"))],
+    ]
+
+
 def all_targets():
     """The comparison, plus every run's complete outputs (runs_build: all) or only what
     the comparison reads (runs_build: compare: no patches, ICA or gallery)."""
     targets = [
         *comparison_figure_outputs(needs_hierarchy=False),
+        *evaluation_comparison(),
         # a file target too, not only read through the checkpoint: so that a run whose
         # hierarchy is rebuilt updates it before the comparison reads it
         f"{COMPARE}/semantics/runs.csv",

@@ -2,10 +2,14 @@
 
 The tree holds every file the figures, gallery and summary stages read (see docs/design.md §2):
 ``model/layers.csv``, ``metrics/{layer}.csv``, ``metrics/all_layers.csv``,
-``similarity/{layer}.zarr``, ``similarity/summary.csv``, ``patches/{layer}.zarr`` and
-``ica/{layer}.zarr``. The metrics are computed from random CoF rows with the definitions
-of docs/design.md §3, written out independently of the package so the tests do not need the
-upstream pipeline.
+``similarity/{layer}.zarr``, ``similarity/summary.csv``, ``patches/{layer}.zarr``,
+``ica/{layer}.zarr`` and the evaluation stage's ``evaluation/{layer}.csv``,
+``evaluation/all_layers.csv`` and ``evaluation/summary.csv``. The metrics are computed from
+random CoF rows with the definitions of docs/design.md §3, written out independently of the
+package so the tests do not need the upstream pipeline. The evaluation's per-neuron scores are
+fabricated (plausible, not computed: sparser neurons score higher), in the real column lists;
+its all-layers table and summary are written by the package's own
+:func:`neurofacets.evaluation.evaluation_summary`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ def _bh(p: np.ndarray) -> np.ndarray:
         q[finite] = stats.false_discovery_control(np.asarray(p)[finite])
     return q
 
+from neurofacets.evaluation import evaluation_summary
 from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
+from neurofacets.readers import EVALUATION_COLUMNS, EVALUATION_CONCEPT_COLUMNS
 
 CLASS_NAMES = [f"class{i:02d}" for i in range(12)]
 
@@ -53,6 +59,7 @@ class FakeRun:
     layers: list[str]
     cof: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (neurons, classes)
     metrics: pd.DataFrame | None = None  # all_layers.csv as written
+    evaluation: pd.DataFrame | None = None  # evaluation/all_layers.csv as written
     k: int = 6
     n_comp: int = 3
 
@@ -122,6 +129,66 @@ def _similarity(cof: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pearson, euclidean, excluded
 
 
+def _evaluation_table(rng: np.random.Generator, layer: str, cof: np.ndarray, classes: Sequence[str],
+                      concepts: bool) -> pd.DataFrame:
+    """A fabricated ``evaluation/{layer}.csv``: sparser neurons get higher held-out scores and smaller
+    selectivity p-values; dead neurons (all-zero CoF row) have no scores. Neuron 0's label holds and
+    neuron 1's does not, in every layer, so both kinds are always there."""
+    n = len(cof)
+    alive = cof.sum(axis=1) > 0
+    sparsity = np.array([gini(row) if a else np.nan for row, a in zip(cof, alive)])
+    dead_nan = np.where(alive, 1.0, np.nan)
+
+    def scores(signal: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
+        chance = 0.5 + rng.normal(0, 0.01, n)
+        auroc = np.clip(0.5 + 0.45 * signal + rng.normal(0, 0.05, n), 0, 1)
+        auroc[0], auroc[1] = 0.93, 0.52
+        columns = {"auroc": auroc, "auroc_chance": chance, "auroc_chance_p95": chance + 0.1,
+                   "auprc": np.clip(0.2 + 0.6 * signal, 0, 1), "auprc_chance": np.full(n, 0.2),
+                   "auprc_chance_p95": np.full(n, 0.3),
+                   "correlation": 0.5 * signal, "correlation_chance": rng.normal(0, 0.01, n),
+                   "correlation_chance_p95": np.full(n, 0.08)}
+        return {f"{prefix}{name}": values * dead_nan for name, values in columns.items()}
+
+    def top_classes(row: np.ndarray) -> str:
+        order = sorted(np.flatnonzero(row), key=lambda c: (-row[c], c))[:5]
+        return json.dumps([classes[c] for c in order], ensure_ascii=False)
+
+    halves = [rng.binomial(cof, 0.5) for _ in range(2)]
+    mf = np.array([flatness(row) / gini(row) if a else np.nan for row, a in zip(cof, alive)])
+    # the even neurons are selective, the odd ones mostly not
+    p = np.where(np.arange(n) % 2 == 0, 0.001 + 0.01 * (1 - sparsity), rng.uniform(0.02, 1, n)) * dead_nan
+    p_permuted = np.where(alive, rng.uniform(0.001, 1, n), np.nan)
+    table = pd.DataFrame({
+        "layer": layer, "neuron": np.arange(n),
+        "n_counted_0": halves[0].sum(axis=1), "n_counted_1": halves[1].sum(axis=1),
+        "top_classes_0": [top_classes(row) for row in halves[0]],
+        "top_classes_1": [top_classes(row) for row in halves[1]],
+        **scores(sparsity),
+    })
+    table["label_holds"] = table["auroc"] > table["auroc_chance_p95"]
+    table["mf_0"] = mf * np.exp(rng.normal(0, 0.1, n))
+    table["mf_1"] = mf * np.exp(rng.normal(0, 0.1, n))
+    table["class_jaccard"] = rng.uniform(0.2, 1.0, n) * dead_nan
+    table["selectivity_p"], table["selectivity_q"] = p, _bh(p)
+    table["selectivity_p_permuted"], table["selectivity_q_permuted"] = p_permuted, _bh(p_permuted)
+    if concepts:
+        named = rng.random((2, n)) < 0.6
+        table["concept_0"] = np.where(alive & named[0], "animal.n.01", "")
+        table["concept_1"] = np.where(alive & named[1], rng.choice(["animal.n.01", "dog.n.01", "car.n.01"], n), "")
+        for name, values in scores(sparsity * 0.8, "concept_").items():
+            table[name] = values
+        table["concept_holds"] = table["concept_auroc"] > table["concept_auroc_chance_p95"]
+        both = (table["concept_0"] != "") & (table["concept_1"] != "")
+        table["concept_agrees"] = np.where(both, (table["concept_1"] != "car.n.01").astype(float), np.nan)
+        for h in (0, 1):
+            table[f"semantic_facet_{h}"] = np.where(
+                ~alive, "dead", np.where(table[f"concept_{h}"] != "", "concept", rng.choice(["SF", "MF"], n)))
+    columns = [*EVALUATION_COLUMNS, *(EVALUATION_CONCEPT_COLUMNS if concepts else ())]
+    assert sorted(columns) == sorted(table.columns)
+    return table[columns]
+
+
 def make_fake_run(
     root: str | Path,
     run: str = "fake",
@@ -133,6 +200,7 @@ def make_fake_run(
     dead: Sequence[tuple[str, int]] = (("conv2_1", 3),),
     seed: int = 0,
     class_names: Sequence[str] | None = None,
+    evaluation_concepts: bool = True,
 ) -> FakeRun:
     """Write a fake ``root/results/<run>`` tree and return its paths and ground truth.
 
@@ -148,6 +216,8 @@ def make_fake_run(
         ``(layer, neuron)`` pairs whose CoF row is all zero (dead neurons).
     class_names
         The class names (default ``class00``, ``class01``, ...; ``n_classes`` of them).
+    evaluation_concepts
+        Whether the evaluation tables have the concept columns (a run with a class hierarchy).
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -171,7 +241,7 @@ def make_fake_run(
         }
     ).to_csv(out / "model" / "layers.csv", index=False)
 
-    tables, summary_rows = [], []
+    tables, summary_rows, evaluation_csvs = [], [], []
     for depth_index, (name, neurons, rf) in enumerate(layers):
         depth = depth_index / max(1, len(layers) - 1) * 0.8
         cof = _cof_rows(rng, neurons, k, n_classes, depth)
@@ -206,6 +276,9 @@ def make_fake_run(
         (out / "metrics").mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "metrics" / f"{name}.csv", index=False)
         tables.append(table)
+        (out / "evaluation").mkdir(parents=True, exist_ok=True)
+        evaluation_csvs.append(out / "evaluation" / f"{name}.csv")
+        _evaluation_table(rng, name, cof, classes, evaluation_concepts).to_csv(evaluation_csvs[-1], index=False)
 
         pearson, euclidean, excluded = _similarity(cof)
         ds = xr.Dataset(
@@ -251,6 +324,9 @@ def make_fake_run(
     everything.to_csv(out / "metrics" / "all_layers.csv", index=False)
     fake.metrics = everything
     pd.DataFrame(summary_rows).to_csv(out / "similarity" / "summary.csv", index=False)
+    evaluation_summary(evaluation_csvs, names, "global_mean", run, out / "evaluation" / "all_layers.csv",
+                       out / "evaluation" / "summary.csv")
+    fake.evaluation = pd.read_csv(out / "evaluation" / "all_layers.csv")
     return fake
 
 
@@ -264,4 +340,6 @@ def figure_inputs(fake) -> dict:
         "patches": [out / "patches" / f"{name}.zarr" for name in fake.layers],
         "similarity": [out / "similarity" / f"{name}.zarr" for name in fake.layers],
         "similarity_summary": out / "similarity" / "summary.csv",
+        "evaluation_summary": out / "evaluation" / "summary.csv",
+        "evaluation": out / "evaluation" / "all_layers.csv",
     }

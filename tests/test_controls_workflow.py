@@ -43,14 +43,19 @@ def test_each_run_is_built_and_compared(controls):
             assert len(table) == {"conv1_1": 64, "conv2_1": 128, "features-0": 64}[layer]
         assert (out / run / "figures" / "semantic_facets.pdf").exists()
         assert (out / run / "tables" / "concepts.csv").exists()
+        # the evaluation of each run, built for the comparison under runs_build: compare too
+        assert (out / run / "evaluation" / "all_layers.csv").exists()
+        assert (out / run / "figures" / "evaluation.pdf").exists()
         # runs_build: compare: nothing of the visualisation stage
         assert not (out / run / "ica").exists() and not (out / run / "gallery").exists()
-    for stem in ("compare_runs", "compare_facets", "compare_semantic_facets"):
+    for stem in ("compare_runs", "compare_facets", "compare_semantic_facets", "compare_evaluation"):
         for fmt in ("pdf", "png"):
             assert (out / "ctl" / "figures" / f"{stem}.{fmt}").stat().st_size > 0
     table = pd.read_csv(out / "ctl" / "tables" / "compare_semantics.csv")
     assert table[["run", "layer"]].values.tolist() == [
         ["vgg-random", "conv1_1"], ["vgg-random", "conv2_1"], ["alex-random", "features-0"]]
+    evaluation = pd.read_csv(out / "ctl" / "tables" / "compare_evaluation.csv")
+    assert evaluation[["run", "layer"]].values.tolist() == table[["run", "layer"]].values.tolist()
     classes = pd.read_csv(out / "vgg-random" / "dataset" / "classes.csv")
     assert classes["wnid"].tolist() == WNIDS
 

@@ -26,7 +26,8 @@ from neurofacets.job_resources import FIGURE_SCRIPT_MB, job_mem_mb
 REPO = Path(__file__).resolve().parents[1]
 FIGURE_SCRIPT = "../workflow/scripts/figure.py"
 # captions that are not figures': the report's description and the tables'
-OTHER_CAPTIONS = {"workflow.rst", "summary.rst", "concepts.rst", "table2_sf_neurons.rst", "table3_mf_neurons.rst"}
+OTHER_CAPTIONS = {"workflow.rst", "summary.rst", "concepts.rst", "table2_sf_neurons.rst", "table3_mf_neurons.rst",
+                  "evaluation_summary.rst", "compare_evaluation_table.rst"}
 
 
 # --- the table itself ----------------------------------------------------------------------------
@@ -51,7 +52,8 @@ def test_patterns_fill_per_layer_and_per_run():
 
 
 def test_a_figure_compares_runs_exactly_when_an_input_is_per_run():
-    assert [f.stem for f in COMPARISON_FIGURES] == ["compare_runs", "compare_facets", "compare_semantic_facets"]
+    assert [f.stem for f in COMPARISON_FIGURES] == ["compare_runs", "compare_facets", "compare_semantic_facets",
+                                                    "compare_evaluation"]
     run_stems, comparison_stems = {f.stem for f in RUN_FIGURES}, {f.stem for f in COMPARISON_FIGURES}
     assert run_stems | comparison_stems == {f.stem for f in FIGURE_TABLE}
     assert not run_stems & comparison_stems
@@ -202,6 +204,14 @@ def test_several_runs_have_each_run_s_figures_and_the_comparisons(tmp_path):
         check_rule(rules[figure.stem], figure, "results/cmp", figures_config, inputs)
     assert rules["compare_semantic_facets"]["input"] == {"runs": "results/cmp/semantics/runs.csv",
                                                          "semantics_summaries": "<function>"}
+    # the runs' evaluation summaries stacked, shown in the report beside the figure drawn from them
+    stacked = rules["compare_evaluation_table"]
+    assert stacked["input"] == {"summaries": ["results/a-1/evaluation/summary.csv", "results/b/evaluation/summary.csv"]}
+    compare_evaluation = FIGURES_BY_STEM["compare_evaluation"]
+    (output,) = stacked["output"]
+    assert Path(output.pop("caption")).resolve() == REPO / "workflow" / "report" / "compare_evaluation_table.rst"
+    assert output == {"path": "results/cmp/tables/compare_evaluation.csv", "category": compare_evaluation.category,
+                      "subcategory": compare_evaluation.subcategory}
     expected = {f.stem for f in COMPARISON_FIGURES}
     for run, prefix, layer in (("a-1", "a_1__", "conv1_1"), ("b", "b__", "features-0")):
         for figure in RUN_FIGURES:

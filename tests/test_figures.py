@@ -243,6 +243,118 @@ def test_fig5_draws_the_similarity_summary(fake):
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), summary["mean_dissimilarity"])
 
 
+# --- the evaluation (held-out scores, split halves, selectivity) ---------------------------------
+
+
+def _evaluation_tables(fake):
+    summary = readers.read_evaluation_summary(fake.out / "evaluation" / "summary.csv")
+    return summary, readers.read_evaluation(fake.out / "evaluation" / "all_layers.csv", fake.layers)
+
+
+def _solid(ax):
+    return [line for line in ax.lines if line.get_linestyle() == "-"]
+
+
+def test_evaluation_figure_draws_held_out_auroc_halves_and_selectivity(fake, tmp_path):
+    outputs = [tmp_path / "evaluation.pdf", tmp_path / "evaluation.png"]
+    fig = build_figure("evaluation", inputs_of(fake), outputs, dpi=80)
+    check_pdf(outputs[0])
+    check_png(outputs[1])
+    assert len(fig.axes) == 3
+    summary, every = _evaluation_tables(fake)
+    ax_auroc, ax_halves, ax_selective = fig.axes
+    assert [t.get_text() for t in ax_auroc.get_xticklabels()] == fake.layers
+    # (a) per layer the median of the neurons' held-out AUROC, its interquartile band, the chance median dashed;
+    # the fake run has a class hierarchy: the concepts' too
+    for line, band, column in zip(_solid(ax_auroc), ax_auroc.collections, ("auroc", "concept_auroc")):
+        per_layer = every.groupby("layer", sort=False)[column]
+        np.testing.assert_allclose(line.get_ydata(), per_layer.median().reindex(fake.layers))
+        quartiles = per_layer.quantile([0.25, 0.75]).unstack().reindex(fake.layers)
+        corners = band.get_paths()[0].vertices
+        np.testing.assert_allclose(corners[:, 1].min(), quartiles[0.25].min())
+        np.testing.assert_allclose(corners[:, 1].max(), quartiles[0.75].max())
+    dashed = [line for line in ax_auroc.lines if line.get_linestyle() == "--"]
+    np.testing.assert_allclose(dashed[0].get_ydata(), summary["median_auroc_chance"])
+    np.testing.assert_allclose(dashed[1].get_ydata(), summary["median_concept_auroc_chance"])
+    assert len(_solid(ax_auroc)) == 2 and len(ax_auroc.collections) == 2
+    # (b) split-half rho and kappas, NaN where undefined (a layer with one facet)
+    assert [line.get_label() for line in ax_halves.lines[:3]] == [
+        "MF degree (Spearman rho)", "MF/SF facet (Cohen's kappa)", "semantic facet (Cohen's kappa)"]
+    for line, column in zip(ax_halves.lines, ("mf_rho", "facet_kappa", "semantic_facet_kappa")):
+        np.testing.assert_allclose(line.get_ydata(), summary[column])
+    # (c) selective with the true and with permuted labels, and the 5 % level
+    np.testing.assert_allclose(ax_selective.lines[0].get_ydata(), summary["frac_selective_true"])
+    np.testing.assert_allclose(ax_selective.lines[1].get_ydata(), summary["frac_selective_permuted"])
+    assert ax_selective.lines[2].get_ydata()[0] == pytest.approx(0.05)
+
+
+def test_evaluation_figure_without_a_hierarchy_draws_no_concepts(fake):
+    from neurofacets.figures import evaluation
+
+    summary, every = _evaluation_tables(fake)
+    every = every.drop(columns=[c for c in readers.EVALUATION_CONCEPT_COLUMNS if c in every])
+    summary = summary.assign(median_concept_auroc=np.nan, median_concept_auroc_chance=np.nan,
+                             semantic_facet_kappa=np.nan)
+    fig = evaluation.plot_evaluation(summary, every, fake.layers)
+    assert len(_solid(fig.axes[0])) == 1 and len(fig.axes[0].collections) == 1
+    assert [line.get_label() for line in fig.axes[1].lines[:2]] == ["MF degree (Spearman rho)",
+                                                                    "MF/SF facet (Cohen's kappa)"]
+    assert "semantic facet (Cohen's kappa)" not in [line.get_label() for line in fig.axes[1].lines]
+
+
+def test_the_figure_s_significance_level_is_the_evaluation_s():
+    from neurofacets import evaluation as stage
+    from neurofacets.figures import evaluation
+
+    assert evaluation.Q_SIGNIFICANT == stage.Q_SIGNIFICANT
+
+
+def _other_run(fake, tmp_path, run, **changes):
+    summary = pd.read_csv(fake.out / "evaluation" / "summary.csv").assign(run=run, **changes)
+    path = tmp_path / run / "evaluation" / "summary.csv"
+    path.parent.mkdir(parents=True)
+    summary.to_csv(path, index=False)
+    return path
+
+
+def test_compare_evaluation_lines_up_the_runs_and_stacks_their_summaries(fake, tmp_path):
+    from neurofacets.figures import evaluation
+
+    mine = fake.out / "evaluation" / "summary.csv"
+    other = _other_run(fake, tmp_path, "other", median_auroc=0.6, mf_rho=0.1)
+    outputs = [tmp_path / "compare_evaluation.pdf", tmp_path / "compare_evaluation.png"]
+    fig = build_figure("compare_evaluation", {"evaluation_summaries": [mine, other]}, outputs, dpi=80)
+    check_pdf(outputs[0])
+    check_png(outputs[1])
+    assert len(fig.axes) == 4
+    summary = pd.read_csv(mine)
+    auroc = fig.axes[0]
+    np.testing.assert_allclose(auroc.lines[0].get_ydata(), summary["median_auroc"])
+    np.testing.assert_allclose(auroc.lines[1].get_ydata(), 0.6)
+    chance = [line for line in auroc.lines if line.get_linestyle() == "--" and len(line.get_ydata())]
+    np.testing.assert_allclose(chance[0].get_ydata(), summary["median_auroc_chance"])
+    np.testing.assert_allclose(fig.axes[2].lines[1].get_ydata(), 0.1)
+    np.testing.assert_allclose(fig.axes[3].lines[0].get_ydata(), summary["facet_kappa"])
+    assert [t.get_text() for t in auroc.get_xticklabels()] == fake.layers  # the same layers: named
+
+    # runs of different layers line up on relative depth
+    deeper = _other_run(fake, tmp_path, "deeper", layer=["a", "b", "c"], depth=[0.0, 0.5, 1.0])
+    fig = evaluation.plot_compare_evaluation(evaluation.read_evaluation_summaries([mine, deeper]))
+    assert fig.axes[0].get_xlabel().startswith("relative depth")
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_xdata(), [0.0, 0.5, 1.0])
+
+    table = evaluation.stack_evaluation_summaries([mine, other], tmp_path / "tables" / "compare_evaluation.csv")
+    written = readers.read_evaluation_summary  # each run's rows as written, stacked in the order given
+    stacked = pd.read_csv(tmp_path / "tables" / "compare_evaluation.csv")
+    assert list(stacked.columns) == list(readers.EVALUATION_SUMMARY_COLUMNS)
+    assert stacked["run"].tolist() == ["fake"] * 3 + ["other"] * 3 and len(table) == 6
+    np.testing.assert_allclose(stacked["median_auroc"].iloc[:3], written(mine)["median_auroc"], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"runs \['fake'\] appear in more than one"):
+        evaluation.read_evaluation_summaries([mine, mine])
+    with pytest.raises(ValueError, match="no evaluation summary"):
+        evaluation.read_evaluation_summaries([])
+
+
 # --- loading, style, tiles ----------------------------------------------------------------------
 
 
@@ -330,7 +442,7 @@ def test_docs_export_reduces_width_and_keeps_aspect(fake, tmp_path):
 
 # --- the rules, on the fake run (Snakemake end to end) ------------------------------------------
 
-MY_RULES = [*PAPER_FIGURES, "figure_tables", "summary", "gallery_layer", "gallery_index"]
+MY_RULES = [*PAPER_FIGURES, "evaluation", "figure_tables", "summary", "gallery_layer", "gallery_index"]
 
 
 def _snakemake(workdir, *args):
@@ -365,7 +477,7 @@ def test_rules_build_each_target_alone_then_nothing_and_the_report(tmp_path):
     one = _snakemake(tmp_path, "results/fake/figures/fig3_mf_sf_counts.pdf")
     assert one.returncode == 0, one.stderr[-3000:]
     assert re.search(r"fig3_mf_sf_counts\s+1\s*\n\s*total\s+1\b", one.stdout + one.stderr)
-    targets = [f"results/fake/figures/{stem}.{fmt}" for stem in PAPER_FIGURES for fmt in ("pdf", "png")]
+    targets = [f"results/fake/figures/{stem}.{fmt}" for stem in [*PAPER_FIGURES, "evaluation"] for fmt in ("pdf", "png")]
     targets += ["results/fake/tables/table2_sf_neurons.csv", "results/fake/tables/table3_mf_neurons.csv",
                 "results/fake/summary.csv", "results/fake/gallery/index.html"]
     everything = _snakemake(tmp_path, *targets)
@@ -377,6 +489,6 @@ def test_rules_build_each_target_alone_then_nothing_and_the_report(tmp_path):
     report = _snakemake(tmp_path, "--report", "report.html", *targets)
     assert report.returncode == 0, report.stderr[-3000:]
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
-    for stem in PAPER_FIGURES:
+    for stem in [*PAPER_FIGURES, "evaluation"]:
         assert f"{stem}.png" in text
     assert "Conceptual encoding" in text and "table3_mf_neurons.csv" in text

@@ -43,6 +43,9 @@ CAT_ENCODE = "1. Conceptual encoding: sparsity, flatness, MF degree"
 CAT_VISUALIZE = "2. Neuron visualisation: independent components"
 CAT_SIMILARITY = "3. Neuronal similarity"
 CAT_SUMMARY = "4. Run summary"
+#: The subcategory of a run's evaluation (held-out scores, split halves, selectivity) under
+#: :data:`CAT_ENCODE`, beside ``evaluation/summary.csv`` (rules/evaluation.smk).
+SUB_EVALUATION = "Evaluation"
 
 #: The placeholders an input pattern may hold (see the module docstring).
 OUT, LAYER, RUN_OUT = "OUT", "layer", "RUN_OUT"
@@ -185,6 +188,11 @@ FIGURE_TABLE: tuple[Figure, ...] = (
         {"semantics_summary": "{OUT}/semantics/summary.csv", "layers": "{OUT}/model/layers.csv"},
         CAT_ENCODE, "Semantics", needs_hierarchy=True,
     ),
+    Figure(
+        "evaluation",
+        {"evaluation_summary": "{OUT}/evaluation/summary.csv", "evaluation": "{OUT}/evaluation/all_layers.csv"},
+        CAT_ENCODE, SUB_EVALUATION,
+    ),
     Figure("fig4_facet_examples", {**_METRICS, **_IMAGES}, CAT_VISUALIZE, "Main figures",
            extra_mb=_IMAGES_MB, options=("examples_per_layer",)),
     Figure("appB_ica_by_mf", {**_METRICS, **_IMAGES}, CAT_VISUALIZE, "Appendix", extra_mb=_IMAGES_MB),
@@ -207,6 +215,7 @@ FIGURE_TABLE: tuple[Figure, ...] = (
         {"runs": "{OUT}/semantics/runs.csv", "semantics_summaries": "{RUN_OUT}/semantics/summary.csv"},
         CAT_SUMMARY, _COMPARED, needs_hierarchy=True,
     ),
+    Figure("compare_evaluation", {"evaluation_summaries": "{RUN_OUT}/evaluation/summary.csv"}, CAT_SUMMARY, _COMPARED),
 )
 
 #: stem -> figure
@@ -221,6 +230,6 @@ COMPARISON_FIGURES: tuple[Figure, ...] = tuple(f for f in FIGURE_TABLE if f.comp
 
 __all__ = [
     "CAPTION_PATTERN", "CAT_ENCODE", "CAT_SIMILARITY", "CAT_SUMMARY", "CAT_VISUALIZE", "COMPARISON_FIGURES",
-    "FIGURES_BY_STEM", "FIGURE_TABLE", "Figure", "RUN_FIGURES", "fill_pattern", "pattern_fields",
+    "FIGURES_BY_STEM", "FIGURE_TABLE", "Figure", "RUN_FIGURES", "SUB_EVALUATION", "fill_pattern", "pattern_fields",
     "report_format",
 ]

@@ -10,7 +10,9 @@ table of figures (:data:`neurofacets.figure_table.FIGURE_TABLE`) names. The work
 Modules: :mod:`.style` (the shared look),
 :mod:`.images` (IC and patch tiles), :mod:`.distributions` (Fig. 1, 2, App. A),
 :mod:`.facets` (Fig. 3, 4, Tables 2-3, App. B), :mod:`.similarity` (Fig. 5, App. C),
-:mod:`.compare` (runs side by side), :mod:`.semantics` (semantic facets, beyond the paper).
+:mod:`.compare` (runs side by side), :mod:`.semantics` (semantic facets, beyond the paper),
+:mod:`.evaluation` (held-out scores, split halves and selectivity of the neurons' labels, beyond
+the paper).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ..readers import (
     SF,
     layer_order,
     present_layers,
+    read_evaluation,
+    read_evaluation_summary,
     read_metrics,
     read_semantics_summaries,
     read_semantics_summary,
@@ -37,7 +41,7 @@ from ..readers import (
     read_summaries,
 )
 from ..store import atomic_output
-from . import compare, distributions, facets, semantics, similarity, style
+from . import compare, distributions, evaluation, facets, semantics, similarity, style
 
 logger = logging.getLogger("neurofacets.figures")
 
@@ -131,6 +135,17 @@ def _compare_semantic_facets(inputs: Inputs, options: Mapping[str, Any]) -> Figu
     return semantics.plot_compare_semantic_facets(read_semantics_summaries(list(inputs["semantics_summaries"])))
 
 
+def _evaluation(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    summary = read_evaluation_summary(inputs["evaluation_summary"])  # its rows are the layers in network order
+    layers = summary["layer"].tolist()
+    return evaluation.plot_evaluation(summary, read_evaluation(inputs["evaluation"], layers), layers)
+
+
+def _compare_evaluation(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    return evaluation.plot_compare_evaluation(
+        evaluation.read_evaluation_summaries(list(inputs["evaluation_summaries"])))
+
+
 # stem -> drawing function; the stems, their inputs and everything else about a figure are in
 # the table of figures (neurofacets.figure_table), which the workflow's rules are made from.
 _DRAW: dict[str, DrawFunction] = {
@@ -146,6 +161,8 @@ _DRAW: dict[str, DrawFunction] = {
     "compare_facets": _compare_facets,
     "semantic_facets": _semantic_facets,
     "compare_semantic_facets": _compare_semantic_facets,
+    "evaluation": _evaluation,
+    "compare_evaluation": _compare_evaluation,
 }
 
 
