@@ -63,6 +63,8 @@ rule gallery_layer:
         ica=f"{OUT}/ica/{{layer}}.zarr",
         patches=f"{OUT}/patches/{{layer}}.zarr",
         similarity=f"{OUT}/similarity/{{layer}}.zarr",
+        # each card's held-out score, selectivity q and split-half verdicts (rules/evaluation.smk)
+        evaluation=f"{OUT}/evaluation/all_layers.csv",
         # concept names, when the run has a class hierarchy (rules/semantics.smk)
         semantics=lambda wildcards: semantics_layer_input(wildcards),
         hierarchy=lambda wildcards: semantics_hierarchy_input(wildcards),

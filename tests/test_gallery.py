@@ -41,7 +41,7 @@ def built(tmp_path_factory):
         dirs.append(gallery.build_layer_gallery(
             name, out / "metrics" / "all_layers.csv", out / "model" / "layers.csv", out / "ica" / f"{name}.zarr",
             out / "patches" / f"{name}.zarr", out / "similarity" / f"{name}.zarr", out / "gallery" / name,
-            run=fake.run, n_patches=N_PATCHES,
+            run=fake.run, n_patches=N_PATCHES, evaluation_csv=out / "evaluation" / "all_layers.csv",
         ))
     gallery.build_gallery_index(out / "metrics" / "all_layers.csv", out / "model" / "layers.csv",
                                 out / "similarity" / "summary.csv", out / "gallery" / "index.html",
@@ -107,6 +107,26 @@ def test_layer_page_has_a_card_per_neuron_with_its_numbers(built):
         ok_card = text[text.index('id="n0"'):text.index('id="n1"')]
         assert "ica-warn" not in ok_card and "<dt>ICA</dt><dd>ok</dd>" in ok_card
         assert 'loading="lazy"' in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_each_card_shows_its_held_out_score_and_verdict(built):
+    every = built.evaluation
+    for name in built.layers:
+        text = (built.out / "gallery" / name / "index.html").read_text(encoding="utf-8")
+        rows = every[every["layer"] == name]
+        cards = re.findall(r'<article class="card" id="n(\d+)"[^>]* data-auroc="([^"]*)" data-holds="([01])"', text)
+        assert [int(n) for n, _, _ in cards] == rows["neuron"].tolist()
+        assert [holds == "1" for _, _, holds in cards] == rows["label_holds"].tolist()
+        lines = re.findall(r'<p class="heldout">(.*?)</p>', text)
+        assert len(lines) == len(rows)
+        for line, row in zip(lines, rows.itertuples()):
+            if np.isnan(row.auroc):
+                assert "AUROC</span> – (chance –)" in line and "no label" in line
+                continue
+            assert f"AUROC</span> {row.auroc:.2f} (chance {row.auroc_chance:.2f})" in line
+            assert ("label holds" if row.label_holds else "label does not hold") in line
+            assert f"selectivity q = {row.selectivity_q:.2g}" in line
+        assert f"only labels that hold on held-out images ({int(rows['label_holds'].sum())})" in text
 
 
 def test_card_image_rows_are_the_stored_components_and_patches(built):
@@ -224,6 +244,22 @@ def test_layer_page_filters_by_facet_and_mf_range(built, tmp_path):
     assert [n for n, hidden in order if not hidden] == shown
     assert len(order) == len(rows)
     assert f"{len(shown)} of {len(rows)} neurons shown" in dom
+
+
+@needs_chromium
+def test_layer_page_filters_on_labels_that_hold(built, tmp_path):
+    name = "conv2_1"
+    rows = built.evaluation[built.evaluation["layer"] == name]
+    page = built.out / "gallery" / name / "index.html"
+    dom, console = browse(page.as_uri() + "#sort=auroc-desc&holds=1", tmp_path / "p", "--dump-dom")
+    assert console == []
+    auroc = {n: float(f"{v:.6g}") for n, v in zip(rows["neuron"], rows["auroc"]) if not np.isnan(v)}
+    holding = sorted((n for n, holds in zip(rows["neuron"], rows["label_holds"]) if holds),
+                     key=lambda n: (-auroc[n], n))
+    order = card_order(dom)
+    assert [n for n, hidden in order if not hidden] == holding
+    assert 0 < len(holding) < len(rows)  # the fake run has labels that do not hold: they are hidden
+    assert f"{len(holding)} of {len(rows)} neurons shown" in dom
 
 
 @needs_chromium

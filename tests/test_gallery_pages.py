@@ -215,9 +215,52 @@ def test_layer_page_without_concepts_or_ica_status():
     body = tree(page).find("body")
     assert body.find("nav").links() == [("../index.html", "all layers"), ("similarity.html", "similarity heatmaps of only")]
     assert not body.find_all("datalist") and "data-concept" not in page and 'class="concept"' not in page
+    # no evaluation given: no held-out line, sort or filter
+    assert 'id="holds"' not in page and "data-holds" not in page and 'class="heldout"' not in page
+    assert "auroc-desc" not in page and "held-out" not in page
     assert [dd.text() for dd in body.find_all("dd")][5::6] == ["–", "–", "–"]  # ICA status unknown
     assert [img.attrs["src"] for img in body.find_all("img", **{"class": "strip"})] == [
         "cards/n00000.png", "cards/n00001.png", "cards/n00002.png"]
+
+
+# the layer's rows of evaluation/all_layers.csv: a label that holds, one that does not, a dead neuron
+EVALUATION = pd.DataFrame({
+    "neuron": [0, 1, 2],
+    "auroc": [0.8349, 0.55, np.nan],
+    "auroc_chance": [0.5051, 0.498, np.nan],
+    "label_holds": [True, False, False],
+    "selectivity_q": [0.00312, 0.4, np.nan],
+    "facet_0": ["MF", "SF", "dead"],
+    "facet_1": ["MF", "MF", "dead"],
+    "concept_agrees": [1.0, 0.0, np.nan],
+})
+
+
+def test_layer_page_cards_show_the_held_out_score_and_the_filter_on_labels_that_hold():
+    page = render_layer_page(RUN, LAYERS, LAYER, TABLE, 4, (124, 82), SIMILAR, evaluation=EVALUATION)
+    body = check_frame(page, f"{LAYER} · neurofacets gallery · {RUN}", "../")
+    holds = body.find("input", id="holds")
+    assert holds.attrs["type"] == "checkbox" and "checked" not in holds.attrs
+    label = next(label for label in body.find("form", id="controls").find_all("label")
+                 if label.find_all("input", id="holds"))
+    assert label.text() == " only labels that hold on held-out images (1)"
+    assert [o.attrs["value"] for o in body.find("select", id="sort").find_all("option")][-1] == "auroc-desc"
+    assert "held-out AUROC" in body.find("p", **{"class": "note"}).text()
+    cards = body.find("section", id="cards").find_all("article")
+    assert [(c.attrs["data-auroc"], c.attrs["data-holds"]) for c in cards] == [("0.8349", "1"), ("0.55", "0"), ("", "0")]
+    lines = [c.find("p", **{"class": "heldout"}) for c in cards]
+    assert [line.text() for line in lines] == [
+        "held-out AUROC 0.83 (chance 0.51) label holds · selectivity q = 0.0031 · MF on both halves, concepts agree",
+        "held-out AUROC 0.55 (chance 0.50) label does not hold · selectivity q = 0.4 · halves SF / MF, concepts differ",
+        "held-out AUROC – (chance –) no label · selectivity q = – · dead on both halves",
+    ]
+    assert [line.find_all("span")[1].attrs["class"] for line in lines] == [
+        "verdict holds", "verdict fails", "verdict none"]
+
+
+def test_layer_page_refuses_an_evaluation_of_other_neurons():
+    with pytest.raises(ValueError, match="does not hold its 3 neurons"):
+        render_layer_page(RUN, LAYERS, LAYER, TABLE, 4, (124, 82), SIMILAR, evaluation=EVALUATION.iloc[::-1])
 
 
 def test_similarity_page_shows_heatmaps_and_neighbour_table():

@@ -11,6 +11,7 @@ with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         ica_store=snakemake.input.ica,  # noqa: F821
         patch_store=snakemake.input.patches,  # noqa: F821
         similarity_store=snakemake.input.similarity,  # noqa: F821
+        evaluation_csv=snakemake.input.evaluation,  # noqa: F821
         output_dir=snakemake.output[0],  # noqa: F821
         run=snakemake.params.run,  # noqa: F821
         n_patches=int(snakemake.params.n_patches),  # noqa: F821

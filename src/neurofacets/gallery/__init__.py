@@ -15,7 +15,8 @@ No server and no network: the pages work from ``file://``. Layout::
     gallery/{layer}/cards/nNNNN.png one image per neuron: gray ICs / uint8 ICs / top patches
 
 The sort/filter state of a layer page is kept in the URL fragment
-(``index.html#sort=mf-desc&facet=MF,SF&min=0.2``), so views can be linked and tested;
+(``index.html#sort=mf-desc&facet=MF,SF&min=0.2``; ``&holds=1``: only the neurons whose label
+holds on held-out images, where the run has its evaluation), so views can be linked and tested;
 ``#n12`` is the anchor of neuron 12's card.
 
 Modules: :mod:`.images` draws the pictures, :mod:`.pages` renders the HTML from the

@@ -18,7 +18,7 @@ from PIL import Image
 from ..figures import distributions, facets, style
 from ..ica import IcaReader
 from ..patches import PatchReader
-from ..readers import layer_order, read_metrics, read_similarity, read_similarity_summary
+from ..readers import layer_order, read_evaluation, read_metrics, read_similarity, read_similarity_summary
 from ..semantics.display import neuron_concepts
 from ..similarity import neighbours
 from ..store import atomic_output
@@ -48,6 +48,7 @@ def build_layer_gallery(
     tile: int = TILE,
     semantics_csv: str | Path | None = None,
     hierarchy_csv: str | Path | None = None,
+    evaluation_csv: str | Path | None = None,
 ) -> Path:
     """Write ``gallery/{layer}/`` (pages, card images, heatmaps, overview) atomically.
 
@@ -71,6 +72,10 @@ def build_layer_gallery(
         The layer's ``semantics/{layer}.csv`` and the run's ``semantics/hierarchy.csv``,
         when the run has a class hierarchy: each card then shows its neuron's concept and
         the page filters by concept.
+    evaluation_csv
+        ``evaluation/all_layers.csv``: each card then shows its neuron's held-out AUROC against
+        chance, whether its label holds, its selectivity q and the two halves' verdicts, and the
+        page filters on the labels that hold.
     """
     if n_patches < 0 or n_neighbours < 0:
         raise ValueError("n_patches and n_neighbours must be >= 0")
@@ -92,6 +97,12 @@ def build_layer_gallery(
         concepts = neuron_concepts(semantics_csv, hierarchy_csv)
         if sorted(concepts) != list(range(len(table))):
             raise ValueError(f"{semantics_csv} does not hold the {len(table)} neurons of {layer}")
+    evaluation = None
+    if evaluation_csv is not None:
+        every = read_evaluation(evaluation_csv, layers)
+        evaluation = every[every["layer"] == layer].reset_index(drop=True)
+        if evaluation["neuron"].tolist() != list(range(len(table))):
+            raise ValueError(f"{evaluation_csv} does not hold the {len(table)} neurons of {layer}")
     similar = neighbours(sim.pearson, n_neighbours, largest=True)
     nearest = neighbours(sim.euclidean, n_neighbours, largest=False)
     finite = sim.euclidean[np.isfinite(sim.euclidean)]
@@ -104,7 +115,8 @@ def build_layer_gallery(
             tmp / "euclidean.png")
         write_layer_overview(table, layer, tmp / "overview.png")
         (tmp / "index.html").write_text(
-            render_layer_page(run, with_pages, layer, table, width, tuple(size), similar, ica.status, concepts),
+            render_layer_page(run, with_pages, layer, table, width, tuple(size), similar, ica.status, concepts,
+                              evaluation),
             encoding="utf-8")
         (tmp / "similarity.html").write_text(
             render_similarity_page(run, with_pages, layer, table, sim.excluded, euclidean_max, similar, nearest),

@@ -117,6 +117,39 @@ class _ConceptView:
 
 
 @dataclass(frozen=True)
+class _HeldOutView:
+    """A card's evaluation line (``evaluation/all_layers.csv``): the held-out AUROC of its label
+    against chance, whether the label holds, its selectivity q and the two halves' verdicts."""
+
+    verdict: str  # "holds", "fails" or "none" (no score: a dead neuron)
+    auroc: str
+    chance: str
+    q: str
+    halves: str
+    concepts: str | None  # "concepts agree" / "concepts differ"; None where a half has no concept
+
+
+def _halves_text(first: str, second: str) -> str:
+    """The facets of the two halves: ``MF on both halves``, or ``halves MF / SF``."""
+    if first == second:
+        return f"{first} on both halves"
+    return f"halves {first or '–'} / {second or '–'}"
+
+
+def _held_out_view(row) -> _HeldOutView:
+    """A row of ``evaluation/all_layers.csv`` (``itertuples``) as its card shows it."""
+    agrees = getattr(row, "concept_agrees", np.nan)
+    return _HeldOutView(
+        verdict="none" if pd.isna(row.auroc) else ("holds" if row.label_holds else "fails"),
+        auroc=_fmt(row.auroc, 2),
+        chance=_fmt(row.auroc_chance, 2),
+        q="–" if pd.isna(row.selectivity_q) else f"{row.selectivity_q:.2g}",
+        halves=_halves_text(str(row.facet_0), str(row.facet_1)),
+        concepts=None if pd.isna(agrees) else ("concepts agree" if agrees else "concepts differ"),
+    )
+
+
+@dataclass(frozen=True)
 class _CardView:
     """One neuron's card, every number formatted (``data``: for the script, ``shown``: to read)."""
 
@@ -132,6 +165,7 @@ class _CardView:
     more_classes: int
     classes_title: str
     concept: _ConceptView | None
+    held_out: _HeldOutView | None
     similar: list[tuple[int, str]]
 
 
@@ -143,8 +177,9 @@ def _concept_view(concept: NeuronConcept | None) -> _ConceptView | None:
 
 
 def _card_view(row, image: str, similar: list[tuple[int, float]], ica_status: str,
-               concept: NeuronConcept | None) -> _CardView:
-    """A row of the metrics table (``itertuples``) as its card shows it."""
+               concept: NeuronConcept | None, evaluation_row=None) -> _CardView:
+    """A row of the metrics table (``itertuples``) as its card shows it, with the neuron's row
+    of the evaluation table (``itertuples``), if any."""
     facet = str(row.facet)
     flatness = row.flatness if facet != DEAD else np.nan  # a dead neuron has no class counts
     classes = parse_top_classes(row.top_classes)
@@ -152,7 +187,9 @@ def _card_view(row, image: str, similar: list[tuple[int, float]], ica_status: st
         neuron=int(row.neuron),
         facet=facet,
         data={"mf": _attr(row.mf), "mf_norm": _attr(row.mf_norm), "sparsity": _attr(row.sparsity),
-              "flatness": _attr(flatness), "p": _attr(row.p_value)},
+              "flatness": _attr(flatness), "p": _attr(row.p_value),
+              **({} if evaluation_row is None else {"auroc": _attr(evaluation_row.auroc),
+                                                     "holds": "1" if evaluation_row.label_holds else "0"})},
         shown={"mf": _fmt(row.mf), "mf_norm": _fmt(row.mf_norm), "sparsity": _fmt(row.sparsity),
                "flatness": _fmt(flatness), "counted": str(int(row.n_counted))},
         p_value=None if pd.isna(row.p_value) else f"{row.p_value:.2g}",
@@ -163,6 +200,7 @@ def _card_view(row, image: str, similar: list[tuple[int, float]], ica_status: st
         more_classes=max(len(classes) - CLASSES_SHOWN, 0),
         classes_title=", ".join(f"{name} ({count})" for name, count in classes),
         concept=_concept_view(concept),
+        held_out=None if evaluation_row is None else _held_out_view(evaluation_row),
         similar=[(j, f"{value:.2f}") for j, value in similar],
     )
 
@@ -185,6 +223,7 @@ def render_layer_page(
     similar: Sequence[list[tuple[int, float]]],
     ica_status: Sequence[str] | None = None,
     concepts: dict[int, NeuronConcept] | None = None,
+    evaluation: pd.DataFrame | None = None,
 ) -> str:
     """The HTML of ``gallery/{layer}/index.html``: controls, overview and one card per neuron.
 
@@ -203,18 +242,27 @@ def render_layer_page(
     concepts
         Per neuron (:func:`neurofacets.semantics.display.neuron_concepts`), shown on each
         card, with a filter by concept.
+    evaluation
+        The layer's rows of ``evaluation/all_layers.csv``
+        (:func:`neurofacets.readers.read_evaluation`), neurons 0..n-1 in order: each card shows
+        its held-out AUROC against chance, whether its label holds, its selectivity q and the
+        two halves' verdicts, and the page filters on the labels that hold.
     """
     counts = {facet: int((table["facet"] == facet).sum()) for facet in FACETS}
+    if evaluation is not None and evaluation["neuron"].tolist() != table["neuron"].tolist():
+        raise ValueError(f"the evaluation of {layer} does not hold its {len(table)} neurons in order")
+    evaluation_rows = [None] * len(table) if evaluation is None else list(evaluation.itertuples(index=False))
     cards = [
         _card_view(row, card_name(int(row.neuron), card_width), similar[int(row.neuron)],
                    "" if ica_status is None else str(ica_status[int(row.neuron)]),
-                   None if concepts is None else concepts.get(int(row.neuron)))
-        for row in table.itertuples(index=False)
+                   None if concepts is None else concepts.get(int(row.neuron)), scored)
+        for row, scored in zip(table.itertuples(index=False), evaluation_rows)
     ]
+    n_holding = None if evaluation is None else int(evaluation["label_holds"].sum())
     return _render(
         "layer.html.j2", root="../", nav=_navigation(run, layers, layer), n_neurons=len(table), counts=counts,
         facets=[{"value": facet, "label": style.FACET_LABELS[facet], "count": counts[facet]} for facet in FACETS],
-        concept_options=_concept_options(concepts), cards=cards, image_size=tuple(card_size),
+        concept_options=_concept_options(concepts), n_holding=n_holding, cards=cards, image_size=tuple(card_size),
     )
 
 

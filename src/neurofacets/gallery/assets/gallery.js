@@ -2,8 +2,9 @@
 // neuron's row in the similarity heatmaps. No dependencies, works from file://.
 //
 // The page state lives in the URL fragment, e.g. #sort=mf-desc&facet=MF,SF&min=0.2&max=1
-// (&concept=dog.n.01 where the run has a class hierarchy: that concept and those below it),
-// so a sorted or filtered view can be bookmarked or linked. A fragment without "=" (#n12)
+// (&concept=dog.n.01 where the run has a class hierarchy: that concept and those below it;
+// &holds=1: only the neurons whose label holds on held-out images), so a sorted or filtered
+// view can be bookmarked or linked. A fragment without "=" (#n12)
 // is an ordinary anchor to a neuron and leaves the state alone.
 (function () {
   "use strict";
@@ -14,7 +15,8 @@
     "mf-asc": { key: "mf", dir: 1 },
     "sparsity-desc": { key: "sparsity", dir: -1 },
     "flatness-desc": { key: "flatness", dir: -1 },
-    "p-asc": { key: "p", dir: 1 }
+    "p-asc": { key: "p", dir: 1 },
+    "auroc-desc": { key: "auroc", dir: -1 }
   };
   var FACETS = ["MF", "SF", "dead"];
 
@@ -39,7 +41,7 @@
   }
 
   function parseState(fragment) {
-    var state = { sort: "neuron-asc", facets: FACETS.slice(), min: null, max: null, concept: "" };
+    var state = { sort: "neuron-asc", facets: FACETS.slice(), min: null, max: null, concept: "", holds: false };
     if (fragment.indexOf("=") < 0) { return null; }
     fragment.split("&").forEach(function (part) {
       var kv = part.split("="), key = kv[0], value = decodeURIComponent(kv[1] || "");
@@ -48,6 +50,7 @@
       if (key === "min" && value !== "" && isFinite(parseFloat(value))) { state.min = parseFloat(value); }
       if (key === "max" && value !== "" && isFinite(parseFloat(value))) { state.max = parseFloat(value); }
       if (key === "concept") { state.concept = conceptTerm(value); }
+      if (key === "holds") { state.holds = value === "1"; }
     });
     return state;
   }
@@ -58,6 +61,7 @@
     if (state.min !== null) { parts.push("min=" + state.min); }
     if (state.max !== null) { parts.push("max=" + state.max); }
     if (state.concept) { parts.push("concept=" + encodeURIComponent(state.concept)); }
+    if (state.holds) { parts.push("holds=1"); }
     return "#" + parts.join("&");
   }
 
@@ -82,6 +86,7 @@
     var counter = document.getElementById("shown");
     var facetBoxes = Array.prototype.slice.call(form.querySelectorAll("input[name=facet]"));
     var conceptInput = document.getElementById("concept");  // absent without a class hierarchy
+    var holdsBox = document.getElementById("holds");  // absent without the evaluation stage
     var current = parseState(window.location.hash.slice(1)) || parseState("sort=neuron-asc");
 
     function apply(state) {
@@ -97,6 +102,7 @@
           visible = (state.min === null || mf >= state.min) && (state.max === null || mf <= state.max);
         }
         if (visible && state.concept) { visible = hasConcept(card, state.concept); }
+        if (visible && state.holds) { visible = card.getAttribute("data-holds") === "1"; }
         card.hidden = !visible;
         shown += visible ? 1 : 0;
         fragment.appendChild(card);
@@ -108,6 +114,7 @@
       maxInput.value = state.max === null ? "" : state.max;
       if (conceptInput && conceptTerm(conceptInput.value) !== state.concept) { conceptInput.value = state.concept; }
       facetBoxes.forEach(function (box) { box.checked = state.facets.indexOf(box.value) >= 0; });
+      if (holdsBox) { holdsBox.checked = state.holds; }
     }
 
     function fromControls() {
@@ -117,7 +124,8 @@
         facets: facetBoxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }),
         min: isFinite(min) ? min : null,
         max: isFinite(max) ? max : null,
-        concept: conceptInput ? conceptTerm(conceptInput.value) : ""
+        concept: conceptInput ? conceptTerm(conceptInput.value) : "",
+        holds: holdsBox ? holdsBox.checked : false
       };
     }
 
