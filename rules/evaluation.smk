@@ -4,6 +4,7 @@
 # side by side (split-half reliability), and a label-permutation test of each neuron's
 # selectivity with Benjamini-Hochberg q-values. One read of each layer's activations; no
 # forward pass.
+from neurofacets.figure_table import CAT_ENCODE, SUB_EVALUATION
 
 EVALUATION = config["evaluation"]
 
@@ -47,7 +48,7 @@ rule evaluation_summary:
             f"{OUT}/evaluation/summary.csv",
             caption="../workflow/report/evaluation_summary.rst",
             category=CAT_ENCODE,
-            subcategory="Evaluation",
+            subcategory=SUB_EVALUATION,
         ),
     params:
         layers=LAYERS,

@@ -12,7 +12,8 @@ import yaml
 from conftest import REPO, shipped_controls_workflow
 
 # jobs that are long or wide enough to be cluster jobs of their own, or run on demand / locally
-UNGROUPED = {"all", "extract", "encode_topk", "neuron_figure", "gallery_layer"}
+# each reads a whole layer (or runs the network): its own job with its own memory request
+UNGROUPED = {"all", "extract", "encode_topk", "evaluate_layer", "neuron_figure", "gallery_layer"}
 # multi-run only: the checkpoint and the jobs whose inputs wait for it (Snakemake 9 forms group
 # jobs from the jobs it knows before a checkpoint has run)
 UNGROUPED_COMPARISON = {"runs_semantics", "compare_semantics_table", "compare_semantic_facets"}
