@@ -13,9 +13,11 @@ from fakerun import figure_inputs, make_fake_run
 from PIL import Image
 
 from neurofacets import readers
+from neurofacets.evaluation import stack_evaluation_summaries
 from neurofacets.figures import FIGURES, build_figure, distributions, facets, images, similarity, style, write_tables
 from neurofacets.ica import IcaReader, read_neuron_ica
 from neurofacets.patches import read_neuron_patches
+from neurofacets.readers import read_evaluation_summaries
 
 EXAMPLES = 2
 PAPER_FIGURES = [stem for stem in FIGURES if stem.startswith(("fig", "app"))]
@@ -339,20 +341,20 @@ def test_compare_evaluation_lines_up_the_runs_and_stacks_their_summaries(fake, t
 
     # runs of different layers line up on relative depth
     deeper = _other_run(fake, tmp_path, "deeper", layer=["a", "b", "c"], depth=[0.0, 0.5, 1.0])
-    fig = evaluation.plot_compare_evaluation(evaluation.read_evaluation_summaries([mine, deeper]))
+    fig = evaluation.plot_compare_evaluation(read_evaluation_summaries([mine, deeper]))
     assert fig.axes[0].get_xlabel().startswith("relative depth")
     np.testing.assert_allclose(fig.axes[0].lines[1].get_xdata(), [0.0, 0.5, 1.0])
 
-    table = evaluation.stack_evaluation_summaries([mine, other], tmp_path / "tables" / "compare_evaluation.csv")
+    table = stack_evaluation_summaries([mine, other], tmp_path / "tables" / "compare_evaluation.csv")
     written = readers.read_evaluation_summary  # each run's rows as written, stacked in the order given
     stacked = pd.read_csv(tmp_path / "tables" / "compare_evaluation.csv")
     assert list(stacked.columns) == list(readers.EVALUATION_SUMMARY_COLUMNS)
     assert stacked["run"].tolist() == ["fake"] * 3 + ["other"] * 3 and len(table) == 6
     np.testing.assert_allclose(stacked["median_auroc"].iloc[:3], written(mine)["median_auroc"], rtol=1e-5)
     with pytest.raises(ValueError, match=r"runs \['fake'\] appear in more than one"):
-        evaluation.read_evaluation_summaries([mine, mine])
+        read_evaluation_summaries([mine, mine])
     with pytest.raises(ValueError, match="no evaluation summary"):
-        evaluation.read_evaluation_summaries([])
+        read_evaluation_summaries([])
 
 
 # --- loading, style, tiles ----------------------------------------------------------------------

@@ -53,7 +53,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from .cof import LabelLevel, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_indices
-from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation
+from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation, read_evaluation_summaries
 from .semantics.concepts import find_concepts
 from .semantics.stage import has_hierarchy, read_class_hierarchy
 from .store import read_layer, write_csv
@@ -584,3 +584,11 @@ def evaluation_summary(
     write_csv(all_layers_csv, table)
     write_csv(summary_csv, summary)
     return summary
+
+
+def stack_evaluation_summaries(summary_csvs: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
+    """Several runs' ``evaluation/summary.csv`` stacked into ``tables/compare_evaluation.csv``
+    (rule ``compare_evaluation_table``): the headline table of a comparison's evaluation."""
+    table = read_evaluation_summaries(summary_csvs)
+    write_csv(out_csv, table, float_format="%.6g")
+    return table

@@ -273,6 +273,13 @@ def read_semantics_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     return _stack_runs([read_semantics_summary(p) for p in paths], "semantics summary")
 
 
+def read_evaluation_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several runs' ``evaluation/summary.csv`` stacked, in the order given; the run names must differ."""
+    if not paths:
+        raise ValueError("no evaluation summary given")
+    return _stack_runs([read_evaluation_summary(p) for p in paths], "evaluation summary")
+
+
 def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Several runs' ``summary.csv`` (:data:`SUMMARY_COLUMNS`) stacked; the run names must differ."""
     if not paths:

@@ -1,6 +1,6 @@
 """Rule compare_evaluation_table: the runs' evaluation summaries stacked (neurofacets.figures.evaluation)."""
 
-from neurofacets.figures.evaluation import stack_evaluation_summaries
+from neurofacets.evaluation import stack_evaluation_summaries
 from neurofacets.logs import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)

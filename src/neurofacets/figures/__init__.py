@@ -33,6 +33,7 @@ from ..readers import (
     layer_order,
     present_layers,
     read_evaluation,
+    read_evaluation_summaries,
     read_evaluation_summary,
     read_metrics,
     read_semantics_summaries,
@@ -143,7 +144,7 @@ def _evaluation(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
 
 def _compare_evaluation(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     return evaluation.plot_compare_evaluation(
-        evaluation.read_evaluation_summaries(list(inputs["evaluation_summaries"])))
+        read_evaluation_summaries(list(inputs["evaluation_summaries"])))
 
 
 # stem -> drawing function; the stems, their inputs and everything else about a figure are in

@@ -17,7 +17,6 @@ through :mod:`neurofacets.readers`: ``evaluation/all_layers.csv`` (one row per n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +24,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..readers import read_evaluation_summary
-from ..store import write_csv
 from . import style
 from .compare import RUN_COLORS, draw_runs, panel_figure
 
@@ -149,26 +146,6 @@ def plot_evaluation(summary: pd.DataFrame, every: pd.DataFrame, layers: Sequence
     return fig
 
 
-def read_evaluation_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Several runs' ``evaluation/summary.csv`` stacked, in the order given; run names must differ."""
-    if not paths:
-        raise ValueError("no evaluation summary given")
-    tables = [read_evaluation_summary(path) for path in paths]
-    runs = [str(table["run"].iloc[0]) for table in tables if len(table)]
-    duplicated = sorted({run for run in runs if runs.count(run) > 1})
-    if duplicated:
-        raise ValueError(f"runs {duplicated} appear in more than one evaluation summary; run names must differ")
-    return pd.concat(tables, ignore_index=True)
-
-
-def stack_evaluation_summaries(summary_csvs: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:
-    """Several runs' ``evaluation/summary.csv`` stacked into ``tables/compare_evaluation.csv``
-    (rule ``compare_evaluation_table``): the headline table of a comparison's evaluation."""
-    table = read_evaluation_summaries(summary_csvs)
-    write_csv(out_csv, table, float_format="%.6g")
-    return table
-
-
 def plot_compare_evaluation(summaries: pd.DataFrame) -> Figure:
     """Per run (one line each), per layer: (a) the median held-out AUROC, each run's chance
     median dashed in its colour; (b) the fraction of labels that hold; (c) split-half rho of
@@ -185,4 +162,4 @@ def plot_compare_evaluation(summaries: pd.DataFrame) -> Figure:
     return fig
 
 
-__all__ = ["plot_compare_evaluation", "plot_evaluation", "read_evaluation_summaries", "stack_evaluation_summaries"]
+__all__ = ["plot_compare_evaluation", "plot_evaluation"]
