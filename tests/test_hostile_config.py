@@ -225,7 +225,7 @@ def test_stored_input_sizes_are_what_the_models_give(arch):
     low, high = table["image_sizes"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        ranges = input_size_ranges(arch, low, high, "conv")
+        ranges = input_size_ranges(arch, low, high, "all")
     assert [[list(r) for r in ranges[name]] for name in table["layers"][arch]] == table["input_sizes"][arch]
 
 
@@ -234,7 +234,7 @@ def test_stored_input_sizes_hold_at_every_size(arch, last):
     """Every size, not only the samples and bisection points the table was made from."""
     table = load_table()
     model = meta_model(arch).to("meta").eval()
-    layers = select_layers(model, arch, "conv")
+    layers = select_layers(model, arch, "all")
     stored = dict(zip(table["layers"][arch], table["input_sizes"][arch]))
     for size in range(table["image_sizes"][0], last + 1):
         expected = {name for name, spans in stored.items() if any(a <= size <= b for a, b in spans)}

@@ -11,7 +11,7 @@ from conftest import HIDE_TORCH
 
 from neurofacets import layer_table
 from neurofacets.layer_table import configured_layer_names, load_table, pick_layers
-from neurofacets.models import layer_names
+from neurofacets.models import layer_names, layer_records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,10 @@ def test_table_matches_every_installed_model():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         for arch in archs:
-            assert table["layers"][arch] == layer_names(arch, "conv"), arch
+            records = layer_records(arch)
+            assert table["layers"][arch] == [r[0] for r in records] == layer_names(arch, "all"), arch
+            assert table["modules"][arch] == [r[1] for r in records], arch
+            assert table["kinds"][arch] == [r[2] for r in records], arch
 
 
 def test_configured_names_select_in_network_order():

@@ -323,14 +323,14 @@ def check_config(config: Mapping[str, Any]) -> None:
     model = config["model"]
     try:
         layers = configured_layer_names(model["arch"], model["layers"])
-    except ValueError as error:
+    except (ValueError, TypeError, RuntimeError) as error:
         message = str(error)
         raise ConfigError(message if message.startswith("model.") else f"model.arch: {message}") from None
     problem = image_size_problem(model["arch"], layers, ex["image_size"])
     if problem:
         raise ConfigError(problem)
     weights = config["model"]["weights"]
-    if weights.endswith((".pth", ".pt")) and not Path(weights).exists():
+    if weights.endswith((".pth", ".pt", ".safetensors")) and not Path(weights).exists():
         raise ConfigError(f"model.weights: the file {weights!r} does not exist")
     hierarchy = config["semantics"]["hierarchy"]
     if hierarchy not in ("wordnet", "none") and not Path(hierarchy).is_file():

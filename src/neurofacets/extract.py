@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
 from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
-from .models import Layer, build_model, select_layers
+from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard
 from .topk import write_shard_top_k
@@ -87,27 +87,49 @@ class _StopForward(Exception):
 class MaxArgmaxHooks:
     """Forward hooks that reduce each selected layer's map to per-channel max and argmax.
 
-    The map is rectified first (post-ReLU semantics): since ReLU is monotone, the max of
-    the rectified map is ``max(raw max, 0)`` and its first argmax is the raw argmax, or 0
-    when the whole rectified map is zero.
+    The map is rectified first (post-activation semantics, docs/design.md §3): since
+    ``max(x, 0)`` is monotone, the max of the rectified map is ``max(raw max, 0)`` and its
+    first argmax is the raw argmax, or 0 when the whole rectified map is zero. By kind:
+
+    - ``conv`` (B, C, H, W): over the H x W positions, argmax ``r * W + c``;
+    - ``channels_last`` (B, H, W, C): the same, per channel (last axis);
+    - ``tokens`` (B, T, D): over the patch tokens (those after the layer's ``prefix_tokens``),
+      argmax the patch token's index in the row-major grid. ``prefix_tokens="include"``: the
+      class / register tokens count for the max as well, the argmax stays the best patch token.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[Layer]) -> None:
+    def __init__(self, model: nn.Module, layers: Sequence[Layer], prefix_tokens: str = "exclude") -> None:
+        if prefix_tokens not in PREFIX_TOKEN_RULES:
+            raise ValueError(f"model.prefix_tokens: {prefix_tokens!r} is not one of {list(PREFIX_TOKEN_RULES)}")
         modules = dict(model.named_modules())
         self.layers = list(layers)
+        self.include_prefix = prefix_tokens == "include"
         self.values: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.shapes: dict[str, tuple[int, int, int]] = {}
         last = self.layers[-1].name
         self._handles = [
-            modules[layer.hook_path].register_forward_hook(self._hook(layer.name, layer.name == last))
+            modules[layer.hook_path].register_forward_hook(self._hook(layer, layer.name == last))
             for layer in self.layers
         ]
 
-    def _hook(self, name: str, is_last: bool):
+    def _hook(self, layer: Layer, is_last: bool):
+        name, kind, prefix = layer.name, layer.kind, layer.prefix_tokens
+
         def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            batch, channels, height, width = output.shape
+            out = output.detach()
+            if kind == "conv":
+                _, channels, height, width = out.shape
+                mx, am = out.flatten(2).max(dim=2)
+            elif kind == "channels_last":
+                _, height, width, channels = out.shape
+                mx, am = out.flatten(1, 2).max(dim=1)
+            else:
+                _, tokens, channels = out.shape
+                height, width = token_grid(tokens, prefix)
+                mx, am = out[:, prefix:].max(dim=1)
+                if self.include_prefix and prefix:
+                    mx = torch.maximum(mx, out[:, :prefix].amax(dim=1))
             self.shapes[name] = (channels, height, width)
-            mx, am = output.detach().flatten(2).max(dim=2)
             silent = mx <= 0
             self.values[name] = (mx.float().clamp_min_(0), am.masked_fill_(silent, 0).int())
             if is_last:
@@ -144,12 +166,14 @@ def iterate_activations(
     precision: str = "fp32",
     progress: bool = True,
     autotune: bool = False,
+    prefix_tokens: str = "exclude",
 ) -> Iterator[ActivationBatch]:
     """Yield an :class:`ActivationBatch` per batch of ``loader``.
 
     ``autotune``: on CUDA, let cuDNN time its algorithms for each new batch shape
     (``torch.backends.cudnn.benchmark``) rather than pick them by heuristics
-    (``extraction.cudnn_autotune``).
+    (``extraction.cudnn_autotune``). ``prefix_tokens``: ``model.prefix_tokens``
+    (:class:`MaxArgmaxHooks`).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"extraction.precision: {precision!r} is not one of {list(PRECISIONS)}")
@@ -167,7 +191,7 @@ def iterate_activations(
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
                 else contextlib.nullcontext())
-    hooks = MaxArgmaxHooks(model, layers)
+    hooks = MaxArgmaxHooks(model, layers, prefix_tokens)
     bar = tqdm(total=len(loader.dataset), unit="img", file=sys.stderr, disable=not progress,
                mininterval=5)
     try:
@@ -240,6 +264,7 @@ def extract_shard(
     loader = make_loader(images["image_id"], images["path"], ex["image_size"], ex["resize"],
                          ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
                          max_pixels=max_pixels, decode=decode)
+    prefix_tokens = config["model"]["prefix_tokens"]
     shapes = _map_shapes(model, layers, ex["image_size"])
     attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv),
                              weights_id=weights.weights_id, shard=shard,
@@ -254,7 +279,7 @@ def extract_shard(
     with atomic_output(out_path) as tmp:
         writer = ActivationShardWriter(tmp, len(images), shapes, attrs)
         for batch in iterate_activations(model, layers, loader, device, ex["precision"],
-                                         autotune=ex["cudnn_autotune"]):
+                                         autotune=ex["cudnn_autotune"], prefix_tokens=prefix_tokens):
             writer.write(batch.image_id, batch.values, batch.content_key)
             for image_id, reason in batch.skipped:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)

@@ -19,7 +19,10 @@ class LayerGeometry:
     """Map size and receptive field of one layer at a given input size.
 
     The unit at map position (r, c) is centred on input pixel ``(start + r*jump,
-    start + c*jump)`` and sees the ``rf x rf`` box around that centre.
+    start + c*jump)`` and sees the ``rf x rf`` box around that centre. ``kind``: ``conv``,
+    ``channels_last`` or ``tokens`` (:mod:`neurofacets.models`); ``field``: how ``rf`` was
+    found: ``measured`` on the graph, or for tokens ``token patch + <m> px (attention: whole
+    image)``, the patch box with its context margin (the true field of a token is the whole image).
     """
 
     layer: str
@@ -30,6 +33,8 @@ class LayerGeometry:
     rf: int
     jump: int
     start: float
+    kind: str = "conv"
+    field: str = "measured"
 
 
 def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
@@ -41,7 +46,7 @@ def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
         If the layer is not (exactly once) in the table.
     """
     table = read_layers(layers_csv)
-    missing = {f.name for f in fields(LayerGeometry)} - set(table.columns)
+    missing = {f.name for f in fields(LayerGeometry) if f.name not in ("kind", "field")} - set(table.columns)
     if missing:
         raise ValueError(f"{layers_csv} lacks the columns {sorted(missing)}")
     rows = table[table["layer"] == layer]
@@ -49,7 +54,8 @@ def read_layer_geometry(layers_csv: str, layer: str) -> LayerGeometry:
         raise KeyError(f"layer {layer!r} is not (once) in {layers_csv}; it has {list(table['layer'])}")
     row = rows.iloc[0]
     return LayerGeometry(layer, str(row["module"]), int(row["channels"]), int(row["height"]),
-                         int(row["width"]), int(row["rf"]), int(row["jump"]), float(row["start"]))
+                         int(row["width"]), int(row["rf"]), int(row["jump"]), float(row["start"]),
+                         str(row.get("kind", "conv")), str(row.get("field", "measured")))
 
 
 def geometry_table(geometry: Sequence[LayerGeometry]) -> pd.DataFrame:

