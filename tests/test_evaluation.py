@@ -298,7 +298,7 @@ def test_markdown_table_of_two_runs(tmp_path):
     assert cells[1] == (f"{a['median_auroc']:.2f} ({a['median_auroc_chance']:.2f}) / "
                         f"{b['median_auroc']:.2f} ({b['median_auroc_chance']:.2f})")
     assert cells[3] == "- / -"  # no hierarchy: no concept scores
-    assert len(cells) == 9
+    assert len(cells) == 8
     with pytest.raises(ValueError, match="layers differ"):
         evaluation_markdown([runs[0], runs[1].assign(layer="m")])
     main([str(tmp_path / "a"), str(tmp_path / "b")])
