@@ -1,4 +1,4 @@
-# neurofacets: which classes of images excite each convolutional neuron.
+# neurofacets: which classes of images excite each neuron of an image network.
 # This file only wires: config, validation, and the stages in rules/.
 from snakemake.utils import min_version
 
