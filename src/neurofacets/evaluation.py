@@ -268,13 +268,13 @@ def related_concepts(hierarchy, first: np.ndarray, second: np.ndarray) -> np.nda
     """Per neuron: 1.0 when both nodes exist and are equal or one lies above the other, 0.0
     when they differ otherwise or only one exists, NaN when neither exists."""
     out = np.full(len(first), np.nan)
+    above = hierarchy.hierarchy.up_distances  # a node's ancestors (itself included)
     for i, (a, b) in enumerate(zip(first.tolist(), second.tolist())):
         if a < 0 and b < 0:
             continue
         if a < 0 or b < 0:
             out[i] = 0.0
             continue
-        above = hierarchy.hierarchy.up_distances
         out[i] = float(a == b or a in above(b) or b in above(a))
     return out
 
