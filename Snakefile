@@ -12,7 +12,7 @@ configfile: "config/config.yaml"
 
 # also reads the text that nested `--config key={...}` values arrive as (numbers, booleans),
 # and gives every key the config leaves out its schema default: the rules index config directly
-validate_config(config, f"{workflow.basedir}/config/schema.yaml")
+validate_config(config)
 
 
 if config["runs"]:

@@ -70,7 +70,7 @@ from neurofacets.weights import ResolvedWeights, resolve_weights
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample"
 IMAGENET_VAL, IMAGENET_TRAIN = 50_000, 1_281_167
-#: The precision of the default configuration (config/schema.yaml).
+#: The precision of the default configuration (neurofacets/config_schema.yaml).
 DEFAULT_PRECISION = schema_default("extraction.precision")
 DEFAULT_AUTOTUNE = schema_default("extraction.cudnn_autotune")
 FP32_MAX_REL, TOPK_MIN = 1e-3, 0.99

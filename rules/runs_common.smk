@@ -17,7 +17,7 @@ include: "code_digest.smk"
 
 
 # each run merged and validated (with the defaults of what no one sets), errors naming the run
-RUNS = run_configs(config, f"{workflow.basedir}/config/schema.yaml")
+RUNS = run_configs(config)
 COMPARE = f"results/{config['run']}"
 RUNS_BUILD = config["runs_build"]
 COMPARE_FORMATS = config["figures"]["format"]

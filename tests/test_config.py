@@ -12,7 +12,7 @@ import yaml
 from neurofacets.config import ConfigError, check_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "config" / "schema.yaml")
+SCHEMA = str(REPO / "src" / "neurofacets" / "config_schema.yaml")
 
 
 def validate(config, schema):

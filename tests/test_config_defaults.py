@@ -1,4 +1,4 @@
-"""Every configuration default is written once, in config/schema.yaml.
+"""Every configuration default is written once, in src/neurofacets/config_schema.yaml.
 
 - every optional key of the schema has a ``default`` (and a description), and the default is
   a valid value of the key;
@@ -38,7 +38,7 @@ from neurofacets.config import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+SCHEMA = load_schema(REPO / "src" / "neurofacets" / "config_schema.yaml")
 CONFIG_YAML = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 #: Optional keys without a schema default (none: the list stays for a key added before its
@@ -93,7 +93,7 @@ def set_key(config: dict[str, Any], key: str, value: Any) -> None:
 
 
 def test_the_package_reads_the_workflow_schema():
-    assert SCHEMA_PATH == REPO / "config" / "schema.yaml"
+    assert SCHEMA_PATH == REPO / "src" / "neurofacets" / "config_schema.yaml"
 
 
 def test_every_optional_key_has_a_valid_default_and_a_description():
@@ -447,7 +447,7 @@ def test_rules_index_the_validated_config():
     assert {"SEMANTICS", "ENCODE_ANALYSIS", "RUNS", "RUN_CONFIG"} <= shared
     found = {(name, source) for name, tree in trees.items()
              for _, source in config_lookups(tree, strict=True, outer=shared)}
-    assert found - PENDING_LOOKUPS == set(), "index the config directly (config/schema.yaml has the default)"
+    assert found - PENDING_LOOKUPS == set(), "index the config directly (src/neurofacets/config_schema.yaml has the default)"
     assert PENDING_LOOKUPS - found == set(), "gone: remove them from PENDING_LOOKUPS"
 
 

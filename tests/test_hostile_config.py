@@ -40,7 +40,7 @@ from neurofacets.readers import METRIC_COLUMNS
 from neurofacets.summary import write_summary
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "config" / "schema.yaml"
+SCHEMA = REPO / "src" / "neurofacets" / "config_schema.yaml"
 
 
 @pytest.fixture

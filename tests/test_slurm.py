@@ -92,7 +92,8 @@ def test_jobs_went_through_sbatch(slurm_run):
         assert len(jobs.get(group, [])) == 1, jobs
     assert len(jobs.get("visualize", [])) == 3, jobs
     assert len(jobs.get("gallery_layer", [])) == 3, jobs  # one per layer (profiles/slurm: why)
-    assert sum(map(len, jobs.values())) == 14, jobs
+    assert len(jobs.get("evaluate_layer", [])) == 3, jobs  # reads a whole layer: its own memory request
+    assert sum(map(len, jobs.values())) == 17, jobs
     for rule, ids in jobs.items():
         for jobid in ids:
             logs = list((workdir / ".snakemake" / "slurm_logs").glob(f"*/**/{jobid}.log"))

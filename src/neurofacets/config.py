@@ -1,6 +1,6 @@
 """The run configuration: schema validation with plain messages, defaults, and cross-key checks.
 
-The Snakefile calls :func:`validate_config` (``config/schema.yaml``: types, allowed values,
+The Snakefile calls :func:`validate_config` (the schema, :data:`SCHEMA_PATH`: types, allowed values,
 unknown keys, defaults) and then :func:`check_config` for the rules that tie several keys
 together. Both stop the run at parse time with a message that starts with the dotted key,
 e.g. ``extraction.shards: 'four' is not of type integer``.
@@ -39,17 +39,18 @@ class ConfigError(ValueError):
 #: How YAML spells null; text like this means null where the schema allows it.
 _NULL_SPELLINGS = frozenset({"null", "Null", "NULL", "~"})
 
-#: The workflow's configuration schema (the package is installed from the repository, in
-#: editable mode, next to the workflow it serves).
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+#: The configuration schema: package data, so an installed wheel finds it as an editable
+#: checkout does.
+SCHEMA_PATH = Path(__file__).resolve().with_name("config_schema.yaml")
+#: A job that reads a default from the schema (:func:`schema_default`) reruns when it changes.
+PACKAGE_DATA = ("config_schema.yaml",)
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     """Read a JSON schema written as YAML (by default the workflow's, :data:`SCHEMA_PATH`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"the configuration schema {path} does not exist (is the package installed "
-                                "from a checkout of the repository, pip install -e .?)")
+        raise FileNotFoundError(f"the configuration schema {path} does not exist")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
@@ -112,7 +113,7 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
     config
         The merged configuration (``config`` in the Snakefile); changed in place.
     schema
-        The schema, or its path (default: the workflow's ``config/schema.yaml``).
+        The schema, or its path (default: :data:`SCHEMA_PATH`).
     """
     if not isinstance(schema, Mapping):
         schema = load_schema(schema)
