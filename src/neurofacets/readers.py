@@ -34,6 +34,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,279 @@ EVALUATION_SUMMARY_COLUMNS = (
 )
 FACETS = ("MF", "SF", "dead")
 MF, SF, DEAD = FACETS
+
+# --- Documentation data: what each column and output means, in one place. Nothing here is
+# read by the pipeline; python -m neurofacets.reference_docs writes docs/reference/outputs.md
+# from it, and tests/test_reference_docs.py checks that every column above has a meaning.
+
+#: Column name -> one-line meaning (units, NaN conventions), for every column of the column
+#: tuples above and the extra columns of :data:`OUTPUT_TABLES`. The exact definitions are in
+#: docs/design.md §3 and §6.
+COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
+    # identification
+    "run": "the run's name (config `run`); tells stacked runs apart",
+    "layer": "layer name (`conv3_1`, or the module path with `.` -> `-`)",
+    "neuron": "channel number within the layer, from 0",
+    "layer_index": "position of the layer among the run's analysed layers, network order, from 0",
+    "depth": "relative depth: 0 for the first analysed layer .. 1 for the last",
+    "n_neurons": "neurons (channels) of the layer",
+    # encoding (docs/design.md §3)
+    "n_counted": "top-k images with activation > 0 (the ones that count in the CoF); 0 = dead neuron",
+    "sparsity": "Gini index of the neuron's CoF row, in [0, 1 - 1/N] (N = number of classes); NaN for a dead neuron",
+    "flatness": "2^H - 1 of the CoF row's normalised entropy H (paper eq. 1), in [0, 1]; -1 for a dead neuron",
+    "mf": "MF degree = flatness / sparsity; NaN for a dead neuron, +inf for a perfectly even row",
+    "p_value": "how unusual the MF degree is among the layer's other live neurons: one-sided normal tail "
+               "(at most 0.5); NaN for dead neurons or fewer than 2 others; not a selectivity test",
+    "q_value": "Benjamini-Hochberg q-value of `p_value` within the layer",
+    "p_empirical": "the same tail as `p_value`, as the fraction of the other live neurons at least as extreme",
+    "q_empirical": "Benjamini-Hochberg q-value of `p_empirical` within the layer",
+    "top_classes": "JSON list of at most 5 `[name, count]` pairs, count descending; `[]` for a dead neuron "
+                   "(parse with `readers.parse_top_classes`)",
+    "mf_norm": "MF degree min-max normalised over the finite MF of all layers' neurons (+inf gives 1; NaN if dead)",
+    "facet_threshold": "the MF threshold applied to the row (`analysis.facet_threshold`), for reading only",
+    "facet": "`MF` (mf above the threshold, decided exactly), `SF`, or `dead`",
+    # summary.csv
+    "n_mf": "neurons with facet `MF`",
+    "n_sf": "neurons with facet `SF`",
+    "n_dead": "dead neurons (no positive activation on any image)",
+    "frac_mf": "share of the layer's neurons that are `MF`",
+    "frac_sf": "share of the layer's neurons that are `SF`",
+    "frac_dead": "share of the layer's neurons that are dead",
+    "mean_mf": "mean of the finite MF degrees of the layer (NaN when none)",
+    "max_mf": "largest finite MF degree of the layer (NaN when none)",
+    "mean_mf_norm": "mean `mf_norm` of the live neurons",
+    "mean_sparsity": "mean sparsity of the live neurons",
+    "mean_flatness": "mean flatness of the live neurons",
+    "mean_similarity": "mean off-diagonal Pearson correlation of CoF rows among the non-excluded neurons "
+                       "(NaN with fewer than 2)",
+    "mean_dissimilarity": "mean off-diagonal Euclidean distance of CoF rows among the non-excluded neurons "
+                          "(NaN with fewer than 2)",
+    "n_excluded": "neurons whose CoF row has zero variance (dead, or even), left out of the similarity matrices; "
+                  "-1 in `summary.csv` when the layer has no similarity row",
+    "preprocessing": "decode path, sizes and precision of the run (`config.preprocessing_label`)",
+    # semantics (docs/design.md §6)
+    "semantic_facet": "`SF` (one class covers the share), `concept`, `MF`, or `dead`",
+    "concept": "node id of the deepest admissible hierarchy node covering `semantics.concept_share` "
+               "of the counted images; empty when none",
+    "concept_name": "the concept's name (e.g. `dog.n.01`); empty when none",
+    "concept_label": "the concept's name and share, e.g. `dog.n.01 (87 %)`; empty when none",
+    "concept_share": "share of the counted top-k images at or below the concept",
+    "concept_depth": "the concept's depth in the hierarchy (longest parent chain to the root)",
+    "concept_classes": "number of the dataset's classes at or below the concept",
+    "n_classes": "distinct classes among the counted top-k images",
+    "top_class_share": "share of the counted top-k images in the most frequent class",
+    "spread": "mean hierarchy path distance between the classes of two distinct counted images "
+              "(NaN for n_counted < 2)",
+    "spread_p": "lower-tail p-value of `spread` against random image sets of the same size",
+    "spread_q": "Benjamini-Hochberg q-value of `spread_p` within the layer",
+    "frac_SF": "share of the layer's neurons whose semantic facet is `SF`",
+    "frac_concept": "share of the layer's neurons whose semantic facet is `concept`",
+    "frac_MF": "share of the layer's neurons whose semantic facet is `MF`",
+    "mean_concept_depth": "mean depth of the layer's concepts",
+    "mean_spread": "mean semantic spread of the layer's neurons",
+    "chance_spread": "the spread of random image pairs of the dataset (the null's exact mean)",
+    "null_frac_SF": "`frac_SF` with the labels permuted (mean over `semantics.permutations`)",
+    "null_frac_concept": "`frac_concept` with the labels permuted (mean over permutations)",
+    "null_frac_MF": "`frac_MF` with the labels permuted (mean over permutations)",
+    "null_mean_concept_depth": "`mean_concept_depth` with the labels permuted (mean over permutations)",
+    # evaluation (docs/evaluation.md); suffixes _0 and _1 name the two halves of the images
+    "n_counted_0": "`n_counted` of the neuron's top-k set on half 0 of the images",
+    "n_counted_1": "`n_counted` of the neuron's top-k set on half 1",
+    "top_classes_0": "half 0's label: its top classes met at least twice, JSON like `top_classes`",
+    "top_classes_1": "half 1's label, JSON like `top_classes`",
+    "auroc": "held-out AUROC of the label against the activations on the other half, both directions "
+             "averaged; NaN for an empty label",
+    "auroc_chance": "mean AUROC of random labels of the same size (`evaluation.chance_draws`)",
+    "auroc_chance_p95": "95th percentile of the random labels' AUROC: the bar a label must clear",
+    "auprc": "held-out average precision of the label (chance: the share of the label's images); NaN for an empty label",
+    "auprc_chance": "mean AUPRC of random labels of the same size",
+    "auprc_chance_p95": "95th percentile of the random labels' AUPRC",
+    "correlation": "held-out Pearson correlation of activation and label indicator; NaN for an empty label",
+    "correlation_chance": "mean correlation of random labels of the same size",
+    "correlation_chance_p95": "95th percentile of the random labels' correlation",
+    "label_holds": "True when `auroc` > `auroc_chance_p95`",
+    "mf_0": "MF degree on half 0 (NaN if dead there)",
+    "mf_1": "MF degree on half 1 (NaN if dead there)",
+    "class_jaccard": "Jaccard index of the classes present in the two halves' top-k sets",
+    "selectivity_p": "permutation p-value of the CoF row's Gini sparsity, (1 + #{permuted >= observed}) / "
+                     "(1 + `evaluation.permutations`); NaN for a dead neuron",
+    "selectivity_q": "Benjamini-Hochberg q-value of `selectivity_p` within the layer",
+    "selectivity_p_permuted": "`selectivity_p` with labels permuted once beforehand (no signal)",
+    "selectivity_q_permuted": "`selectivity_q` with labels permuted once beforehand: its share < 0.05 "
+                              "is the false-positive rate",
+    "concept_0": "half 0's concept (node id); empty when none",
+    "concept_1": "half 1's concept (node id); empty when none",
+    "concept_auroc": "held-out AUROC of the concept (its classes) on the other half, directions averaged",
+    "concept_auroc_chance": "mean AUROC of random labels of the concept's size",
+    "concept_auroc_chance_p95": "95th percentile of the random labels' AUROC",
+    "concept_auprc": "held-out average precision of the concept",
+    "concept_auprc_chance": "mean AUPRC of random labels of the concept's size",
+    "concept_auprc_chance_p95": "95th percentile of the random labels' AUPRC",
+    "concept_correlation": "held-out Pearson correlation of activation and concept indicator",
+    "concept_correlation_chance": "mean correlation of random labels of the concept's size",
+    "concept_correlation_chance_p95": "95th percentile of the random labels' correlation",
+    "concept_holds": "True when `concept_auroc` > `concept_auroc_chance_p95`",
+    "concept_agrees": "1: both halves' concepts equal or one above the other; 0: they differ or only one "
+                      "has a concept; NaN: neither has one",
+    "semantic_facet_0": "semantic facet on half 0",
+    "semantic_facet_1": "semantic facet on half 1",
+    "facet_0": "facet (`MF`/`SF`/`dead`) on half 0, under `analysis.facet_threshold` over that half's MF",
+    "facet_1": "facet on half 1",
+    "n_scored": "neurons with a held-out AUROC (a non-empty label)",
+    "median_auroc": "median `auroc` over the scored neurons",
+    "median_auroc_chance": "median `auroc_chance`",
+    "median_auprc": "median `auprc`",
+    "median_auprc_chance": "median `auprc_chance`",
+    "median_correlation": "median `correlation`",
+    "median_correlation_chance": "median `correlation_chance`",
+    "frac_label_holds": "share of the scored neurons whose label holds",
+    "median_concept_auroc": "median `concept_auroc` (NaN without a hierarchy)",
+    "median_concept_auroc_chance": "median `concept_auroc_chance` (NaN without a hierarchy)",
+    "frac_concept_holds": "share of the neurons with a scored concept whose concept holds (NaN without a hierarchy)",
+    "mf_rho": "Spearman rho of the two halves' MF degrees (neurons with both non-NaN; +inf ranks highest)",
+    "facet_kappa": "Cohen's kappa of the two halves' facets over neurons alive on both (NaN with one category)",
+    "semantic_facet_kappa": "Cohen's kappa of the two halves' semantic facets (NaN without a hierarchy)",
+    "concept_agreement": "mean of `concept_agrees` (NaN without a hierarchy)",
+    "mean_class_jaccard": "mean `class_jaccard`",
+    "frac_selective_true": "share of the neurons with `selectivity_q` < 0.05",
+    "frac_selective_permuted": "share with `selectivity_q_permuted` < 0.05: the false-positive rate (expected <= 5 %)",
+})
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """A CSV table of a run, for the outputs reference (docs/reference/outputs.md).
+
+    Parameters
+    ----------
+    path
+        Path pattern under ``results/<run>/``.
+    what
+        What one row is, in a sentence.
+    columns
+        The columns every such table has (the reader checks them).
+    reader
+        The function a user calls, as a dotted name.
+    optional
+        Columns beyond ``columns`` that the table has in some runs or always (the reader
+        does not check them).
+    when
+        When the ``optional`` columns are present.
+    """
+
+    path: str
+    what: str
+    columns: tuple[str, ...]
+    reader: str
+    optional: tuple[str, ...] = ()
+    when: str = ""
+
+
+@dataclass(frozen=True)
+class OutputStore:
+    """A zarr store of a run, for the outputs reference.
+
+    Parameters
+    ----------
+    path
+        Path pattern under ``results/<run>/``.
+    what
+        What it holds, in a sentence.
+    arrays
+        Array name -> ``"dtype (dims): meaning"``.
+    reader
+        The function or class a user calls, as a dotted name.
+    """
+
+    path: str
+    what: str
+    arrays: Mapping[str, str]
+    reader: str
+
+
+#: Every table with a reader here, in the order of the pipeline (docs/design.md "File contract").
+OUTPUT_TABLES: tuple[OutputTable, ...] = (
+    OutputTable("model/layers.csv", "one row per analysed layer, network order, with its map size and "
+                "receptive-field geometry", ("layer",), "neurofacets.readers.read_layers"),
+    OutputTable("metrics/{layer}.csv", "one row per neuron of the layer", METRIC_COLUMNS,
+                "neurofacets.readers.read_metrics"),
+    OutputTable("metrics/all_layers.csv", "every layer's metrics rows, layers in network order, with the "
+                "normalised MF degree and the facet", ALL_LAYER_COLUMNS, "neurofacets.readers.read_metrics",
+                optional=("facet_threshold",)),
+    OutputTable("similarity/summary.csv", "one row per layer: the similarity of its neurons' CoF rows",
+                SIMILARITY_SUMMARY_COLUMNS, "neurofacets.readers.read_similarity_summary",
+                optional=("n_neurons",)),
+    OutputTable("summary.csv", "one row per layer: the run's headline numbers", SUMMARY_COLUMNS,
+                "neurofacets.readers.read_summaries"),
+    OutputTable("evaluation/{layer}.csv", "one row per neuron: held-out scores, split-half verdicts, "
+                "selectivity test", EVALUATION_COLUMNS, "neurofacets.readers.read_evaluation",
+                optional=EVALUATION_CONCEPT_COLUMNS, when="with a class hierarchy"),
+    OutputTable("evaluation/all_layers.csv", "every layer's evaluation rows in network order, with each "
+                "half's facet", EVALUATION_COLUMNS, "neurofacets.readers.read_evaluation",
+                optional=("facet_0", "facet_1", *EVALUATION_CONCEPT_COLUMNS),
+                when="facet_0, facet_1 always; the concept columns with a class hierarchy"),
+    OutputTable("evaluation/summary.csv", "one row per layer: the evaluation in numbers",
+                EVALUATION_SUMMARY_COLUMNS, "neurofacets.readers.read_evaluation_summary"),
+    OutputTable("semantics/{layer}.csv", "one row per neuron: its concept, semantic facet and spread "
+                "(runs with a class hierarchy); also sparsity_<level>, flatness_<level>, mf_<level> per "
+                "level of `semantics.levels` (`depth<d>`, and `coarse`)", SEMANTICS_COLUMNS,
+                "neurofacets.readers.read_semantics_table"),
+    OutputTable("semantics/summary.csv", "one row per layer: the semantic facets in numbers (runs with a "
+                "class hierarchy); also n_ and null_ columns of each statistic, frac_spread_p05, "
+                "mean_mf_<level>, n_permutations", SEMANTICS_SUMMARY_COLUMNS,
+                "neurofacets.readers.read_semantics_summary"),
+)
+
+#: Every zarr store of a run (zarr v3, no consolidated metadata: ``consolidated=False``).
+OUTPUT_STORES: tuple[OutputStore, ...] = (
+    OutputStore("activations/shard-{shard}.zarr", "one extraction job's images: each layer's per-image "
+                "maximum and its position (checksummed chunks)", MappingProxyType({
+                    "image_id": "int64 (image,): ascending",
+                    "content_key": "uint64 (image,): first 8 bytes of the file's SHA-256 (the tie key)",
+                    "{layer}/max": "float32 (image, neuron): rectified maximum over the map; NaN fill",
+                    "{layer}/argmax": "int32 (image, neuron): row-major map position r*width + c of the maximum",
+                    "{layer}/topk/*": "the shard's own top-k candidates (image_id, value, argmax, content_key)",
+                }), "neurofacets.store.read_layer"),
+    OutputStore("topk/{layer}.zarr", "each neuron's k best images, rank 0 best", MappingProxyType({
+        "image_id": "int64 (neuron, rank)",
+        "value": "float32 (neuron, rank): the activation",
+        "argmax": "int32 (neuron, rank): map position r*width + c (attrs height, width)",
+        "content_key": "uint64 (neuron, rank): the tie key",
+        "n_counted": "int32 (neuron,): ranks with activation > 0",
+    }), "neurofacets.topk.read_topk"),
+    OutputStore("cof/{layer}.zarr", "the CoF counts: each neuron's counted top-k images per class",
+                MappingProxyType({
+                    "cof": "int64 (neuron, class_name), coords label, class_id; each row sums to n_counted",
+                    "cof_coarse": "int64 (neuron, coarse): when the dataset has coarse labels",
+                    "n_counted": "int32 (neuron,)",
+                }), "neurofacets.cof.read_cof"),
+    OutputStore("similarity/{layer}.zarr", "neuron x neuron similarity of CoF rows", MappingProxyType({
+        "pearson": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
+        "euclidean": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
+        "excluded": "bool (neuron_i,): zero-variance CoF row",
+    }), "neurofacets.readers.read_similarity"),
+    OutputStore("rdm/{layer}.zarr", "class x class dissimilarity (1 - Pearson of CoF columns)", MappingProxyType({
+        "rdm": "float64 (class_i, class_j), coords name_i, name_j",
+        "excluded": "bool (class_i,): zero-variance CoF column, NaN in rdm",
+    }), "xarray.open_zarr"),
+    OutputStore("patches/{layer}.zarr", "each neuron's receptive-field patches of its counted top-k images "
+                "(layout `patches` or `images`, read alike)", MappingProxyType({
+                    "n_counted": "int32 (neuron,)",
+                    "image_id": "int64 (neuron, rank): -1 where no patch",
+                    "top_left": "int32 (neuron, rank, 2): box corner in the preprocessed image",
+                    "patches": "uint8 (neuron, rank, rf, rf, 3): layout `patches`",
+                    "images": "uint8 (image, S, S, 3) with image_index int32 (neuron, rank): layout `images`",
+                }), "neurofacets.patches.PatchReader"),
+    OutputStore("ica/{layer}.zarr", "each neuron's ICA fits (gray, red, green, blue); the pictures are "
+                "recomputed from the patch store on reading", MappingProxyType({
+                    "unmixing": "float32 (neuron, fit, component, rank)",
+                    "explained_variance": "float32 (neuron, fit, component)",
+                    "status": "int8 (neuron, fit): 0 ok, 1 not_converged, 2 rank_deficient, 3 constant, "
+                              "4 too_few_patches, 5 failed (attr status_codes)",
+                    "n_iter, converged, residual, attempts": "(neuron, fit): the fit records",
+                    "n_counted": "int32 (neuron,)",
+                }), "neurofacets.ica.IcaReader"),
+)
 
 
 def parse_top_classes(text: Any) -> list[tuple[str, int]]:
@@ -331,8 +605,38 @@ def read_similarity(path: str | Path) -> Similarity:
 
 
 __all__ = [
-    "ALL_LAYER_COLUMNS", "DEAD", "FACETS", "METRIC_COLUMNS", "MF", "SEMANTICS_COLUMNS", "SEMANTICS_SUMMARY_COLUMNS",
-    "SF", "SIMILARITY_SUMMARY_COLUMNS", "SUMMARY_COLUMNS", "Similarity", "layer_order", "parse_top_classes",
-    "present_layers", "read_layers", "read_metrics", "read_semantics_summaries", "read_semantics_summary",
-    "read_semantics_table", "read_similarity", "read_similarity_summary", "read_summaries", "stores_by_layer",
+    "ALL_LAYER_COLUMNS",
+    "COLUMN_MEANINGS",
+    "DEAD",
+    "EVALUATION_COLUMNS",
+    "EVALUATION_CONCEPT_COLUMNS",
+    "EVALUATION_SUMMARY_COLUMNS",
+    "FACETS",
+    "METRIC_COLUMNS",
+    "MF",
+    "OUTPUT_STORES",
+    "OUTPUT_TABLES",
+    "SEMANTICS_COLUMNS",
+    "SEMANTICS_SUMMARY_COLUMNS",
+    "SF",
+    "SIMILARITY_SUMMARY_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "OutputStore",
+    "OutputTable",
+    "Similarity",
+    "layer_order",
+    "parse_top_classes",
+    "present_layers",
+    "read_evaluation",
+    "read_evaluation_summaries",
+    "read_evaluation_summary",
+    "read_layers",
+    "read_metrics",
+    "read_semantics_summaries",
+    "read_semantics_summary",
+    "read_semantics_table",
+    "read_similarity",
+    "read_similarity_summary",
+    "read_summaries",
+    "stores_by_layer",
 ]
