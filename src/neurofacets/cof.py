@@ -34,7 +34,7 @@ import xarray as xr
 
 from .topk import TopK
 
-logger = logging.getLogger("neurofacets.cof")
+logger = logging.getLogger(__name__)
 
 LEVELS = ("class", "coarse")
 # The data variable and the column dimension of each level in the CoF store.

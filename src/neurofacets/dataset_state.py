@@ -53,7 +53,7 @@ DIGEST_HEX = 16
 #: CSV rows stated and hashed at a time (one task of the thread pool).
 _BATCH = 8192
 
-logger = logging.getLogger("neurofacets.dataset_state")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

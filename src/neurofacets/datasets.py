@@ -28,9 +28,9 @@ from PIL import Image, UnidentifiedImageError
 from .config import labels_path
 from .images import DEFAULT_MAX_PIXELS
 from .semantics.wordnet import class_wnids
-from .store import atomic_output
+from .store import write_csv
 
-logger = logging.getLogger("neurofacets.datasets")
+logger = logging.getLogger(__name__)
 
 #: The fewest classes a run can analyse: CoF rows over one class have no sparsity, flatness or MF degree.
 MIN_CLASSES = 2
@@ -539,16 +539,14 @@ def write_dataset(
         raise
     _write_skipped(skipped, skipped_csv)
     for table, path in ((classes, classes_csv), (images, images_csv)):
-        with atomic_output(path) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(path, table)
     logger.info("%d images of %d classes in %d shards; %d skipped",
                 len(images), len(classes), shards, len(skipped))
     return images
 
 
 def _write_skipped(skipped: pd.DataFrame, skipped_csv: str | Path) -> None:
-    with atomic_output(skipped_csv) as tmp:
-        skipped.to_csv(tmp, index=False)
+    write_csv(skipped_csv, skipped)
     for row in skipped.itertuples():
         logger.warning("skipped %s: %s", row.path, row.reason)
 

@@ -29,17 +29,12 @@ from .provenance import file_digest, provenance_attrs
 from .readers import read_metrics, read_similarity
 from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix
 from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset
-from .store import atomic_output, read_layer, write_xarray_store
+from .store import read_layer, write_csv, write_xarray_store
 from .topk import TopK, merge_top_k, read_shard_top_k, read_topk, select_top_k, write_topk
 
-logger = logging.getLogger("neurofacets.encode")
+logger = logging.getLogger(__name__)
 
 PathLike = str | Path
-
-
-def _write_csv(path: PathLike, table: pd.DataFrame) -> None:
-    with atomic_output(path) as tmp:
-        table.to_csv(tmp, index=False)
 
 
 def _attrs(config: Mapping[str, Any] | None, images_csv: PathLike, **extra: Any) -> dict[str, Any]:
@@ -140,7 +135,7 @@ def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike)
     cof = read_cof(cof_path, level)
     names = [str(n) for n in cof[LEVEL_DIM[level]].values]
     table = layer_metrics_table(layer, cof.values, names)
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table)
     n_dead = int(table["mf"].isna().sum())
     logger.info("layer %s (%s level): %d neurons, %d dead", layer, level, len(table), n_dead)
     return table
@@ -172,7 +167,7 @@ def all_layer_metrics(
             raise ValueError(f"{path}: expected rows of layer {layer!r}, found {sorted(found)}")
         tables.append(table)
     table = all_layers_table(tables, facet_threshold)
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table)
     counts = table["facet"].value_counts().to_dict()
     logger.info("%d neurons in %d layers; facets %s", len(table), len(layers), counts)
     return table
@@ -216,7 +211,7 @@ def similarity_summary(similarity_paths: Sequence[PathLike], layers: Sequence[st
             }
         )
     table = pd.DataFrame(rows)
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table)
     return table
 
 
@@ -244,8 +239,7 @@ def layer_rsa(rdm_paths: Sequence[PathLike], layers: Sequence[str], out_csv: Pat
     """
     _check_layers(rdm_paths, layers)
     table = rsa_matrix({layer: read_rdm(path) for path, layer in zip(rdm_paths, layers)})
-    with atomic_output(out_csv) as tmp:
-        table.to_csv(tmp, index=True)
+    write_csv(out_csv, table, index=True)
     return table
 
 
@@ -266,7 +260,7 @@ def layer_null(
     topk = read_topk(topk_path)
     labels = load_labels(images_csv, classes_csv)
     table = null_table(topk, labels.level(level), n_permutations, seed)
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table)
     logger.info("layer %s: %d permutations (seed %d, %s level)", topk.layer, n_permutations, seed, level)
     return table
 
@@ -281,5 +275,5 @@ def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: 
             raise ValueError(f"{path}: expected rows of layer {layer!r}")
         tables.append(table)
     table = null_summary_table(tables)
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table)
     return table

@@ -25,10 +25,10 @@ from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, res
 from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
 from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
 from .provenance import file_digest, provenance_attrs
-from .store import ActivationShardWriter, atomic_output, open_shard
+from .store import ActivationShardWriter, atomic_output, open_shard, write_csv
 from .topk import write_shard_top_k
 
-logger = logging.getLogger("neurofacets.extract")
+logger = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -315,6 +315,5 @@ def write_skipped_table(shard_paths: Sequence[str | Path], out_csv: str | Path) 
     for path in shard_paths:
         rows.extend(open_shard(path).attrs.get("skipped", []))
     table = pd.DataFrame(rows, columns=["image_id", "path", "reason"]).sort_values("image_id")
-    with atomic_output(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(out_csv, table)
     return table

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-logger = logging.getLogger("neurofacets")
+logger = logging.getLogger(__name__.rpartition(".")[0])  # the package logger, parent of every module's
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from scipy import stats
 
 from .readers import DEAD, METRIC_COLUMNS, MF, SF
 
-logger = logging.getLogger("neurofacets.metrics")
+logger = logging.getLogger(__name__)
 
 FLATNESS_EPS = 1e-7  # the paper's constant added to every CoF entry before the entropy
 DEAD_FLATNESS = -1.0  # the paper's flatness of an all-zero row

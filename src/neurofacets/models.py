@@ -49,7 +49,7 @@ from .geometry import LayerGeometry, geometry_table, read_layer_geometry  # noqa
 from .layer_table import pick_layers
 from .model_spec import ModelSpec, parse_model_spec
 
-logger = logging.getLogger("neurofacets.models")
+logger = logging.getLogger(__name__)
 
 #: Layer kinds: the layout of the hooked module's output.
 LAYER_KINDS = ("conv", "channels_last", "tokens")
@@ -749,10 +749,9 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int, kind: str =
 
 def write_layers_table(arch: str, spec: str | Sequence[str], image_size: int, out_csv: str) -> pd.DataFrame:
     """The ``layers`` rule: measure every configured layer's geometry, write ``layers.csv``."""
-    from .store import atomic_output
+    from .store import write_csv
 
     layers = select_layers(meta_model(arch), arch, spec)
     table = geometry_table(layer_geometry(arch, layers, image_size))
-    with atomic_output(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(out_csv, table)
     return table

@@ -33,7 +33,7 @@ from .readers import parse_top_classes, read_metrics
 from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
 
-logger = logging.getLogger("neurofacets.neuron_figure")
+logger = logging.getLogger(__name__)
 
 #: Standard deviations of a unit-variance source that span the display range in mode rgb.
 RGB_DISPLAY_SIGMAS = 3.0

@@ -67,7 +67,7 @@ from .provenance import file_digest, provenance_attrs
 from .store import WRITE_EVERY_CHUNK, atomic_output
 from .topk import TopK, read_topk
 
-logger = logging.getLogger("neurofacets.patches")
+logger = logging.getLogger(__name__)
 
 #: Fill colour outside the image: the ImageNet mean RGB (0.485, 0.456, 0.406) x 255
 #: = (123.675, 116.28, 103.53), rounded to uint8. After the network's normalisation this

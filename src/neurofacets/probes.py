@@ -24,7 +24,7 @@ from PIL import Image
 
 from .store import atomic_output
 
-logger = logging.getLogger("neurofacets.probes")
+logger = logging.getLogger(__name__)
 
 
 MIN_SIZE = 8

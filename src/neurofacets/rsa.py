@@ -28,7 +28,7 @@ from scipy import stats
 
 from .similarity import pearson_rows, zero_variance_rows
 
-logger = logging.getLogger("neurofacets.rsa")
+logger = logging.getLogger(__name__)
 
 MIN_PAIRS = 3  # fewest class pairs a rank correlation is computed from
 

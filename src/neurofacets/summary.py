@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from .readers import DEAD, MF, SF, SUMMARY_COLUMNS, layer_order, read_metrics, read_similarity_summary
-from .store import atomic_output
+from .store import write_csv
 
-logger = logging.getLogger("neurofacets.summary")
+logger = logging.getLogger(__name__)
 
 
 def summarize_run(
@@ -106,7 +106,6 @@ def write_summary(
     for row in summary[summary["n_dead"] == summary["n_neurons"]].itertuples(index=False):
         logger.warning("layer %s: all %d neurons dead (no positive activation on any image): its row of %s has "
                        "frac_dead 1, no MF or SF neuron and NaN means", row.layer, row.n_neurons, output)
-    with atomic_output(output) as tmp:
-        summary.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(output, summary, float_format="%.6g")
     logger.info("summary of run %s: %d layers -> %s", run, len(summary), output)
     return summary

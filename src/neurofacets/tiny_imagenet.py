@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .store import atomic_output
+from .store import write_csv
 
 
 def labels_table(root: str | Path) -> pd.DataFrame:
@@ -57,8 +57,7 @@ def labels_table(root: str | Path) -> pd.DataFrame:
 def write_labels(root: str | Path, out_csv: str | Path) -> pd.DataFrame:
     """Write :func:`labels_table` to ``out_csv`` (atomically) and return it."""
     table = labels_table(root)
-    with atomic_output(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(out_csv, table)
     return table
 
 

@@ -41,7 +41,7 @@ import zarr
 
 from .store import CHECKSUMMED_COMPRESSORS, WRITE_EVERY_CHUNK, open_shard, read_rows, write_xarray_store
 
-logger = logging.getLogger("neurofacets.topk")
+logger = logging.getLogger(__name__)
 
 TIE_RULE = ("activation descending, then content_key ascending (first 8 bytes of the SHA-256 of "
             "the image file), then image_id ascending")

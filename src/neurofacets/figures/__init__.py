@@ -41,10 +41,10 @@ from ..readers import (
     read_similarity_summary,
     read_summaries,
 )
-from ..store import atomic_output
+from ..store import write_csv
 from . import compare, distributions, evaluation, facets, semantics, similarity, style
 
-logger = logging.getLogger("neurofacets.figures")
+logger = logging.getLogger(__name__)
 
 Inputs = Mapping[str, Any]
 #: How a figure is drawn: (named inputs, options) -> figure.
@@ -237,8 +237,7 @@ def write_tables(
     present = _present(metrics, layers)
     tables = tuple(facets.top_neurons(metrics, present, facet, per_layer) for facet in (SF, MF))
     for table, path in zip(tables, (sf_output, mf_output)):
-        with atomic_output(path) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6g")
+        write_csv(path, table, float_format="%.6g")
     logger.info("tables: %d SF and %d MF neurons", len(tables[0]), len(tables[1]))
     return tables
 

@@ -21,7 +21,7 @@ from scipy import stats
 from ..readers import DEAD, present_layers
 from . import style
 
-logger = logging.getLogger("neurofacets.figures.distributions")
+logger = logging.getLogger(__name__)
 
 
 def alive(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..store import atomic_output
 
-logger = logging.getLogger("neurofacets.figures.docs")
+logger = logging.getLogger(__name__)
 
 MAX_WIDTH = 900  # px: the width GitHub shows a README image at
 

@@ -23,7 +23,7 @@ from . import style
 from .distributions import alive
 from .images import grid_shape, mosaic
 
-logger = logging.getLogger("neurofacets.figures.facets")
+logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = (
     "layer", "rank", "neuron", "mf", "mf_norm", "p_value", "p_empirical", "sparsity", "flatness",

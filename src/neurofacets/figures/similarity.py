@@ -20,7 +20,7 @@ from matplotlib.figure import Figure, SubFigure
 from ..readers import Similarity, read_similarity, stores_by_layer
 from . import style
 
-logger = logging.getLogger("neurofacets.figures.similarity")
+logger = logging.getLogger(__name__)
 
 
 def plot_similarity_summary(summary: pd.DataFrame, layers: Sequence[str]) -> Figure:

@@ -26,7 +26,7 @@ from ..summary import summarize_run
 from .images import TILE, heatmap_image, write_card_images, write_layer_overview
 from .pages import render_index_page, render_layer_page, render_similarity_page
 
-logger = logging.getLogger("neurofacets.gallery")
+logger = logging.getLogger(__name__)
 # Files of the package this module reads (write_assets); provenance.script_code_digest hashes them.
 PACKAGE_DATA = ("assets/*",)
 

@@ -47,7 +47,7 @@ from ..store import WRITE_EVERY_CHUNK, atomic_output
 from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, neuron_components, neuron_fits
 from .pool import ordered_map
 
-logger = logging.getLogger("neurofacets.ica")
+logger = logging.getLogger(__name__)
 
 #: Unmixing matrices are small floats: byte shuffling + zstd.
 FLOAT_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..cof import count_cof, load_labels
 from ..readers import SEMANTICS_COLUMNS, layer_order, read_semantics_table
-from ..store import atomic_output
+from ..store import write_csv
 from ..topk import read_topk
 from .concepts import SEMANTIC_FACETS, chance_spread, layer_summary_row, permutation_rows, semantics_table
 from .hierarchy import (
@@ -34,16 +34,11 @@ from .hierarchy import (
 )
 from .wordnet import is_wnid, load_wordnet
 
-logger = logging.getLogger("neurofacets.semantics")
+logger = logging.getLogger(__name__)
 
 PathLike = str | Path
 HIERARCHY_COLUMNS = ["node", "parent", "name", "depth", "label"]
 P_SIGNIFICANT = 0.05
-
-
-def _write_csv(path: PathLike, table: pd.DataFrame) -> None:
-    with atomic_output(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def load_hierarchy(source: str) -> Hierarchy:
@@ -101,10 +96,10 @@ def link_hierarchy(classes_csv: PathLike, source: str, out_csv: PathLike) -> Cla
     if nodes is None:
         logger.warning("semantics stage skipped: the %d classes cannot be linked to %s: %s",
                        len(classes), what, reason)
-        _write_csv(out_csv, pd.DataFrame(columns=HIERARCHY_COLUMNS))
+        write_csv(out_csv, pd.DataFrame(columns=HIERARCHY_COLUMNS), float_format="%.6g")
         return None
     linked = class_hierarchy(hierarchy, nodes)
-    _write_csv(out_csv, linked.to_table())
+    write_csv(out_csv, linked.to_table(), float_format="%.6g")
     logger.info("semantics: %d classes in %s (%s): %d nodes, class depths %d..%d",
                 len(nodes), what, reason, len(linked.hierarchy),
                 linked.depth[linked.class_node].min(), linked.depth[linked.class_node].max())
@@ -169,8 +164,8 @@ def layer_semantics(
         {"layer": topk.layer, "permutation": p, **row}
         for p, row in enumerate(permutation_rows(shuffled, hierarchy, **settings))
     ])
-    _write_csv(out_csv, table)
-    _write_csv(null_csv, null)
+    write_csv(out_csv, table, float_format="%.6g")
+    write_csv(null_csv, null, float_format="%.6g")
     counts = table["semantic_facet"].value_counts().to_dict()
     logger.info("layer %s: semantic facets %s; %d permutations", topk.layer, counts, permutations)
     return table
@@ -245,8 +240,8 @@ def semantics_summary(
     chance = chance_spread(_class_sizes(labels, hierarchy.n_classes), hierarchy.distance)
     summary = summary_rows([tables[n] for n in present], [nulls[n] for n in present], present, chance, run)
     concepts = pd.concat([tables[n] for n in present], ignore_index=True)
-    _write_csv(out_concepts, concepts[list(SEMANTICS_COLUMNS)])
-    _write_csv(out_summary, summary)
+    write_csv(out_concepts, concepts[list(SEMANTICS_COLUMNS)], float_format="%.6g")
+    write_csv(out_summary, summary, float_format="%.6g")
     logger.info("semantics summary of %d layers; chance spread %.3f", len(present), chance)
     return summary
 
@@ -256,7 +251,7 @@ def runs_with_hierarchy(hierarchy_csvs: Sequence[PathLike], runs: Sequence[str],
     if len(hierarchy_csvs) != len(runs):
         raise ValueError(f"{len(hierarchy_csvs)} hierarchy tables for {len(runs)} runs")
     table = pd.DataFrame({"run": list(runs), "has_hierarchy": [has_hierarchy(p) for p in hierarchy_csvs]})
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table, float_format="%.6g")
     skipped = table.loc[~table["has_hierarchy"], "run"].tolist()
     if skipped:
         logger.warning("runs without a class hierarchy (left out of the semantic comparison): %s", skipped)
@@ -274,5 +269,5 @@ def stack_semantics_summaries(summary_csvs: Sequence[PathLike], out_csv: PathLik
     from ..readers import read_semantics_summaries
 
     table = read_semantics_summaries(list(summary_csvs))
-    _write_csv(out_csv, table)
+    write_csv(out_csv, table, float_format="%.6g")
     return table

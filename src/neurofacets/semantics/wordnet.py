@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-logger = logging.getLogger("neurofacets.semantics.wordnet")
+logger = logging.getLogger(__name__)
 
 WNID = re.compile(r"^n\d{8}$")
 TABLE = "wordnet30_nouns.csv.gz"

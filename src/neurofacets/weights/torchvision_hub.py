@@ -18,7 +18,7 @@ import torchvision
 from ..provenance import file_sha256
 from .sources import WeightsIntegrityError, WeightsUnavailableError, alternatives
 
-logger = logging.getLogger("neurofacets.weights")
+logger = logging.getLogger(__name__)
 
 
 def torchvision_state_dict(enum: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]:
