@@ -41,7 +41,7 @@ def run_outputs(run, rule):
 
 def runs_with_semantics():
     """The runs that have a class hierarchy (once checkpoint runs_semantics ran)."""
-    from neurofacets.semantics.stage import read_runs_with_hierarchy
+    from neurofacets.semantics.checkpoint import read_runs_with_hierarchy
 
     return read_runs_with_hierarchy(checkpoints.runs_semantics.get().output[0])
 

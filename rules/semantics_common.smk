@@ -16,7 +16,7 @@ def semantics_available():
     """Whether this run has a class hierarchy (evaluated once the checkpoint ran)."""
     if SEMANTICS_SOURCE == "none":
         return False
-    from neurofacets.semantics.stage import has_hierarchy
+    from neurofacets.semantics.checkpoint import has_hierarchy
 
     return has_hierarchy(checkpoints.semantics_hierarchy.get().output[0])
 

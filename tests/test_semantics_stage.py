@@ -13,11 +13,10 @@ from neurofacets.datasets import build_dataset, list_csv, list_folder
 from neurofacets.semantics.concepts import SEMANTIC_FACETS
 from neurofacets.semantics.display import concept_text, neuron_concept_row, neuron_concepts
 from neurofacets.semantics.hierarchy import read_class_hierarchy
+from neurofacets.semantics.checkpoint import has_hierarchy, read_runs_with_hierarchy
 from neurofacets.semantics.stage import (
-    has_hierarchy,
     layer_semantics,
     link_hierarchy,
-    read_runs_with_hierarchy,
     runs_with_hierarchy,
     semantics_summary,
     stack_semantics_summaries,

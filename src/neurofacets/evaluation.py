@@ -55,7 +55,8 @@ from .cof import LabelLevel, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_indices
 from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation, read_evaluation_summaries
 from .semantics.concepts import find_concepts
-from .semantics.stage import has_hierarchy, read_class_hierarchy
+from .semantics.checkpoint import has_hierarchy
+from .semantics.stage import read_class_hierarchy
 from .store import read_layer, write_csv
 from .topk import TopK, read_topk, select_top_k
 

@@ -50,12 +50,22 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path, module: str | None) -> set[str]:
+def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
     """Package modules named by the import statements of one file (any depth, lazy ones too).
 
     ``module`` is the file's own dotted name (None for a script outside the package); it
     resolves relative imports. ``from a import b`` names ``a`` and, where it is a module, ``a.b``.
     """
+    # every rule's digest walks the same modules while Snakemake parses the workflow (in each
+    # call and each cluster job): each file is resolved once per version of it
+    stat = path.stat()
+    return _resolved_imports(str(path), module, stat.st_mtime_ns, stat.st_size, str(PACKAGE_ROOT))
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolved_imports(path: str, module: str | None, mtime_ns: int, size: int, root: str) -> frozenset[str]:
+    """:func:`_imported_modules` of one version of a file under one package root."""
+    path = Path(path)
     names = _imported_names(path.read_bytes(), module, path.name == "__init__.py")
     found: set[str] = set()
     for name in names:
@@ -65,7 +75,7 @@ def _imported_modules(path: Path, module: str | None) -> set[str]:
             prefix = ".".join(parts[:i])
             if _module_file(prefix) is not None:
                 found.add(prefix)
-    return found
+    return frozenset(found)
 
 
 @functools.lru_cache(maxsize=512)

@@ -23,6 +23,7 @@ from ..cof import count_cof, load_labels
 from ..readers import SEMANTICS_COLUMNS, layer_order, read_semantics_table
 from ..store import write_csv
 from ..topk import read_topk
+from .checkpoint import has_hierarchy
 from .concepts import SEMANTIC_FACETS, chance_spread, layer_summary_row, permutation_rows, semantics_table
 from .hierarchy import (
     ClassHierarchy,
@@ -104,11 +105,6 @@ def link_hierarchy(classes_csv: PathLike, source: str, out_csv: PathLike) -> Cla
                 len(nodes), what, reason, len(linked.hierarchy),
                 linked.depth[linked.class_node].min(), linked.depth[linked.class_node].max())
     return linked
-
-
-def has_hierarchy(hierarchy_csv: PathLike) -> bool:
-    """Whether ``semantics/hierarchy.csv`` holds a hierarchy (False: the stage was skipped)."""
-    return not pd.read_csv(hierarchy_csv, dtype=str, nrows=1).empty
 
 
 def _class_sizes(labels, n_classes: int) -> np.ndarray:
@@ -256,12 +252,6 @@ def runs_with_hierarchy(hierarchy_csvs: Sequence[PathLike], runs: Sequence[str],
     if skipped:
         logger.warning("runs without a class hierarchy (left out of the semantic comparison): %s", skipped)
     return table
-
-
-def read_runs_with_hierarchy(runs_csv: PathLike) -> list[str]:
-    """The runs of ``semantics/runs.csv`` that have a class hierarchy, in order."""
-    table = pd.read_csv(runs_csv, dtype={"run": str})
-    return table.loc[table["has_hierarchy"].astype(bool), "run"].tolist()
 
 
 def stack_semantics_summaries(summary_csvs: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
