@@ -126,7 +126,7 @@ def test_second_call_submits_nothing(slurm_run):
     workdir, _, _ = slurm_run
     again = _profile_run(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-6000:]
     assert not _submitted(again)
 
 
@@ -189,5 +189,7 @@ def test_multi_run_config_is_grouped_run_by_run(slurm, tmp_path):
     assert (workdir / "results" / "ctl" / "tables" / "compare_semantics.csv").exists()
     again = run()
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Nothing to be done" in again.stdout + again.stderr and not _submitted(again)
+    # on failure, what the second call did and why (Snakemake prints each job's reason)
+    assert "Nothing to be done" in again.stdout + again.stderr and not _submitted(again), (
+        (again.stdout + again.stderr)[-6000:])
     print(f"{sum(map(len, jobs.values()))} SLURM jobs for 2 runs: {sorted(jobs)}")
