@@ -454,7 +454,8 @@ def api_page(modules: Sequence[tuple[str, str]] = API_MODULES) -> str:
         "own (called by the workflow's scripts).\n"),
     ]
     for module, intro in modules:
-        parts += [f"## `{module}`\n", f"{intro}\n", f"::: {module}\n"]
+        # members one level below this page's module heading, whatever the site's defaults
+        parts += [f"## `{module}`\n", f"{intro}\n", f"::: {module}\n    options:\n      heading_level: 3\n"]
     return "\n".join(parts)
 
 
