@@ -26,6 +26,10 @@ through their reader classes:
 
 Stores are opened lazily: a caller reads a block of neurons at a time, never a whole
 layer's patches (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
+
+What each table, column and store means is documentation data here too:
+:data:`OUTPUT_TABLES`, :data:`OUTPUT_STORES` and :data:`COLUMN_MEANINGS`, from which
+``python -m neurofacets.reference_docs`` writes ``docs/reference/outputs.md``.
 """
 
 from __future__ import annotations
