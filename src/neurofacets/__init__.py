@@ -12,9 +12,3 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__"]
-
-import warnings as _warnings
-
-# Snakemake marks directory() outputs with a `.snakemake_timestamp` file, which zarr
-# reports as a foreign object whenever such a store is opened: harmless, so silenced.
-_warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized")

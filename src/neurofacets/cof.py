@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .pathlike import PathLike
 from .topk import TopK
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Labels:
         return self.levels[name]
 
 
-def load_labels(images_csv: str | Path, classes_csv: str | Path) -> Labels:
+def load_labels(images_csv: PathLike, classes_csv: PathLike) -> Labels:
     """Read ``images.csv`` and ``classes.csv`` into the label levels used by CoF.
 
     Parameters
@@ -197,7 +198,7 @@ def cof_dataset(topk: TopK, labels: Labels, attrs: Mapping[str, Any] | None = No
     return ds
 
 
-def read_cof(path: str | Path, level: str = "class") -> xr.DataArray:
+def read_cof(path: PathLike, level: str = "class") -> xr.DataArray:
     """Load the CoF counts of one level from ``cof/{layer}.zarr`` (in memory).
 
     Returns a DataArray (neuron, class_name) for ``class`` or (neuron, coarse) for

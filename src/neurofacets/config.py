@@ -30,6 +30,7 @@ import jsonschema
 import yaml
 
 from .layer_table import configured_layer_names, image_size_problem
+from .pathlike import PathLike
 
 
 class ConfigError(ValueError):
@@ -46,7 +47,7 @@ SCHEMA_PATH = Path(__file__).resolve().with_name("config_schema.yaml")
 PACKAGE_DATA = ("config_schema.yaml",)
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+def load_schema(path: PathLike = SCHEMA_PATH) -> dict[str, Any]:
     """Read a JSON schema written as YAML (by default the workflow's, :data:`SCHEMA_PATH`)."""
     path = Path(path)
     if not path.is_file():
@@ -92,7 +93,7 @@ def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any] | None = 
     return out
 
 
-def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | str | Path = SCHEMA_PATH) -> None:
+def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | PathLike = SCHEMA_PATH) -> None:
     """Check ``config`` against the JSON ``schema`` in place; raise :class:`ConfigError` if it fails.
 
     Three steps:
@@ -256,7 +257,7 @@ def _fill_defaults(node: Any, schema: Mapping[str, Any]) -> None:
             _fill_defaults(node[key], sub)
 
 
-def labels_path(labels: str | Path, root: str | Path | None) -> Path:
+def labels_path(labels: PathLike, root: PathLike | None) -> Path:
     """A relative ``dataset.labels`` path that does not exist as given is looked up in ``root``."""
     labels = Path(labels)
     if not labels.is_absolute() and not labels.exists() and root is not None:
@@ -353,7 +354,7 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
 
 
 def run_configs(config: Mapping[str, Any],
-                schema: Mapping[str, Any] | str | Path | None = None) -> dict[str, dict[str, Any]]:
+                schema: Mapping[str, Any] | PathLike | None = None) -> dict[str, dict[str, Any]]:
     """The configuration of each run listed in ``runs`` (several runs in one call).
 
     Each entry of ``runs`` holds a run name and what differs from the rest of the

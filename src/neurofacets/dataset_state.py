@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import labels_path
+from .pathlike import PathLike
 
 #: The digest's length in hex digits (SHA-256/16, as the package's other digests).
 DIGEST_HEX = 16
@@ -217,7 +218,7 @@ def _map(function, items: list, threads: int) -> Iterator:
         return iter(list(pool.map(function, items)))
 
 
-def write_dataset_state(state: Mapping[str, Any], path: str | Path) -> None:
+def write_dataset_state(state: Mapping[str, Any], path: PathLike) -> None:
     """Write ``state`` (:meth:`DatasetState.as_param`) to ``path`` as JSON, atomically, and log it."""
     from .store import atomic_output  # zarr and numpy: not at parse time
 

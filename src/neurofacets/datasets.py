@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import labels_path
 from .images import DEFAULT_MAX_PIXELS
+from .pathlike import PathLike
 from .semantics.wordnet import class_wnids
 from .store import write_csv
 
@@ -79,7 +80,7 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def list_folder(root: str | Path) -> pd.DataFrame:
+def list_folder(root: PathLike) -> pd.DataFrame:
     """``root/<class>/<file>``: one row per entry (path, class_id), classes in sorted order.
 
     Every entry below a class folder that is not itself a folder is listed (files, links
@@ -107,7 +108,7 @@ def list_folder(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "class_id"])
 
 
-def read_text_csv(path: str | Path, key: str) -> pd.DataFrame:
+def read_text_csv(path: PathLike, key: str) -> pd.DataFrame:
     """Every cell of a CSV as the text written there, indexed by the line its record starts on.
 
     The header is line 1 (blank lines count, and so do the lines of a quoted field that
@@ -175,7 +176,7 @@ def read_text_csv(path: str | Path, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=header, index=pd.Index(starts[1:], dtype=np.int64), dtype=object)
 
 
-def list_csv(labels: str | Path, root: str | Path, *, allow_outside_root: bool = False) -> pd.DataFrame:
+def list_csv(labels: PathLike, root: PathLike, *, allow_outside_root: bool = False) -> pd.DataFrame:
     """A CSV ``path,label[,class_name]`` (paths relative to ``root``): rows (path, class_id, class_name[, reason]).
 
     Every cell is read as the text written there (:func:`read_text_csv`). What would make the
@@ -313,7 +314,7 @@ def _check_label_spelling(label: pd.Series, labels: Path) -> None:
         )
 
 
-def check_header(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+def check_header(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     """Why ``path`` cannot be an image, judged from its name, its kind and its header alone.
 
     ``None`` if it may be one. Nothing but regular files is ever opened (a fifo would block).
@@ -380,7 +381,7 @@ def build_dataset(
     *,
     images_per_class: int | None,
     shards: int,
-    coarse_labels: str | Path | None = None,
+    coarse_labels: PathLike | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Turn a listing (path, class_id[, class_name][, reason]) into images, classes and skipped tables.
@@ -460,7 +461,7 @@ def build_dataset(
     return images, classes, skipped
 
 
-def _coarse_mapping(path: str | Path, classes: pd.DataFrame) -> list[str]:
+def _coarse_mapping(path: PathLike, classes: pd.DataFrame) -> list[str]:
     """The coarse group of each class (rows of ``classes``), from the CSV ``dataset.coarse_labels``.
 
     The CSV has a ``coarse`` column and a ``class_id`` column (used when both are there) or a
@@ -515,13 +516,13 @@ def _coarse_mapping(path: str | Path, classes: pd.DataFrame) -> list[str]:
 
 def write_dataset(
     listing: pd.DataFrame,
-    images_csv: str | Path,
-    classes_csv: str | Path,
-    skipped_csv: str | Path,
+    images_csv: PathLike,
+    classes_csv: PathLike,
+    skipped_csv: PathLike,
     *,
     images_per_class: int | None,
     shards: int,
-    coarse_labels: str | Path | None = None,
+    coarse_labels: PathLike | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
     """Build the tables and write them atomically; returns the images table.
@@ -545,15 +546,15 @@ def write_dataset(
     return images
 
 
-def _write_skipped(skipped: pd.DataFrame, skipped_csv: str | Path) -> None:
+def _write_skipped(skipped: pd.DataFrame, skipped_csv: PathLike) -> None:
     write_csv(skipped_csv, skipped)
     for row in skipped.itertuples():
         logger.warning("skipped %s: %s", row.path, row.reason)
 
 
-def dataset_from_config(config: dict, probes_dir: str | Path | None,
-                        images_csv: str | Path, classes_csv: str | Path,
-                        skipped_csv: str | Path) -> pd.DataFrame:
+def dataset_from_config(config: dict, probes_dir: PathLike | None,
+                        images_csv: PathLike, classes_csv: PathLike,
+                        skipped_csv: PathLike) -> pd.DataFrame:
     """The ``dataset`` rule: list the configured source and write the three tables.
 
     ``config`` holds the ``dataset`` and ``extraction`` sections as

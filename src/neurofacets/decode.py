@@ -37,7 +37,6 @@ import io
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +54,7 @@ from .images import (
     read_image_bytes,
     resize_geometry,
 )
+from .pathlike import PathLike
 
 DECODES = ("auto", "pil", "torchvision", "nvjpeg")
 #: Longest / shortest side above which an image goes through the PIL path, since the tensor
@@ -86,7 +86,7 @@ class EncodedJpeg:
         return _pil_tensor(self.path, self.image_size, self.resize, self.max_pixels)
 
 
-def _pil_tensor(path: str | Path, image_size: int, resize: int, max_pixels: int) -> torch.Tensor:
+def _pil_tensor(path: PathLike, image_size: int, resize: int, max_pixels: int) -> torch.Tensor:
     return torch.from_numpy(preprocess_uint8(path, image_size, resize, max_pixels)).permute(2, 0, 1).contiguous()
 
 
@@ -176,7 +176,7 @@ class ImageDecoder:
                              f"got {decode!r}")
         self.decode, self.image_size, self.resize, self.max_pixels = decode, image_size, resize, max_pixels
 
-    def __call__(self, path: str | Path) -> DecodedFile:
+    def __call__(self, path: PathLike) -> DecodedFile:
         """The file's crop (or, ``nvjpeg``, a plain JPEG's bytes) with its content key.
 
         Raises

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
 from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
 from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
+from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard, write_csv
 from .topk import write_shard_top_k
@@ -158,6 +158,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@contextlib.contextmanager
+def cuda_numerics(autotune: bool) -> Iterator[None]:
+    """Set the torch backend flags for an extraction; restore the previous values afterwards.
+
+    ``autotune``: ``torch.backends.cudnn.benchmark``. TF32 is off for cuDNN and for matrix
+    products: fp32 means fp32 (TF32 tensor cores would round conv inputs to 10 bits of mantissa).
+    """
+    flags = (torch.backends.cudnn, "benchmark", autotune), (torch.backends.cudnn, "allow_tf32", False), \
+        (torch.backends.cuda.matmul, "allow_tf32", False)
+    before = [getattr(owner, name) for owner, name, _ in flags]
+    try:
+        for owner, name, value in flags:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name, _), value in zip(flags, before):
+            setattr(owner, name, value)
+
+
 def iterate_activations(
     model: nn.Module,
     layers: Sequence[Layer],
@@ -180,10 +199,7 @@ def iterate_activations(
     model = model.to(device).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = autotune
-        # fp32 means fp32: TF32 tensor cores would round conv inputs to 10 bits of mantissa
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    numerics = cuda_numerics(autotune) if device.type == "cuda" else contextlib.nullcontext()
     # torchvision's ToTensor() + Normalize(MEAN_RGB, STD_RGB), operation for operation, so the
     # network input is bit for bit the reference one: x / 255, minus mean, divided by std (float32)
     mean = torch.tensor(MEAN_RGB, dtype=torch.float32, device=device).view(1, 3, 1, 1)
@@ -195,7 +211,7 @@ def iterate_activations(
     bar = tqdm(total=len(loader.dataset), unit="img", file=sys.stderr, disable=not progress,
                mininterval=5)
     try:
-        with torch.inference_mode():
+        with numerics, torch.inference_mode():
             for batch in loader:
                 bar.update(len(batch["image_id"]) + len(batch["skipped"]))
                 # normalise on the device: uint8 crosses the bus, 4x less than float32
@@ -236,10 +252,10 @@ def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int,
 
 def extract_shard(
     config: Mapping[str, Any],
-    images_csv: str | Path,
+    images_csv: PathLike,
     shard: int,
-    weights_file: str | Path,
-    out_path: str | Path,
+    weights_file: PathLike,
+    out_path: PathLike,
     threads: int = 1,
 ) -> None:
     """The ``extract`` rule: write ``activations/shard-{shard}.zarr`` for one shard.
@@ -309,7 +325,7 @@ def _map_shapes(model: nn.Module, layers: Sequence[Layer], image_size: int) -> d
     return {layer.name: hooks.shapes[layer.name] for layer in layers}
 
 
-def write_skipped_table(shard_paths: Sequence[str | Path], out_csv: str | Path) -> pd.DataFrame:
+def write_skipped_table(shard_paths: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
     """The ``skipped_images`` rule: images extraction could not decode, from every shard."""
     rows = []
     for path in shard_paths:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from .pathlike import PathLike
+
 # ImageNet mean RGB: what transparent pixels are flattened onto (and patches padded with).
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
@@ -70,7 +72,8 @@ def library_versions() -> dict[str, str | None]:
     """
     from importlib.metadata import version
 
-    from PIL import __version__ as pillow, features
+    from PIL import __version__ as pillow
+    from PIL import features
 
     return {
         "Pillow": pillow,
@@ -90,7 +93,7 @@ def content_key(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-def read_image_bytes(path: str | Path) -> bytes:
+def read_image_bytes(path: PathLike) -> bytes:
     """The bytes of an image file; :class:`ImageError` when it is missing, unreadable or empty."""
     path = Path(path)
     try:
@@ -130,7 +133,7 @@ def jpeg_corruption(data: bytes) -> str | None:
     return None
 
 
-def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_rgb(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``path`` into an 8-bit RGB PIL image (:func:`decode_rgb` of its bytes)."""
     return decode_rgb(read_image_bytes(path), max_pixels)
 
@@ -321,7 +324,7 @@ def preprocess(data: bytes, image_size: int, resize: int, max_pixels: int = DEFA
     )
 
 
-def preprocess_uint8(path: str | Path, image_size: int, resize: int,
+def preprocess_uint8(path: PathLike, image_size: int, resize: int,
                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The RGB image as the network saw it before normalisation: uint8 (S, S, 3)."""
     return preprocess(read_image_bytes(path), image_size, resize, max_pixels).pixels

@@ -18,6 +18,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from .pathlike import PathLike
+
 SNAKEMAKE_MB = 250  # one Snakemake process that parsed this workflow (measured ~215 MB)
 MARGIN = 1.25  # on top of the measured peak
 
@@ -73,7 +75,7 @@ def _array_shape(store: Path, *parts: str) -> list[int] | None:
     return [int(n) for n in meta["shape"]]
 
 
-def encode_topk_data_mb(shard_paths: Sequence[str | Path], layer: str, top_k: int) -> float | None:
+def encode_topk_data_mb(shard_paths: Sequence[PathLike], layer: str, top_k: int) -> float | None:
     """What ``encode_topk`` holds (MB) beyond its interpreter, from the shards' metadata.
 
     With every shard's top-k candidates present and large enough (the merge, one shard at
@@ -99,7 +101,7 @@ def encode_topk_data_mb(shard_paths: Sequence[str | Path], layer: str, top_k: in
     return 3 * 16 * largest / 1e6 if merge else 4.5 * 4 * matrix_entries / 1e6
 
 
-def encode_topk_mem_mb(shard_paths: Sequence[str | Path], layer: str, top_k: int,
+def encode_topk_mem_mb(shard_paths: Sequence[PathLike], layer: str, top_k: int,
                        default: int = 4000) -> int:
     """Memory request (MB) of ``encode_topk`` for one layer (:func:`encode_topk_data_mb`).
 
@@ -117,7 +119,7 @@ EVALUATE_BYTES_PER_ENTRY = 22
 EVALUATE_WORK_MB = 300  # the held-out scorer's blocks of 64 neurons and the chance draws
 
 
-def evaluate_mem_mb(shard_paths: Sequence[str | Path], layer: str, default: int = 4000) -> int:
+def evaluate_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 4000) -> int:
     """Memory request (MB) of ``evaluate_layer`` for one layer, from the shards' metadata.
 
     ``default`` MB of data while the shards do not exist yet (Snakemake asks again when the

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .model_spec import canonical_arch
+from .pathlike import PathLike
 
 TABLE_PATH = Path(__file__).with_name("layer_names.json")
 # Package data this module reads; provenance.script_code_digest hashes it.
@@ -120,7 +121,7 @@ def _torchvision_version() -> str | None:
 
 
 @lru_cache(maxsize=1)
-def load_table(path: str | Path = TABLE_PATH) -> dict[str, Any]:
+def load_table(path: PathLike = TABLE_PATH) -> dict[str, Any]:
     """The stored table: ``{"torchvision": version, "image_sizes": [low, high], "layers": {arch:
     [name, ...]}, "modules": {arch: [path, ...]}, "kinds": {arch: [kind, ...]}, "input_sizes":
     {arch: [[[first, last], ...], ...]}}``, every analysable layer of every torchvision model."""
@@ -264,7 +265,7 @@ def build_table() -> dict[str, Any]:
             "input_sizes": sizes}
 
 
-def write_table(path: str | Path = TABLE_PATH) -> None:
+def write_table(path: PathLike = TABLE_PATH) -> None:
     """Write :func:`build_table` to ``path`` (one architecture per line)."""
     table = build_table()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from matplotlib.figure import Figure
 
 from .ica import read_neuron_ica
 from .patches import PatchReader
+from .pathlike import PathLike
 from .readers import parse_top_classes, read_metrics
 from .semantics.display import concept_text, neuron_concept_row
 from .store import atomic_output
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 RGB_DISPLAY_SIGMAS = 3.0
 
 
-def read_metrics_row(metrics_csv: str | Path, neuron: int) -> dict[str, Any]:
+def read_metrics_row(metrics_csv: PathLike, neuron: int) -> dict[str, Any]:
     """The row of ``metrics/{layer}.csv`` for one neuron, as a dict."""
     table = read_metrics(metrics_csv, all_layers=False).drop(columns="layer_index")
     rows = table[table["neuron"] == neuron]
@@ -69,15 +69,15 @@ def _blank(ax) -> None:
 
 
 def draw_neuron(
-    patches_path: str | Path,
-    ica_path: str | Path,
-    metrics_csv: str | Path,
+    patches_path: PathLike,
+    ica_path: PathLike,
+    metrics_csv: PathLike,
     neuron: int,
-    out_path: str | Path,
+    out_path: PathLike,
     *,
     top_patches: int = 16,
     dpi: int = 150,
-    semantics_csv: str | Path | None = None,
+    semantics_csv: PathLike | None = None,
 ) -> None:
     """Draw one neuron's picture (see the module docstring) into the PNG ``out_path``.
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .pathlike import PathLike
 from .store import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ def probe_image(class_name: str, rng: np.random.Generator, size: int) -> np.ndar
 
 
 def write_probe_dataset(
-    out_dir: str | Path, images_per_class: int, size: int, seed: int
+    out_dir: PathLike, images_per_class: int, size: int, seed: int
 ) -> pd.DataFrame:
     """Write the probe dataset as PNG files, one folder per class.
 

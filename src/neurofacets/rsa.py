@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from .pathlike import PathLike
 from .similarity import pearson_rows, zero_variance_rows
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def rdm_dataset(
     return ds
 
 
-def read_rdm(path: str | Path) -> np.ndarray:
+def read_rdm(path: PathLike) -> np.ndarray:
     """The ``rdm`` matrix of a store of :func:`rdm_dataset`."""
     path = Path(path)
     if not path.exists():

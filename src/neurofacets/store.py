@@ -33,6 +33,8 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from .pathlike import PathLike
+
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
@@ -52,7 +54,7 @@ class StoreIntegrityError(RuntimeError):
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
+def atomic_output(path: PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; move it to ``path`` when the block succeeds.
 
     Works for files and directories (zarr stores). On an exception the temporary is
@@ -73,7 +75,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
-def write_csv(path: str | Path, table: pd.DataFrame, **to_csv: Any) -> None:
+def write_csv(path: PathLike, table: pd.DataFrame, **to_csv: Any) -> None:
     """Write ``table`` to ``path`` atomically (:func:`atomic_output`), without its index by
     default; ``to_csv`` passes options to :meth:`pandas.DataFrame.to_csv` (e.g. ``index=True``,
     ``float_format``)."""
@@ -81,7 +83,7 @@ def write_csv(path: str | Path, table: pd.DataFrame, **to_csv: Any) -> None:
         table.to_csv(tmp, **{"index": False, **to_csv})
 
 
-def write_xarray_store(path: str | Path, ds: "xr.Dataset") -> None:
+def write_xarray_store(path: PathLike, ds: "xr.Dataset") -> None:
     """Write an xarray dataset atomically as a zarr v3 store (the small per-layer stores:
     top-k, CoF, similarity, class RDM). Read its variables by name: their order on disk
     follows the store listing, not ``ds``."""
@@ -116,7 +118,7 @@ class ActivationShardWriter:
 
     def __init__(
         self,
-        path: str | Path,
+        path: PathLike,
         n_images: int,
         layers: Mapping[str, tuple[int, int, int]],
         attrs: Mapping[str, Any] | None = None,
@@ -204,7 +206,7 @@ class ActivationShardWriter:
 
 
 def write_activation_shard(
-    path: str | Path,
+    path: PathLike,
     image_ids: Sequence[int] | np.ndarray,
     layers: Mapping[str, tuple[np.ndarray, np.ndarray, tuple[int, int]]],
     attrs: Mapping[str, Any] | None = None,
@@ -239,7 +241,7 @@ class LayerActivations:
         return self.max.shape[1]
 
 
-def open_shard(path: str | Path) -> zarr.Group:
+def open_shard(path: PathLike) -> zarr.Group:
     """Open an activation shard read-only, checking that it is complete."""
     path = Path(path)
     if not path.exists():
@@ -254,7 +256,7 @@ def open_shard(path: str | Path) -> zarr.Group:
     return root
 
 
-def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | None = None,
+def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | None = None,
               out: np.ndarray | None = None) -> np.ndarray:
     """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
 
@@ -290,7 +292,7 @@ def read_rows(store: str | Path, array: zarr.Array, start: int = 0, stop: int | 
     return out
 
 
-def read_layer(shard_paths: Sequence[str | Path], layer: str) -> LayerActivations:
+def read_layer(shard_paths: Sequence[PathLike], layer: str) -> LayerActivations:
     """Read one layer from every shard and return it sorted by image id.
 
     Memory: one (images x channels) float32 matrix and one int32 matrix of that layer,

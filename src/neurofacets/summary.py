@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .pathlike import PathLike
 from .readers import DEAD, MF, SF, SUMMARY_COLUMNS, layer_order, read_metrics, read_similarity_summary
 from .store import write_csv
 
@@ -90,10 +90,10 @@ def summarize_run(
 
 
 def write_summary(
-    metrics_csv: str | Path,
-    similarity_summary_csv: str | Path,
-    layers_csv: str | Path,
-    output: str | Path,
+    metrics_csv: PathLike,
+    similarity_summary_csv: PathLike,
+    layers_csv: PathLike,
+    output: PathLike,
     run: str,
     preprocessing: str = "",
 ) -> pd.DataFrame:

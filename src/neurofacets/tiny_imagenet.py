@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .pathlike import PathLike
 from .store import write_csv
 
 
-def labels_table(root: str | Path) -> pd.DataFrame:
+def labels_table(root: PathLike) -> pd.DataFrame:
     """The rows ``path, label, class_name`` of every annotated validation photo, sorted by path.
 
     Raises
@@ -54,7 +55,7 @@ def labels_table(root: str | Path) -> pd.DataFrame:
     return table.sort_values("path", kind="stable").reset_index(drop=True)
 
 
-def write_labels(root: str | Path, out_csv: str | Path) -> pd.DataFrame:
+def write_labels(root: PathLike, out_csv: PathLike) -> pd.DataFrame:
     """Write :func:`labels_table` to ``out_csv`` (atomically) and return it."""
     table = labels_table(root)
     write_csv(out_csv, table)

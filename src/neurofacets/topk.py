@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .pathlike import PathLike
 from .store import CHECKSUMMED_COMPRESSORS, WRITE_EVERY_CHUNK, open_shard, read_rows, write_xarray_store
 
 logger = logging.getLogger(__name__)
@@ -255,12 +256,12 @@ def topk_dataset(topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None)
     return ds
 
 
-def write_topk(path: str | Path, topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None) -> None:
+def write_topk(path: PathLike, topk: TopK, top_k: int, attrs: Mapping[str, Any] | None = None) -> None:
     """Write ``topk`` atomically as a zarr v3 store (see module docstring)."""
     write_xarray_store(path, topk_dataset(topk, top_k, attrs))
 
 
-def read_topk(path: str | Path) -> TopK:
+def read_topk(path: PathLike) -> TopK:
     """Read a ``topk/{layer}.zarr`` store written by :func:`write_topk`."""
     path = Path(path)
     if not path.exists():
@@ -396,7 +397,7 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
     root.attrs["shard_top_k"] = int(k)
 
 
-def read_shard_top_k(path: str | Path, layer: str) -> TopK | None:
+def read_shard_top_k(path: PathLike, layer: str) -> TopK | None:
     """One layer's candidates from a complete activation shard; None where it has none.
 
     Raises

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..pathlike import PathLike
 from ..store import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ MAX_WIDTH = 900  # px: the width GitHub shows a README image at
 
 
 def export_docs_figures(
-    figures_dir: str | Path,
-    out_dir: str | Path,
+    figures_dir: PathLike,
+    out_dir: PathLike,
     max_width: int = MAX_WIDTH,
     stems: Sequence[str] | None = None,
     colours: int | None = 256,

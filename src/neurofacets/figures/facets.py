@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure, SubFigure
 
 from ..ica import IcaReader
 from ..patches import PatchReader
+from ..pathlike import PathLike
 from ..readers import DEAD, MF, SF, present_layers, stores_by_layer
 from . import style
 from .distributions import alive
@@ -188,8 +188,8 @@ def _mark_not_converged(ax, store: IcaReader, neuron: int, label: bool = True) -
 def plot_facet_examples(
     metrics: pd.DataFrame,
     layers: Sequence[str],
-    ica_stores: Sequence[str | Path] | Mapping[str, str | Path],
-    patch_stores: Sequence[str | Path] | Mapping[str, str | Path],
+    ica_stores: Sequence[PathLike] | Mapping[str, PathLike],
+    patch_stores: Sequence[PathLike] | Mapping[str, PathLike],
     examples_per_layer: int = 1,
     n_patches: int = 8,
     tile: int = 32,
@@ -266,10 +266,10 @@ def spread_neurons(metrics: pd.DataFrame, layer: str, n: int) -> pd.DataFrame:
 def plot_ica_by_mf(
     metrics: pd.DataFrame,
     layers: Sequence[str],
-    ica_stores: Sequence[str | Path] | Mapping[str, str | Path],
+    ica_stores: Sequence[PathLike] | Mapping[str, PathLike],
     per_layer: int = 5,
     tile: int = 32,
-    patch_stores: Sequence[str | Path] | Mapping[str, str | Path] | None = None,
+    patch_stores: Sequence[PathLike] | Mapping[str, PathLike] | None = None,
 ) -> Figure:
     """Appendix B: uint8 ICs of neurons spread over each layer's MF range, low to high.
 

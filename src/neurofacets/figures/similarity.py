@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
+from ..pathlike import PathLike
 from ..readers import Similarity, read_similarity, stores_by_layer
 from . import style
 
@@ -96,7 +96,7 @@ def _neuron_ticks(n: int) -> list[int]:
 
 
 def plot_heatmaps(
-    similarity_stores: Sequence[str | Path] | Mapping[str, str | Path],
+    similarity_stores: Sequence[PathLike] | Mapping[str, PathLike],
     layers: Sequence[str],
     columns: int = 5,
 ) -> Figure:

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, to_hex
 from matplotlib.figure import Figure
 
+from ..pathlike import PathLike
 from ..readers import DEAD, MF, SF
 from ..store import atomic_output
 
@@ -175,7 +176,7 @@ def colormap(name: str) -> Colormap:
 FIGURE_FORMATS = ("pdf", "png", "svg")
 
 
-def save_figure(fig: Figure, paths: Sequence[str | Path], dpi: int) -> list[Path]:
+def save_figure(fig: Figure, paths: Sequence[PathLike], dpi: int) -> list[Path]:
     """Write ``fig`` to each path, the format taken from the suffix, each file atomically.
 
     Metadata that changes between runs (creation date, software version) is left out so

@@ -18,6 +18,7 @@ from PIL import Image
 from ..figures import distributions, facets, style
 from ..ica import IcaReader
 from ..patches import PatchReader
+from ..pathlike import PathLike
 from ..readers import layer_order, read_evaluation, read_metrics, read_similarity, read_similarity_summary
 from ..semantics.display import neuron_concepts
 from ..similarity import neighbours
@@ -35,20 +36,20 @@ ASSETS = ("gallery.css", "gallery.js")
 
 def build_layer_gallery(
     layer: str,
-    metrics_csv: str | Path,
-    layers_csv: str | Path,
-    ica_store: str | Path,
-    patch_store: str | Path,
-    similarity_store: str | Path,
-    output_dir: str | Path,
+    metrics_csv: PathLike,
+    layers_csv: PathLike,
+    ica_store: PathLike,
+    patch_store: PathLike,
+    similarity_store: PathLike,
+    output_dir: PathLike,
     *,
     run: str,
     n_patches: int = 8,
     n_neighbours: int = 3,
     tile: int = TILE,
-    semantics_csv: str | Path | None = None,
-    hierarchy_csv: str | Path | None = None,
-    evaluation_csv: str | Path | None = None,
+    semantics_csv: PathLike | None = None,
+    hierarchy_csv: PathLike | None = None,
+    evaluation_csv: PathLike | None = None,
 ) -> Path:
     """Write ``gallery/{layer}/`` (pages, card images, heatmaps, overview) atomically.
 
@@ -125,7 +126,7 @@ def build_layer_gallery(
     return Path(output_dir)
 
 
-def write_assets(assets_dir: str | Path) -> Path:
+def write_assets(assets_dir: PathLike) -> Path:
     """Copy the gallery's CSS and JS (package data) into ``assets_dir`` atomically."""
     source = resources.files("neurofacets.gallery").joinpath("assets")
     with atomic_output(assets_dir) as tmp:
@@ -136,14 +137,14 @@ def write_assets(assets_dir: str | Path) -> Path:
 
 
 def build_gallery_index(
-    metrics_csv: str | Path,
-    layers_csv: str | Path,
-    similarity_summary_csv: str | Path,
-    index_html: str | Path,
-    assets_dir: str | Path,
+    metrics_csv: PathLike,
+    layers_csv: PathLike,
+    similarity_summary_csv: PathLike,
+    index_html: PathLike,
+    assets_dir: PathLike,
     *,
     run: str,
-    layer_dirs: Sequence[str | Path] = (),
+    layer_dirs: Sequence[PathLike] = (),
 ) -> Path:
     """Write ``gallery/index.html``, its overview images and the shared assets.
 

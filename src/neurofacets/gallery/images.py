@@ -21,6 +21,7 @@ from ..figures import style
 from ..figures.images import mosaic
 from ..ica import IcaReader
 from ..patches import PatchReader
+from ..pathlike import PathLike
 from ..readers import DEAD, MF, SF
 
 TILE = 40  # px per IC / patch tile in a card image
@@ -63,7 +64,7 @@ def neuron_strip(
 def write_card_images(
     ica: IcaReader,
     patches: PatchReader,
-    out_dir: str | Path,
+    out_dir: PathLike,
     n_patches: int,
     tile: int = TILE,
 ) -> tuple[int, int, int]:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..pathlike import PathLike
 from ..readers import layer_order
 from .fit import STATUS
 from .store import IcaReader
 
 
-def status_counts(ica_dir: str | Path) -> pd.DataFrame:
+def status_counts(ica_dir: PathLike) -> pd.DataFrame:
     """Fits per status for every ``*.zarr`` ICA store in ``ica_dir`` (one row per layer).
 
     Columns: ``layer``, ``neurons``, ``fits``, one column per status name (counts), and

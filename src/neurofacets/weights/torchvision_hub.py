@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 
+from ..pathlike import PathLike
 from ..provenance import file_sha256
 from .sources import WeightsIntegrityError, WeightsUnavailableError, alternatives
 
@@ -70,7 +71,7 @@ def torchvision_state_dict(enum: str, arch: str) -> tuple[str, dict[str, torch.T
     return f"torchvision:{weights.name}", dict(state)
 
 
-def check_hash_prefix(path: str | Path) -> None:
+def check_hash_prefix(path: PathLike) -> None:
     """Refuse a torch hub checkpoint whose SHA-256 does not start with the hash in its name.
 
     torchvision names its files ``<name>-<first hex digits of the SHA-256>.pth`` (e.g.
