@@ -244,9 +244,10 @@ def test_figure_library_defaults_equal_the_schema_defaults():
     from neurofacets.figures import write_tables
     from neurofacets.figures.facets import plot_facet_examples
     from neurofacets.gallery import build_layer_gallery
-    from neurofacets.neuron_figure import draw_neuron
+    from neurofacets.neuron_figure import draw_neuron, neuron_figure
 
     assert _keyword_default(draw_neuron, "dpi") == schema_default("figures.dpi")
+    assert _keyword_default(neuron_figure, "dpi") == schema_default("figures.dpi")
     assert _keyword_default(write_tables, "per_layer") == schema_default("figures.examples_per_layer")
     assert _keyword_default(plot_facet_examples, "examples_per_layer") == schema_default("figures.examples_per_layer")
     assert _keyword_default(build_layer_gallery, "n_patches") == schema_default("figures.gallery_patches")

@@ -26,7 +26,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..config import schema_default
 from ..figure_table import FIGURE_TABLE
+from ..pathlike import PathLike
 from ..readers import (
     MF,
     SF,
@@ -89,7 +91,7 @@ def _fig4(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     metrics, layers = _metrics(inputs)
     return facets.plot_facet_examples(
         metrics, _present(metrics, layers), inputs["ica"], inputs["patches"],
-        examples_per_layer=int(options.get("examples_per_layer", 1)),
+        examples_per_layer=int(options.get("examples_per_layer", schema_default("figures.examples_per_layer"))),
         n_patches=int(options.get("n_patches", 8)),
     )
 
@@ -190,7 +192,7 @@ FIGURES: dict[str, FigureSpec] = _registry(_DRAW)
 def build_figure(
     stem: str,
     inputs: Inputs,
-    outputs: Sequence[str | Path],
+    outputs: Sequence[PathLike],
     dpi: int,
     options: Mapping[str, Any] | None = None,
 ) -> Figure:
@@ -225,10 +227,10 @@ def build_figure(
 
 
 def write_tables(
-    metrics_csv: str | Path,
-    layers_csv: str | Path,
-    sf_output: str | Path,
-    mf_output: str | Path,
+    metrics_csv: PathLike,
+    layers_csv: PathLike,
+    sf_output: PathLike,
+    mf_output: PathLike,
     per_layer: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tables 2 and 3: the top SF and MF neurons of each layer, as CSV (see :func:`facets.top_neurons`)."""
