@@ -3,5 +3,5 @@
 from neurofacets.logs import log_to
 from neurofacets.semantics.stage import stack_semantics_summaries
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    stack_semantics_summaries(list(snakemake.input.summaries), snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    stack_semantics_summaries(list(snakemake.input.summaries), snakemake.output[0])

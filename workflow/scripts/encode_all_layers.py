@@ -3,10 +3,10 @@
 from neurofacets.encode import all_layer_metrics
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     all_layer_metrics(
-        metrics_csvs=list(snakemake.input.metrics),  # noqa: F821
-        layers=list(snakemake.params.layers),  # noqa: F821
-        facet_threshold=snakemake.params.facet_threshold,  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        metrics_csvs=list(snakemake.input.metrics),
+        layers=list(snakemake.params.layers),
+        facet_threshold=snakemake.params.facet_threshold,
+        out_csv=snakemake.output[0],
     )

@@ -3,10 +3,10 @@
 from neurofacets.encode import layer_metrics
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     layer_metrics(
-        cof_path=snakemake.input.cof,  # noqa: F821
-        layer=snakemake.wildcards.layer,  # noqa: F821
-        level=snakemake.params.level,  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        cof_path=snakemake.input.cof,
+        layer=snakemake.wildcards.layer,
+        level=snakemake.params.level,
+        out_csv=snakemake.output[0],
     )

@@ -3,13 +3,13 @@
 from neurofacets.encode import layer_null
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     layer_null(
-        topk_path=snakemake.input.topk,  # noqa: F821
-        images_csv=snakemake.input.images,  # noqa: F821
-        classes_csv=snakemake.input.classes,  # noqa: F821
-        level=snakemake.params.level,  # noqa: F821
-        n_permutations=snakemake.params.permutations,  # noqa: F821
-        seed=snakemake.params.seed,  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        topk_path=snakemake.input.topk,
+        images_csv=snakemake.input.images,
+        classes_csv=snakemake.input.classes,
+        level=snakemake.params.level,
+        n_permutations=snakemake.params.permutations,
+        seed=snakemake.params.seed,
+        out_csv=snakemake.output[0],
     )

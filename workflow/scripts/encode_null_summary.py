@@ -3,9 +3,9 @@
 from neurofacets.encode import null_summary
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     null_summary(
-        null_csvs=list(snakemake.input.null),  # noqa: F821
-        layers=list(snakemake.params.layers),  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        null_csvs=list(snakemake.input.null),
+        layers=list(snakemake.params.layers),
+        out_csv=snakemake.output[0],
     )

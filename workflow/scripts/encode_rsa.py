@@ -3,9 +3,9 @@
 from neurofacets.encode import layer_rsa
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     layer_rsa(
-        rdm_paths=list(snakemake.input.rdms),  # noqa: F821
-        layers=list(snakemake.params.layers),  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        rdm_paths=list(snakemake.input.rdms),
+        layers=list(snakemake.params.layers),
+        out_csv=snakemake.output[0],
     )

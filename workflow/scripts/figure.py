@@ -3,11 +3,11 @@
 from neurofacets.figures import build_figure
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     build_figure(
-        stem=snakemake.params.stem,  # noqa: F821
-        inputs={name: value for name, value in snakemake.input.items()},  # noqa: F821
-        outputs=list(snakemake.output),  # noqa: F821
-        dpi=int(snakemake.params.dpi),  # noqa: F821
-        options=dict(snakemake.params.options),  # noqa: F821
+        stem=snakemake.params.stem,
+        inputs={name: value for name, value in snakemake.input.items()},
+        outputs=list(snakemake.output),
+        dpi=int(snakemake.params.dpi),
+        options=dict(snakemake.params.options),
     )

@@ -3,18 +3,18 @@
 from neurofacets.gallery import build_layer_gallery
 from neurofacets.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     build_layer_gallery(
-        layer=snakemake.wildcards.layer,  # noqa: F821
-        metrics_csv=snakemake.input.metrics,  # noqa: F821
-        layers_csv=snakemake.input.layers,  # noqa: F821
-        ica_store=snakemake.input.ica,  # noqa: F821
-        patch_store=snakemake.input.patches,  # noqa: F821
-        similarity_store=snakemake.input.similarity,  # noqa: F821
-        evaluation_csv=snakemake.input.evaluation,  # noqa: F821
-        output_dir=snakemake.output[0],  # noqa: F821
-        run=snakemake.params.run,  # noqa: F821
-        n_patches=int(snakemake.params.n_patches),  # noqa: F821
-        semantics_csv=next(iter(snakemake.input.semantics), None),  # noqa: F821 (none without a hierarchy)
-        hierarchy_csv=next(iter(snakemake.input.hierarchy), None),  # noqa: F821
+        layer=snakemake.wildcards.layer,
+        metrics_csv=snakemake.input.metrics,
+        layers_csv=snakemake.input.layers,
+        ica_store=snakemake.input.ica,
+        patch_store=snakemake.input.patches,
+        similarity_store=snakemake.input.similarity,
+        evaluation_csv=snakemake.input.evaluation,
+        output_dir=snakemake.output[0],
+        run=snakemake.params.run,
+        n_patches=int(snakemake.params.n_patches),
+        semantics_csv=next(iter(snakemake.input.semantics), None),  # none without a hierarchy
+        hierarchy_csv=next(iter(snakemake.input.hierarchy), None),
     )

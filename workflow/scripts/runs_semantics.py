@@ -3,5 +3,5 @@
 from neurofacets.logs import log_to
 from neurofacets.semantics.stage import runs_with_hierarchy
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    runs_with_hierarchy(list(snakemake.input), snakemake.params.runs, snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    runs_with_hierarchy(list(snakemake.input), snakemake.params.runs, snakemake.output[0])

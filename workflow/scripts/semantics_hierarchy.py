@@ -3,9 +3,9 @@
 from neurofacets.logs import log_to
 from neurofacets.semantics.stage import link_hierarchy
 
-with log_to(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to(snakemake.log[0]):
     link_hierarchy(
-        classes_csv=snakemake.input.classes,  # noqa: F821
-        source=snakemake.params.source,  # noqa: F821
-        out_csv=snakemake.output[0],  # noqa: F821
+        classes_csv=snakemake.input.classes,
+        source=snakemake.params.source,
+        out_csv=snakemake.output[0],
     )
