@@ -21,6 +21,7 @@ rule encode_topk:
         topk=directory(f"{OUT}/topk/{{layer}}.zarr"),
         cof=directory(f"{OUT}/cof/{{layer}}.zarr"),
     params:
+        provenance=RUN_PROVENANCE,
         top_k=ENCODE_TOP_K,
         code=script_digest("encode_topk.py"),
     resources:
@@ -89,8 +90,9 @@ rule encode_similarity:
     output:
         directory(f"{OUT}/similarity/{{layer}}.zarr"),
     params:
+        provenance=RUN_PROVENANCE,
         level=ENCODE_LEVEL,
-        code=script_digest("encode_similarity.py"),
+        code=script_digest("encode_cof_store.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
     log:
@@ -102,7 +104,7 @@ rule encode_similarity:
     conda:
         "../envs/neurofacets.yaml"
     script:
-        "../workflow/scripts/encode_similarity.py"
+        "../workflow/scripts/encode_cof_store.py"
 
 
 rule encode_similarity_summary:
@@ -134,8 +136,9 @@ rule encode_rdm:
     output:
         directory(f"{OUT}/rdm/{{layer}}.zarr"),
     params:
+        provenance=RUN_PROVENANCE,
         level=ENCODE_LEVEL,
-        code=script_digest("encode_rdm.py"),
+        code=script_digest("encode_cof_store.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes
     log:
@@ -147,7 +150,7 @@ rule encode_rdm:
     conda:
         "../envs/neurofacets.yaml"
     script:
-        "../workflow/scripts/encode_rdm.py"
+        "../workflow/scripts/encode_cof_store.py"
 
 
 rule encode_rsa:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ import pandas as pd
 from .cof import LEVEL_DIM, cof_dataset, load_labels, read_cof
 from .metrics import all_layers_table, layer_metrics_table
 from .null import null_summary_table, null_table
+from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .readers import read_metrics, read_similarity
 from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix
@@ -32,13 +32,17 @@ from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset
 from .store import read_layer, write_csv, write_xarray_store
 from .topk import TopK, merge_top_k, read_shard_top_k, read_topk, select_top_k, write_topk
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 logger = logging.getLogger(__name__)
 
-PathLike = str | Path
+T = TypeVar("T")
 
 
-def _attrs(config: Mapping[str, Any] | None, images_csv: PathLike, **extra: Any) -> dict[str, Any]:
-    return provenance_attrs(config, dataset_digest=file_digest(images_csv), **extra)
+def _attrs(config: Mapping[str, Any] | None, images_csv: PathLike, provenance: Mapping[str, Any] | None,
+           **extra: Any) -> dict[str, Any]:
+    return provenance_attrs(config, run=provenance, dataset_digest=file_digest(images_csv), **extra)
 
 
 def _check_layers(paths: Sequence[PathLike], layers: Sequence[str]) -> None:
@@ -57,6 +61,7 @@ def encode_layer(
     topk_path: PathLike,
     cof_path: PathLike,
     config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Top-k images and CoF counts of one layer (rule ``encode_topk``).
 
@@ -79,11 +84,12 @@ def encode_layer(
         Requested k (``analysis.top_k``); ``min(top_k, images)`` are kept.
     topk_path, cof_path
         Output stores ``topk/{layer}.zarr`` and ``cof/{layer}.zarr``.
-    config
-        The run's configuration, for the provenance attributes.
+    config, provenance
+        The run's configuration, or its :func:`~neurofacets.provenance.run_provenance`, for the
+        provenance attributes.
     """
     labels = load_labels(images_csv, classes_csv)
-    attrs = _attrs(config, images_csv, layer=layer, stage="encode")
+    attrs = _attrs(config, images_csv, provenance, layer=layer, stage="encode")
     start = time.perf_counter()
     topk = _merged_shard_candidates(shard_paths, layer, top_k)
     if topk is None:
@@ -173,6 +179,22 @@ def all_layer_metrics(
     return table
 
 
+def _store_from_cof(
+    cof_path: PathLike,
+    level: str,
+    out_path: PathLike,
+    attrs: Mapping[str, Any],
+    compute: Callable[[xr.DataArray], T],
+    dataset: Callable[[T, Mapping[str, Any]], xr.Dataset],
+) -> T:
+    """The skeleton of the per-layer stores computed from the layer's CoF alone (similarity,
+    class RDM): read the CoF at ``level``, ``compute`` from it, write ``dataset(result, attrs)``
+    to ``out_path`` (atomically); returns the result."""
+    result = compute(read_cof(cof_path, level))
+    write_xarray_store(out_path, dataset(result, attrs))
+    return result
+
+
 def layer_similarity(
     cof_path: PathLike,
     layer: str,
@@ -180,12 +202,14 @@ def layer_similarity(
     out_path: PathLike,
     images_csv: PathLike,
     config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Pearson and Euclidean matrices of one layer's CoF rows -> ``similarity/{layer}.zarr``."""
-    cof = read_cof(cof_path, level)
-    sim = neuron_similarity(cof.values)
-    attrs = _attrs(config, images_csv, stage="similarity")
-    write_xarray_store(out_path, similarity_dataset(layer, sim, level, attrs))
+    sim = _store_from_cof(
+        cof_path, level, out_path, _attrs(config, images_csv, provenance, stage="similarity"),
+        compute=lambda cof: neuron_similarity(cof.values),
+        dataset=lambda sim, attrs: similarity_dataset(layer, sim, level, attrs),
+    )
     logger.info("layer %s: %d neurons, %d excluded (zero variance)", layer, len(sim.excluded), sim.n_excluded)
 
 
@@ -222,13 +246,14 @@ def layer_rdm(
     out_path: PathLike,
     images_csv: PathLike,
     config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Class RDM of one layer (1 - Pearson of CoF columns) -> ``rdm/{layer}.zarr``."""
-    cof = read_cof(cof_path, level)
-    names = [str(n) for n in cof[LEVEL_DIM[level]].values]
-    rdm, excluded = class_rdm(cof.values)
-    attrs = _attrs(config, images_csv, stage="rsa")
-    write_xarray_store(out_path, rdm_dataset(layer, rdm, excluded, names, level, attrs))
+    rdm, excluded, _ = _store_from_cof(
+        cof_path, level, out_path, _attrs(config, images_csv, provenance, stage="rsa"),
+        compute=lambda cof: (*class_rdm(cof.values), [str(n) for n in cof[LEVEL_DIM[level]].values]),
+        dataset=lambda result, attrs: rdm_dataset(layer, *result, level, attrs),
+    )
     logger.info("layer %s: class RDM %d x %d, %d classes excluded", layer, *rdm.shape, int(excluded.sum()))
 
 
@@ -277,3 +302,8 @@ def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: 
     table = null_summary_table(tables)
     write_csv(out_csv, table)
     return table
+
+
+#: The per-layer stores computed from the layer's CoF alone, by the name of the rule that
+#: writes them: one workflow script (``encode_cof_store.py``) serves both rules.
+COF_STORES: dict[str, Callable[..., None]] = {"encode_similarity": layer_similarity, "encode_rdm": layer_rdm}

@@ -63,6 +63,7 @@ from zarr.codecs import ZstdCodec
 
 from .geometry import LayerGeometry, read_layer_geometry
 from .images import MEAN_GREY_UINT8
+from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .store import WRITE_EVERY_CHUNK, atomic_output
 from .topk import TopK, read_topk
@@ -199,7 +200,7 @@ def neurons_per_chunk(rf: int) -> int:
 
 
 def write_patch_store(
-    out_path: str | Path,
+    out_path: PathLike,
     topk: TopK,
     geometry: LayerGeometry,
     load_image: Callable[[int], np.ndarray],
@@ -391,7 +392,7 @@ def _write_images(
         images[lo : lo + len(ids)] = np.stack([decoded[int(i)] for i in ids])
 
 
-def image_loader(images_csv: str | Path, image_size: int, resize: int,
+def image_loader(images_csv: PathLike, image_size: int, resize: int,
                  content_keys: Mapping[int, int] | None = None) -> Callable[[int], np.ndarray]:
     """``image_id -> preprocessed uint8 image`` for the images of ``dataset/images.csv``.
 
@@ -422,16 +423,17 @@ def image_loader(images_csv: str | Path, image_size: int, resize: int,
 
 
 def build_patches(
-    topk_path: str | Path,
-    layers_csv: str | Path,
-    images_csv: str | Path,
+    topk_path: PathLike,
+    layers_csv: PathLike,
+    images_csv: PathLike,
     layer: str,
-    out_path: str | Path,
+    out_path: PathLike,
     *,
     image_size: int,
     resize: int,
     threads: int = 1,
     config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
     load_image: Callable[[int], np.ndarray] | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     layout: str = "auto",
@@ -450,8 +452,9 @@ def build_patches(
         ``extraction.image_size`` and ``extraction.resize``: the preprocessing of extraction.
     threads
         Threads decoding images.
-    config
-        The run's configuration, for the provenance attributes.
+    config, provenance
+        The run's configuration, or its :func:`~neurofacets.provenance.run_provenance`, for the
+        provenance attributes.
     load_image
         Replaces the image loader (tests); default :func:`image_loader`.
     cache_bytes
@@ -465,7 +468,7 @@ def build_patches(
         used = np.arange(topk.k)[None, :] < topk.n_counted[:, None]
         keys = dict(zip(topk.image_id[used].tolist(), topk.content_key[used].tolist()))
         load_image = image_loader(images_csv, image_size, resize, keys)
-    attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv), resize=resize)
+    attrs = provenance_attrs(config, run=provenance, dataset_digest=file_digest(images_csv), resize=resize)
     with atomic_output(out_path) as tmp:
         write_patch_store(
             tmp, topk, geometry, load_image,
@@ -485,7 +488,7 @@ class PatchReader:
         Layout ``images``: most bytes of decoded stored images kept between reads.
     """
 
-    def __init__(self, store: str | Path | zarr.Group, cache_bytes: int = READER_CACHE_BYTES) -> None:
+    def __init__(self, store: PathLike | zarr.Group, cache_bytes: int = READER_CACHE_BYTES) -> None:
         self.path = None if isinstance(store, zarr.Group) else Path(store)
         if self.path is not None and not self.path.exists():
             raise FileNotFoundError(f"patch store {self.path} does not exist")
@@ -565,6 +568,6 @@ class PatchReader:
         return out
 
 
-def read_neuron_patches(store: str | Path | zarr.Group, neuron: int) -> np.ndarray:
+def read_neuron_patches(store: PathLike | zarr.Group, neuron: int) -> np.ndarray:
     """One neuron's counted patches, uint8 (n_counted, rf, rf, 3), whatever the store's layout."""
     return PatchReader(store).neuron(neuron)

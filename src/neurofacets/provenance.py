@@ -164,9 +164,25 @@ def script_code_digest(script: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+#: The run's part of the provenance attributes (:func:`run_provenance`), in the order stored.
+RUN_PROVENANCE_KEYS = ("config_digest", "model", "weights")
+
+
+def run_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's part of the provenance attributes: the digest of the whole configuration,
+    the model architecture and the weights source.
+
+    The workflow computes it once while it parses (``rules/common.smk``) and hands it to the
+    jobs that write stores as an explicit param, so no job reads the whole config.
+    """
+    model = config.get("model", {})
+    return {"config_digest": config_digest(config), "model": model.get("arch"), "weights": model.get("weights")}
+
+
 def provenance_attrs(
     config: Mapping[str, Any] | None = None,
     *,
+    run: Mapping[str, Any] | None = None,
     dataset_digest: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
@@ -177,6 +193,8 @@ def provenance_attrs(
     config
         The run's configuration (the whole Snakemake config); its digest and the model
         architecture and weights source are recorded.
+    run
+        Instead of ``config``: those three already computed (:func:`run_provenance`).
     dataset_digest
         Digest of the dataset table (``file_digest(images.csv)``).
     **extra
@@ -187,10 +205,9 @@ def provenance_attrs(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if config is not None:
-        attrs["config_digest"] = config_digest(config)
-        model = config.get("model", {})
-        attrs["model"] = model.get("arch")
-        attrs["weights"] = model.get("weights")
+        run = run_provenance(config)
+    if run is not None:
+        attrs.update((key, run[key]) for key in RUN_PROVENANCE_KEYS)
     if dataset_digest is not None:
         attrs["dataset_digest"] = dataset_digest
     attrs.update(extra)

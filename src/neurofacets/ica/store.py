@@ -42,6 +42,7 @@ from tqdm import tqdm
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from ..patches import PatchReader
+from ..pathlike import PathLike
 from ..provenance import provenance_attrs
 from ..store import WRITE_EVERY_CHUNK, atomic_output
 from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, neuron_components, neuron_fits
@@ -100,13 +101,13 @@ def neurons_per_task(rf: int, neurons: int, workers: int) -> int:
 
 
 def write_ica_store(
-    out_path: str | Path,
-    patches_path: str | Path,
+    out_path: PathLike,
+    patches_path: PathLike,
     settings: FitSettings,
     *,
     workers: int = 1,
     attrs: Mapping[str, Any] | None = None,
-    final_path: str | Path | None = None,
+    final_path: PathLike | None = None,
 ) -> np.ndarray:
     """Fit every neuron of a patch store and write the ICA store.
 
@@ -189,20 +190,22 @@ def write_ica_store(
 
 
 def build_ica(
-    patches_path: str | Path,
-    out_path: str | Path,
+    patches_path: PathLike,
+    out_path: PathLike,
     settings: FitSettings,
     *,
     workers: int = 1,
     config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Workflow entry point: ``patches/{layer}.zarr`` -> ``ica/{layer}.zarr`` (atomically).
 
-    Provenance: the run's config digest and the dataset digest carried by the patch store.
+    Provenance: the run's config digest (from ``config`` or ``provenance``, its
+    :func:`~neurofacets.provenance.run_provenance`) and the dataset digest carried by the patch store.
     Fits still not converged after their restarts are counted in the log (a warning).
     """
     dataset_digest = zarr.open_group(str(patches_path), mode="r").attrs.get("dataset_digest")
-    attrs = provenance_attrs(config, dataset_digest=dataset_digest)
+    attrs = provenance_attrs(config, run=provenance, dataset_digest=dataset_digest)
     with atomic_output(out_path) as tmp:
         counts = write_ica_store(tmp, patches_path, settings, workers=workers, attrs=attrs, final_path=out_path)
     not_converged = int(counts[1].sum())
@@ -251,7 +254,7 @@ class IcaReader:
         are read, and refused when it is not the one the fits used.
     """
 
-    def __init__(self, store: str | Path, patches: str | Path | None = None) -> None:
+    def __init__(self, store: PathLike, patches: PathLike | None = None) -> None:
         self.path = Path(store)
         if not self.path.exists():
             raise FileNotFoundError(f"ICA store {self.path} does not exist")
@@ -348,6 +351,6 @@ class IcaReader:
             yield int(neuron), self._pictures(int(neuron))
 
 
-def read_neuron_ica(store: str | Path, neuron: int, patches: str | Path | None = None) -> dict[str, Any]:
+def read_neuron_ica(store: PathLike, neuron: int, patches: PathLike | None = None) -> dict[str, Any]:
     """One neuron's ICs and fit record from ``ica/{layer}.zarr`` (see :meth:`IcaReader.neuron`)."""
     return IcaReader(store, patches).neuron(neuron)
