@@ -96,12 +96,23 @@ def code(text: str) -> str:
 _MARKUP = frozenset("|`*_\\[]<>&")
 
 
-def prose(text: str) -> str:
-    """Text with inline code spans for a Markdown table cell: one line, no cell split, no HTML tag."""
+def prose(text: str, docs: str = "../") -> str:
+    """Text with inline code spans for a Markdown table cell: one line, no cell split, no HTML tag.
+
+    Outside code spans ``_`` and ``*`` are escaped (``'_' or '-'`` is not emphasis), and a
+    mention of a page ``docs/<page>.md`` becomes a link to it; ``docs`` is the docs folder
+    relative to the generated file (``../`` from ``docs/reference/``).
+    """
     text = " ".join(str(text).split())
     pieces = re.split(r"(`[^`]*`)", text)  # odd pieces are code spans
+    return "".join(code(piece[1:-1]) if i % 2 else _plain(piece, docs) for i, piece in enumerate(pieces))
+
+
+def _plain(text: str, docs: str) -> str:
+    pieces = re.split(r"(docs/[a-z0-9/-]+\.md)", text)  # odd pieces are page mentions
     return "".join(
-        code(piece[1:-1]) if i % 2 else piece.replace("|", "&#124;").replace("<", "&lt;").replace(">", "&gt;")
+        f"[{piece}]({docs}{piece[len('docs/'):]})" if i % 2 else
+        re.sub(r"([_*])", r"\\\1", piece.replace("|", "&#124;").replace("<", "&lt;").replace(">", "&gt;"))
         for i, piece in enumerate(pieces)
     )
 
@@ -267,7 +278,7 @@ def config_readme(schema: Mapping[str, Any], example: str,
         inner = [k.path for k in keys if k.section == top.path and k.path != top.path and k.required
                  and k.path.count(".") == 1 and "[" not in k.path]
         rows.append([code(top.path), "yes" if top.required else "no",
-                     ", ".join(code(p) for p in inner) or "—", prose(top.description)])
+                     ", ".join(code(p) for p in inner) or "—", prose(top.description, docs="../docs/")])
     return "\n".join([
         header(f"{source} and {DEFAULT_CONFIG}"),
         "# Configuring the workflow\n",
@@ -343,7 +354,7 @@ def outputs_page(tables: Sequence[Any], stores: Sequence[Any], meanings: Mapping
         "# Outputs reference\n",
         ("Every table and store a run writes under `results/<run>/`, what each column means and the "
         "function that reads it (`neurofacets.readers` and the reader classes beside their writers: "
-        "they check columns and arrays). Exact definitions: [design.md](../design.md) §3 and §6. "
+        "they check columns and arrays). Exact definitions: [Methods](../methods.md) and, for the semantics stage, [design.md §6](../design.md#6-semantics-beyond-the-paper-the-wordnet-hierarchy-stage). "
         "Every store is zarr v3 without consolidated metadata (open with `consolidated=False`); the "
         "stores carry provenance attributes (`neurofacets_version`, `created`, `config_digest`, ...). "
         "A worked example: [Load a run in Python](../notebook.md).\n"),
