@@ -44,7 +44,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,16 +52,15 @@ from sklearn.metrics import cohen_kappa_score
 
 from .cof import LabelLevel, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_indices
+from .pathlike import PathLike
 from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation, read_evaluation_summaries
-from .semantics.concepts import find_concepts
 from .semantics.checkpoint import has_hierarchy
+from .semantics.concepts import find_concepts
 from .semantics.stage import read_class_hierarchy
 from .store import read_layer, write_csv
 from .topk import TopK, read_topk, select_top_k
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | Path
 
 #: Seed streams of this module: ``default_rng([seed, STREAM, what, ...])``; distinct from the
 #: ``[seed, p]`` label permutations the run's nulls and the selectivity test share.

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..cof import count_cof, load_labels
+from ..pathlike import PathLike
 from ..readers import SEMANTICS_COLUMNS, layer_order, read_semantics_table
 from ..store import write_csv
 from ..topk import read_topk
@@ -37,7 +38,6 @@ from .wordnet import is_wnid, load_wordnet
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | Path
 HIERARCHY_COLUMNS = ["node", "parent", "name", "depth", "label"]
 P_SIGNIFICANT = 0.05
 
