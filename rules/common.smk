@@ -23,7 +23,6 @@ from neurofacets.job_resources import (
 )
 from neurofacets.layer_table import configured_layer_names
 from neurofacets.prepared_weights import prepared_weights_path
-from neurofacets.provenance import run_provenance
 
 check_config(config)
 
@@ -35,9 +34,6 @@ RUN = config["run"]
 OUT = f"results/{RUN}"
 LAYERS = configured_layer_names(config["model"]["arch"], config["model"]["layers"])
 SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
-# the run's part of every store's provenance attributes (config digest, model, weights), a
-# param of the rules that write stores: their jobs read no whole config
-RUN_PROVENANCE = run_provenance(config)
 
 
 wildcard_constraints:

@@ -21,7 +21,6 @@ rule encode_topk:
         topk=directory(f"{OUT}/topk/{{layer}}.zarr"),
         cof=directory(f"{OUT}/cof/{{layer}}.zarr"),
     params:
-        provenance=RUN_PROVENANCE,
         top_k=ENCODE_TOP_K,
         code=script_digest("encode_topk.py"),
     resources:
@@ -90,7 +89,6 @@ rule encode_similarity:
     output:
         directory(f"{OUT}/similarity/{{layer}}.zarr"),
     params:
-        provenance=RUN_PROVENANCE,
         level=ENCODE_LEVEL,
         code=script_digest("encode_cof_store.py"),
     resources:
@@ -136,7 +134,6 @@ rule encode_rdm:
     output:
         directory(f"{OUT}/rdm/{{layer}}.zarr"),
     params:
-        provenance=RUN_PROVENANCE,
         level=ENCODE_LEVEL,
         code=script_digest("encode_cof_store.py"),
     resources:

@@ -13,7 +13,6 @@ rule patches:
     output:
         directory(f"{OUT}/patches/{{layer}}.zarr"),
     params:
-        provenance=RUN_PROVENANCE,
         code=script_digest("patches.py"),
         image_size=config["extraction"]["image_size"],
         resize=config["extraction"]["resize"],
@@ -39,7 +38,6 @@ rule ica:
     output:
         directory(f"{OUT}/ica/{{layer}}.zarr"),
     params:
-        provenance=RUN_PROVENANCE,
         code=script_digest("ica.py"),
         settings={
             "n_components": config["visualize"]["ica_components"],

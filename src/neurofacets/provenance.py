@@ -172,8 +172,10 @@ def run_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
     """The run's part of the provenance attributes: the digest of the whole configuration,
     the model architecture and the weights source.
 
-    The workflow computes it once while it parses (``rules/common.smk``) and hands it to the
-    jobs that write stores as an explicit param, so no job reads the whole config.
+    The jobs that write stores record it from the whole config (``snakemake.config``), on
+    purpose not as a param: it says which configuration made the store, and a param would
+    rerun those jobs on any change of the configuration (``figures.dpi`` would rerun the
+    ICA). What a job's result depends on is in its params.
     """
     model = config.get("model", {})
     return {"config_digest": config_digest(config), "model": model.get("arch"), "weights": model.get("weights")}

@@ -3,6 +3,7 @@
 
 from neurofacets.encode import COF_STORES
 from neurofacets.logs import log_to
+from neurofacets.provenance import run_provenance
 
 with log_to(snakemake.log[0]):
     COF_STORES[snakemake.rule](
@@ -11,5 +12,5 @@ with log_to(snakemake.log[0]):
         level=snakemake.params.level,
         out_path=snakemake.output[0],
         images_csv=snakemake.input.images,
-        provenance=snakemake.params.provenance,
+        provenance=run_provenance(snakemake.config),  # a record, not a rerun trigger
     )
