@@ -5,7 +5,7 @@ Random weights, 3 probe classes x 2 images, one layer per network, one shard:
 (channels-last MLP neurons), ``efficientnet_b0`` (conv with squeeze-excitation), timm's
 ``deit_tiny_patch16_224`` (token neurons, chosen by a name pattern) and a lab's own network
 (``python:labnet:make_labnet``, tests/labnet.py), each from the config to
-``metrics/all_layers.csv``, patches, ICA and a gallery page. The stored maxima of the ViT's
+``metrics/all_layers.csv`` and patches, the small ones on to ICA and a gallery page. The stored maxima of the ViT's
 MLP layer are checked against plain forward hooks and ``torch.amax`` over the whole output.
 """
 
@@ -57,13 +57,20 @@ CONFIG = {
 }
 
 
+#: the runs drawn as far as ICA pictures and a gallery page: the small conv and token layers (ICA
+#: and the gallery cost a few tenths of a second per neuron here, and ViT-B/16's MLP layer has 3072
+#: neurons); the others stop at their patches, the last step where the layer kind matters
+PICTURED = {"resnet18", "efficientnet-b0", "labnet"}
+
+
 def _targets() -> list[str]:
     out = []
     for run, (_, _, layers) in RUNS.items():
         out.append(f"results/{run}/metrics/all_layers.csv")
         for layer in layers:
-            out += [f"results/{run}/patches/{layer}.zarr", f"results/{run}/ica/{layer}.zarr",
-                    f"results/{run}/gallery/{layer}"]
+            out.append(f"results/{run}/patches/{layer}.zarr")
+            if run in PICTURED:
+                out += [f"results/{run}/ica/{layer}.zarr", f"results/{run}/gallery/{layer}"]
     return out
 
 
@@ -85,7 +92,7 @@ def families(tmp_path_factory):
 
 
 @pytest.mark.parametrize("run", list(RUNS))
-def test_each_family_reaches_metrics_patches_ica_and_gallery(families, run):
+def test_each_family_reaches_metrics_and_patches_and_pictures(families, run):
     out = families / "results" / run
     layers = RUNS[run][2]
     table = pd.read_csv(out / "model" / "layers.csv")
@@ -96,8 +103,10 @@ def test_each_family_reaches_metrics_patches_ica_and_gallery(families, run):
     assert len(metrics) == int(table["channels"].sum())
     assert (metrics["n_counted"] > 0).any()
     for layer in layers:
-        assert (out / "patches" / f"{layer}.zarr").is_dir() and (out / "ica" / f"{layer}.zarr").is_dir()
-        assert (out / "gallery" / layer / "index.html").stat().st_size > 0
+        assert (out / "patches" / f"{layer}.zarr").is_dir()
+        if run in PICTURED:
+            assert (out / "ica" / f"{layer}.zarr").is_dir()
+            assert (out / "gallery" / layer / "index.html").stat().st_size > 0
 
 
 def test_token_layers_say_what_their_field_is(families):
