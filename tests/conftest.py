@@ -103,6 +103,23 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
+def controls_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The multi-run config of :func:`controls_workflow` run locally on 2 cores in ``workdir``."""
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
+           "tests/configs/tiny.yaml", "controls.yaml"]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def controls_run(tmp_path_factory):
+    """:func:`controls_workflow` run once locally to completion (the multi-run tests, and the
+    SLURM run of the same config compares its results with it)."""
+    workdir = controls_workflow(tmp_path_factory.mktemp("controls"))
+    result = controls_snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A copy of the workflow, run once locally to completion (shared by the e2e tests)."""

@@ -8,33 +8,15 @@ under results/<top-level run>/.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
-from conftest import WNIDS, controls_workflow
+from conftest import WNIDS, controls_snakemake
 
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile",
-           "tests/configs/tiny.yaml", "controls.yaml"]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-
-
-@pytest.fixture(scope="module")
-def controls(tmp_path_factory):
-    workdir = controls_workflow(tmp_path_factory.mktemp("controls"))
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir
-
-
-def test_each_run_is_built_and_compared(controls):
-    out = controls / "results"
+def test_each_run_is_built_and_compared(controls_run):
+    out = controls_run / "results"
     for run, layers in (("vgg-random", ["conv1_1", "conv2_1"]), ("alex-random", ["features-0"])):
         assert (out / run / "summary.csv").exists()
         assert len(list((out / run / "activations").glob("shard-*.zarr"))) == 2  # extracted once, 2 shards
@@ -60,13 +42,13 @@ def test_each_run_is_built_and_compared(controls):
     assert classes["wnid"].tolist() == WNIDS
 
 
-def test_second_call_has_nothing_to_do(controls):
-    result = snakemake(controls, "-n")
+def test_second_call_has_nothing_to_do(controls_run):
+    result = controls_snakemake(controls_run, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_run_rules_are_prefixed_by_the_run(controls):
-    result = snakemake(controls, "--list-rules")
+def test_run_rules_are_prefixed_by_the_run(controls_run):
+    result = controls_snakemake(controls_run, "--list-rules")
     rules = set(result.stdout.split())
     assert {"vgg_random__extract", "alex_random__semantics_layer", "compare_semantic_facets"} <= rules
