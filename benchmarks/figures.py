@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/figures.py [--quick]``; prints markdown tables.
 
-1. Every figure of docs/design.md §5 drawn and written (PDF + PNG, 150 dpi) from VGG16-shaped
+1. Every figure of docs/reference/figures.md drawn and written (PDF + PNG, 150 dpi) from VGG16-shaped
    inputs: a metrics table of 4224 neurons, 13 similarity stores (up to 512 x 512), and
    ICA / patch stores of the real shapes (k = 8 patches, 8 ICs, rf up to 196) in which only
    the neurons the figures show are written (zarr reads the rest as fill values; the

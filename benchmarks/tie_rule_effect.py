@@ -2,7 +2,7 @@
 
 From a run's activation shards (every image's per-neuron maximum and content key), every
 layer's top-k sets are selected twice: ties broken by the image's content key (the rule now,
-docs/design.md §3) and by image id (the former rule, which follows the class order). Per layer:
+docs/methods.md) and by image id (the former rule, which follows the class order). Per layer:
 neurons whose top-k set (as a set of images) differs, neurons whose MF/SF facet or MF degree
 differs (all of it, and among the images with activation > 0, the only ones that count in the
 CoF: ties at 0 merely reorder silent images), and the layer's mean MF degree (finite values) under each rule. No forward pass.

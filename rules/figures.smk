@@ -1,4 +1,4 @@
-# Stage 5: every figure of the paper (docs/design.md §5) and Tables 2-3.
+# Stage 5: every figure of the paper (docs/reference/figures.md) and Tables 2-3.
 # One job per figure, each reading only the tables and stores its figure shows, so
 # `snakemake results/<run>/figures/<stem>.pdf` on a run whose inputs exist runs one job.
 # The figures, their inputs, memory and report places are the table of figures

@@ -5,7 +5,7 @@ The tree holds every file the figures, gallery and summary stages read (see docs
 ``similarity/{layer}.zarr``, ``similarity/summary.csv``, ``patches/{layer}.zarr``,
 ``ica/{layer}.zarr`` and the evaluation stage's ``evaluation/{layer}.csv``,
 ``evaluation/all_layers.csv`` and ``evaluation/summary.csv``. The metrics are computed from
-random CoF rows with the definitions of docs/design.md §3, written out independently of the
+random CoF rows with the definitions of docs/methods.md, written out independently of the
 package so the tests do not need the upstream pipeline. The evaluation's per-neuron scores are
 fabricated (plausible, not computed: sparser neurons score higher), in the real column lists;
 its all-layers table and summary are written by the package's own
@@ -68,7 +68,7 @@ class FakeRun:
 
 
 def gini(row: np.ndarray) -> float:
-    """docs/design.md §3 Gini index of one CoF row (NaN for an all-zero row)."""
+    """docs/methods.md Gini index of one CoF row (NaN for an all-zero row)."""
     total = row.sum()
     if total == 0:
         return float("nan")
@@ -79,7 +79,7 @@ def gini(row: np.ndarray) -> float:
 
 
 def flatness(row: np.ndarray) -> float:
-    """docs/design.md §3 flatness (paper eq. 1) of one CoF row (-1 for an all-zero row)."""
+    """docs/methods.md flatness (paper eq. 1) of one CoF row (-1 for an all-zero row)."""
     if row.sum() == 0:
         return -1.0
     p = (row + 1e-7) / np.sum(row + 1e-7)
@@ -255,7 +255,7 @@ def make_fake_run(
         mf = np.where(n_counted > 0, flat / sparsity, np.nan)
         p_norm, p_emp = _p_values(mf)
         top = []
-        for row in cof:  # docs/design.md §3: a JSON list of the 5 largest [name, count] pairs
+        for row in cof:  # docs/methods.md: a JSON list of the 5 largest [name, count] pairs
             order = sorted(np.flatnonzero(row), key=lambda c: (-row[c], c))[:5]
             top.append(json.dumps([[classes[c], int(row[c])] for c in order], ensure_ascii=False))
         table = pd.DataFrame(

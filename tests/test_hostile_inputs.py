@@ -11,7 +11,7 @@ Part 3: a duplicated CSV row leaves the CoF exactly as without it; class names t
 naive text formats (``a;b``, ``a:b``, ``<script>``, unicode, ``NA``, ``$``) survive images.csv,
 the CoF store, the metrics tables, Tables 2-3, the neuron picture and the gallery page.
 
-docs/configuration.md (Datasets) lists the same cases (``What happens to odd input``).
+docs/dataset.md lists the same cases (``What happens to odd input``).
 Checkpoints that would run code: tests/test_weights.py; damaged stores: tests/test_store.py;
 config overrides: tests/test_config.py.
 """

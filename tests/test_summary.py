@@ -70,7 +70,7 @@ def test_summary_of_fake_run_against_its_cof_rows(fake, tmp_path):
     sim = pd.read_csv(fake.out / "similarity" / "summary.csv").set_index("layer")
     threshold = None
     per_layer_mf = {}
-    for name in fake.layers:  # recompute MF from the CoF rows with the docs/design.md §3 formulas
+    for name in fake.layers:  # recompute MF from the CoF rows with the docs/methods.md formulas
         rows = fake.cof[name]
         live = rows.sum(axis=1) > 0
         per_layer_mf[name] = np.array([flatness(r) / gini(r) for r in rows[live]])

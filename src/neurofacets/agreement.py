@@ -9,7 +9,7 @@ spatial max and argmax:
 - per neuron, whether its *counted* top-k set (the images that enter the CoF: the top k by
   the tie rule of :mod:`neurofacets.topk`, activation > 0) is identical, and the Jaccard
   index of the two sets (1 for two empty sets);
-- with class labels, the layer's mean MF degree of both runs (docs/design.md §3).
+- with class labels, the layer's mean MF degree of both runs (docs/methods.md).
 """
 
 from __future__ import annotations

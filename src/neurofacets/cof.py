@@ -1,7 +1,7 @@
 """Class labels of the dataset and the class co-occurrence matrix (CoF).
 
 ``CoF[n, c]`` = number of images of class ``c`` among neuron ``n``'s *counted* top-k
-images (activation > 0; docs/design.md §3). A dead neuron (no positive activation) has an
+images (activation > 0; docs/methods.md). A dead neuron (no positive activation) has an
 all-zero row, and every row sums to the neuron's ``n_counted``.
 
 Two label levels exist: ``class`` (the rows of ``classes.csv``, in label order) and,

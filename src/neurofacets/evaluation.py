@@ -1,7 +1,7 @@
 """How much is each neuron's verdict worth? Held-out accuracy, split-half reliability, significance.
 
 Everything here works from the activations the run already stored (one read of a layer from
-the shards, no second forward pass) and its top-k store. Definitions (docs/design.md §3,
+the shards, no second forward pass) and its top-k store. Definitions (docs/methods.md,
 "Evaluation"):
 
 - **Halves.** The images are split in two disjoint halves, stratified by class at the

@@ -87,7 +87,7 @@ class _StopForward(Exception):
 class MaxArgmaxHooks:
     """Forward hooks that reduce each selected layer's map to per-channel max and argmax.
 
-    The map is rectified first (post-activation semantics, docs/design.md §3): since
+    The map is rectified first (post-activation semantics, docs/methods.md): since
     ``max(x, 0)`` is monotone, the max of the rectified map is ``max(raw max, 0)`` and its
     first argmax is the raw argmax, or 0 when the whole rectified map is zero. By kind:
 

@@ -53,7 +53,7 @@ class Preprocessed:
     pixels
         uint8 (image_size, image_size, 3), before normalisation.
     content_key
-        :func:`content_key` of the file's bytes (the tie key of docs/design.md §3).
+        :func:`content_key` of the file's bytes (the tie key of docs/methods.md).
     box_resized
         True when the image was too large to resize whole (:data:`WHOLE_RESIZE_MAX_PIXELS`)
         and took :func:`box_resize_and_crop` instead of the reference path.
@@ -88,7 +88,7 @@ def content_key(data: bytes) -> int:
     """The first 8 bytes of the SHA-256 of ``data``, as an unsigned big-endian integer.
 
     Depends on the file's content alone (not its name, folder or label): the key by which
-    images of equal activation are ordered (docs/design.md §3).
+    images of equal activation are ordered (docs/methods.md).
     """
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 

@@ -4,7 +4,7 @@ A job's memory is what all of its processes hold at their peak, together: that i
 cluster's cgroup limit counts. On a cluster each job runs Snakemake twice (the batch
 script's and the job step's, each parsing the workflow: :data:`SNAKEMAKE_MB` each, now
 that parsing imports no torch) and the rule's script (a Python interpreter with its
-imports and its data). The numbers are measured (docs/benchmarks.md, "Cluster jobs"); each
+imports and its data). The numbers are measured (docs/benchmarks/encoding.md, "Cluster jobs"); each
 request adds :data:`MARGIN` on top. Run locally, the requests only matter under
 ``--resources mem_mb=...``, and are then generous by one Snakemake process.
 
@@ -44,7 +44,7 @@ def per_thread_mem_mb(base_mb: float, thread_mb: float):
 
 # Scripts' peak memory (MB) beyond the two Snakemake processes, from the rules' benchmark
 # files (max_rss) of the default run (VGG16, 13 layers, 288 images at 224 px) after parsing
-# and the visualize stage stopped importing torch; docs/benchmarks.md, "Cluster jobs".
+# and the visualize stage stopped importing torch; docs/benchmarks/encoding.md, "Cluster jobs".
 ENCODE_SCRIPT_MB = 200  # interpreter + numpy, pandas, xarray, zarr, scipy: measured 155-165
 FIGURE_SCRIPT_MB = 450  # matplotlib figures and tables: measured up to 427
 GALLERY_LAYER_MB = 600  # one layer's gallery cards: measured up to 503 (512 neurons)
@@ -114,7 +114,7 @@ def encode_topk_mem_mb(shard_paths: Sequence[PathLike], layer: str, top_k: int,
 
 #: What ``evaluate_layer`` holds per (image, neuron) of the layer, in bytes: the layer as read
 #: (float32 max + int32 argmax and the copies made while reading, as ``encode_topk``'s whole-layer
-#: path: 18) and one half's copy for its top-k selection (4); docs/benchmarks.md, "Evaluation".
+#: path: 18) and one half's copy for its top-k selection (4); docs/benchmarks/evaluation.md.
 EVALUATE_BYTES_PER_ENTRY = 22
 EVALUATE_WORK_MB = 300  # the held-out scorer's blocks of 64 neurons and the chance draws
 

@@ -1,6 +1,6 @@
 """Per-neuron metrics of CoF rows: Gini sparsity, flatness, MF degree, p-values, facets.
 
-Definitions are docs/design.md §3. Conventions for the cases the definitions leave open:
+Definitions are docs/methods.md. Conventions for the cases the definitions leave open:
 
 - A *dead* row (all zero) has sparsity NaN, flatness -1, mf NaN, p-values NaN, facet
   ``dead``; dead neurons are left out of every fit, mean and normalisation.
@@ -344,7 +344,7 @@ def exceeds_mean(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def assign_facets(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
-    """Each neuron's facet under ``analysis.facet_threshold`` (docs/design.md §3), decided exactly.
+    """Each neuron's facet under ``analysis.facet_threshold`` (docs/methods.md), decided exactly.
 
     ``MF`` where mf > threshold (for a mean: :func:`exceeds_mean`, the exact mean of the
     finite MF of all layers or of the neuron's layer; for a number: that number), ``SF``

@@ -7,7 +7,7 @@ Every stage reaches a network through this module, and this module reaches it th
 analysable layers, and says how many class / register tokens precede the patch tokens. Adding
 a family means one subclass in :data:`MODEL_SOURCES`, nothing in the stages.
 
-A *layer* (docs/design.md §3) is one of
+A *layer* (docs/methods.md) is one of
 
 - a convolution (``nn.Conv2d``), map (B, C, H, W), kind ``conv``: the hook sits on the conv, or
   on the BatchNorm directly after it when the network has one; convolutions inside a
@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 #: Layer kinds: the layout of the hooked module's output.
 LAYER_KINDS = ("conv", "channels_last", "tokens")
-#: Context margin around a token's patch, in patches on each side (docs/design.md §3): the
+#: Context margin around a token's patch, in patches on each side (docs/methods.md): the
 #: patch box of a token is its p x p patch grown by ``floor(p * TOKEN_MARGIN)`` px each side.
 TOKEN_MARGIN = 0.5
 #: ``model.prefix_tokens``: leave the class / register tokens out of the maximum, or count them.
@@ -585,7 +585,7 @@ def token_grid(n_tokens: int, prefix: int) -> tuple[int, int]:
 
 
 def token_geometry(layer: Layer, channels: int, grid: int, image_size: int) -> LayerGeometry:
-    """The patch box of a token layer (docs/design.md §3): a g x g grid of patch tokens over an
+    """The patch box of a token layer (docs/methods.md): a g x g grid of patch tokens over an
     S x S input covers it with p x p patches, p = S / g; token (r, c) stands for the patch at
     (r p, c p) grown by m = floor(p * TOKEN_MARGIN) px each side: ``rf = p + 2m``, ``jump = p``,
     ``start = (p - 1) / 2``, so the box's top-left is (r p - m, c p - m). Attention gives every

@@ -98,7 +98,7 @@ MF, SF, DEAD = FACETS
 
 #: Column name -> one-line meaning (units, NaN conventions), for every column of the column
 #: tuples above and the extra columns of :data:`OUTPUT_TABLES`. The exact definitions are in
-#: docs/design.md §3 and §6.
+#: docs/methods.md and docs/design.md §6.
 COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     # identification
     "run": "the run's name (config `run`); tells stacked runs apart",
@@ -107,7 +107,7 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "layer_index": "position of the layer among the run's analysed layers, network order, from 0",
     "depth": "relative depth: 0 for the first analysed layer .. 1 for the last",
     "n_neurons": "neurons (channels) of the layer",
-    # encoding (docs/design.md §3)
+    # encoding (docs/methods.md)
     "n_counted": "top-k images with activation > 0 (the ones that count in the CoF); 0 = dead neuron",
     "sparsity": "Gini index of the neuron's CoF row, in [0, 1 - 1/N] (N = number of classes); NaN for a dead neuron",
     "flatness": "2^H - 1 of the CoF row's normalised entropy H (paper eq. 1), in [0, 1]; -1 for a dead neuron",

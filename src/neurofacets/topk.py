@@ -3,7 +3,7 @@
 For every neuron (column of a layer's images x channels activation matrix) the k images
 with the highest activation are selected, ordered by activation descending and, among
 equal activations, by the image's content key ascending (the first 8 bytes of the SHA-256
-of its file, :func:`neurofacets.images.content_key`), then image id (docs/design.md §3). The
+of its file, :func:`neurofacets.images.content_key`), then image id (docs/methods.md). The
 tie rule thus depends on the pictures alone: image ids follow the classes, and ties broken
 by id would fill a saturated neuron's top k with the alphabetically first class. Selection is partition-based
 (linear in the number of images) and runs over blocks of channels, so besides the input

@@ -1,4 +1,4 @@
-"""Every figure of the paper (docs/design.md §5) as a function of the run's tables and stores.
+"""Every figure of the paper (docs/reference/figures.md) as a function of the run's tables and stores.
 
 Each figure has a pure plotting function that takes data and returns a
 :class:`matplotlib.figure.Figure` (unit-tested without files), and an entry in

@@ -1,7 +1,7 @@
 """Fig. 1, Fig. 2 and Appendix A: how sparsity, flatness and MF degree are distributed.
 
 All three read ``metrics/all_layers.csv`` only. Dead neurons (no positive activation,
-docs/design.md §3) have no sparsity, flatness or MF degree and are left out of every
+docs/methods.md) have no sparsity, flatness or MF degree and are left out of every
 distribution; their share per layer is in Fig. 3. A layer whose neurons are all dead has
 nothing to draw: each figure says so above its panels ("layer X: all N neurons dead") and
 marks the layer's empty place.

@@ -1,7 +1,7 @@
 """Fig. 5 and Appendix C: how similar the neurons of a layer are in the classes they prefer.
 
 Similarity is the Pearson correlation between two neurons' CoF rows, dissimilarity the
-Euclidean distance between them (docs/design.md §3). Neurons with a zero-variance CoF row (dead
+Euclidean distance between them (docs/methods.md). Neurons with a zero-variance CoF row (dead
 ones, for instance) have no correlation and are excluded upstream; they are grey in the
 heatmaps.
 """

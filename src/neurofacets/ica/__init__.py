@@ -1,4 +1,4 @@
-"""Independent components of each neuron's receptive-field patches (docs/design.md §3).
+"""Independent components of each neuron's receptive-field patches (docs/methods.md).
 
 The package is split along its seams:
 

@@ -1,7 +1,7 @@
 """Each neuron described by the class hierarchy: concept, semantic spread, semantic facet.
 
 All quantities derive from the neuron's CoF row ``c`` (counts of its counted top-k
-images per class, docs/design.md §3; ``n = sum(c)``) and the dataset's
+images per class, docs/methods.md; ``n = sum(c)``) and the dataset's
 :class:`~neurofacets.semantics.hierarchy.ClassHierarchy`:
 
 - **coverage** of a node v: ``sum of c over the classes under v`` (v itself or below).
