@@ -89,6 +89,7 @@ rule encode_similarity:
     output:
         directory(f"{OUT}/similarity/{{layer}}.zarr"),
     params:
+        store="similarity",
         level=ENCODE_LEVEL,
         code=script_digest("encode_cof_store.py"),
     resources:
@@ -134,6 +135,7 @@ rule encode_rdm:
     output:
         directory(f"{OUT}/rdm/{{layer}}.zarr"),
     params:
+        store="rdm",
         level=ENCODE_LEVEL,
         code=script_digest("encode_cof_store.py"),
     resources:

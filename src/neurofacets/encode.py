@@ -304,6 +304,7 @@ def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: 
     return table
 
 
-#: The per-layer stores computed from the layer's CoF alone, by the name of the rule that
-#: writes them: one workflow script (``encode_cof_store.py``) serves both rules.
-COF_STORES: dict[str, Callable[..., None]] = {"encode_similarity": layer_similarity, "encode_rdm": layer_rdm}
+#: The per-layer stores computed from the layer's CoF alone, by the store's name (the rule's
+#: ``params.store``): one workflow script (``encode_cof_store.py``) serves both rules. Not by
+#: the rule's name: a multi-run config renames the rules ``<run>__encode_similarity``.
+COF_STORES: dict[str, Callable[..., None]] = {"similarity": layer_similarity, "rdm": layer_rdm}

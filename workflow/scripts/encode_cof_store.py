@@ -6,7 +6,7 @@ from neurofacets.logs import log_to
 from neurofacets.provenance import run_provenance
 
 with log_to(snakemake.log[0]):
-    COF_STORES[snakemake.rule](
+    COF_STORES[snakemake.params.store](
         cof_path=snakemake.input.cof,
         layer=snakemake.wildcards.layer,
         level=snakemake.params.level,
