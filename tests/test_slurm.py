@@ -1,4 +1,8 @@
-"""The tiny multi-run config through the shipped SLURM profile on a real SLURM (.ci/slurm.sh up).
+"""The tiny run through the shipped SLURM profile on a real SLURM (.ci/slurm.sh up).
+
+Multi-run configs are not run on SLURM here (a second workflow call of about 15 minutes):
+their rules keep the single-run groups (tests/test_slurm_profile.py, from the declared groups)
+and their DAG runs locally (tests/test_controls_workflow.py).
 
 Needs a running single-node SLURM (.ci/slurm.sh up: partitions cpu and gpu, a fake GPU, per-job
 memory limits enforced by cgroups where the kernel allows) and the executor plugin
@@ -20,8 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from conftest import controls_workflow
-from test_slurm_profile import GROUPS, UNGROUPED, UNGROUPED_COMPARISON
+from conftest import copy_workflow
 
 from neurofacets.ica import IcaReader
 
@@ -58,9 +61,8 @@ def slurm():
 
 
 def _profile_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    # targets and --config first: --configfile takes every following word as a file
     cmd = [sys.executable, "-m", "snakemake", *args, "--profile", "profiles/slurm", *FAST_STATUS,
-           "--configfile", "tests/configs/tiny.yaml", "controls.yaml"]
+           "--configfile", "tests/configs/tiny.yaml"]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1500)
 
 
@@ -74,18 +76,11 @@ def _submitted(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
     return jobs
 
 
-#: the multi-run config of conftest.controls_workflow, every stage of each run built (runs_build:
-#: all): two runs (VGG16 conv1_1 + conv2_1, AlexNet features-0), 2 shards each, a class hierarchy
-#: (so the semantics checkpoints run), and the comparison under results/ctl. One workflow call
-#: covers the single-run jobs and groups and the multi-run renaming and checkpoints.
-LAYERS = {"vgg_random": ["conv1_1", "conv2_1"], "alex_random": ["features-0"]}
-
-
 @pytest.fixture(scope="module")
 def slurm_run(slurm, tmp_path_factory):
-    workdir = controls_workflow(tmp_path_factory.mktemp("slurm"))
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
     start = time.time()
-    result = _profile_run(workdir, "--config", "runs_build=all")
+    result = _profile_run(workdir)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     return workdir, result, time.time() - start
 
@@ -93,62 +88,47 @@ def slurm_run(slurm, tmp_path_factory):
 def test_jobs_went_through_sbatch(slurm_run):
     workdir, result, seconds = slurm_run
     jobs = _submitted(result)
-    # alone: the jobs that read a whole layer or run the network, each with its own memory
-    # request, and the comparison jobs that wait for the multi-run checkpoint
-    alone = {name for name in jobs if name not in GROUPS}
-    assert {name.split("__")[-1] for name in alone} <= UNGROUPED | UNGROUPED_COMPARISON, jobs
-    for prefix, layers in LAYERS.items():
-        assert len(jobs.get(f"{prefix}__extract", [])) == 2, jobs
-        for rule in ("encode_topk", "evaluate_layer", "gallery_layer"):  # one per layer
-            assert len(jobs.get(f"{prefix}__{rule}", [])) == len(layers), (rule, jobs)
-    # the short jobs run grouped: set-up, analysis, figures, and each layer's patches + ICA
+    assert len(jobs.get("extract", [])) == 2 and len(jobs.get("encode_topk", [])) == 3, jobs
+    # short jobs run grouped: one cluster job for the set-up, one for the analysis, one for
+    # the figures and gallery, one per layer for patches + ICA
     for group in ("setup", "analysis", "figures"):
-        assert jobs.get(group), jobs
-    assert len(jobs.get("visualize", [])) == sum(map(len, LAYERS.values())), jobs
+        assert len(jobs.get(group, [])) == 1, jobs
+    assert len(jobs.get("visualize", [])) == 3, jobs
+    assert len(jobs.get("gallery_layer", [])) == 3, jobs  # one per layer (profiles/slurm: why)
+    assert len(jobs.get("evaluate_layer", [])) == 3, jobs  # reads a whole layer: its own memory request
+    assert sum(map(len, jobs.values())) == 17, jobs
     for rule, ids in jobs.items():
         for jobid in ids:
             logs = list((workdir / ".snakemake" / "slurm_logs").glob(f"*/**/{jobid}.log"))
             assert logs, f"no SLURM log of job {jobid} ({rule})"
-    assert (workdir / "results" / "ctl" / "tables" / "compare_semantics.csv").exists()
-    for run in ("vgg-random", "alex-random"):
-        assert (workdir / "results" / run / "gallery" / "index.html").exists()
-    print(f"{sum(map(len, jobs.values()))} SLURM jobs, {seconds:.0f} s: {sorted(jobs)}")
+    print(f"{sum(map(len, jobs.values()))} SLURM jobs, {seconds:.0f} s")
 
 
-def test_results_equal_a_local_run(slurm_run, controls_run):
-    """What the local call of the same config built (runs_build: compare, so no pictures) is
-    the same through SLURM: tables, stores and the comparison figures."""
+def test_results_equal_a_local_run(slurm_run, tiny_run):
     workdir, _, _ = slurm_run
-    for run, layers in (("vgg-random", LAYERS["vgg_random"]), ("alex-random", LAYERS["alex_random"])):
-        here, there = workdir / "results" / run, controls_run / "results" / run
-        for table in ("metrics/all_layers.csv", "similarity/summary.csv", "summary.csv", "dataset/images.csv",
-                      "semantics/summary.csv", "evaluation/all_layers.csv", "evaluation/summary.csv"):
-            a, b = pd.read_csv(here / table), pd.read_csv(there / table)
-            pd.testing.assert_frame_equal(a.drop(columns="path", errors="ignore"),
-                                          b.drop(columns="path", errors="ignore"), obj=f"{run}/{table}")
-        for layer in layers:
-            ga = zarr.open_group(str(here / "topk" / f"{layer}.zarr"), mode="r")
-            gb = zarr.open_group(str(there / "topk" / f"{layer}.zarr"), mode="r")
-            for name in ("image_id", "value", "argmax"):
-                np.testing.assert_array_equal(ga[name][...], gb[name][...], err_msg=f"{run}/topk/{layer}/{name}")
-    for png in sorted((controls_run / "results" / "ctl" / "figures").glob("*.png")):
-        assert (workdir / "results" / "ctl" / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
-
-
-def test_pictures_were_drawn_on_the_cluster(slurm_run):
-    """The visualisation jobs (runs_build: all) wrote readable ICA pictures on the nodes."""
-    workdir, _, _ = slurm_run
-    for run, layers in (("vgg-random", LAYERS["vgg_random"]), ("alex-random", LAYERS["alex_random"])):
-        for layer in layers:
-            pictures = IcaReader(workdir / "results" / run / "ica" / f"{layer}.zarr").components("gray", slice(0, 4))
-            assert pictures.shape[0] == 4 and np.isfinite(pictures).any(), (run, layer)
+    here, there = workdir / "results" / "tiny", tiny_run / "results" / "tiny"
+    for table in ("metrics/all_layers.csv", "similarity/summary.csv", "null/summary.csv", "rsa/rsa.csv",
+                  "summary.csv", "tables/table2_sf_neurons.csv", "dataset/images.csv"):
+        a, b = pd.read_csv(here / table), pd.read_csv(there / table)
+        pd.testing.assert_frame_equal(a.drop(columns="path", errors="ignore"),
+                                      b.drop(columns="path", errors="ignore"), obj=table)
+    for layer in ("conv1_1", "conv2_2", "conv3_1"):
+        for store, arrays in (("topk", ("image_id", "value", "argmax")), ("ica", ("unmixing", "status", "n_counted"))):
+            ga = zarr.open_group(str(here / store / f"{layer}.zarr"), mode="r")
+            gb = zarr.open_group(str(there / store / f"{layer}.zarr"), mode="r")
+            for name in arrays:
+                np.testing.assert_array_equal(ga[name][...], gb[name][...], err_msg=f"{store}/{layer}/{name}")
+        pictures_a = IcaReader(here / "ica" / f"{layer}.zarr").components("gray", slice(0, 4))
+        pictures_b = IcaReader(there / "ica" / f"{layer}.zarr").components("gray", slice(0, 4))
+        np.testing.assert_array_equal(pictures_a, pictures_b, err_msg=f"ica/{layer} pictures")
+    for png in sorted((there / "figures").glob("*.png")):
+        assert (here / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
 
 
 def test_second_call_submits_nothing(slurm_run):
     workdir, _, _ = slurm_run
-    again = _profile_run(workdir, "--config", "runs_build=all")
+    again = _profile_run(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
-    # on failure, what the second call did and why (Snakemake prints each job's reason)
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-6000:]
     assert not _submitted(again)
 
@@ -156,19 +136,19 @@ def test_second_call_submits_nothing(slurm_run):
 def test_gpu_is_requested_only_on_a_cuda_device(slurm_run):
     """device: cuda -> the extract job asks for a GPU and lands on the GPU partition."""
     workdir, _, _ = slurm_run
-    target = "results/vgg-random/activations/shard-000.zarr"
+    target = "results/tiny/activations/shard-000.zarr"
     shutil.rmtree(workdir / target)
     result = _profile_run(workdir, target, "--config", "extraction={'device': 'cuda'}")
     # no CUDA on this node (the GPU is fake): the job is scheduled, then the script stops
     assert result.returncode != 0
-    [jobid] = _submitted(result)["vgg_random__extract"]
-    log = next((workdir / ".snakemake" / "slurm_logs").glob(f"rule_vgg_random__extract/*/{jobid}.log")).read_text()
+    [jobid] = _submitted(result)["extract"]
+    log = next((workdir / ".snakemake" / "slurm_logs").glob(f"rule_extract/*/{jobid}.log")).read_text()
     assert "CUDA is not available" in log
     shown = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True).stdout
     assert "Partition=gpu" in shown and re.search(r"gres/gpu[=:]1|gpu:1", shown), shown
     restored = _profile_run(workdir, target)
     assert restored.returncode == 0, restored.stderr[-3000:]
-    cpu_job = _submitted(restored)["vgg_random__extract"][0]
+    cpu_job = _submitted(restored)["extract"][0]
     shown = subprocess.run(["scontrol", "show", "job", cpu_job], capture_output=True, text=True).stdout
     assert "Partition=cpu" in shown and "gpu" not in shown.split("TRES=")[-1].split("\n")[0], shown
 
