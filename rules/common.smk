@@ -23,6 +23,7 @@ from neurofacets.job_resources import (
 )
 from neurofacets.layer_table import configured_layer_names
 from neurofacets.prepared_weights import prepared_weights_path
+from neurofacets.provenance import run_provenance
 
 check_config(config)
 
@@ -34,6 +35,11 @@ RUN = config["run"]
 OUT = f"results/{RUN}"
 LAYERS = configured_layer_names(config["model"]["arch"], config["model"]["layers"])
 SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
+# The sections the activations depend on: the extract job's config, and the provenance every
+# store derived from the activations records (docs/design.md, "Provenance"). A change of them
+# reruns the shards, hence everything after; as a param it adds no rerun of its own.
+EXTRACTION_CONFIG = {k: config[k] for k in ("run", "model", "extraction")}
+STORE_PROVENANCE = run_provenance(EXTRACTION_CONFIG)
 
 
 wildcard_constraints:

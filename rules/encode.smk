@@ -22,6 +22,7 @@ rule encode_topk:
         cof=directory(f"{OUT}/cof/{{layer}}.zarr"),
     params:
         top_k=ENCODE_TOP_K,
+        provenance=STORE_PROVENANCE,
         code=script_digest("encode_topk.py"),
     resources:
         # the shards' top-k candidates (or the whole layer), from their metadata once they exist
@@ -91,6 +92,7 @@ rule encode_similarity:
     params:
         store="similarity",
         level=ENCODE_LEVEL,
+        provenance=STORE_PROVENANCE,
         code=script_digest("encode_cof_store.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
@@ -137,6 +139,7 @@ rule encode_rdm:
     params:
         store="rdm",
         level=ENCODE_LEVEL,
+        provenance=STORE_PROVENANCE,
         code=script_digest("encode_cof_store.py"),
     resources:
         mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes

@@ -61,7 +61,7 @@ rule extract:
         directory(f"{OUT}/activations/shard-{{shard}}.zarr"),
     params:
         shard=lambda wc: int(wc.shard),
-        config={k: config[k] for k in ("run", "model", "extraction")},
+        config=EXTRACTION_CONFIG,
         code=script_digest("extract.py"),
     threads: max(2, config["extraction"]["workers"] + 1)  # DataLoader workers + the model
     resources:

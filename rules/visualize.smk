@@ -16,6 +16,7 @@ rule patches:
         code=script_digest("patches.py"),
         image_size=config["extraction"]["image_size"],
         resize=config["extraction"]["resize"],
+        provenance=STORE_PROVENANCE,
     threads: config["visualize"]["threads"]
     resources:
         mem_mb=per_thread_mem_mb(PATCHES_MB, PATCHES_THREAD_MB),
@@ -48,6 +49,7 @@ rule ica:
             "restarts": config["visualize"]["ica_restarts"],
             "max_side": config["visualize"]["ica_max_side"],
         },
+        provenance=STORE_PROVENANCE,
     threads: config["visualize"]["threads"]
     resources:
         mem_mb=per_thread_mem_mb(ICA_MB, ICA_WORKER_MB),

@@ -146,3 +146,37 @@ def test_every_script_rule_digests_its_own_script():
     assert rules >= 25
     for smk in (REPO / "rules").glob("*.smk"):
         assert "code_digest(" not in smk.read_text().replace("script_code_digest(", ""), smk.name
+
+
+def _script_params(script: Path) -> set[str]:
+    """The names ``snakemake.params.<name>`` a script reads."""
+    names = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "params" and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "snakemake"):
+            names.add(node.attr)
+    return names
+
+
+def test_scripts_read_only_what_their_rules_declare():
+    """Snakemake reruns a job when its params change; a script that read ``snakemake.config``
+    would depend on what no rerun trigger sees. Every ``snakemake.params.<name>`` a script reads
+    is declared by each rule that runs it."""
+    for script in SCRIPTS:
+        tree = ast.parse(script.read_text())
+        reads_config = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "config"
+                        and isinstance(n.value, ast.Name) and n.value.id == "snakemake"]
+        assert not reads_config, f"{script.name} reads snakemake.config"
+    checked = 0
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in _rule_blocks(smk.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./workflow/scripts/(\w+\.py)"', block)
+            params = re.search(r"\n    params:\n((?:        .*\n|\s*\n)+)", block)
+            if not script or not params or "**" in params.group(1):
+                continue
+            declared = set(re.findall(r"(?m)^        (\w+)=", params.group(1)))
+            read = _script_params(REPO / "workflow" / "scripts" / script.group(1))
+            assert read <= declared, f"{smk.name}: {block.split(':')[0]} lacks params {read - declared}"
+            checked += 1
+    assert checked >= 20

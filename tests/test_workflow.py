@@ -1,5 +1,6 @@
 """The real DAG end to end on tiny data: random weights, 32 px probe images, three layers."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -27,6 +28,19 @@ def test_extraction_outputs(tiny_run):
     acts = read_layer(shards, "conv3_1")
     assert acts.image_id.tolist() == images["image_id"].tolist()
     assert not list((out / "activations").glob(".*tmp*"))  # no temporary left behind
+
+
+def test_every_store_records_its_shards_config_digest(tiny_run):
+    """Provenance: a store derived from the activations carries the shards' config digest
+    (the sections run, model, extraction), so a store is traced to the extraction that made it."""
+    out = tiny_run / "results" / "tiny"
+    stores = sorted(p for p in out.rglob("*.zarr") if (p / "zarr.json").is_file())
+    digests = {p.relative_to(out).as_posix(): json.loads((p / "zarr.json").read_text())["attributes"].get("config_digest")
+               for p in stores}
+    shard_digest = digests["activations/shard-000.zarr"]
+    kinds = {name.split("/")[0] for name in digests}
+    assert {"activations", "topk", "cof", "similarity", "rdm", "patches", "ica"} <= kinds
+    assert {name: d for name, d in digests.items() if d != shard_digest} == {}
 
 
 def test_failed_job_leaves_nothing_that_looks_complete(tiny_run):

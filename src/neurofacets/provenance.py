@@ -169,13 +169,26 @@ RUN_PROVENANCE_KEYS = ("config_digest", "model", "weights")
 
 
 def run_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's part of the provenance attributes: the digest of the whole configuration,
-    the model architecture and the weights source.
+    """The run's part of the provenance attributes: the digest of ``config``, the model
+    architecture and the weights source.
 
-    The jobs that write stores record it from the whole config (``snakemake.config``), on
-    purpose not as a param: it says which configuration made the store, and a param would
-    rerun those jobs on any change of the configuration (``figures.dpi`` would rerun the
-    ICA). What a job's result depends on is in its params.
+    The workflow computes it once from the sections the activations depend on (``run``,
+    ``model``, ``extraction``: the extract job's config) and passes it to every job that writes
+    a store as a param, so each store of a run carries its shards' ``config_digest`` and no
+    script reads the whole configuration. Those sections rerun the shards when they change,
+    so the param reruns nothing the shards would not; a digest of the whole configuration
+    would rerun the ICA on a change of ``figures.dpi``. A job's own settings (``top_k``, the
+    ICA settings, ...) are params of their own and attributes of their store.
+
+    Parameters
+    ----------
+    config
+        A configuration, or the part of one it should stand for; it must hold ``model``.
+
+    Returns
+    -------
+    dict
+        ``config_digest``, ``model`` (the architecture) and ``weights`` (the configured source).
     """
     model = config.get("model", {})
     return {"config_digest": config_digest(config), "model": model.get("arch"), "weights": model.get("weights")}

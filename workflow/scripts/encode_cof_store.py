@@ -3,7 +3,6 @@
 
 from neurofacets.encode import COF_STORES
 from neurofacets.logs import log_to
-from neurofacets.provenance import run_provenance
 
 with log_to(snakemake.log[0]):
     COF_STORES[snakemake.params.store](
@@ -12,5 +11,5 @@ with log_to(snakemake.log[0]):
         level=snakemake.params.level,
         out_path=snakemake.output[0],
         images_csv=snakemake.input.images,
-        provenance=run_provenance(snakemake.config),  # a record, not a rerun trigger
+        provenance=snakemake.params.provenance,
     )

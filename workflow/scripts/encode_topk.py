@@ -2,7 +2,6 @@
 
 from neurofacets.encode import encode_layer
 from neurofacets.logs import log_to
-from neurofacets.provenance import run_provenance
 
 with log_to(snakemake.log[0]):
     encode_layer(
@@ -13,5 +12,5 @@ with log_to(snakemake.log[0]):
         top_k=snakemake.params.top_k,
         topk_path=snakemake.output.topk,
         cof_path=snakemake.output.cof,
-        provenance=run_provenance(snakemake.config),  # a record, not a rerun trigger
+        provenance=snakemake.params.provenance,
     )

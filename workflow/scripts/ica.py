@@ -2,7 +2,6 @@
 
 from neurofacets.ica import FitSettings, build_ica
 from neurofacets.logs import log_to
-from neurofacets.provenance import run_provenance
 
 # The guard matters: the worker processes are spawned and re-import this file.
 if __name__ == "__main__":
@@ -12,5 +11,5 @@ if __name__ == "__main__":
             snakemake.output[0],
             FitSettings(**snakemake.params.settings),
             workers=snakemake.threads,
-            provenance=run_provenance(snakemake.config),  # a record, not a rerun trigger
+            provenance=snakemake.params.provenance,
         )

@@ -1,7 +1,6 @@
 """Rule patches: the layer's top-k list -> its receptive-field patch store."""
 
 from neurofacets.logs import log_to
-from neurofacets.provenance import run_provenance
 from neurofacets.patches import build_patches
 
 if __name__ == "__main__":
@@ -15,5 +14,5 @@ if __name__ == "__main__":
             image_size=snakemake.params.image_size,
             resize=snakemake.params.resize,
             threads=snakemake.threads,
-            provenance=run_provenance(snakemake.config),  # a record, not a rerun trigger
+            provenance=snakemake.params.provenance,
         )
