@@ -356,7 +356,8 @@ def outputs_page(tables: Sequence[Any], stores: Sequence[Any], meanings: Mapping
         "function that reads it (`neurofacets.readers` and the reader classes beside their writers: "
         "they check columns and arrays). Exact definitions: [Methods](../methods.md) and, for the semantics stage, [design.md §6](../design.md#6-semantics-beyond-the-paper-the-wordnet-hierarchy-stage). "
         "Every store is zarr v3 without consolidated metadata (open with `consolidated=False`); the "
-        "stores carry provenance attributes (`neurofacets_version`, `created`, `config_digest`, ...). "
+        "stores carry provenance attributes (`neurofacets_version`, `created`, `config_digest` of the "
+        "extraction's config, ...: [design.md §2](../design.md#2-data-flow-and-file-contract)). "
         "A worked example: [Load a run in Python](../notebook.md).\n"),
         "## Tables\n",
         _SNIPPETS["table"],
