@@ -84,8 +84,9 @@ def controls_workflow(workdir: Path) -> Path:
 
 
 def shipped_controls_workflow(workdir: Path) -> tuple[Path, Path]:
-    """A copy of the workflow ready to parse config/controls.yaml on Tiny-ImageNet's validation
-    photos: ``(workdir, dataset root)``; skips the test where the photos are absent."""
+    """A copy of the workflow ready to parse config/controls.yaml or config/families.yaml on
+    Tiny-ImageNet's validation photos: ``(workdir, dataset root)``; skips the test where the
+    photos are absent."""
     root = shared_data("tiny-imagenet-val")
     if not root.exists():
         pytest.skip(f"{root} is absent: the controls config needs a dataset folder to parse")

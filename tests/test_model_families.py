@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_workflow
+from conftest import copy_workflow, shipped_controls_workflow
 
 from neurofacets.store import read_layer
 
@@ -153,3 +153,18 @@ def test_vit_mlp_maxima_equal_plain_hooks_and_amax(families):
     clear = live & (top2[:, 0] - top2[:, 1] > 1e-4)
     assert clear.sum() > 0.5 * clear.size  # most (image, neuron) pairs: live with a clear top
     assert (argmax[clear] == where[clear]).all()
+
+
+def test_shipped_families_config_plans_both_networks(tmp_path):
+    """config/families.yaml as shipped (VGG16's 13 convolutions, ViT-B/16's 12 MLP blocks) on
+    Tiny-ImageNet's validation photos: the workflow parses it and plans every layer of both runs
+    and the comparison (a dry run: no weights are fetched)."""
+    workdir, root = shipped_controls_workflow(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "none", "--configfile",
+           "config/families.yaml", "--config", f'dataset={{"root": "{root}"}}']
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = dict(line.split() for line in result.stdout.splitlines()
+                  if line.split()[-1:] and line.split()[-1].isdigit() and len(line.split()) == 2)
+    assert counts["vgg16__encode_topk"] == "13" and counts["vit_b_16__encode_topk"] == "12"
+    assert counts["compare_runs"] == "1" and counts["runs_semantics"] == "1"
