@@ -7,12 +7,16 @@ from neurofacets.figure_table import report_format
 from neurofacets.job_resources import FIGURE_SCRIPT_MB, job_mem_mb
 
 
-def figure_rule(figure, out, inputs, figures_config, group="figures"):
+def figure_rule(figure, out, inputs, figures_config):
     """Define the job drawing `figure` into `out`/figures from `inputs` (name -> path,
     list or input function), in every format of `figures_config` (the config's figures
     section); the report shows its report format with workflow/report/<stem>.rst.
-    The job is named after the figure's stem; on a cluster it joins the job `group`
-    (None: a job of its own)."""
+    The job is named after the figure's stem; on a cluster it joins the `figures` group job,
+    except a figure that needs the class hierarchy: that job exists only once the semantics
+    checkpoint has run, and Snakemake 9 forms group jobs from the jobs it knew before (a
+    grouped one stopped a SLURM run with `KeyError: <run>__semantic_facets`), so it is a
+    cluster job of its own."""
+    group = None if figure.needs_hierarchy else "figures"
     formats = figures_config["format"]
     shown = f".{report_format(formats)}"
     report_place = {

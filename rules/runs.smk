@@ -58,15 +58,8 @@ checkpoint runs_semantics:
 
 # The figures comparing the runs (the entries of the table of figures with an input per run).
 for FIGURE in COMPARISON_FIGURES:
-    # a figure whose inputs wait for the runs_semantics checkpoint is a cluster job of its own:
-    # Snakemake 9 forms group jobs from the jobs it knows before a checkpoint has run
-    figure_rule(
-        FIGURE,
-        COMPARE,
-        comparison_inputs(FIGURE),
-        config["figures"],
-        group=None if FIGURE.needs_hierarchy else "figures",
-    )
+    # (a figure whose inputs wait for the runs_semantics checkpoint is a cluster job of its own)
+    figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
 
 
 rule compare_semantics_table:
