@@ -58,7 +58,6 @@ checkpoint runs_semantics:
 
 # The figures comparing the runs (the entries of the table of figures with an input per run).
 for FIGURE in COMPARISON_FIGURES:
-    # (a figure whose inputs wait for the runs_semantics checkpoint is a cluster job of its own)
     figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
 
 

@@ -11,6 +11,7 @@ MLP layer are checked against plain forward hooks and ``torch.amax`` over the wh
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -164,7 +165,6 @@ def test_shipped_families_config_plans_both_networks(tmp_path):
            "config/families.yaml", "--config", f'dataset={{"root": "{root}"}}']
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    counts = dict(line.split() for line in result.stdout.splitlines()
-                  if line.split()[-1:] and line.split()[-1].isdigit() and len(line.split()) == 2)
+    counts = dict(re.findall(r"(?m)^(\w+)\s+(\d+)$", result.stdout))  # the plan's job stats
     assert counts["vgg16__encode_topk"] == "13" and counts["vit_b_16__encode_topk"] == "12"
     assert counts["compare_runs"] == "1" and counts["runs_semantics"] == "1"

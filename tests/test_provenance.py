@@ -127,6 +127,10 @@ def test_digest_follows_the_package_data_a_script_reads(package_copy):
     assert any(s.stem == "gallery_index" for s in SCRIPTS)
 
 
+#: the script a rule block runs
+RULE_SCRIPT = re.compile(r'script:\s*\n\s*"\.\./workflow/scripts/(\w+\.py)"')
+
+
 def _rule_blocks(text: str) -> list[str]:
     return re.split(r"(?m)^(?=(?:rule|checkpoint) \w+:)", text)[1:]
 
@@ -136,7 +140,7 @@ def test_every_script_rule_digests_its_own_script():
     rules = 0
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for block in _rule_blocks(smk.read_text()):
-            script = re.search(r'script:\s*\n\s*"\.\./workflow/scripts/(\w+\.py)"', block)
+            script = RULE_SCRIPT.search(block)
             if not script:
                 continue
             rules += 1
@@ -171,7 +175,7 @@ def test_scripts_read_only_what_their_rules_declare():
     checked = 0
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for block in _rule_blocks(smk.read_text()):
-            script = re.search(r'script:\s*\n\s*"\.\./workflow/scripts/(\w+\.py)"', block)
+            script = RULE_SCRIPT.search(block)
             params = re.search(r"\n    params:\n((?:        .*\n|\s*\n)+)", block)
             if not script or not params or "**" in params.group(1):
                 continue

@@ -61,6 +61,7 @@ def slurm():
 
 
 def _profile_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    # targets and --config first: --configfile takes every following word as a file
     cmd = [sys.executable, "-m", "snakemake", *args, "--profile", "profiles/slurm", *FAST_STATUS,
            "--configfile", "tests/configs/tiny.yaml"]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1500)
