@@ -30,6 +30,7 @@ import jsonschema
 import yaml
 
 from .layer_table import configured_layer_names, image_size_problem
+from .preprocessing import recipe_from_config, resolve_preprocessing
 from .pathlike import PathLike
 
 
@@ -289,8 +290,11 @@ def device_problem(device: str) -> str | None:
     return None
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_config(config: MutableMapping[str, Any]) -> None:
     """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
+
+    First the preprocessing keys left ``auto`` get the model's recipe, in place
+    (:func:`neurofacets.preprocessing.resolve_preprocessing`): every rule then reads numbers.
 
     Besides the dataset's and the weights' files: the device must exist in this PyTorch
     build (:func:`device_problem`), the layers must be layers of the architecture, and the
@@ -315,7 +319,14 @@ def check_config(config: Mapping[str, Any]) -> None:
     if config["analysis"]["level"] == "coarse" and not dataset["coarse_labels"]:
         raise ConfigError("analysis.level: 'coarse' needs dataset.coarse_labels (a CSV class_name,coarse)")
     ex = config["extraction"]
-    if ex["resize"] < ex["image_size"]:
+    try:
+        recipe = resolve_preprocessing(config)
+    except (ValueError, TypeError, RuntimeError) as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(("model.", "extraction.")) else f"model.arch: {message}") \
+            from None
+    sides = recipe.resize if isinstance(recipe.resize, tuple) else (recipe.resize,)
+    if min(sides) < recipe.image_size:
         raise ConfigError(
             f"extraction.resize: {ex['resize']} is smaller than extraction.image_size {ex['image_size']}"
         )
@@ -411,11 +422,11 @@ REFERENCE_DECODE = "pil"
 def preprocessing_label(extraction: dict) -> str:
     """What decides the pixels and arithmetic a run's network saw, in one line (``summary.csv``).
 
-    E.g. ``decode pil (reference), 224/256 px, fp32``: runs whose labels differ may rank
+    E.g. ``decode pil (reference), resize 256, crop 224 (round), bilinear, mean
+    0.485,0.456,0.406, std 0.229,0.224,0.225, fp32``: runs whose labels differ may rank
     different images at the k-th place of a neuron, so they compare in their statistics, not
-    neuron by neuron. ``extraction`` is the validated config section.
+    neuron by neuron. ``extraction`` is the resolved config section (:func:`check_config`).
     """
     decode = REFERENCE_DECODE if extraction["decode"] == "auto" else extraction["decode"]
     kind = "reference" if decode == REFERENCE_DECODE else "not the reference"
-    return (f"decode {decode} ({kind}), {extraction['image_size']}/{extraction['resize']} px, "
-            f"{extraction['precision']}")
+    return f"decode {decode} ({kind}), {recipe_from_config(extraction).label()}, {extraction['precision']}"
