@@ -15,13 +15,15 @@ here and load torch when first used.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
-from . import hf, open_clip, python, timm, torchvision  # the families: one module each
+from . import hf, open_clip, python, timm, torchvision  # the families: one module each (and only here)
 from .base import ModelSource
 
-#: The family modules, in the order ``model.arch`` is tried against them.
-FAMILY_MODULES = (torchvision, timm, hf, open_clip, python)
+#: The family modules: those imported above, each with its ``SOURCE``.
+FAMILY_MODULES = tuple(module for module in list(globals().values())
+                       if isinstance(module, ModuleType) and isinstance(getattr(module, "SOURCE", None), type))
 #: The model families, by the prefix of ``model.arch``.
 MODEL_SOURCES: dict[str, type[ModelSource]] = {module.SOURCE.family: module.SOURCE for module in FAMILY_MODULES}
 

@@ -11,10 +11,10 @@ model ``transformers.AutoModel`` builds from a ``config.json`` whose forward tak
   ``CLIPVisionModel``), the base model without its head; needs the ``hf`` extra.
 - **Weights**: ``hf:pretrained``: the folder's ``model.safetensors`` (preferred: tensors
   only), else ``pytorch_model.bin`` (``weights_only=True``); or any file as
-  ``model.weights: <folder>/model.safetensors``. A checkpoint of a model with a head
-  (``ViTForImageClassification``: keys under ``vit.``) or of a whole CLIP (``vision_model.``
-  beside ``text_model.``) is read into the base model: the prefix dropped, the head's and the
-  text tower's tensors left out, and the log names how many.
+  ``model.weights: <folder>/model.safetensors``. The checkpoint is read into the base model
+  by transformers' own ``from_pretrained`` (its renamings of older layouts included); of a
+  model with a head or of a whole CLIP, the head's and the text tower's tensors are left out,
+  and the log names how many; any other tensor without a place is refused.
 - **Layers**: the activations of ``transformers.activations`` (``GELUActivation``,
   ``QuickGELUActivation``, ...) are MLP activations, also where the MLP registers its
   activation before its linear layers (CLIP's ``mlp.activation_fn``).
@@ -52,6 +52,9 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 PROCESSOR_FILE = "preprocessor_config.json"
 #: PIL's resampling filters by the number a processor config stores.
 _RESAMPLE = {2: "bilinear", 3: "bicubic"}
+#: Prefixes of checkpoint tensors an image network leaves out: heads, a CLIP's text tower and projections.
+LEFT_OUT_PREFIXES = ("classifier.", "head.", "lm_head.", "text_model.", "text_projection", "visual_projection",
+                     "logit_scale", "distillation_classifier.", "cls_classifier.")
 #: Token parameters of the embeddings that precede the patch tokens (count 1 each).
 _PREFIX_PARAMETERS = ("cls_token", "distillation_token", "class_embedding")
 
@@ -164,27 +167,46 @@ class HfSource(ModelSource):
                                       f"{alternatives(self.arch)}")
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        model = self.build("meta")
-        expected = set(model.state_dict())
-        prefixes = [f"{model.base_model_prefix}."] if getattr(model, "base_model_prefix", "") else []
-        out, left_out = {}, []
-        for key, value in state.items():
-            if key in expected:
-                out[key] = value
-                continue
-            stripped = next((key[len(p):] for p in prefixes if key.startswith(p) and key[len(p):] in expected), None)
-            if stripped is None and f"vision_model.{key}" in expected:
-                stripped = f"vision_model.{key}"
-            if stripped is None:
-                left_out.append(key)
-            else:
-                out[stripped] = value
-        if not out:
-            return state  # nothing fits: the check that follows names the keys
-        if left_out:
-            logger.warning("hf:%s: %d tensors of the checkpoint belong to no part of the image network (a head, "
-                           "a text tower) and are left out, e.g. %s", self.spec.name, len(left_out), left_out[:3])
-        return out
+        """The checkpoint as transformers itself reads it into the built model.
+
+        transformers 5 renames and merges the tensors of checkpoints saved in older layouts
+        (``encoder.layer.0.attention.attention.key`` becomes ``layers.0.attention.k_proj``), and
+        ``save_pretrained`` still writes some models in such a layout: the checkpoint is handed
+        to ``from_pretrained`` (with the model's ``config.json``, in a temporary folder) and the
+        tensors it loaded are taken from the result. Tensors it does not use are allowed only
+        under a head's or a text tower's prefix (:data:`LEFT_OUT_PREFIXES`), and counted in the
+        log; any other, or a tensor of the wrong shape, is refused.
+        """
+        import shutil
+        import tempfile
+
+        from safetensors.torch import save_file
+
+        transformers = _transformers()
+        folder = model_folder(self.spec.name)
+        config = self.config()
+        model_class = transformers.CLIPVisionModel if config.model_type == "clip" else transformers.AutoModel
+        with tempfile.TemporaryDirectory(prefix="neurofacets-hf-") as tmp:
+            shutil.copy(folder / "config.json", tmp)
+            save_file({key: value.detach().clone().contiguous() for key, value in state.items()},
+                      str(Path(tmp) / "model.safetensors"))
+            model, info = model_class.from_pretrained(tmp, local_files_only=True, output_loading_info=True)
+        unexpected = sorted(info.get("unexpected_keys") or [])
+        foreign = [key for key in unexpected if not key.startswith(LEFT_OUT_PREFIXES)]
+        mismatched = info.get("mismatched_keys") or []
+        if foreign or mismatched:
+            raise ValueError(f"hf:{self.spec.name}: the checkpoint does not fit the model: "
+                             + (f"tensors it has no place for {foreign[:5]}" if foreign else "")
+                             + (f"; shapes that differ {list(mismatched)[:5]}" if mismatched else ""))
+        if unexpected:
+            logger.warning("hf:%s: %d tensors of the checkpoint belong to a head or a text tower and are left out, "
+                           "e.g. %s", self.spec.name, len(unexpected), unexpected[:3])
+        missing = set(info.get("missing_keys") or [])
+        loaded = {key: value for key, value in model.state_dict().items() if key not in missing}
+        if missing:
+            logger.info("hf:%s: the checkpoint has no tensors for %s (they keep their random initialisation)",
+                        self.spec.name, sorted(missing)[:5])
+        return loaded
 
     def preprocessing(self, weights: str) -> Recipe:
         path = model_folder(self.spec.name) / PROCESSOR_FILE

@@ -515,7 +515,7 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int, kind: str =
 
 def write_layers_table(arch: str, spec: str | Sequence[str], image_size: int, out_csv: str) -> pd.DataFrame:
     """The ``layers`` rule: measure every configured layer's geometry, write ``layers.csv``."""
-    from .store import write_csv
+    from ..store import write_csv
 
     layers = select_layers(meta_model(arch), arch, spec)
     table = geometry_table(layer_geometry(arch, layers, image_size))
