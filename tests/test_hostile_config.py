@@ -323,7 +323,7 @@ def test_layers_that_never_run_are_refused_by_name():
 
 
 def test_without_the_table_the_network_on_the_meta_device_gives_the_same_answer(monkeypatch):
-    monkeypatch.setattr(layer_table, "_torchvision_version", lambda: "0.0.1")
+    monkeypatch.setattr(layer_table, "torchvision_version", lambda: "0.0.1")
     layers = ["features-0", "features-3", "features-6", "features-8", "features-10"]
     assert image_size_problem("alexnet", layers, 16).endswith("the smallest size is 31")
     assert image_size_problem("alexnet", layers, 64) is None

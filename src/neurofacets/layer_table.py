@@ -26,12 +26,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from .model_spec import canonical_arch
 from .models.selection import LAYER_KEYWORDS, is_layer_pattern, pick_layers  # noqa: F401 (re-exported)
+from .models.torchvision import torchvision_version
 from .pathlike import PathLike
 
 TABLE_PATH = Path(__file__).with_name("layer_names.json")
@@ -40,13 +40,6 @@ PACKAGE_DATA = ("layer_names.json",)
 
 
 _KIND_GROUP = {"conv": "conv", "channels_last": "mlp", "tokens": "mlp"}
-
-
-def _torchvision_version() -> str | None:
-    try:
-        return version("torchvision")
-    except PackageNotFoundError:
-        return None
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +57,7 @@ def load_table(path: PathLike = TABLE_PATH) -> dict[str, Any]:
 
 def _table_applies(table: dict[str, Any], arch: str) -> bool:
     """The table holds ``arch`` (a torchvision model, the canonical plain name) for this torchvision."""
-    return arch in table["layers"] and table["torchvision"] == _torchvision_version()
+    return arch in table["layers"] and table["torchvision"] == torchvision_version()
 
 
 def _table_pick(table: dict[str, Any], arch: str, spec: str | Sequence[str]) -> list[str]:
@@ -187,7 +180,7 @@ def build_table() -> dict[str, Any]:
     for arch in archs:
         ranges = input_size_ranges(arch, low, high, "all")
         sizes[arch] = [[list(r) for r in ranges[name]] for name, _, _ in records[arch]]
-    return {"torchvision": _torchvision_version(), "image_sizes": [low, high],
+    return {"torchvision": torchvision_version(), "image_sizes": [low, high],
             "layers": {arch: [r[0] for r in rec] for arch, rec in records.items()},
             "modules": {arch: [r[1] for r in rec] for arch, rec in records.items()},
             "kinds": {arch: [r[2] for r in rec] for arch, rec in records.items()},

@@ -140,7 +140,7 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
                           "(NaN with fewer than 2)",
     "n_excluded": "neurons whose CoF row has zero variance (dead, or even), left out of the similarity matrices; "
                   "-1 in `summary.csv` when the layer has no similarity row",
-    "preprocessing": "decode path, sizes and precision of the run (`config.preprocessing_label`)",
+    "preprocessing": "decode path, the preprocessing recipe (resize, crop, interpolation, mean, std) and precision of the run (`config.preprocessing_label`)",
     # semantics (docs/design.md §6)
     "semantic_facet": "`SF` (one class covers the share), `concept`, `MF`, or `dead`",
     "concept": "node id of the deepest admissible hierarchy node covering `semantics.concept_share` "

@@ -91,16 +91,21 @@ class TimmSource(ModelSource):
 SOURCE = TimmSource
 
 
-def data_config(name: str) -> dict[str, Any]:
-    """``timm.data.resolve_data_config`` of the pretrained configuration of ``name`` (no model built)."""
+def _pretrained_cfg(name: str) -> Any:
+    """timm's pretrained configuration of ``<model>[.<tag>]`` (the default tag's without one), or None."""
     timm = _timm()
-    from timm.data import resolve_data_config
-
     model_name, _, tag = name.partition(".")
     try:
-        cfg = timm.models.get_pretrained_cfg(name if tag else model_name)
+        return timm.models.get_pretrained_cfg(name if tag else model_name)
     except RuntimeError:
-        cfg = None
+        return None
+
+
+def data_config(name: str) -> dict[str, Any]:
+    """``timm.data.resolve_data_config`` of the pretrained configuration of ``name`` (no model built)."""
+    from timm.data import resolve_data_config
+
+    cfg = _pretrained_cfg(name)
     if cfg is None:  # no pretrained configuration: timm's defaults (ImageNet)
         return resolve_data_config({})
     return resolve_data_config({}, pretrained_cfg=cfg.to_dict())
@@ -155,12 +160,7 @@ def timm_state_dict(name: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]
         read_checkpoint,
     )
 
-    timm = _timm()
-    model_name, _, tag = name.partition(".")
-    try:
-        cfg = timm.models.get_pretrained_cfg(name if tag else model_name)
-    except RuntimeError:
-        cfg = None
+    cfg = _pretrained_cfg(name)
     if cfg is None:
         raise WeightsUnavailableError(f"timm has no pretrained weights for {name!r}.\n{alternatives(arch)}")
     looked = []

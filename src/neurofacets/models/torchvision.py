@@ -131,7 +131,7 @@ def _other_forms() -> list[str]:
     return [source.arch_form for family, source in MODEL_SOURCES.items() if family != TorchvisionSource.family]
 
 
-def _torchvision_version() -> str | None:
+def torchvision_version() -> str | None:
     try:
         return version("torchvision")
     except PackageNotFoundError:
@@ -148,7 +148,7 @@ def enum_recipes(name: str) -> dict[str, Any]:
     """``{enum: Recipe keywords, "DEFAULT": enum}`` of torchvision model ``name`` (the stored
     table when it was made with this torchvision, else torchvision itself)."""
     table = _stored_recipes()
-    if table.get("torchvision") == _torchvision_version() and name in table["recipes"]:
+    if table.get("torchvision") == torchvision_version() and name in table["recipes"]:
         return table["recipes"][name]
     return _live_recipes(name)
 
@@ -178,7 +178,7 @@ def build_recipes_table() -> dict[str, Any]:
     import torchvision
 
     names = torchvision.models.list_models(module=torchvision.models)
-    return {"torchvision": _torchvision_version(), "recipes": {name: _live_recipes(name) for name in names}}
+    return {"torchvision": torchvision_version(), "recipes": {name: _live_recipes(name) for name in names}}
 
 
 def torchvision_state_dict(enum: str, arch: str) -> tuple[str, dict[str, torch.Tensor]]:
