@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fakerun import flatness, gini, make_fake_run
+from fakerun import dataset_tables, flatness, gini, make_fake_run
 
 from neurofacets.figures import build_figure
 from neurofacets.figures.compare import plot_compare_runs
@@ -18,23 +18,6 @@ from neurofacets.summary import summarize_run, write_summary
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     return make_fake_run(tmp_path_factory.mktemp("run"))
-
-
-def dataset_tables(folder, n_images=10, n_refused=0, n_capped=0, failed=()):
-    """images.csv, dataset/skipped.csv, activations/skipped.csv of a made-up run, as keyword arguments
-    of write_summary."""
-    from neurofacets.datasets import CAPPED_REASON
-
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"image_id": range(n_images), "path": [f"c/{i}.png" for i in range(n_images)],
-                  "label": 0, "class_name": "c", "shard": 0}).to_csv(folder / "images.csv", index=False)
-    pd.DataFrame({"path": [f"x/{i}" for i in range(n_refused + n_capped)], "class_id": "c",
-                  "reason": ["empty file"] * n_refused + [CAPPED_REASON] * n_capped}
-                 ).to_csv(folder / "skipped.csv", index=False)
-    pd.DataFrame({"image_id": list(failed), "path": [f"c/{i}.png" for i in failed], "reason": "unreadable image"}
-                 ).to_csv(folder / "decode_skipped.csv", index=False)
-    return {"images_csv": folder / "images.csv", "dataset_skipped_csv": folder / "skipped.csv",
-            "extraction_skipped_csv": folder / "decode_skipped.csv"}
 
 
 def write(fake, path, run="fake", **counts):
