@@ -15,6 +15,8 @@ array name is a change here only:
   (:data:`SIMILARITY_SUMMARY_COLUMNS`).
 - ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
   (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
+- ``dataset/images.csv``, ``dataset/skipped.csv``, ``activations/skipped.csv``: the images
+  analysed of the entries listed (:func:`read_image_counts`).
 The two stores whose reading is computation live beside their writers, and are read only
 through their reader classes:
 
