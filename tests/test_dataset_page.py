@@ -71,10 +71,12 @@ def test_the_pages_folder_config_uses_every_image(workdir):
     assert not (workdir / "results" / "demo").exists()
 
 
-def test_the_pages_folder_config_without_its_run_is_refused(workdir):
+@pytest.mark.parametrize("run_line", [None, "run: demo"])
+def test_the_pages_folder_config_without_its_run_is_refused(workdir, run_line):
+    """Without its `run` line (it inherits config.yaml's `demo`), or naming `demo`: refused at parse."""
     shown = page_config()
     lines = [line for line in with_root(shown, workdir / "images").splitlines() if not line.startswith("run:")]
-    (workdir / "no-run.yaml").write_text("\n".join(lines) + "\n")
+    (workdir / "no-run.yaml").write_text("\n".join(([run_line] if run_line else []) + lines) + "\n")
     result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "no-run.yaml")
     assert result.returncode != 0
     said = result.stdout + result.stderr  # Snakemake prints a parse error on stdout
