@@ -5,7 +5,7 @@ rule probes:
     output:
         directory(f"{OUT}/dataset/probes"),
     params:
-        images_per_class=config["dataset"]["images_per_class"],
+        images_per_class=config["dataset"]["probes"]["images_per_class"],
         size=config["dataset"]["probes"]["size"],
         seed=config["dataset"]["probes"]["seed"],
         code=script_digest("probes.py"),

@@ -34,6 +34,7 @@ def _bh(p: np.ndarray) -> np.ndarray:
         q[finite] = stats.false_discovery_control(np.asarray(p)[finite])
     return q
 
+from neurofacets.datasets import CAPPED_REASON
 from neurofacets.evaluation import evaluation_summary
 from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
@@ -343,3 +344,20 @@ def figure_inputs(fake) -> dict:
         "evaluation_summary": out / "evaluation" / "summary.csv",
         "evaluation": out / "evaluation" / "all_layers.csv",
     }
+
+
+def dataset_tables(folder: Path, n_images: int = 10, n_refused: int = 0, n_capped: int = 0,
+                   failed: Sequence[int] = ()) -> dict[str, Path]:
+    """images.csv, dataset/skipped.csv and activations/skipped.csv of a made-up run, as the keyword
+    arguments of :func:`neurofacets.summary.write_summary`: ``n_refused`` refused files and
+    ``n_capped`` images over the cap in the dataset's skipped table, ``failed`` decoding failures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image_id": range(n_images), "path": [f"c/{i}.png" for i in range(n_images)],
+                  "label": 0, "class_name": "c", "shard": 0}).to_csv(folder / "images.csv", index=False)
+    pd.DataFrame({"path": [f"x/{i}" for i in range(n_refused + n_capped)], "class_id": "c",
+                  "reason": ["empty file"] * n_refused + [CAPPED_REASON] * n_capped}
+                 ).to_csv(folder / "skipped.csv", index=False)
+    pd.DataFrame({"image_id": list(failed), "path": [f"c/{i}.png" for i in failed], "reason": "unreadable image"}
+                 ).to_csv(folder / "decode_skipped.csv", index=False)
+    return {"images_csv": folder / "images.csv", "dataset_skipped_csv": folder / "skipped.csv",
+            "extraction_skipped_csv": folder / "decode_skipped.csv"}

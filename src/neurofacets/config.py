@@ -289,29 +289,59 @@ def device_problem(device: str) -> str | None:
     return None
 
 
+#: The default run's name (``run`` in config/config.yaml): the synthetic probes only.
+DEMO_RUN = "demo"
+
+
+def demo_run_problem(config: Mapping[str, Any]) -> str | None:
+    """Why a configuration must not run under the default run's name, or None.
+
+    ``--configfile my.yaml`` is merged over config/config.yaml, so a config of one's own that
+    names no ``run`` inherits :data:`DEMO_RUN`: its images would be analysed into
+    ``results/demo`` beside (and instead of) the default run's. Any dataset but the probes
+    under that name is refused.
+    """
+    dataset = config["dataset"]
+    if config["run"] != DEMO_RUN or dataset["format"] == "probes":
+        return None
+    where = f" (root {dataset['root']})" if dataset["root"] else ""
+    return (f"run: {DEMO_RUN!r} is the default run's name (the synthetic probes of config/config.yaml), but "
+            f"this run's dataset is format {dataset['format']!r}{where}. A file given with --configfile is "
+            f"merged over config/config.yaml, so a config without its own run inherits {DEMO_RUN!r}: add "
+            f"`run: <a name of your own>` to your config (outputs go to results/<name>/)")
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
 
-    Besides the dataset's and the weights' files: the device must exist in this PyTorch
+    Besides the dataset's and the weights' files: a dataset other than the probes is refused
+    under the default run's name (:func:`demo_run_problem`); the device must exist in this PyTorch
     build (:func:`device_problem`), the layers must be layers of the architecture, and the
     input size must give every chosen layer a map
     (:func:`neurofacets.layer_table.image_size_problem`, from the stored layer table: no
     torch is imported for a torchvision architecture the table holds).
     """
+    problem = demo_run_problem(config)
+    if problem:
+        raise ConfigError(problem)
     dataset = config["dataset"]
     fmt = dataset["format"]
     if fmt in ("folder", "csv") and not dataset["root"]:
         raise ConfigError(f"dataset.root: required when dataset.format is {fmt!r}")
     if fmt == "csv" and not dataset["labels"]:
         raise ConfigError("dataset.labels: required when dataset.format is 'csv' (a CSV path,label[,class_name])")
-    if fmt == "probes" and dataset["images_per_class"] is None:
-        raise ConfigError("dataset.images_per_class: required when dataset.format is 'probes' (images per class)")
+    if fmt == "probes" and dataset["images_per_class"] is not None:
+        raise ConfigError(
+            f"dataset.images_per_class: {dataset['images_per_class']} caps a folder or csv dataset; the probe "
+            "images generated per class are dataset.probes.images_per_class (leave dataset.images_per_class null)")
     for key in ("root", "labels", "coarse_labels"):
         value = dataset[key]
         if value and key == "labels":
             value = str(labels_path(value, dataset["root"]))
         if value and not Path(value).exists():
-            raise ConfigError(f"dataset.{key}: {value!r} does not exist")
+            hint = (f"; give the folder that holds your images in your config file or on the command line, "
+                    f"e.g. --config 'dataset={{\"root\": \"/data/images\"}}'" if key == "root" else "")
+            raise ConfigError(f"dataset.{key}: {value!r} does not exist{hint}")
     if config["analysis"]["level"] == "coarse" and not dataset["coarse_labels"]:
         raise ConfigError("analysis.level: 'coarse' needs dataset.coarse_labels (a CSV class_name,coarse)")
     ex = config["extraction"]
@@ -378,6 +408,9 @@ def run_configs(config: Mapping[str, Any],
     """
     if schema is not None and not isinstance(schema, Mapping):
         schema = load_schema(schema)
+    problem = demo_run_problem(config)  # the top-level run names the comparison's folder
+    if problem:
+        raise ConfigError(problem)
     runs = config["runs"]
     base = {key: value for key, value in config.items() if key not in RUNS_KEYS}
     out: dict[str, dict[str, Any]] = {}

@@ -15,6 +15,8 @@ array name is a change here only:
   (:data:`SIMILARITY_SUMMARY_COLUMNS`).
 - ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
   (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
+- ``dataset/images.csv``, ``dataset/skipped.csv``, ``activations/skipped.csv``: the images
+  analysed of the entries listed (:func:`read_image_counts`).
 The two stores whose reading is computation live beside their writers, and are read only
 through their reader classes:
 
@@ -53,7 +55,7 @@ ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
-    "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing",
+    "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing", "n_images", "n_images_listed",
 )
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (
@@ -141,6 +143,10 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "n_excluded": "neurons whose CoF row has zero variance (dead, or even), left out of the similarity matrices; "
                   "-1 in `summary.csv` when the layer has no similarity row",
     "preprocessing": "decode path, sizes and precision of the run (`config.preprocessing_label`)",
+    "n_images": "images the run analysed: the rows of `dataset/images.csv` less the decoding failures "
+                "(`activations/skipped.csv`)",
+    "n_images_listed": "entries the dataset listed: `n_images`, the decoding failures, and the rows of "
+                       "`dataset/skipped.csv` (files refused, repeats, images over `dataset.images_per_class`)",
     # semantics (docs/design.md §6)
     "semantic_facet": "`SF` (one class covers the share), `concept`, `MF`, or `dead`",
     "concept": "node id of the deepest admissible hierarchy node covering `semantics.concept_share` "
@@ -403,6 +409,34 @@ def _read_csv(path: str | Path, required: Sequence[str], what: str,
     return table
 
 
+def read_image_counts(images_csv: str | Path, dataset_skipped_csv: str | Path,
+                      extraction_skipped_csv: str | Path) -> tuple[int, int]:
+    """How many images a run analysed, and how many entries its dataset listed.
+
+    Parameters
+    ----------
+    images_csv, dataset_skipped_csv
+        ``dataset/images.csv`` and ``dataset/skipped.csv``: every entry the dataset listed is
+        a row of one of them (the skipped ones refused by name, kind or header, listed again,
+        or over ``dataset.images_per_class``).
+    extraction_skipped_csv
+        ``activations/skipped.csv``: the images of ``images.csv`` extraction could not decode.
+
+    Returns
+    -------
+    tuple
+        ``(n_images, n_images_listed)``: the rows of ``images.csv`` less the decoding
+        failures, and the rows of ``images.csv`` and ``dataset/skipped.csv`` together.
+    """
+    images = _read_csv(images_csv, ["image_id"], "image table", dtype=str)
+    skipped = _read_csv(dataset_skipped_csv, ["path", "reason"], "dataset skipped table", dtype=str)
+    failed = _read_csv(extraction_skipped_csv, ["image_id"], "extraction skipped table", dtype=str)
+    unknown = sorted(set(failed["image_id"]) - set(images["image_id"]))
+    if unknown:
+        raise ValueError(f"{extraction_skipped_csv}: image ids {unknown[:5]} are not in {images_csv}")
+    return len(images) - failed["image_id"].nunique(), len(images) + len(skipped)
+
+
 def read_layers(path: str | Path) -> pd.DataFrame:
     """``model/layers.csv`` in network order (row order), with unique layer names."""
     table = _read_csv(path, ["layer"], "layer table")
@@ -634,6 +668,7 @@ __all__ = [
     "read_evaluation",
     "read_evaluation_summaries",
     "read_evaluation_summary",
+    "read_image_counts",
     "read_layers",
     "read_metrics",
     "read_semantics_summaries",
