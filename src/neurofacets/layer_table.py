@@ -261,7 +261,7 @@ def build_table() -> dict[str, Any]:
     image_size = load_schema()["properties"]["extraction"]["properties"]["image_size"]
     low, high = image_size["minimum"], image_size["maximum"]
     records = {arch: layer_records(arch) for arch in archs}
-    from .model_checks import planning_problem
+    from .model_checks import planning_problem, token_prefixes
     from .models import meta_model, model_source
 
     for arch in archs:  # what check_config checks for the networks outside the table
@@ -269,6 +269,13 @@ def build_table() -> dict[str, Any]:
                                    model_source(arch).default_input_size(meta_model(arch)))
         if problem:
             raise RuntimeError(f"the layer table cannot hold {arch}: {problem}")
+        tokens = tuple(path for _, path, kind in records[arch] if kind == "tokens")
+        if tokens:  # the jobs take the prefix tokens of a table network from its attributes
+            declared = model_source(arch).prefix_tokens(meta_model(arch))
+            found = token_prefixes(arch, tokens, declared)
+            if set(found.values()) != {declared}:
+                raise RuntimeError(f"the layer table cannot hold {arch}: its token layouts {found} are not "
+                                   f"the {declared} prefix tokens its attributes say")
     sizes = {}
     for arch in archs:
         ranges = input_size_ranges(arch, low, high, "all")

@@ -391,11 +391,18 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
 
 def _token_prefixes(source: ModelSource, model: nn.Module, mlp: dict[str, str]) -> dict[str, int | str]:
     """Each token layer's prefix tokens where the network puts them, or why its layout is
-    refused (:func:`neurofacets.model_checks.token_prefixes`; checked in :func:`select_layers`)."""
+    refused (:func:`neurofacets.model_checks.token_prefixes`; checked in :func:`select_layers`).
+    The stored table's torchvision ViTs were probed when the table was made: no CPU copy is
+    built in their jobs."""
+    from .layer_table import in_layer_table
     from .model_checks import token_prefixes
 
     paths = tuple(path for path, kind in mlp.items() if kind == "tokens")
-    return token_prefixes(source.arch, paths, source.prefix_tokens(model)) if paths else {}
+    if not paths:
+        return {}
+    if in_layer_table(source.arch):
+        return dict.fromkeys(paths, source.prefix_tokens(model))
+    return token_prefixes(source.arch, paths, source.prefix_tokens(model))
 
 
 def _hook_path(modules: dict[str, nn.Module], conv_path: str) -> str:
