@@ -597,7 +597,7 @@ def dataset_from_config(config: dict, probes_dir: PathLike | None,
                            images_per_class=cap, shards=ex["shards"],
                            coarse_labels=ds["coarse_labels"],
                            max_pixels=ex["max_image_pixels"])
-    problem = halves_problem(images, config["analysis"]["level"]) if "analysis" in config else None
+    problem = halves_problem(images, config["analysis"]["level"])
     if problem:
         for path in (images_csv, classes_csv):  # nothing that looks done
             Path(path).unlink(missing_ok=True)
