@@ -364,7 +364,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         # the stored table's networks were checked when it was made (layer_table.build_table)
         from .model_checks import planning_problem
 
-        problem = planning_problem(model["arch"], layers, ex["image_size"])
+        problem = planning_problem(model["arch"], tuple(layers), ex["image_size"])
         if problem:
             raise ConfigError(problem)
     problem = image_size_problem(model["arch"], layers, ex["image_size"])

@@ -265,7 +265,7 @@ def build_table() -> dict[str, Any]:
     from .models import meta_model, model_source
 
     for arch in archs:  # what check_config checks for the networks outside the table
-        problem = planning_problem(arch, [r[0] for r in records[arch]],
+        problem = planning_problem(arch, tuple(r[0] for r in records[arch]),
                                    model_source(arch).default_input_size(meta_model(arch)))
         if problem:
             raise RuntimeError(f"the layer table cannot hold {arch}: {problem}")

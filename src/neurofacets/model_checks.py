@@ -99,12 +99,14 @@ def forward_probe(model: nn.Module, layers: Sequence[Layer], size: int) -> Forwa
     return ForwardProbe(calls, first[0] if first else None, error)
 
 
-def planning_problem(arch: str, layer_names: Sequence[str], image_size: int) -> str | None:
+@lru_cache(maxsize=32)
+def planning_problem(arch: str, layer_names: tuple[str, ...], image_size: int) -> str | None:
     """Why the chosen layers of ``arch`` cannot be analysed as the network runs, or None.
 
     Refused: a first convolution that does not take 3 input channels (the images are RGB),
     and an analysed module called more than once per forward pass. One forward pass on the
-    meta device at ``image_size`` (:func:`forward_probe`).
+    meta device at ``image_size`` (:func:`forward_probe`); cached: the runs of a ``runs:``
+    config are checked before their modules check them again.
     """
     from .models import meta_model, select_layers
 
