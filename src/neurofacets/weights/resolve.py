@@ -139,8 +139,8 @@ def resolve_weights(
         weights_id, state = _file_state_dict(argument, arch)
     partial = _check_fits(state, arch, weights_id)
     if partial:
-        logger.info("%s provides %d of %s's tensors; the rest keeps its random initialisation",
-                    weights_id, len(state), arch)
+        logger.info("%s provides %d of %s's tensors; what the analysed layers depend on must be among them "
+                    "(weights.fit: else refused, or filled from model.partial_weights)", weights_id, len(state), arch)
     return ResolvedWeights(source, weights_id, None, state, partial)
 
 
