@@ -83,7 +83,7 @@ def _merge(base, override):
     (("extraction", "shards"), "four", "extraction.shards: 'four' is not of type integer"),
     (("analysis", "top_k"), "many", "analysis.top_k: 'many' is not of type integer"),
     (("dataset", "images_per_class"), "all", "dataset.images_per_class: 'all' is not of type integer or null"),
-    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, prefix_tokens, weights"),
+    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, partial_weights, prefix_tokens, weights"),
     (("run",), "../escape", "run: '../escape' is not an accepted form; use a name of letters"),
     (("dataset", "format"), "tfrecord", "dataset.format: 'tfrecord' is not one of probes, folder, csv"),
     # several accepted forms: every one is listed instead of "not valid under any of the given schemas"

@@ -56,6 +56,7 @@ CONFIG = with_defaults({
     "model": {"arch": "vgg16", "weights": "random:0", "layers": ["conv1_1"]},
     "extraction": {"image_size": IMAGE_SIZE, "resize": IMAGE_SIZE, "batch_size": 8, "shards": 1,
                    "device": "cpu", "precision": "fp32", "workers": 0, "max_image_pixels": MAX_PIXELS},
+    "analysis": {"top_k": 6},
 })
 
 # ------------------------------------------------------------------------------ file makers

@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .layer_table import configured_layer_names, image_size_problem
+from .layer_table import configured_layer_names, image_size_problem, in_layer_table
 from .pathlike import PathLike
 
 
@@ -121,6 +121,7 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
     _read_text_as_yaml(config, schema, validator)
+    _integral_floats_as_integers(config, schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     lines = [explain_schema_error(e) for e in errors]
     # JSON Schema's "number" takes NaN and the infinities (Python's floats), and NaN passes
@@ -225,6 +226,37 @@ def _read_text_as_yaml(config: MutableMapping[str, Any], schema: Mapping[str, An
             continue
         if isinstance(value, (bool, int, float)):
             _set(config, path, value)
+
+
+def _wants_integer(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` takes integers but no other numbers (directly or in a oneOf/anyOf branch)."""
+    def types(node: Mapping[str, Any]) -> set[str]:
+        kinds = node.get("type", [])
+        found = {kinds} if isinstance(kinds, str) else set(kinds)
+        for branch in node.get("oneOf", []) + node.get("anyOf", []):
+            found |= types(branch)
+        return found
+
+    found = types(schema)
+    return "integer" in found and "number" not in found
+
+
+def _integral_floats_as_integers(config: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """One rule for every integer key: a float with no fractional part (``top_k: 5.0``) is taken
+    as that integer, so every job sees an ``int``; JSON Schema's ``integer`` accepts 5.0 as
+    it is. A float with a fraction stays, and validation refuses it naming the key."""
+    for path, value in _float_values(config, []):
+        sub = _subschema(schema, path)
+        if sub is not None and math.isfinite(value) and value.is_integer() and _wants_integer(sub):
+            _set(config, path, int(value))
+
+
+def _float_values(node: Any, path: list[Any]) -> list[tuple[list[Any], float]]:
+    """Every float in a nested dict/list, with its path."""
+    if isinstance(node, float):
+        return [(path, node)]
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else []
+    return [found for key, child in items for found in _float_values(child, [*path, key])]
 
 
 def _non_finite_numbers(node: Any, path: list[Any]) -> list[tuple[list[Any], float]]:
@@ -358,6 +390,13 @@ def check_config(config: Mapping[str, Any]) -> None:
     except (ValueError, TypeError, RuntimeError) as error:
         message = str(error)
         raise ConfigError(message if message.startswith("model.") else f"model.arch: {message}") from None
+    if not in_layer_table(model["arch"]):
+        # the stored table's networks were checked when it was made (layer_table.build_table)
+        from .model_checks import planning_problem
+
+        problem = planning_problem(model["arch"], tuple(layers), ex["image_size"])
+        if problem:
+            raise ConfigError(problem)
     problem = image_size_problem(model["arch"], layers, ex["image_size"])
     if problem:
         raise ConfigError(problem)
@@ -383,8 +422,8 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def run_configs(config: Mapping[str, Any],
-                schema: Mapping[str, Any] | PathLike | None = None) -> dict[str, dict[str, Any]]:
+def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any] | PathLike | None = None, *,
+                check: bool = False) -> dict[str, dict[str, Any]]:
     """The configuration of each run listed in ``runs`` (several runs in one call).
 
     Each entry of ``runs`` holds a run name and what differs from the rest of the
@@ -399,6 +438,9 @@ def run_configs(config: Mapping[str, Any],
         When given (the schema or its path), each run's merged configuration is validated
         with :func:`validate_config`, which also gives it the defaults of what neither the
         entry nor the rest of the configuration sets; an error names the run first.
+    check
+        With ``schema``: also :func:`check_config` each run, its errors named the same way
+        (``runs[i] (name): ...``), before the run's module repeats the checks.
 
     Returns
     -------
@@ -431,6 +473,8 @@ def run_configs(config: Mapping[str, Any],
         if schema is not None:
             try:
                 validate_config(run_config, schema)
+                if check:
+                    check_config(run_config)
             except ConfigError as error:
                 raise ConfigError("\n".join(f"runs[{i}] ({name}): {line}" for line in str(error).splitlines())) from None
         out[name] = run_config

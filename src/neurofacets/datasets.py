@@ -570,12 +570,34 @@ def _write_skipped(skipped: pd.DataFrame, skipped_csv: PathLike) -> None:
         logger.warning("skipped %s: %s", row.path, row.reason)
 
 
+def halves_problem(images: pd.DataFrame, level: str) -> str | None:
+    """Why the evaluation cannot split the images in two halves by class, or None.
+
+    The evaluation (:func:`neurofacets.evaluation.split_halves`) sends each class's images
+    (each coarse group's, at ``analysis.level: coarse``) alternately to half 0 and half 1:
+    when every class has one image, half 1 is empty and the evaluation of every layer would
+    stop after the extraction. Refused in the dataset stage instead, saying what to change.
+    """
+    if level == "coarse" and "coarse" not in images.columns:
+        return None  # check_config requires dataset.coarse_labels for it
+    counts = images["coarse" if level == "coarse" else "label"].value_counts()
+    if len(counts) and int(counts.max()) >= 2:
+        return None
+    advice = ("use analysis.level: coarse with dataset.coarse_labels (groups of several classes), "
+              "or give each class at least 2 images (dataset.images_per_class caps them, when set)"
+              if level != "coarse" else "give the coarse groups at least 2 images each (more classes per group)")
+    return (f"analysis.level: {level}: every {'class' if level != 'coarse' else 'coarse group'} of the dataset has "
+            f"1 image ({len(images)} images), so the evaluation's two halves by class cannot both hold images "
+            f"(each class's images go alternately to half 0 and half 1); {advice}")
+
+
 def dataset_from_config(config: dict, probes_dir: PathLike | None,
                         images_csv: PathLike, classes_csv: PathLike,
                         skipped_csv: PathLike) -> pd.DataFrame:
     """The ``dataset`` rule: list the configured source and write the three tables.
 
-    ``config`` holds the ``dataset`` and ``extraction`` sections as
+    ``config`` holds the ``dataset`` and ``extraction`` sections (and ``analysis``, whose
+    ``level`` the evaluation splits the images by: :func:`halves_problem`) as
     :func:`neurofacets.config.validate_config` leaves them, every default filled in; outside
     a run, fill a partial one with :func:`neurofacets.config.with_defaults`.
     """
@@ -589,7 +611,13 @@ def dataset_from_config(config: dict, probes_dir: PathLike | None,
         labels = labels_path(ds["labels"], ds["root"])
         listing = list_csv(labels, ds["root"], allow_outside_root=ds["allow_outside_root"])
         cap = ds["images_per_class"]
-    return write_dataset(listing, images_csv, classes_csv, skipped_csv,
-                         images_per_class=cap, shards=ex["shards"],
-                         coarse_labels=ds["coarse_labels"],
-                         max_pixels=ex["max_image_pixels"])
+    images = write_dataset(listing, images_csv, classes_csv, skipped_csv,
+                           images_per_class=cap, shards=ex["shards"],
+                           coarse_labels=ds["coarse_labels"],
+                           max_pixels=ex["max_image_pixels"])
+    problem = halves_problem(images, config["analysis"]["level"])
+    if problem:
+        for path in (images_csv, classes_csv):  # nothing that looks done
+            Path(path).unlink(missing_ok=True)
+        raise DatasetError(problem)
+    return images

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
 from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
+from .model_checks import checkpoint_fit_problem
 from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
 from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
@@ -272,6 +273,11 @@ def extract_shard(
     images = pd.read_csv(images_csv)
     images = images[images["shard"] == shard].sort_values("image_id")
     weights = load_prepared(weights_file)
+    if weights.partial:  # the file may be shared with a run analysing other layers: this run's check
+        problem = checkpoint_fit_problem(arch, config["model"]["layers"], ex["image_size"], weights.state_dict,
+                                         weights.weights_id)
+        if problem:
+            raise ValueError(problem)
     model = build_model(arch, weights.state_dict, seed=weights.seed, partial=weights.partial)
     layers = select_layers(model, arch, config["model"]["layers"])
     device = resolve_device(ex["device"])
