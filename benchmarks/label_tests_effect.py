@@ -11,6 +11,7 @@ numbers.
 
     python benchmarks/label_tests_effect.py --out /tmp/eff/new [--rename] [--shuffle]
     python benchmarks/label_tests_effect.py --out /tmp/eff/demo --demo    # the default run's data and settings
+    cp -r /tmp/eff/demo /tmp/eff/demo2; python benchmarks/label_tests_effect.py --out /tmp/eff/demo2 --demo --evaluate-only
     python benchmarks/label_tests_effect.py --compare /tmp/eff/a /tmp/eff/b
 """
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     root = out / "root"
     layers = args.layers.split(",")
+    build = not args.evaluate_only  # else: the dataset and the shard under --out, from an earlier call
     if args.demo:  # the default config's dataset (probe images), image size, k and layers
         from neurofacets.probes import write_probe_dataset
 
@@ -62,10 +64,12 @@ def run(args: argparse.Namespace) -> None:
                                 "extraction": {"image_size": 224, "resize": 256, "batch_size": 16, "shards": 1,
                                                "device": "cpu", "workers": 0},
                                 "analysis": {"top_k": 100}})
-        write_probe_dataset(root, 24, 224, 0)
+        if build:
+            write_probe_dataset(root, 24, 224, 0)
         args.top_k = 100
     else:
-        build_folders(root, args.classes, args.per_class, args.rename)
+        if build:
+            build_folders(root, args.classes, args.per_class, args.rename)
         config = with_defaults({
             "run": "effect",
             "model": {"arch": "vgg16", "weights": args.weights, "layers": layers},
@@ -74,14 +78,15 @@ def run(args: argparse.Namespace) -> None:
                            "workers": 0},
             "analysis": {"top_k": args.top_k},
         })
-    dataset_from_config(config, root, out / "images.csv", out / "classes.csv", out / "skipped.csv")
-    if args.shuffle:  # labels with no signal: the images' labels permuted once
-        images = pd.read_csv(out / "images.csv", keep_default_na=False)
-        images["label"] = np.random.default_rng(12345).permutation(images["label"].to_numpy())
-        images.to_csv(out / "images.csv", index=False)
-    prepare_weights(args.weights, "vgg16", out / "weights.pt", cache_dir=REPO / "resources" / "downloads")
     shard = out / "shard-000.zarr"
-    extract_shard(config, out / "images.csv", 0, out / "weights.pt", shard, threads=2)
+    if build:
+        dataset_from_config(config, root, out / "images.csv", out / "classes.csv", out / "skipped.csv")
+        if args.shuffle:  # labels with no signal: the images' labels permuted once
+            images = pd.read_csv(out / "images.csv", keep_default_na=False)
+            images["label"] = np.random.default_rng(12345).permutation(images["label"].to_numpy())
+            images.to_csv(out / "images.csv", index=False)
+        prepare_weights(args.weights, "vgg16", out / "weights.pt", cache_dir=REPO / "resources" / "downloads")
+        extract_shard(config, out / "images.csv", 0, out / "weights.pt", shard, threads=2)
     accepted = inspect.signature(evaluation.evaluate_layer).parameters
     seconds = {}
     for layer in layers:
@@ -140,6 +145,8 @@ def main() -> None:
     parser.add_argument("--rename", action="store_true")
     parser.add_argument("--shuffle", action="store_true")
     parser.add_argument("--demo", action="store_true", help="the default run's probe images, k and all conv layers")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="reuse the dataset and shard under --out (another checkout's evaluation of the same run)")
     parser.add_argument("--compare", nargs=2)
     args = parser.parse_args()
     if args.compare:

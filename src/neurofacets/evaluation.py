@@ -25,11 +25,12 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/metho
   as :func:`sklearn.metrics.average_precision_score`) and the Pearson correlation. The two
   directions (explain on half 0, score on half 1, and back) are averaged.
 - **Label test.** The null permutes the held-out images' labels: under draw d
-  (:func:`null_places`, ``[seed, STREAM, CHANCE, direction, d // 64]``) a label that marks P
-  held-out images marks instead a uniformly random set of P of them, both directions
-  averaged as the observed score. ``label_p = (1 + #{d: AUROC_d >= AUROC}) / (1 + draws)``
-  (``evaluation.label_draws``; ``auto`` = ceil(neurons / 0.05)), ``label_q`` its
-  Benjamini-Hochberg q-value within the layer, and the label **holds** when ``label_q < 0.05``.
+  (:func:`null_orders`, ``[seed, STREAM, CHANCE, direction, d // 64]``) a label that marks P
+  held-out images marks instead a uniformly random set of P of them. Per direction
+  ``p_h = (1 + #{d: AUROC_h,d >= AUROC_h}) / (1 + draws)`` (``evaluation.label_draws``;
+  ``auto`` = ceil(2 neurons / 0.05)), ``label_p = min(1, 2 min(p_0, p_1))`` (Bonferroni: the
+  directions are dependent), ``label_q`` its Benjamini-Hochberg q-value within the layer, and
+  the label **holds** when ``label_q < 0.05``.
   The same for concepts. ``*_chance`` is the mean of the first ``chance_draws`` draws,
   ``*_chance_p95`` their 95th percentile (for reading).
 - **Split-half reliability.** Per neuron, the MF degree on each half, whether the concepts of
@@ -57,7 +58,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
-from threadpoolctl import threadpool_limits
 
 from .cof import LabelLevel, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_mask
@@ -230,23 +230,29 @@ class HeldOutScorer:
                 for name, value in (("auroc", auroc), ("auprc", auprc), ("correlation", correlation))}
 
 
-def null_places(seed: int, direction: int, block: int, n_images: int) -> np.ndarray:
+def null_orders(seed: int, direction: int, block: int, n_images: int) -> np.ndarray:
     """Draws ``block * DRAW_BLOCK ..`` of the label null on the held-out images of ``direction``.
 
-    int32 (DRAW_BLOCK, n_images): row r holds each held-out image's place (its content-order
-    position permuted by ``default_rng([seed, STREAM, CHANCE, direction, block])``) in draw
-    ``block * DRAW_BLOCK + r``. A label that marks P held-out images is scored, under a draw,
-    against the images placed below P: a uniformly random set of P held-out images, which is
-    what permuting the held-out images' labels gives the label (its class sizes kept).
+    int32 (DRAW_BLOCK, n_images): row r is a random order of the held-out images (their
+    content-order positions, shuffled by ``default_rng([seed, STREAM, CHANCE, direction,
+    block])``) for draw ``block * DRAW_BLOCK + r``. A label that marks P held-out images is
+    scored, under a draw, against the first P images of its order: a uniformly random set of P
+    held-out images, which is what permuting the held-out images' labels gives the label (its
+    class sizes kept).
     """
     rng = np.random.default_rng([seed, STREAM, CHANCE, direction, block])
     return rng.permuted(np.broadcast_to(np.arange(n_images, dtype=np.int32), (DRAW_BLOCK, n_images)), axis=1)
 
 
 def first_null_places(seed: int, direction: int, n_images: int, draws: int) -> np.ndarray:
-    """int32 (draws, n_images): the places of the first ``draws`` draws (:func:`null_places`)."""
-    blocks = [null_places(seed, direction, b, n_images) for b in range(-(-draws // DRAW_BLOCK))]
-    return np.concatenate(blocks)[:draws] if blocks else np.empty((0, n_images), np.int32)
+    """int32 (draws, n_images): each held-out image's place in the order of each of the first
+    ``draws`` draws (:func:`null_orders`); the positives of a label marking P images are those
+    placed below P."""
+    blocks = [null_orders(seed, direction, b, n_images) for b in range(-(-draws // DRAW_BLOCK))]
+    orders = np.concatenate(blocks)[:draws] if blocks else np.empty((0, n_images), np.int32)
+    places = np.empty_like(orders)
+    np.put_along_axis(places, orders, np.broadcast_to(np.arange(n_images, dtype=np.int32), orders.shape), axis=1)
+    return places
 
 
 def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.ndarray:
@@ -264,10 +270,11 @@ def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.n
 
 def label_draws_for(n_neurons: int, label_draws: int | str) -> int:
     """The number of null draws of a layer's label test: ``label_draws``, or for ``auto``
-    ``ceil(n_neurons / 0.05)``, the fewest with which the smallest p-value, 1 / (1 + draws),
-    clears Benjamini-Hochberg at q < 0.05 alone among the layer's ``n_neurons`` tests."""
+    ``ceil(2 n_neurons / 0.05)``, the fewest with which the smallest p-value, 2 / (1 + draws)
+    (:func:`label_p_values`), clears Benjamini-Hochberg at q < 0.05 alone among the layer's
+    ``n_neurons`` tests."""
     if label_draws == "auto":
-        return max(1, int(np.ceil(n_neurons / Q_SIGNIFICANT)))
+        return max(1, int(np.ceil(2 * n_neurons / Q_SIGNIFICANT)))
     if isinstance(label_draws, bool) or not isinstance(label_draws, (int, np.integer)) or label_draws < 1:
         raise ValueError(f"evaluation.label_draws must be 'auto' or an integer >= 1, got {label_draws!r}")
     return int(label_draws)
@@ -296,8 +303,10 @@ class _NullRankSums:
     """Each neuron's AUROC under null draws on one direction's held-out images.
 
     Neurons whose labels mark the same number P of held-out images share, per draw, the
-    positives "place < P": one indicator matrix per distinct P and one matrix product with
-    their doubled ranks (integer sums, exact in float64) score them all.
+    positives "the first P of the draw's order": their doubled ranks (integers, exact sums in
+    float64) at those images are gathered and summed together, or, where P > n / 2, those of
+    the other n - P images subtracted from the total. A draw costs about sum(min(P, n - P))
+    reads over the neurons.
     """
 
     def __init__(self, doubled_ranks: np.ndarray, positives: np.ndarray) -> None:
@@ -307,27 +316,37 @@ class _NullRankSums:
         self.neurons = defined[np.argsort(self.positives[defined], kind="stable")]
         self.ranks = np.ascontiguousarray(doubled_ranks[:, self.neurons])  # columns grouped by P
         sizes = self.positives[self.neurons]
-        self.groups = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1]]) if len(sizes) else np.empty(0, int)
-        self.bounds = np.r_[self.groups, len(sizes)]
+        starts = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1]]) if len(sizes) else np.empty(0, int)
+        self.bounds = np.r_[starts, len(sizes)]
 
-    def aurocs(self, places: np.ndarray) -> np.ndarray:
-        """float (draws, neurons) for int (draws, images) places (:func:`null_places`)."""
-        out = np.full((len(places), len(self.positives)), np.nan)
+    def aurocs(self, orders: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
+        """float (draws, neurons) for int (draws, images) orders (:func:`null_orders`)."""
+        n = self.n_images
+        total = n * (n + 1)  # twice the sum of the ranks 1..n (midranks keep it)
+        out = np.full((len(orders), len(self.positives)), np.nan)
         for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
-            size = self.positives[self.neurons[start]]
-            rank_sum = (places < size).astype(np.float64) @ self.ranks[:, start:stop]
-            out[:, self.neurons[start:stop]] = _auroc_of_rank_sums(rank_sum, size, self.n_images)
+            size = int(self.positives[self.neurons[start]])
+            rest = size > n - size  # sum the n - P images after the label's, fewer
+            images = orders[:, size:] if rest else orders[:, :size]
+            width = max(1, budget // max(1, images.size))  # neurons gathered at once
+            for first in range(start, stop, width):
+                cols = slice(first, min(first + width, stop))
+                summed = np.take(self.ranks[:, cols], images, axis=0).sum(axis=1)  # (draws, neurons)
+                out[:, self.neurons[cols]] = _auroc_of_rank_sums(total - summed if rest else summed, size, n)
         return out
 
 
 def label_p_values(values: np.ndarray, tests: Sequence[np.ndarray], hits: Sequence[np.ndarray], draws: int,
                    seed: int) -> np.ndarray:
-    """Permutation p-value of each neuron's held-out AUROC (both directions averaged).
+    """Permutation p-value of each neuron's label on held-out images, both directions combined.
 
-    ``(1 + #{d: AUROC_d >= AUROC}) / (1 + draws)``, where ``AUROC_d`` is the same average with
-    each direction's positives replaced by the held-out images placed below P in draw d
-    (:func:`null_places`): the label's held-out images relabelled at random. NaN where no
-    direction is scored.
+    Per direction h (explained on one half, scored on the other): ``p_h = (1 + #{d: AUROC_h,d >=
+    AUROC_h}) / (1 + draws)``, where ``AUROC_h,d`` scores the first P held-out images of draw
+    d's order (:func:`null_orders`) as the positives: the label's held-out images relabelled at
+    random, an exact test of that direction. The two directions are dependent (the label of one
+    half is formed from the images the other direction scores), so they are combined by
+    Bonferroni: ``p = min(1, 2 min(p_0, p_1))``, a direction with no label counting as
+    ``p_h = 1``; NaN where neither direction is scored.
 
     Parameters
     ----------
@@ -342,26 +361,22 @@ def label_p_values(values: np.ndarray, tests: Sequence[np.ndarray], hits: Sequen
     """
     if draws < 1:
         raise ValueError(f"label draws must be >= 1, got {draws}")
-    nulls, observed = [], []
-    for test, hit in zip(tests, hits):
+    per_direction = []
+    for h, (test, hit) in enumerate(zip(tests, hits)):
         doubled = _doubled_ranks(np.asarray(values[test], dtype=np.float64))
         positives = hit.sum(axis=0)
-        nulls.append(_NullRankSums(doubled, positives))
-        observed.append(_auroc_of_rank_sums(np.where(hit, doubled, 0.0).sum(axis=0), positives, len(test)))
-    # the products are small (64 draws x held-out images x one group of neurons): BLAS threads
-    # only contend (one draw block: 4 ms on one thread, 54 ms on two of a loaded 2-core machine)
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # a neuron scored in no direction is NaN by definition
-        statistic = np.nanmean(np.stack(observed), axis=0)
+        null = _NullRankSums(doubled, positives)
+        # equal rank sums give bit-identical AUROCs: the comparison is exact
+        observed = _auroc_of_rank_sums(np.where(hit, doubled, 0.0).sum(axis=0), positives, len(test))
         at_least = np.zeros(values.shape[1], dtype=np.int64)
         for block in range(-(-draws // DRAW_BLOCK)):
             rows = min(DRAW_BLOCK, draws - block * DRAW_BLOCK)
-            null = [nulls[h].aurocs(null_places(seed, h, block, len(tests[h]))[:rows]) for h in (0, 1)]
-            # equal rank sums give equal AUROCs bit for bit; the tolerance only absorbs the
-            # rounding of a two-direction mean that ties the observed one in another split
-            at_least += (np.nanmean(np.stack(null), axis=0) >= statistic - 1e-12).sum(axis=0)
-    p = (1 + at_least) / (1 + draws)
-    p[np.isnan(statistic)] = np.nan
+            at_least += (null.aurocs(null_orders(seed, h, block, len(test))[:rows]) >= observed).sum(axis=0)
+        p = (1 + at_least) / (1 + draws)
+        per_direction.append(np.where(np.isnan(observed), np.nan, p))
+    both = np.stack(per_direction)
+    p = np.minimum(1.0, 2 * np.nanmin(np.where(np.isnan(both), 1.0, both), axis=0))
+    p[np.isnan(both).all(axis=0)] = np.nan
     return p
 
 
@@ -461,7 +476,7 @@ def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, ord
     explanations
         ``[members of half 0, members of half 1]``, bool (neurons, n_classes) each.
     chance_draws
-        Null draws (:func:`null_places`) averaged into the ``_chance`` columns: the first of the
+        Null draws (:func:`null_orders`) averaged into the ``_chance`` columns: the first of the
         ``label_draws`` draws of the test.
     label_draws
         Null draws of the label test (:func:`label_p_values`).
