@@ -9,7 +9,7 @@ candidates, then runs, each in a fresh process, side by side on the same layer:
   draws, runs the label test with ``evaluation.label_draws`` draws and the selectivity
   permutation test with true and permuted labels);
 - ``evaluate_1_draw``: the same with one draw of the label test: the difference is the cost of
-  the label draws (``auto``: 20 per neuron of the layer).
+  the label draws (``auto``: 40 per neuron of the layer).
 
 Each case reports the wall time, the process's peak resident memory (ru_maxrss, interpreter
 and imports included) and the peak of Python-traced allocations (tracemalloc). Planted
