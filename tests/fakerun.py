@@ -167,7 +167,9 @@ def _evaluation_table(rng: np.random.Generator, layer: str, cof: np.ndarray, cla
         "top_classes_1": [top_classes(row) for row in halves[1]],
         **scores(sparsity),
     })
-    table["label_holds"] = table["auroc"] > table["auroc_chance_p95"]
+    label_p = np.where(table["auroc"] > table["auroc_chance_p95"], 0.0005, rng.uniform(0.06, 1, n)) * dead_nan
+    table["label_p"], table["label_q"] = label_p, _bh(label_p)
+    table["label_holds"] = table["label_q"] < 0.05
     table["mf_0"] = mf * np.exp(rng.normal(0, 0.1, n))
     table["mf_1"] = mf * np.exp(rng.normal(0, 0.1, n))
     table["class_jaccard"] = rng.uniform(0.2, 1.0, n) * dead_nan
@@ -179,7 +181,10 @@ def _evaluation_table(rng: np.random.Generator, layer: str, cof: np.ndarray, cla
         table["concept_1"] = np.where(alive & named[1], rng.choice(["animal.n.01", "dog.n.01", "car.n.01"], n), "")
         for name, values in scores(sparsity * 0.8, "concept_").items():
             table[name] = values
-        table["concept_holds"] = table["concept_auroc"] > table["concept_auroc_chance_p95"]
+        concept_p = np.where(table["concept_auroc"] > table["concept_auroc_chance_p95"], 0.0005,
+                             rng.uniform(0.06, 1, n)) * dead_nan
+        table["concept_p"], table["concept_q"] = concept_p, _bh(concept_p)
+        table["concept_holds"] = table["concept_q"] < 0.05
         both = (table["concept_0"] != "") & (table["concept_1"] != "")
         table["concept_agrees"] = np.where(both, (table["concept_1"] != "car.n.01").astype(float), np.nan)
         for h in (0, 1):
