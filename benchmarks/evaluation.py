@@ -6,7 +6,10 @@ candidates, then runs, each in a fresh process, side by side on the same layer:
 - ``encode_topk``: :func:`neurofacets.encode.encode_layer` (merges the shards' candidates);
 - ``evaluate``: :func:`neurofacets.evaluation.evaluate_layer` (reads the layer once from every
   shard, splits it, selects each half's top-k, scores the explanations with their chance
-  draws, runs the selectivity permutation test with true and permuted labels).
+  draws, runs the label test with ``evaluation.label_draws`` draws and the selectivity
+  permutation test with true and permuted labels);
+- ``evaluate_1_draw``: the same with one draw of the label test: the difference is the cost of
+  the label draws (``auto``: 40 per neuron of the layer).
 
 Each case reports the wall time, the process's peak resident memory (ru_maxrss, interpreter
 and imports included) and the peak of Python-traced allocations (tracemalloc). Planted
@@ -47,6 +50,7 @@ else:
     from neurofacets.evaluation import evaluate_layer
     evaluate_layer(args["shards"], args["topk"], args["images"], args["classes"], None, level="class",
                    top_k=args["top_k"], seed=0, chance_draws=args["chance_draws"], permutations=args["permutations"],
+                   label_draws=1 if args["case"] == "evaluate_1_draw" else args["label_draws"],
                    share=0.8, max_concept_classes=0.5, out_csv=args["out"])
 seconds = time.perf_counter() - start
 traced = tracemalloc.get_traced_memory()[1]
@@ -91,7 +95,9 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--chance-draws", type=int, default=20)
     parser.add_argument("--permutations", type=int, default=1000)
+    parser.add_argument("--label-draws", default="auto", help="auto or a number")
     args = parser.parse_args()
+    label_draws = args.label_draws if args.label_draws == "auto" else int(args.label_draws)
     rows = []
     for n in (args.images, 10 * args.images):
         with tempfile.TemporaryDirectory() as tmp:
@@ -100,8 +106,10 @@ def main() -> None:
             case_args = {"shards": shards, "images": str(root / "images.csv"), "classes": str(root / "classes.csv"),
                          "layer": LAYER, "top_k": args.top_k, "topk": str(root / "topk.zarr"),
                          "cof": str(root / "cof.zarr"), "out": str(root / "evaluation.csv"),
-                         "chance_draws": args.chance_draws, "permutations": args.permutations}
+                         "chance_draws": args.chance_draws, "permutations": args.permutations,
+                         "label_draws": label_draws}
             encode = run_case("encode_topk", case_args)
+            one_draw = run_case("evaluate_1_draw", case_args)
             evaluate = run_case("evaluate", case_args)
             table = pd.read_csv(root / "evaluation.csv")
             planted = table.iloc[:10]
@@ -109,7 +117,11 @@ def main() -> None:
                          "request_data_mb": n * args.channels * EVALUATE_BYTES_PER_ENTRY / 1e6,
                          **{f"encode_topk_{k}": v for k, v in encode.items()},
                          **{f"evaluate_{k}": v for k, v in evaluate.items()},
+                         "label_draws_seconds": evaluate["seconds"] - one_draw["seconds"],
+                         "label_draws_us_per_image": (evaluate["seconds"] - one_draw["seconds"]) / n * 1e6,
                          "planted_auroc_min": planted["auroc"].min(),
+                         "planted_label_holds": int(planted["label_holds"].sum()),
+                         "others_label_holds": float(table["label_holds"].iloc[10:].mean()),
                          "planted_selective": int((planted["selectivity_q"] < 0.05).sum()),
                          "others_selective_permuted": float((table["selectivity_q_permuted"] < 0.05).mean())})
     table = pd.DataFrame(rows)
@@ -118,6 +130,9 @@ def main() -> None:
     for n, row in ((args.images, small), (10 * args.images, large)):
         print(f"N = {n}: evaluate / encode_topk time {row['evaluate_seconds'] / row['encode_topk_seconds']:.1f}, "
               f"peak RSS {row['evaluate_peak_rss_mb'] / row['encode_topk_peak_rss_mb']:.2f}")
+    print(f"label draws: 10N/N time {large['label_draws_seconds'] / small['label_draws_seconds']:.2f} "
+          f"(flat per image: 10); per image {small['label_draws_us_per_image']:.0f} us at N, "
+          f"{large['label_draws_us_per_image']:.0f} us at 10N")
     for case in ("encode_topk", "evaluate"):
         print(f"{case}: 10N/N time {large[f'{case}_seconds'] / small[f'{case}_seconds']:.2f}, "
               f"peak RSS {large[f'{case}_peak_rss_mb'] / small[f'{case}_peak_rss_mb']:.2f}, "

@@ -73,7 +73,11 @@ STAGE_TARGETS = []
 def weights_file():
     """Where the configured weights are prepared: one file per (arch, source), shared by the
     runs that name the same source (neurofacets.prepared_weights)."""
-    return prepared_weights_path(config["model"]["arch"], config["model"]["weights"])
+    return prepared_weights_path(
+        config["model"]["arch"],
+        config["model"]["weights"],
+        partial_weights=config["model"]["partial_weights"],
+    )
 
 
 def uses_gpu():

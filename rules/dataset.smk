@@ -5,7 +5,7 @@ rule probes:
     output:
         directory(f"{OUT}/dataset/probes"),
     params:
-        images_per_class=config["dataset"]["images_per_class"],
+        images_per_class=config["dataset"]["probes"]["images_per_class"],
         size=config["dataset"]["probes"]["size"],
         seed=config["dataset"]["probes"]["seed"],
         code=script_digest("probes.py"),
@@ -33,6 +33,8 @@ rule dataset:
     params:
         dataset=config["dataset"],
         extraction=config["extraction"],
+        # the evaluation splits each class (or coarse group) in two halves: checked here, before extraction
+        level=config["analysis"]["level"],
         # the listed files' paths, sizes and times: adding, removing or overwriting one reruns this job
         state=dataset_state_param,
         code=script_digest("dataset.py"),

@@ -1,6 +1,6 @@
 # Evaluation (docs/evaluation.md): how much each neuron's verdict is worth. Each layer's
 # explanations formed on one half of the images and scored on the other (AUROC, AUPRC,
-# correlation, against random explanations of the same size), the verdicts of the two halves
+# correlation; a permutation test of the held-out labels with BH q-values), the verdicts of the two halves
 # side by side (split-half reliability), and a label-permutation test of each neuron's
 # selectivity with Benjamini-Hochberg q-values. One read of each layer's activations; no
 # forward pass.
@@ -23,6 +23,7 @@ rule evaluate_layer:
         top_k=config["analysis"]["top_k"],
         seed=config["analysis"]["seed"],
         chance_draws=EVALUATION["chance_draws"],
+        label_draws=EVALUATION["label_draws"],
         permutations=EVALUATION["permutations"],
         share=SEMANTICS["concept_share"],
         max_concept_classes=SEMANTICS["max_concept_classes"],

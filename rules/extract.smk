@@ -14,6 +14,10 @@ rule weights:
     params:
         source=config["model"]["weights"],
         arch=config["model"]["arch"],
+        # what the checkpoint must cover (every tensor up to the last analysed layer), and how to fill the rest
+        layers=config["model"]["layers"],
+        image_size=config["extraction"]["image_size"],
+        partial_weights=config["model"]["partial_weights"],
         code=script_digest("weights.py"),
     resources:
         mem_mb=job_mem_mb(WEIGHTS_MB),

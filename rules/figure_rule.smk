@@ -3,6 +3,8 @@
 # rules/report.smk the figure comparing this run with config compare_runs, rules/runs.smk
 # the figures comparing the runs of a multi-run config. Uses script_digest (code_digest.smk,
 # included by common.smk and runs_common.smk before this file).
+import re
+
 from neurofacets.figure_table import report_format
 from neurofacets.job_resources import FIGURE_SCRIPT_MB, job_mem_mb
 
@@ -53,3 +55,35 @@ def figure_rule(figure, out, inputs, figures_config):
             "../envs/neurofacets.yaml"
         script:
             "../workflow/scripts/figure.py"
+
+
+def figure_format_refusal(name, out, stems, formats):
+    """A rule matching `out`/figures/<stem>.<ext> for a figure in a format outside
+    figures.format: planning it stops the call naming the format and what to change (without
+    it, Snakemake says only "No rule to produce"). It never runs."""
+
+    def refuse(wildcards):
+        raise ValueError(
+            f"figures.format: {out}/figures/{wildcards.stem}.{wildcards.ext} was asked for, but "
+            f"{wildcards.ext!r} is not in figures.format {list(formats)}: add it to figures.format "
+            f"(e.g. format: {[*formats, wildcards.ext]}) or ask for {wildcards.stem}.{formats[0]}"
+        )
+
+    rule:
+        name:
+            name
+        input:
+            refuse,
+        output:
+            f"{out}/figures/{{stem}}.{{ext}}",
+        wildcard_constraints:
+            stem="|".join(re.escape(stem) for stem in stems),
+            ext=r"(?!(?:" + "|".join(re.escape(f) for f in formats) + r")$)[A-Za-z0-9]+",
+        log:
+            f"{out}/logs/{name}/{{stem}}.{{ext}}.log",
+        benchmark:
+            f"{out}/benchmarks/{name}/{{stem}}.{{ext}}.tsv"
+        conda:
+            "../envs/neurofacets.yaml"
+        shell:
+            "exit 1"

@@ -16,6 +16,9 @@ FIGURE_FORMATS = config["figures"]["format"]
 for FIGURE in RUN_FIGURES:
     figure_rule(FIGURE, OUT, FIGURE.input_paths(OUT, layers=LAYERS), config["figures"])
 
+# a figure asked for in a format outside figures.format: refused naming it
+figure_format_refusal("figure_format", OUT, [*(FIGURE.stem for FIGURE in RUN_FIGURES), "compare_runs"], FIGURE_FORMATS)
+
 
 rule figure_tables:
     # Tables 2 and 3 of the paper: the top SF and MF neurons of each layer.

@@ -19,6 +19,10 @@ rule summary:
         metrics=f"{OUT}/metrics/all_layers.csv",
         similarity_summary=f"{OUT}/similarity/summary.csv",
         layers=f"{OUT}/model/layers.csv",
+        # the images analysed of those listed (n_images, n_images_listed)
+        images=f"{OUT}/dataset/images.csv",
+        dataset_skipped=f"{OUT}/dataset/skipped.csv",
+        extraction_skipped=f"{OUT}/activations/skipped.csv",
     output:
         report(
             f"{OUT}/summary.csv",

@@ -60,6 +60,8 @@ checkpoint runs_semantics:
 for FIGURE in COMPARISON_FIGURES:
     figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
 
+figure_format_refusal("compare_figure_format", COMPARE, [FIGURE.stem for FIGURE in COMPARISON_FIGURES], COMPARE_FORMATS)
+
 
 rule compare_semantics_table:
     # the runs' semantics/summary.csv stacked: the headline table of the comparison

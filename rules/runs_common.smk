@@ -2,7 +2,7 @@
 # what the call builds.
 import re
 
-from neurofacets.config import run_configs
+from neurofacets.config import SCHEMA_PATH, run_configs
 from neurofacets.figure_table import (
     COMPARISON_FIGURES,
     FIGURES_BY_STEM,
@@ -16,8 +16,9 @@ from neurofacets.figure_table import (
 include: "code_digest.smk"
 
 
-# each run merged and validated (with the defaults of what no one sets), errors naming the run
-RUNS = run_configs(config)
+# each run merged, validated (with the defaults of what no one sets) and checked, errors
+# naming the run (runs[i] (name): ...)
+RUNS = run_configs(config, SCHEMA_PATH, check=True)
 COMPARE = f"results/{config['run']}"
 RUNS_BUILD = config["runs_build"]
 COMPARE_FORMATS = config["figures"]["format"]

@@ -34,6 +34,7 @@ def _bh(p: np.ndarray) -> np.ndarray:
         q[finite] = stats.false_discovery_control(np.asarray(p)[finite])
     return q
 
+from neurofacets.datasets import CAPPED_REASON
 from neurofacets.evaluation import evaluation_summary
 from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
@@ -166,7 +167,9 @@ def _evaluation_table(rng: np.random.Generator, layer: str, cof: np.ndarray, cla
         "top_classes_1": [top_classes(row) for row in halves[1]],
         **scores(sparsity),
     })
-    table["label_holds"] = table["auroc"] > table["auroc_chance_p95"]
+    label_p = np.where(table["auroc"] > table["auroc_chance_p95"], 0.0005, rng.uniform(0.06, 1, n)) * dead_nan
+    table["label_p"], table["label_q"] = label_p, _bh(label_p)
+    table["label_holds"] = table["label_q"] < 0.05
     table["mf_0"] = mf * np.exp(rng.normal(0, 0.1, n))
     table["mf_1"] = mf * np.exp(rng.normal(0, 0.1, n))
     table["class_jaccard"] = rng.uniform(0.2, 1.0, n) * dead_nan
@@ -178,7 +181,10 @@ def _evaluation_table(rng: np.random.Generator, layer: str, cof: np.ndarray, cla
         table["concept_1"] = np.where(alive & named[1], rng.choice(["animal.n.01", "dog.n.01", "car.n.01"], n), "")
         for name, values in scores(sparsity * 0.8, "concept_").items():
             table[name] = values
-        table["concept_holds"] = table["concept_auroc"] > table["concept_auroc_chance_p95"]
+        concept_p = np.where(table["concept_auroc"] > table["concept_auroc_chance_p95"], 0.0005,
+                             rng.uniform(0.06, 1, n)) * dead_nan
+        table["concept_p"], table["concept_q"] = concept_p, _bh(concept_p)
+        table["concept_holds"] = table["concept_q"] < 0.05
         both = (table["concept_0"] != "") & (table["concept_1"] != "")
         table["concept_agrees"] = np.where(both, (table["concept_1"] != "car.n.01").astype(float), np.nan)
         for h in (0, 1):
@@ -343,3 +349,20 @@ def figure_inputs(fake) -> dict:
         "evaluation_summary": out / "evaluation" / "summary.csv",
         "evaluation": out / "evaluation" / "all_layers.csv",
     }
+
+
+def dataset_tables(folder: Path, n_images: int = 10, n_refused: int = 0, n_capped: int = 0,
+                   failed: Sequence[int] = ()) -> dict[str, Path]:
+    """images.csv, dataset/skipped.csv and activations/skipped.csv of a made-up run, as the keyword
+    arguments of :func:`neurofacets.summary.write_summary`: ``n_refused`` refused files and
+    ``n_capped`` images over the cap in the dataset's skipped table, ``failed`` decoding failures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image_id": range(n_images), "path": [f"c/{i}.png" for i in range(n_images)],
+                  "label": 0, "class_name": "c", "shard": 0}).to_csv(folder / "images.csv", index=False)
+    pd.DataFrame({"path": [f"x/{i}" for i in range(n_refused + n_capped)], "class_id": "c",
+                  "reason": ["empty file"] * n_refused + [CAPPED_REASON] * n_capped}
+                 ).to_csv(folder / "skipped.csv", index=False)
+    pd.DataFrame({"image_id": list(failed), "path": [f"c/{i}.png" for i in failed], "reason": "unreadable image"}
+                 ).to_csv(folder / "decode_skipped.csv", index=False)
+    return {"images_csv": folder / "images.csv", "dataset_skipped_csv": folder / "skipped.csv",
+            "extraction_skipped_csv": folder / "decode_skipped.csv"}

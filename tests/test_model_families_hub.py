@@ -170,3 +170,23 @@ def test_a_checkpoint_tensor_without_a_place_is_refused_not_dropped(tmp_path):
     save_file({**state, "encoder.extra.weight": torch.zeros(2)}, str(tmp_path / "extra.safetensors"))
     with pytest.raises(ValueError, match="encoder.extra.weight"):
         resolve_weights(str(tmp_path / "extra.safetensors"), f"hf:{tmp_path / 'vit'}")
+
+
+def test_issue_28_token_checks_apply_to_hf_and_open_clip(tmp_path):
+    """The token layout found on the network (models.checks) agrees with the family's declared
+    prefix: DINOv2 with 4 registers (1 + 4 tokens before the patches) and CLIP's class token."""
+    from neurofacets.models import meta_model, model_source, select_layers
+    from neurofacets.models.checks import token_prefixes
+
+    config = transformers.Dinov2WithRegistersConfig(image_size=42, patch_size=14, hidden_size=32, num_hidden_layers=1,
+                                                    num_attention_heads=2, mlp_ratio=2, num_register_tokens=4)
+    transformers.Dinov2WithRegistersModel(config).save_pretrained(tmp_path / "dino")
+    arch = f"hf:{tmp_path / 'dino'}"
+    model = meta_model(arch)
+    assert model_source(arch).prefix_tokens(model) == 5
+    (layer,) = select_layers(model, arch, "mlp")
+    assert layer.kind == "tokens" and layer.prefix_tokens == 5
+    assert token_prefixes(arch, (layer.module,), 5) == {layer.module: 5}
+    clip = "open_clip:ViT-B-32"
+    layers = select_layers(meta_model(clip), clip, [CLIP_LAYER])
+    assert [(layer.kind, layer.prefix_tokens) for layer in layers] == [("tokens", 1)]

@@ -142,3 +142,19 @@ def test_open_clip_recipe_is_open_clips_preprocess(photos):
                             (0.26862954, 0.26130258, 0.27577711))
     _, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
     assert_bit_equal(photos, recipe, preprocess)
+
+
+def test_auto_takes_the_recipe_and_an_explicit_value_wins_with_a_log_line():
+    from neurofacets.preprocessing import recipe_report, resolve_preprocessing
+
+    config = {"model": {"arch": "vit_b_16", "weights": "random:0"},
+              "extraction": {"image_size": "auto", "resize": 224, "crop_offset": "auto", "interpolation": "auto",
+                             "mean": "auto", "std": "auto"}}
+    recipe = resolve_preprocessing(config)
+    assert recipe == Recipe(224, 224)  # vit_b_16's DEFAULT (IMAGENET1K_V1): 224 of 256, the 256 overridden
+    assert config["extraction"]["resize"] == 224 and config["extraction"]["image_size"] == 224
+    assert config["extraction"]["mean"] == [0.485, 0.456, 0.406]
+    report = recipe_report(config)
+    assert "IMAGENET1K_V1" in report[0]
+    assert report[1:] == ["extraction.resize: 224 set in the config, the model's recipe says 256"]
+    assert resolve_preprocessing(config) == recipe  # idempotent

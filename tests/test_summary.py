@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-from fakerun import flatness, gini, make_fake_run
+from fakerun import dataset_tables, flatness, gini, make_fake_run
 
 from neurofacets.figures import build_figure
 from neurofacets.figures.compare import plot_compare_runs
@@ -18,10 +20,32 @@ def fake(tmp_path_factory):
     return make_fake_run(tmp_path_factory.mktemp("run"))
 
 
-def write(fake, path, run="fake"):
+def write(fake, path, run="fake", **counts):
     out = fake.out
     return write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
-                         out / "model" / "layers.csv", path, run)
+                         out / "model" / "layers.csv", path, run,
+                         **dataset_tables(Path(path).parent / f"{Path(path).stem}-dataset", **counts))
+
+
+def test_images_analysed_of_images_listed(fake, tmp_path, caplog):
+    """summary.csv: n_images = images.csv rows less the decoding failures, n_images_listed = those
+    rows and the dataset's skipped ones (refused files, images over the cap); the log says so."""
+    with caplog.at_level("WARNING", logger="neurofacets"):
+        table = write(fake, tmp_path / "capped.csv", n_images=10, n_refused=2, n_capped=30, failed=(3, 7))
+    written = pd.read_csv(tmp_path / "capped.csv")
+    assert list(written.columns) == list(SUMMARY_COLUMNS) and list(SUMMARY_COLUMNS)[-2:] == [
+        "n_images", "n_images_listed"]
+    assert (written["n_images"] == 8).all() and (written["n_images_listed"] == 42).all()
+    assert pd.api.types.is_integer_dtype(written["n_images"]) and table["n_images"].tolist() == [8] * len(table)
+    assert "run fake analysed 8 of the 42 entries its dataset listed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="neurofacets"):
+        write(fake, tmp_path / "all.csv", n_images=10)
+    assert (pd.read_csv(tmp_path / "all.csv")[["n_images", "n_images_listed"]] == 10).all().all()
+    assert "analysed" not in caplog.text
+    # a decoding failure of an image the table does not have is an error, not a count
+    with pytest.raises(ValueError, match=r"image ids \['12'\] are not in"):
+        write(fake, tmp_path / "bad.csv", n_images=10, failed=(12,))
 
 
 def test_hand_worked_summary():
@@ -137,7 +161,8 @@ def test_runs_preprocessed_differently_say_so_when_compared(fake, tmp_path, capl
     assert fast == "decode torchvision (not the reference), 224/256 px, fp32"
     out = fake.out
     a = write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
-                      out / "model" / "layers.csv", tmp_path / "a.csv", "a", reference)
+                      out / "model" / "layers.csv", tmp_path / "a.csv", "a", reference,
+                      **dataset_tables(tmp_path / "dataset"))
     assert (pd.read_csv(tmp_path / "a.csv")["preprocessing"] == reference).all()
     same = pd.concat([a, a.assign(run="b")])
     assert preprocessing_note(same) == ""

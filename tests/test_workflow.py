@@ -75,7 +75,7 @@ def test_evaluation_stage_outputs(tiny_run):
     from sklearn.metrics import roc_auc_score
 
     from neurofacets.cof import load_labels
-    from neurofacets.evaluation import split_halves
+    from neurofacets.evaluation import content_order, split_halves
     from neurofacets.readers import EVALUATION_COLUMNS, EVALUATION_SUMMARY_COLUMNS
 
     out = tiny_run / "results" / "tiny"
@@ -90,7 +90,7 @@ def test_evaluation_stage_outputs(tiny_run):
     labels = load_labels(out / "dataset" / "images.csv", out / "dataset" / "classes.csv").level("class")
     acts = read_layer(sorted((out / "activations").glob("shard-*.zarr")), "conv2_2")
     codes = labels.codes(acts.image_id)
-    half = split_halves(codes, 0)
+    half = split_halves(codes, content_order(acts.content_key, acts.image_id), 0)
     neuron = int(table["auroc"].first_valid_index())
     scores = []
     for h in (0, 1):
@@ -99,4 +99,5 @@ def test_evaluation_stage_outputs(tiny_run):
         if y.any() and not y.all():
             scores.append(roc_auc_score(y, acts.max[half == 1 - h, neuron]))
     assert table.loc[neuron, "auroc"] == pytest.approx(np.mean(scores))
+    assert table["label_holds"].equals(table["label_q"] < 0.05)
     assert (out / "logs" / "evaluate_layer" / "conv2_2.log").read_text().count("median held-out AUROC") == 1

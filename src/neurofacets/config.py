@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .layer_table import configured_layer_names, image_size_problem
+from .layer_table import configured_layer_names, image_size_problem, in_layer_table
 from .preprocessing import recipe_from_config, resolve_preprocessing
 from .pathlike import PathLike
 
@@ -59,6 +59,14 @@ def load_schema(path: PathLike = SCHEMA_PATH) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _workflow_schema() -> dict[str, Any]:
     return load_schema(SCHEMA_PATH)
+
+
+def image_size_bounds(schema: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """The smallest and largest ``extraction.image_size`` the schema takes (its integer form; ``auto``
+    is the other)."""
+    node = (_workflow_schema() if schema is None else schema)["properties"]["extraction"]["properties"]["image_size"]
+    integer = next(form for form in node["oneOf"] if form.get("type") == "integer")
+    return integer["minimum"], integer["maximum"]
 
 
 def schema_default(key: str, schema: Mapping[str, Any] | None = None) -> Any:
@@ -122,6 +130,7 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
     _read_text_as_yaml(config, schema, validator)
+    _integral_floats_as_integers(config, schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     lines = [explain_schema_error(e) for e in errors]
     # JSON Schema's "number" takes NaN and the infinities (Python's floats), and NaN passes
@@ -228,6 +237,37 @@ def _read_text_as_yaml(config: MutableMapping[str, Any], schema: Mapping[str, An
             _set(config, path, value)
 
 
+def _wants_integer(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` takes integers but no other numbers (directly or in a oneOf/anyOf branch)."""
+    def types(node: Mapping[str, Any]) -> set[str]:
+        kinds = node.get("type", [])
+        found = {kinds} if isinstance(kinds, str) else set(kinds)
+        for branch in node.get("oneOf", []) + node.get("anyOf", []):
+            found |= types(branch)
+        return found
+
+    found = types(schema)
+    return "integer" in found and "number" not in found
+
+
+def _integral_floats_as_integers(config: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """One rule for every integer key: a float with no fractional part (``top_k: 5.0``) is taken
+    as that integer, so every job sees an ``int``; JSON Schema's ``integer`` accepts 5.0 as
+    it is. A float with a fraction stays, and validation refuses it naming the key."""
+    for path, value in _float_values(config, []):
+        sub = _subschema(schema, path)
+        if sub is not None and math.isfinite(value) and value.is_integer() and _wants_integer(sub):
+            _set(config, path, int(value))
+
+
+def _float_values(node: Any, path: list[Any]) -> list[tuple[list[Any], float]]:
+    """Every float in a nested dict/list, with its path."""
+    if isinstance(node, float):
+        return [(path, node)]
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else []
+    return [found for key, child in items for found in _float_values(child, [*path, key])]
+
+
 def _non_finite_numbers(node: Any, path: list[Any]) -> list[tuple[list[Any], float]]:
     """Every NaN or infinite float in a nested dict/list, with its path."""
     if isinstance(node, float):
@@ -290,32 +330,62 @@ def device_problem(device: str) -> str | None:
     return None
 
 
+#: The default run's name (``run`` in config/config.yaml): the synthetic probes only.
+DEMO_RUN = "demo"
+
+
+def demo_run_problem(config: Mapping[str, Any]) -> str | None:
+    """Why a configuration must not run under the default run's name, or None.
+
+    ``--configfile my.yaml`` is merged over config/config.yaml, so a config of one's own that
+    names no ``run`` inherits :data:`DEMO_RUN`: its images would be analysed into
+    ``results/demo`` beside (and instead of) the default run's. Any dataset but the probes
+    under that name is refused.
+    """
+    dataset = config["dataset"]
+    if config["run"] != DEMO_RUN or dataset["format"] == "probes":
+        return None
+    where = f" (root {dataset['root']})" if dataset["root"] else ""
+    return (f"run: {DEMO_RUN!r} is the default run's name (the synthetic probes of config/config.yaml), but "
+            f"this run's dataset is format {dataset['format']!r}{where}. A file given with --configfile is "
+            f"merged over config/config.yaml, so a config without its own run inherits {DEMO_RUN!r}: add "
+            f"`run: <a name of your own>` to your config (outputs go to results/<name>/)")
+
+
 def check_config(config: MutableMapping[str, Any]) -> None:
     """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
 
     First the preprocessing keys left ``auto`` get the model's recipe, in place
     (:func:`neurofacets.preprocessing.resolve_preprocessing`): every rule then reads numbers.
 
-    Besides the dataset's and the weights' files: the device must exist in this PyTorch
+    Besides the dataset's and the weights' files: a dataset other than the probes is refused
+    under the default run's name (:func:`demo_run_problem`); the device must exist in this PyTorch
     build (:func:`device_problem`), the layers must be layers of the architecture, and the
     input size must give every chosen layer a map
     (:func:`neurofacets.layer_table.image_size_problem`, from the stored layer table: no
     torch is imported for a torchvision architecture the table holds).
     """
+    problem = demo_run_problem(config)
+    if problem:
+        raise ConfigError(problem)
     dataset = config["dataset"]
     fmt = dataset["format"]
     if fmt in ("folder", "csv") and not dataset["root"]:
         raise ConfigError(f"dataset.root: required when dataset.format is {fmt!r}")
     if fmt == "csv" and not dataset["labels"]:
         raise ConfigError("dataset.labels: required when dataset.format is 'csv' (a CSV path,label[,class_name])")
-    if fmt == "probes" and dataset["images_per_class"] is None:
-        raise ConfigError("dataset.images_per_class: required when dataset.format is 'probes' (images per class)")
+    if fmt == "probes" and dataset["images_per_class"] is not None:
+        raise ConfigError(
+            f"dataset.images_per_class: {dataset['images_per_class']} caps a folder or csv dataset; the probe "
+            "images generated per class are dataset.probes.images_per_class (leave dataset.images_per_class null)")
     for key in ("root", "labels", "coarse_labels"):
         value = dataset[key]
         if value and key == "labels":
             value = str(labels_path(value, dataset["root"]))
         if value and not Path(value).exists():
-            raise ConfigError(f"dataset.{key}: {value!r} does not exist")
+            hint = (f"; give the folder that holds your images in your config file or on the command line, "
+                    f"e.g. --config 'dataset={{\"root\": \"/data/images\"}}'" if key == "root" else "")
+            raise ConfigError(f"dataset.{key}: {value!r} does not exist{hint}")
     if config["analysis"]["level"] == "coarse" and not dataset["coarse_labels"]:
         raise ConfigError("analysis.level: 'coarse' needs dataset.coarse_labels (a CSV class_name,coarse)")
     ex = config["extraction"]
@@ -339,6 +409,13 @@ def check_config(config: MutableMapping[str, Any]) -> None:
     except (ValueError, TypeError, RuntimeError) as error:
         message = str(error)
         raise ConfigError(message if message.startswith("model.") else f"model.arch: {message}") from None
+    if not in_layer_table(model["arch"]):
+        # the stored table's networks were checked when it was made (layer_table.build_table)
+        from .models.checks import planning_problem
+
+        problem = planning_problem(model["arch"], tuple(layers), ex["image_size"])
+        if problem:
+            raise ConfigError(problem)
     problem = image_size_problem(model["arch"], layers, ex["image_size"])
     if problem:
         raise ConfigError(problem)
@@ -364,8 +441,8 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def run_configs(config: Mapping[str, Any],
-                schema: Mapping[str, Any] | PathLike | None = None) -> dict[str, dict[str, Any]]:
+def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any] | PathLike | None = None, *,
+                check: bool = False) -> dict[str, dict[str, Any]]:
     """The configuration of each run listed in ``runs`` (several runs in one call).
 
     Each entry of ``runs`` holds a run name and what differs from the rest of the
@@ -380,6 +457,9 @@ def run_configs(config: Mapping[str, Any],
         When given (the schema or its path), each run's merged configuration is validated
         with :func:`validate_config`, which also gives it the defaults of what neither the
         entry nor the rest of the configuration sets; an error names the run first.
+    check
+        With ``schema``: also :func:`check_config` each run, its errors named the same way
+        (``runs[i] (name): ...``), before the run's module repeats the checks.
 
     Returns
     -------
@@ -389,6 +469,9 @@ def run_configs(config: Mapping[str, Any],
     """
     if schema is not None and not isinstance(schema, Mapping):
         schema = load_schema(schema)
+    problem = demo_run_problem(config)  # the top-level run names the comparison's folder
+    if problem:
+        raise ConfigError(problem)
     runs = config["runs"]
     base = {key: value for key, value in config.items() if key not in RUNS_KEYS}
     out: dict[str, dict[str, Any]] = {}
@@ -409,6 +492,8 @@ def run_configs(config: Mapping[str, Any],
         if schema is not None:
             try:
                 validate_config(run_config, schema)
+                if check:
+                    check_config(run_config)
             except ConfigError as error:
                 raise ConfigError("\n".join(f"runs[{i}] ({name}): {line}" for line in str(error).splitlines())) from None
         out[name] = run_config

@@ -33,6 +33,9 @@ from .store import write_csv
 
 logger = logging.getLogger(__name__)
 
+#: The reason ``skipped.csv`` gives an image that ``dataset.images_per_class`` leaves out.
+CAPPED_REASON = "over dataset.images_per_class (the first images of the class in sorted order are kept)"
+
 #: The fewest classes a run can analyse: CoF rows over one class have no sparsity, flatness or MF degree.
 MIN_CLASSES = 2
 
@@ -389,7 +392,9 @@ def build_dataset(
     Images are ordered by class then path, capped at ``images_per_class`` usable images per
     class, numbered 0..N-1 and split into ``shards`` contiguous blocks. Rows with a
     ``reason`` (set by the lister) and files that fail :func:`check_header` are skipped;
-    the skipped table shows undecodable file-name bytes as ``\\xff``.
+    the skipped table shows undecodable file-name bytes as ``\\xff``. The images over the
+    cap are skipped too, with :data:`CAPPED_REASON`, after the refused files, and said in one
+    warning: every listed entry is in the images table or the skipped one.
 
     A class left without a usable image (all its files skipped) is absent; fewer than
     :data:`MIN_CLASSES` classes left stop here, before any extraction (the CoF of one class
@@ -422,7 +427,19 @@ def build_dataset(
                             "reason": [r for r in reasons if r is not None]}).reset_index(drop=True)
     usable = listing.loc[~bad].drop(columns="reason", errors="ignore")
     if images_per_class is not None:
-        usable = usable.groupby("class_id", sort=False).head(images_per_class)
+        kept = usable.groupby("class_id", sort=False).cumcount() < images_per_class
+        capped = usable.loc[~kept]
+        if len(capped):
+            logger.warning(
+                "dataset.images_per_class = %d leaves out %d of %d usable images (%d of %d classes capped): "
+                "the run analyses %d; the images left out are listed in skipped.csv (reason %r)",
+                images_per_class, len(capped), len(usable), capped["class_id"].nunique(),
+                usable["class_id"].nunique(), int(kept.sum()), CAPPED_REASON)
+            skipped = pd.concat([skipped, pd.DataFrame({
+                "path": capped["path"].map(printable).to_numpy(),
+                "class_id": capped["class_id"].astype(str).map(printable).to_numpy(),
+                "reason": CAPPED_REASON})], ignore_index=True)
+        usable = usable.loc[kept]
     if usable.empty:
         raise NoUsableImagesError(skipped)
     lost = sorted(set(map(printable, listing["class_id"].astype(str)))
@@ -541,15 +558,37 @@ def write_dataset(
     _write_skipped(skipped, skipped_csv)
     for table, path in ((classes, classes_csv), (images, images_csv)):
         write_csv(path, table)
-    logger.info("%d images of %d classes in %d shards; %d skipped",
-                len(images), len(classes), shards, len(skipped))
+    logger.info("%d images of %d classes in %d shards; %d of the %d files listed skipped",
+                len(images), len(classes), shards, len(skipped), len(images) + len(skipped))
     return images
 
 
 def _write_skipped(skipped: pd.DataFrame, skipped_csv: PathLike) -> None:
     write_csv(skipped_csv, skipped)
-    for row in skipped.itertuples():
+    # the images over the cap are said in one line (build_dataset): there may be millions
+    for row in skipped[skipped["reason"] != CAPPED_REASON].itertuples():
         logger.warning("skipped %s: %s", row.path, row.reason)
+
+
+def halves_problem(images: pd.DataFrame, level: str) -> str | None:
+    """Why the evaluation cannot split the images in two halves by class, or None.
+
+    The evaluation (:func:`neurofacets.evaluation.split_halves`) sends each class's images
+    (each coarse group's, at ``analysis.level: coarse``) alternately to half 0 and half 1:
+    when every class has one image, half 1 is empty and the evaluation of every layer would
+    stop after the extraction. Refused in the dataset stage instead, saying what to change.
+    """
+    if level == "coarse" and "coarse" not in images.columns:
+        return None  # check_config requires dataset.coarse_labels for it
+    counts = images["coarse" if level == "coarse" else "label"].value_counts()
+    if len(counts) and int(counts.max()) >= 2:
+        return None
+    advice = ("use analysis.level: coarse with dataset.coarse_labels (groups of several classes), "
+              "or give each class at least 2 images (dataset.images_per_class caps them, when set)"
+              if level != "coarse" else "give the coarse groups at least 2 images each (more classes per group)")
+    return (f"analysis.level: {level}: every {'class' if level != 'coarse' else 'coarse group'} of the dataset has "
+            f"1 image ({len(images)} images), so the evaluation's two halves by class cannot both hold images "
+            f"(each class's images go alternately to half 0 and half 1); {advice}")
 
 
 def dataset_from_config(config: dict, probes_dir: PathLike | None,
@@ -557,7 +596,8 @@ def dataset_from_config(config: dict, probes_dir: PathLike | None,
                         skipped_csv: PathLike) -> pd.DataFrame:
     """The ``dataset`` rule: list the configured source and write the three tables.
 
-    ``config`` holds the ``dataset`` and ``extraction`` sections as
+    ``config`` holds the ``dataset`` and ``extraction`` sections (and ``analysis``, whose
+    ``level`` the evaluation splits the images by: :func:`halves_problem`) as
     :func:`neurofacets.config.validate_config` leaves them, every default filled in; outside
     a run, fill a partial one with :func:`neurofacets.config.with_defaults`.
     """
@@ -571,7 +611,13 @@ def dataset_from_config(config: dict, probes_dir: PathLike | None,
         labels = labels_path(ds["labels"], ds["root"])
         listing = list_csv(labels, ds["root"], allow_outside_root=ds["allow_outside_root"])
         cap = ds["images_per_class"]
-    return write_dataset(listing, images_csv, classes_csv, skipped_csv,
-                         images_per_class=cap, shards=ex["shards"],
-                         coarse_labels=ds["coarse_labels"],
-                         max_pixels=ex["max_image_pixels"])
+    images = write_dataset(listing, images_csv, classes_csv, skipped_csv,
+                           images_per_class=cap, shards=ex["shards"],
+                           coarse_labels=ds["coarse_labels"],
+                           max_pixels=ex["max_image_pixels"])
+    problem = halves_problem(images, config["analysis"]["level"])
+    if problem:
+        for path in (images_csv, classes_csv):  # nothing that looks done
+            Path(path).unlink(missing_ok=True)
+        raise DatasetError(problem)
+    return images

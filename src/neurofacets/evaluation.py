@@ -4,35 +4,44 @@ Everything here works from the activations the run already stored (one read of a
 the shards, no second forward pass) and its top-k store. Definitions (docs/methods.md,
 "Evaluation"):
 
+- **Content order.** Every draw below (halves, null draws, permutations) acts on the images
+  sorted by content key (then image id, which only decides between byte-identical files;
+  :func:`content_order`), and classes tied at a label's cut-off are all in it: the same photos
+  give the same numbers whatever their class folders are called or in whatever order.
 - **Halves.** The images are split in two disjoint halves, stratified by class at the
   analysed label level: each class's images, in the order of a seeded permutation
-  (``numpy.random.default_rng([seed, STREAM, SPLIT])``), go alternately to half 0 and half 1.
+  (``numpy.random.default_rng([seed, STREAM, SPLIT])``) of the content order, go alternately
+  to half 0 and half 1.
 - **Explanation.** On one half, the neuron's top-k images (same k and tie rule as the run),
   their CoF row and, from it, its explanation as the run forms it: its *label*, the top
-  classes ``metrics/{layer}.csv`` lists (up to :data:`~neurofacets.metrics.TOP_CLASSES`
-  classes with the largest counts, ties to the lower class index) that recur, with at least
-  :data:`MIN_LABEL_COUNT` counted images (one image of a class among k is what chance gives);
-  and, when the run has a class hierarchy, its *concept* (the classes under the concept
-  node, :func:`neurofacets.semantics.concepts.find_concepts`).
+  classes ``metrics/{layer}.csv`` lists (count at least the
+  :data:`~neurofacets.metrics.TOP_CLASSES`-th largest, every class tied there included) that
+  recur, with at least :data:`MIN_LABEL_COUNT` counted images (one image of a class among k
+  is what chance gives); and, when the run has a class hierarchy, its *concept* (the classes
+  under the concept node, :func:`neurofacets.semantics.concepts.find_concepts`).
 - **Held-out scores.** On the other half, the neuron's activation of every image is scored
   against the indicator "the image's class falls under the explanation": AUROC (with
   midranks for ties, as :func:`sklearn.metrics.roc_auc_score`), AUPRC (average precision,
   as :func:`sklearn.metrics.average_precision_score`) and the Pearson correlation. The two
   directions (explain on half 0, score on half 1, and back) are averaged.
-- **Chance level.** The same scores for random explanations of the same size (classes drawn
-  uniformly without replacement, seeded ``[seed, STREAM, CHANCE, draw]``, each draw for
-  every neuron), averaged over ``chance_draws`` draws; ``*_chance_p95`` is their 95th
-  percentile, and a label **holds** on held-out images when its AUROC exceeds that.
+- **Label test.** The null permutes the held-out images' labels: under draw d
+  (:func:`null_orders`, ``[seed, STREAM, CHANCE, direction, d // 64]``) a label that marks P
+  held-out images marks instead a uniformly random set of P of them. Per direction
+  ``p_h = (1 + #{d: AUROC_h,d >= AUROC_h}) / (1 + draws)`` (``evaluation.label_draws``;
+  ``auto`` = ceil(2 neurons / 0.05)), ``label_p = min(1, 2 min(p_0, p_1))`` (Bonferroni: the
+  directions are dependent), ``label_q`` its Benjamini-Hochberg q-value within the layer, and
+  the label **holds** when ``label_q < 0.05``.
+  The same for concepts. ``*_chance`` is the mean of the first ``chance_draws`` draws,
+  ``*_chance_p95`` their 95th percentile (for reading).
 - **Split-half reliability.** Per neuron, the MF degree on each half, whether the concepts of
   the two halves are the same node or one lies above the other, the semantic facet of each
   half and the Jaccard index of the classes in the two top-k sets. The layer's Spearman rho
   of MF degree and Cohen's kappa of the facets come from these columns (:func:`layer_summary`).
 - **Selectivity test.** The Gini sparsity of the neuron's CoF row against the same statistic
-  with the images' labels permuted (class sizes kept; permutation p uses
-  ``default_rng([seed, p])``, the generator of the run's other nulls), reusing the run's
-  top-k sets: ``p = (1 + #{permuted >= observed}) / (1 + permutations)``, and
+  with the computed images' labels permuted in content order (class sizes kept; permutation p
+  uses ``default_rng([seed, STREAM, SELECTIVITY, p])``), reusing the run's top-k sets: ``p = (1 + #{permuted >= observed}) / (1 + permutations)``, and
   Benjamini-Hochberg q-values within the layer. The same test with a labelling that is
-  itself a permutation (``[seed, STREAM, FAKE_TRUTH]``) gives the false-positive rate the
+  itself a permutation in content order (``[seed, STREAM, FAKE_TRUTH]``) gives the false-positive rate the
   summary reports beside the true labels' rate.
 """
 
@@ -51,7 +60,7 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
 from .cof import LabelLevel, count_cof, load_labels
-from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_indices
+from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_mask
 from .pathlike import PathLike
 from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation, read_evaluation_summaries
 from .semantics.checkpoint import has_hierarchy
@@ -63,23 +72,40 @@ from .topk import TopK, read_topk, select_top_k
 logger = logging.getLogger(__name__)
 
 #: Seed streams of this module: ``default_rng([seed, STREAM, what, ...])``; distinct from the
-#: ``[seed, p]`` label permutations the run's nulls and the selectivity test share.
+#: ``[seed, p]`` label permutations of the run's null model. Every draw acts on the images in
+#: content order (:func:`content_order`), so it follows the pictures, not the class names.
 STREAM = 0x5EED
-SPLIT, CHANCE, FAKE_TRUTH = 1, 2, 3
-Q_SIGNIFICANT = 0.05  # the q-value threshold the summary counts neurons under
-CHANCE_QUANTILE = 95  # a label holds when its held-out AUROC exceeds this percentile of chance
+SPLIT, CHANCE, FAKE_TRUTH, SELECTIVITY = 1, 2, 3, 4
+Q_SIGNIFICANT = 0.05  # the q-value threshold of label_holds, concept_holds and the summary's counts
+CHANCE_QUANTILE = 95  # *_chance_p95: a percentile of the chance draws, for reading only
 MIN_LABEL_COUNT = 2  # a top class is part of a neuron's label when it recurs in its top-k images
 CHANNEL_BLOCK = 64  # neurons scored together: the working copies are (images x 64)
+DRAW_BLOCK = 64  # null draws generated together (one generator each block): fixed, so results do not depend on it
 SCORES = ("auroc", "auprc", "correlation")
 
 
-def split_halves(codes: np.ndarray, seed: int) -> np.ndarray:
+def content_order(content_key: np.ndarray, image_id: np.ndarray) -> np.ndarray:
+    """Positions of the images sorted by content key, then image id (docs/methods.md#top-k-set).
+
+    The order of the pictures themselves: renaming or reordering class folders (hence image
+    ids) leaves it unchanged; the id only decides between byte-identical files.
+    """
+    content_key, image_id = np.asarray(content_key), np.asarray(image_id)
+    if content_key.shape != image_id.shape or content_key.ndim != 1:
+        raise ValueError(f"content_key {content_key.shape} and image_id {image_id.shape} must be equal 1-d shapes")
+    return np.lexsort((image_id, content_key))
+
+
+def split_halves(codes: np.ndarray, order: np.ndarray, seed: int) -> np.ndarray:
     """Half (0 or 1) of every image, stratified by class (see the module docstring).
 
     Parameters
     ----------
     codes
         int (images,): each image's class (column index at the analysed level).
+    order
+        The images' positions in content order (:func:`content_order`): the seeded shuffle
+        acts on this order, so the halves follow the pictures, not their class names.
     seed
         ``analysis.seed``.
 
@@ -89,11 +115,13 @@ def split_halves(codes: np.ndarray, seed: int) -> np.ndarray:
         int8 (images,). Each class's images are split as evenly as they can be (its half 0
         holds ``ceil(n / 2)``).
     """
-    codes = np.asarray(codes)
+    codes, order = np.asarray(codes), np.asarray(order)
     if codes.ndim != 1:
         raise ValueError(f"codes must be 1-d, got shape {codes.shape}")
+    if order.shape != codes.shape:
+        raise ValueError(f"order {order.shape} and codes {codes.shape} disagree")
     rng = np.random.default_rng([seed, STREAM, SPLIT])
-    shuffled = rng.permutation(len(codes))
+    shuffled = order[rng.permutation(len(codes))]
     # stable sort of the shuffled positions by class: each class's images in shuffled order
     by_class = shuffled[np.argsort(codes[shuffled], kind="stable")]
     first = np.searchsorted(codes[by_class], codes[by_class], side="left")
@@ -102,12 +130,25 @@ def split_halves(codes: np.ndarray, seed: int) -> np.ndarray:
     return half
 
 
+def content_permuted(level: LabelLevel, image_id: np.ndarray, order: np.ndarray, rng: np.random.Generator) -> LabelLevel:
+    """``level`` with the labels of ``image_id`` shuffled among themselves, in content order.
+
+    The picture at content position i takes the label of the picture at position
+    ``rng.permutation(n)[i]``: the same photos under other class names get the same (renamed)
+    labels. Class sizes are kept; ids outside ``image_id`` keep theirs (they are in no top-k set).
+    """
+    image_id = np.asarray(image_id)[order]
+    shuffled = level.code_by_image_id.copy()
+    shuffled[image_id] = rng.permutation(level.codes(image_id))
+    return LabelLevel(level.level, level.names, shuffled)
+
+
 class HeldOutScorer:
     """Scores of explanations against one block of neurons' activations on held-out images.
 
-    Everything that does not depend on the explanation (midranks, per-class sums, the
-    descending order and its tie groups) is computed once; :meth:`score` then costs
-    O(images x neurons) per explanation.
+    Everything that does not depend on the explanation (midranks, centred values, the
+    descending order and its tie groups) is computed once; :meth:`score_positives` then
+    costs O(images x neurons) per explanation.
 
     Parameters
     ----------
@@ -128,15 +169,12 @@ class HeldOutScorer:
             raise ValueError("activations must be finite")
         self.n_images, self.n_neurons = values.shape
         self.n_classes = n_classes
-        self.class_size = np.bincount(codes, minlength=n_classes).astype(np.float64)
-        ranks = stats.rankdata(values, axis=0)  # midranks: ties share their mean rank
-        centred = values - values.mean(axis=0)
-        self.sum_squares = (centred**2).sum(axis=0)
-        self.rank_sums = self._class_sums(ranks, codes)  # (classes, neurons)
-        self.centred_sums = self._class_sums(centred, codes)
-        order = np.argsort(-values, axis=0, kind="stable")
-        ordered = np.take_along_axis(values, order, axis=0)
-        self.sorted_codes = codes[order]  # (images, neurons): classes, highest activation first
+        self.codes = codes
+        self.ranks = stats.rankdata(values, axis=0)  # midranks: ties share their mean rank
+        self.centred = values - values.mean(axis=0)
+        self.sum_squares = (self.centred**2).sum(axis=0)
+        self.order = np.argsort(-values, axis=0, kind="stable")  # (images, neurons): highest activation first
+        ordered = np.take_along_axis(values, self.order, axis=0)
         # for each row of the descending order, the last row of its tie group: precision is
         # only defined at a threshold, i.e. after the whole group
         last = np.ones(ordered.shape, dtype=bool)
@@ -144,10 +182,12 @@ class HeldOutScorer:
         rows = np.where(last, np.arange(self.n_images)[:, None], self.n_images)
         self.group_end = np.minimum.accumulate(rows[::-1], axis=0)[::-1]
 
-    def _class_sums(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.n_classes, values.shape[1]))
-        np.add.at(out, codes, values)
-        return out
+    def positives(self, members: np.ndarray) -> np.ndarray:
+        """bool (images, neurons): the held-out images whose class is in each neuron's explanation."""
+        members = np.asarray(members, dtype=bool)
+        if members.shape != (self.n_neurons, self.n_classes):
+            raise ValueError(f"members must be {(self.n_neurons, self.n_classes)}, got {members.shape}")
+        return members.T[self.codes]
 
     def score(self, members: np.ndarray) -> dict[str, np.ndarray]:
         """AUROC, AUPRC and Pearson correlation of every neuron for its explanation.
@@ -164,77 +204,208 @@ class HeldOutScorer:
             explanation marks no held-out image or every one (and correlation also where
             the activations are constant).
         """
-        members = np.asarray(members, dtype=bool)
-        if members.shape != (self.n_neurons, self.n_classes):
-            raise ValueError(f"members must be {(self.n_neurons, self.n_classes)}, got {members.shape}")
+        return self.score_positives(self.positives(members))
+
+    def score_positives(self, hit: np.ndarray) -> dict[str, np.ndarray]:
+        """The scores of :meth:`score` for any positive images: bool (images, neurons)."""
+        hit = np.asarray(hit, dtype=bool)
+        if hit.shape != (self.n_images, self.n_neurons):
+            raise ValueError(f"positives must be {(self.n_images, self.n_neurons)}, got {hit.shape}")
         n = self.n_images
-        positives = members @ self.class_size
+        positives = hit.sum(axis=0).astype(np.float64)
         negatives = n - positives
         defined = (positives > 0) & (negatives > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rank_sum = (members * self.rank_sums.T).sum(axis=1)
+            rank_sum = np.where(hit, self.ranks, 0.0).sum(axis=0)
             auroc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
             share = positives / n
-            correlation = ((members * self.centred_sums.T).sum(axis=1) / n) / np.sqrt(
+            correlation = (np.where(hit, self.centred, 0.0).sum(axis=0) / n) / np.sqrt(
                 self.sum_squares / n * share * (1 - share))
-            hit = members[np.arange(self.n_neurons)[None, :], self.sorted_codes]  # (images, neurons)
-            true_positives = np.cumsum(hit, axis=0, dtype=np.int64)
+            ordered_hit = np.take_along_axis(hit, self.order, axis=0)  # (images, neurons), best first
+            true_positives = np.cumsum(ordered_hit, axis=0, dtype=np.int64)
             precision = np.take_along_axis(true_positives, self.group_end, axis=0) / (self.group_end + 1)
-            auprc = (hit * precision).sum(axis=0) / positives
+            auprc = (ordered_hit * precision).sum(axis=0) / positives
         correlation[self.sum_squares <= 0] = np.nan
         return {name: np.where(defined, value, np.nan)
                 for name, value in (("auroc", auroc), ("auprc", auprc), ("correlation", correlation))}
 
 
-def random_members(sizes: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """bool (neurons, classes): for each neuron ``sizes[n]`` distinct classes drawn uniformly."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    if np.any((sizes < 0) | (sizes > n_classes)):
-        raise ValueError(f"explanation sizes must be in 0..{n_classes}")
-    keys = rng.random((len(sizes), n_classes))
-    rank = np.argsort(np.argsort(keys, axis=1), axis=1)
-    return rank < sizes[:, None]
+def null_orders(seed: int, direction: int, block: int, n_images: int) -> np.ndarray:
+    """Draws ``block * DRAW_BLOCK ..`` of the label null on the held-out images of ``direction``.
+
+    int32 (DRAW_BLOCK, n_images): row r is a random order of the held-out images (their
+    content-order positions, shuffled by ``default_rng([seed, STREAM, CHANCE, direction,
+    block])``) for draw ``block * DRAW_BLOCK + r``. A label that marks P held-out images is
+    scored, under a draw, against the first P images of its order: a uniformly random set of P
+    held-out images, which is what permuting the held-out images' labels gives the label (its
+    class sizes kept).
+    """
+    rng = np.random.default_rng([seed, STREAM, CHANCE, direction, block])
+    return rng.permuted(np.broadcast_to(np.arange(n_images, dtype=np.int32), (DRAW_BLOCK, n_images)), axis=1)
+
+
+def first_null_places(seed: int, direction: int, n_images: int, draws: int) -> np.ndarray:
+    """int32 (draws, n_images): each held-out image's place in the order of each of the first
+    ``draws`` draws (:func:`null_orders`); the positives of a label marking P images are those
+    placed below P."""
+    blocks = [null_orders(seed, direction, b, n_images) for b in range(-(-draws // DRAW_BLOCK))]
+    orders = np.concatenate(blocks)[:draws] if blocks else np.empty((0, n_images), np.int32)
+    places = np.empty_like(orders)
+    np.put_along_axis(places, orders, np.broadcast_to(np.arange(n_images, dtype=np.int32), orders.shape), axis=1)
+    return places
 
 
 def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.ndarray:
     """bool (neurons, classes): each neuron's label, its listed top classes that recur.
 
     The classes ``metrics/{layer}.csv`` lists as the neuron's top classes
-    (:func:`neurofacets.metrics.top_class_indices`) with at least ``min_count`` of its
-    counted top-k images. A class met once among k images is what chance gives any class;
-    a neuron with no recurring class has an empty label (its scores are NaN).
+    (:func:`neurofacets.metrics.top_class_mask`: count at least the 5th largest, every class
+    tied there included) with at least ``min_count`` of its counted top-k images. A class met
+    once among k images is what chance gives any class; a neuron with no recurring class has an
+    empty label (its scores are NaN).
     """
     cof = np.asarray(cof)
-    index, valid = top_class_indices(cof)
-    valid &= np.take_along_axis(cof, index, axis=1) >= min_count
-    members = np.zeros(cof.shape, dtype=bool)
-    rows = np.broadcast_to(np.arange(len(cof))[:, None], index.shape)
-    members[rows[valid], index[valid]] = True
-    return members
+    return top_class_mask(cof) & (cof >= min_count)
 
 
-def selectivity_p_values(topk: TopK, level: LabelLevel, permutations: int, seed: int) -> np.ndarray:
+def label_draws_for(n_neurons: int, label_draws: int | str) -> int:
+    """The number of null draws of a layer's label test: ``label_draws``, or for ``auto``
+    ``ceil(2 n_neurons / 0.05)``, the fewest with which the smallest p-value, 2 / (1 + draws)
+    (:func:`label_p_values`), clears Benjamini-Hochberg at q < 0.05 alone among the layer's
+    ``n_neurons`` tests."""
+    if label_draws == "auto":
+        return max(1, int(np.ceil(2 * n_neurons / Q_SIGNIFICANT)))
+    if isinstance(label_draws, bool) or not isinstance(label_draws, (int, np.integer)) or label_draws < 1:
+        raise ValueError(f"evaluation.label_draws must be 'auto' or an integer >= 1, got {label_draws!r}")
+    return int(label_draws)
+
+
+def _auroc_of_rank_sums(doubled_rank_sum: np.ndarray, positives: np.ndarray, n_images: int) -> np.ndarray:
+    """AUROC from the sum of the positives' doubled midranks (integers, exact in float64): one
+    formula, so equal rank sums give bit-identical AUROCs; NaN where the positives are none or all."""
+    positives = np.asarray(positives, dtype=np.int64)
+    doubled_rank_sum = np.asarray(doubled_rank_sum, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = (doubled_rank_sum - positives * (positives + 1)) / (2.0 * positives * (n_images - positives))
+    return np.where((positives > 0) & (positives < n_images), auroc, np.nan)
+
+
+def _doubled_ranks(values: np.ndarray) -> np.ndarray:
+    """float64 (images, neurons): twice each column's midranks (integers, ties share them)."""
+    out = np.empty(values.shape, dtype=np.float64)
+    for start in range(0, values.shape[1], CHANNEL_BLOCK):
+        cols = slice(start, start + CHANNEL_BLOCK)
+        out[:, cols] = np.rint(2 * stats.rankdata(values[:, cols], axis=0))
+    return out
+
+
+class _NullRankSums:
+    """Each neuron's AUROC under null draws on one direction's held-out images.
+
+    Neurons whose labels mark the same number P of held-out images share, per draw, the
+    positives "the first P of the draw's order": their doubled ranks (integers, exact sums in
+    float64) at those images are gathered and summed together, or, where P > n / 2, those of
+    the other n - P images subtracted from the total. A draw costs about sum(min(P, n - P))
+    reads over the neurons.
+    """
+
+    def __init__(self, doubled_ranks: np.ndarray, positives: np.ndarray) -> None:
+        self.n_images = doubled_ranks.shape[0]
+        self.positives = np.asarray(positives, dtype=np.int64)
+        defined = np.flatnonzero((self.positives > 0) & (self.positives < self.n_images))
+        self.neurons = defined[np.argsort(self.positives[defined], kind="stable")]
+        self.ranks = np.ascontiguousarray(doubled_ranks[:, self.neurons])  # columns grouped by P
+        sizes = self.positives[self.neurons]
+        starts = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1]]) if len(sizes) else np.empty(0, int)
+        self.bounds = np.r_[starts, len(sizes)]
+
+    def aurocs(self, orders: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
+        """float (draws, neurons) for int (draws, images) orders (:func:`null_orders`)."""
+        n = self.n_images
+        total = n * (n + 1)  # twice the sum of the ranks 1..n (midranks keep it)
+        out = np.full((len(orders), len(self.positives)), np.nan)
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
+            size = int(self.positives[self.neurons[start]])
+            rest = size > n - size  # sum the n - P images after the label's, fewer
+            images = orders[:, size:] if rest else orders[:, :size]
+            width = max(1, budget // max(1, images.size))  # neurons gathered at once
+            for first in range(start, stop, width):
+                cols = slice(first, min(first + width, stop))
+                summed = np.take(self.ranks[:, cols], images, axis=0).sum(axis=1)  # (draws, neurons)
+                out[:, self.neurons[cols]] = _auroc_of_rank_sums(total - summed if rest else summed, size, n)
+        return out
+
+
+def label_p_values(values: np.ndarray, tests: Sequence[np.ndarray], hits: Sequence[np.ndarray], draws: int,
+                   seed: int) -> np.ndarray:
+    """Permutation p-value of each neuron's label on held-out images, both directions combined.
+
+    Per direction h (explained on one half, scored on the other): ``p_h = (1 + #{d: AUROC_h,d >=
+    AUROC_h}) / (1 + draws)``, where ``AUROC_h,d`` scores the first P held-out images of draw
+    d's order (:func:`null_orders`) as the positives: the label's held-out images relabelled at
+    random, an exact test of that direction. The two directions are dependent (the label of one
+    half is formed from the images the other direction scores), so they are combined by
+    Bonferroni: ``p = min(1, 2 min(p_0, p_1))``, a direction with no label counting as
+    ``p_h = 1``; NaN where neither direction is scored.
+
+    Parameters
+    ----------
+    values
+        float (images, neurons) activations of every image.
+    tests
+        Per direction, the held-out images' positions in content order.
+    hits
+        Per direction, bool (held-out images, neurons): the images the label marks.
+    draws
+        Null draws (:func:`label_draws_for`).
+    """
+    if draws < 1:
+        raise ValueError(f"label draws must be >= 1, got {draws}")
+    per_direction = []
+    for h, (test, hit) in enumerate(zip(tests, hits)):
+        doubled = _doubled_ranks(np.asarray(values[test], dtype=np.float64))
+        positives = hit.sum(axis=0)
+        null = _NullRankSums(doubled, positives)
+        # equal rank sums give bit-identical AUROCs: the comparison is exact
+        observed = _auroc_of_rank_sums(np.where(hit, doubled, 0.0).sum(axis=0), positives, len(test))
+        at_least = np.zeros(values.shape[1], dtype=np.int64)
+        for block in range(-(-draws // DRAW_BLOCK)):
+            rows = min(DRAW_BLOCK, draws - block * DRAW_BLOCK)
+            at_least += (null.aurocs(null_orders(seed, h, block, len(test))[:rows]) >= observed).sum(axis=0)
+        p = (1 + at_least) / (1 + draws)
+        per_direction.append(np.where(np.isnan(observed), np.nan, p))
+    both = np.stack(per_direction)
+    p = np.minimum(1.0, 2 * np.nanmin(np.where(np.isnan(both), 1.0, both), axis=0))
+    p[np.isnan(both).all(axis=0)] = np.nan
+    return p
+
+
+def selectivity_p_values(topk: TopK, level: LabelLevel, permutations: int, seed: int, image_id: np.ndarray,
+                         order: np.ndarray) -> np.ndarray:
     """Upper-tail permutation p-value of each neuron's Gini sparsity under ``level``'s labels.
 
     ``(1 + #{p: gini_p >= gini}) / (1 + permutations)``, where ``gini_p`` is the neuron's
-    Gini of its CoF row recounted with the labels permuted by ``default_rng([seed, p])``
-    (class sizes kept). NaN for dead neurons.
+    Gini of its CoF row recounted with the labels of the computed images ``image_id`` permuted
+    in content order (``order``, :func:`content_permuted`) by
+    ``default_rng([seed, STREAM, SELECTIVITY, p])`` (class sizes kept). NaN for dead neurons.
     """
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
     observed = gini(count_cof(topk, level))
     at_least = np.zeros(len(observed), dtype=np.int64)
     for p in range(permutations):
-        permuted = gini(count_cof(topk, level.permuted(np.random.default_rng([seed, p]))))
+        rng = np.random.default_rng([seed, STREAM, SELECTIVITY, p])
+        permuted = gini(count_cof(topk, content_permuted(level, image_id, order, rng)))
         at_least += permuted >= observed
     out = (1 + at_least) / (1 + permutations)
     out[np.isnan(observed)] = np.nan
     return out
 
 
-def fake_truth(level: LabelLevel, seed: int) -> LabelLevel:
-    """``level`` with its labels permuted once (``[seed, STREAM, FAKE_TRUTH]``): a truth with no signal."""
-    return level.permuted(np.random.default_rng([seed, STREAM, FAKE_TRUTH]))
+def fake_truth(level: LabelLevel, seed: int, image_id: np.ndarray, order: np.ndarray) -> LabelLevel:
+    """``level`` with its labels permuted once in content order (``[seed, STREAM, FAKE_TRUTH]``):
+    a truth with no signal."""
+    return content_permuted(level, image_id, order, np.random.default_rng([seed, STREAM, FAKE_TRUTH]))
 
 
 @dataclass(frozen=True)
@@ -286,9 +457,11 @@ def class_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.where(union > 0, (a & b).sum(axis=1) / union, np.nan)
 
 
-def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, explanations: Sequence[np.ndarray],
-                    n_classes: int, chance_draws: int, seed: int, block: int = CHANNEL_BLOCK) -> dict[str, np.ndarray]:
-    """Held-out scores of each half's explanations on the other half, both directions averaged.
+def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, order: np.ndarray,
+                    explanations: Sequence[np.ndarray], n_classes: int, chance_draws: int, label_draws: int,
+                    seed: int, block: int = CHANNEL_BLOCK) -> dict[str, np.ndarray]:
+    """Held-out scores of each half's explanations on the other half, both directions averaged,
+    their chance levels and the label test.
 
     Parameters
     ----------
@@ -298,35 +471,39 @@ def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, exp
         int (images,) class (column) of each image for this explanation's labelling.
     half
         int (images,) 0 or 1.
+    order
+        The images' positions in content order (:func:`content_order`).
     explanations
         ``[members of half 0, members of half 1]``, bool (neurons, n_classes) each.
     chance_draws
-        Random explanations of the same sizes per neuron and direction.
+        Null draws (:func:`null_orders`) averaged into the ``_chance`` columns: the first of the
+        ``label_draws`` draws of the test.
+    label_draws
+        Null draws of the label test (:func:`label_p_values`).
 
     Returns
     -------
     dict
         For each score in :data:`SCORES`: ``score`` (neurons,), ``score_chance`` (mean of the
         draws) and ``score_chance_p95``; NaN where a direction is undefined (the mean then
-        rests on the other direction).
+        rests on the other direction); and ``p`` (:func:`label_p_values`).
     """
     n_neurons = values.shape[1]
     out = {f"{name}{suffix}": np.full(n_neurons, np.nan) for name in SCORES for suffix in ("", "_chance", "_chance_p95")}
-    sizes = [members.sum(axis=1) for members in explanations]
-    # the random explanations, drawn once for every neuron of the layer (a layer's draws do
-    # not depend on the block size)
-    draws = [[random_members(sizes[h], n_classes, np.random.default_rng([seed, STREAM, CHANCE, h, d]))
-              for d in range(chance_draws)] for h in (0, 1)]
+    tests = [order[half[order] == 1 - h] for h in (0, 1)]  # each direction's held-out images, in content order
+    # per direction and chance draw: each held-out image's place (the first draws of the label test)
+    places = [first_null_places(seed, h, len(test), chance_draws) for h, test in enumerate(tests)]
     for start in range(0, n_neurons, block):
         cols = slice(start, min(start + block, n_neurons))
         true = {name: [] for name in SCORES}
         chance = {name: [] for name in SCORES}
-        for h in (0, 1):
-            test = half == 1 - h
+        for h, test in enumerate(tests):
             scorer = HeldOutScorer(values[test, cols], codes[test], n_classes)
-            for name, score in scorer.score(explanations[h][cols]).items():
+            hit = scorer.positives(explanations[h][cols])
+            for name, score in scorer.score_positives(hit).items():
                 true[name].append(score)
-            drawn = [scorer.score(members[cols]) for members in draws[h]]
+            positives = hit.sum(axis=0)
+            drawn = [scorer.score_positives(place[:, None] < positives[None, :]) for place in places[h]]
             for name in SCORES:
                 chance[name].append(np.array([d[name] for d in drawn]).reshape(chance_draws, -1))
         with warnings.catch_warnings():
@@ -337,11 +514,17 @@ def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, exp
                     per_draw = np.nanmean(np.stack(chance[name]), axis=0)  # (draws, neurons): directions averaged
                     out[f"{name}_chance"][cols] = np.nanmean(per_draw, axis=0)
                     out[f"{name}_chance_p95"][cols] = np.nanpercentile(per_draw, CHANCE_QUANTILE, axis=0)
+    hits = [explanations[h].T[codes[test]] for h, test in enumerate(tests)]
+    out["p"] = label_p_values(values, tests, hits, label_draws, seed)
     return out
 
 
 def _labels_json(members: np.ndarray, names: Sequence[str]) -> list[str]:
-    return [json.dumps([str(names[c]) for c in np.flatnonzero(row)], ensure_ascii=False) for row in members]
+    """Each label as a JSON list of its class names, sorted by name (then class index): the
+    same classes give the same text whatever the class order."""
+    names = [str(name) for name in names]
+    return [json.dumps([names[c] for c in sorted(np.flatnonzero(row).tolist(), key=lambda c: (names[c], c))],
+                       ensure_ascii=False) for row in members]
 
 
 def layer_evaluation(
@@ -360,6 +543,7 @@ def layer_evaluation(
     seed: int,
     chance_draws: int,
     permutations: int,
+    label_draws: int | str = "auto",
     hierarchy=None,
     share: float = 0.8,
     max_concept_classes: float = 0.5,
@@ -381,8 +565,9 @@ def layer_evaluation(
         The labels at class level (concepts live on the class hierarchy).
     top_k
         ``analysis.top_k``: each half keeps ``min(top_k, half size)`` images per neuron.
-    seed, chance_draws, permutations
-        ``analysis.seed``, ``evaluation.chance_draws``, ``evaluation.permutations``.
+    seed, chance_draws, permutations, label_draws
+        ``analysis.seed``, ``evaluation.chance_draws``, ``evaluation.permutations``,
+        ``evaluation.label_draws`` (:func:`label_draws_for`).
     hierarchy
         The run's :class:`~neurofacets.semantics.hierarchy.ClassHierarchy`, or None: no
         concept columns are filled.
@@ -391,7 +576,9 @@ def layer_evaluation(
     """
     image_id = np.asarray(image_id)
     codes = level.codes(image_id)
-    half = split_halves(codes, seed)
+    order = content_order(content_key, image_id)
+    half = split_halves(codes, order, seed)
+    draws = label_draws_for(values.shape[1], label_draws)
     halves = []
     for h in (0, 1):
         rows = np.flatnonzero(half == h)
@@ -406,31 +593,35 @@ def layer_evaluation(
     table["n_counted_1"] = halves[1].cof.sum(axis=1)
     table["top_classes_0"] = _labels_json(halves[0].top_classes, level.names)
     table["top_classes_1"] = _labels_json(halves[1].top_classes, level.names)
-    scores = held_out_scores(values, codes, half, [v.top_classes for v in halves], level.n_columns,
-                             chance_draws, seed)
-    for name, column in scores.items():
-        table[name] = column
-    table["label_holds"] = scores["auroc"] > scores["auroc_chance_p95"]
+    scores = held_out_scores(values, codes, half, order, [v.top_classes for v in halves], level.n_columns,
+                             chance_draws, draws, seed)
+    for name in (f"{s}{suffix}" for s in SCORES for suffix in ("", "_chance", "_chance_p95")):
+        table[name] = scores[name]
+    table["label_p"] = scores["p"]
+    table["label_q"] = bh_q_values(scores["p"])
+    table["label_holds"] = table["label_q"] < Q_SIGNIFICANT
     if hierarchy is not None:
         class_codes = class_level.codes(image_id)
-        concept = held_out_scores(values, class_codes, half, [v.concept_members for v in halves],
-                                  class_level.n_columns, chance_draws, seed)
+        concept = held_out_scores(values, class_codes, half, order, [v.concept_members for v in halves],
+                                  class_level.n_columns, chance_draws, draws, seed)
         nodes = hierarchy.hierarchy.nodes
         table["concept_0"] = [nodes[i] if i >= 0 else "" for i in halves[0].concept]
         table["concept_1"] = [nodes[i] if i >= 0 else "" for i in halves[1].concept]
-        for name, column in concept.items():
-            table[f"concept_{name}"] = column
-        table["concept_holds"] = concept["auroc"] > concept["auroc_chance_p95"]
+        for name in (f"{s}{suffix}" for s in SCORES for suffix in ("", "_chance", "_chance_p95")):
+            table[f"concept_{name}"] = concept[name]
+        table["concept_p"] = concept["p"]
+        table["concept_q"] = bh_q_values(concept["p"])
+        table["concept_holds"] = table["concept_q"] < Q_SIGNIFICANT
         table["concept_agrees"] = related_concepts(hierarchy, halves[0].concept, halves[1].concept)
         table["semantic_facet_0"] = halves[0].semantic_facet
         table["semantic_facet_1"] = halves[1].semantic_facet
     table["mf_0"] = halves[0].mf
     table["mf_1"] = halves[1].mf
     table["class_jaccard"] = class_jaccard(halves[0].cof, halves[1].cof)
-    p = selectivity_p_values(topk, level, permutations, seed)
+    p = selectivity_p_values(topk, level, permutations, seed, image_id, order)
     table["selectivity_p"] = p
     table["selectivity_q"] = bh_q_values(p)
-    p_fake = selectivity_p_values(topk, fake_truth(level, seed), permutations, seed)
+    p_fake = selectivity_p_values(topk, fake_truth(level, seed, image_id, order), permutations, seed, image_id, order)
     table["selectivity_p_permuted"] = p_fake
     table["selectivity_q_permuted"] = bh_q_values(p_fake)
     return table
@@ -517,6 +708,7 @@ def evaluate_layer(
     share: float,
     max_concept_classes: float,
     out_csv: PathLike,
+    label_draws: int | str = "auto",
 ) -> pd.DataFrame:
     """One layer's evaluation (rule ``evaluate_layer``) -> ``evaluation/{layer}.csv``.
 
@@ -539,7 +731,7 @@ def evaluate_layer(
     table = layer_evaluation(
         topk.layer, acts.image_id, acts.max, acts.argmax, acts.content_key, acts.height, acts.width, topk,
         labels.level(level), labels.level("class"), top_k=top_k, seed=seed, chance_draws=chance_draws,
-        permutations=permutations, hierarchy=hierarchy, share=share, max_concept_classes=max_concept_classes,
+        permutations=permutations, label_draws=label_draws, hierarchy=hierarchy, share=share, max_concept_classes=max_concept_classes,
     )
     write_csv(out_csv, table)
     logger.info(

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
 from .images import DEFAULT_MAX_PIXELS, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
 from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
+from .models.checks import checkpoint_fit_problem
 from .pathlike import PathLike
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, resolve_preprocessing
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, recipe_report, resolve_preprocessing
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard, write_csv
 from .topk import write_shard_top_k
@@ -289,6 +290,11 @@ def extract_shard(
     images = pd.read_csv(images_csv)
     images = images[images["shard"] == shard].sort_values("image_id")
     weights = load_prepared(weights_file)
+    if weights.partial:  # the file may be shared with a run analysing other layers: this run's check
+        problem = checkpoint_fit_problem(arch, config["model"]["layers"], ex["image_size"], weights.state_dict,
+                                         weights.weights_id)
+        if problem:
+            raise ValueError(problem)
     model = build_model(arch, weights.state_dict, seed=weights.seed, partial=weights.partial)
     layers = select_layers(model, arch, config["model"]["layers"])
     device = resolve_device(ex["device"])
@@ -307,7 +313,9 @@ def extract_shard(
                              decode_libraries=library_versions(), preprocessing=recipe.as_config())
     logger.info("shard %d: %d images, %d layers, device %s, %s, decode %s", shard, len(images),
                 len(layers), device, ex["precision"], decode)
-    logger.info("preprocessing: %s", recipe.label())
+    for line in recipe_report(config):
+        logger.info("preprocessing: %s", line)
+    logger.info("preprocessing used: %s", recipe.label())
     skipped: list[list[Any]] = []
     box_resized: list[int] = []
     paths = dict(zip(images["image_id"], images["path"]))

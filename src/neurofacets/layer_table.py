@@ -60,6 +60,12 @@ def _table_applies(table: dict[str, Any], arch: str) -> bool:
     return arch in table["layers"] and table["torchvision"] == torchvision_version()
 
 
+def in_layer_table(arch: str) -> bool:
+    """Whether ``arch``'s layers come from the stored table (a torchvision model of this
+    torchvision): parsing then imports no torch."""
+    return _table_applies(load_table(), canonical_arch(arch))
+
+
 def _table_pick(table: dict[str, Any], arch: str, spec: str | Sequence[str]) -> list[str]:
     return pick_layers(table["layers"][arch], arch, spec, modules=table["modules"][arch],
                        groups=[_KIND_GROUP[k] for k in table["kinds"][arch]])
@@ -164,18 +170,33 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
 
 def build_table() -> dict[str, Any]:
     """Every analysable layer (name, module path, kind) of every installed torchvision
-    classification model, and the input sizes at which each has a map, from the schema's
+    classification model (each checked by :func:`neurofacets.models.checks.planning_problem`:
+    parsing with the table runs no network), and the input sizes at which each has a map, from the schema's
     minimum to its maximum of ``extraction.image_size`` (stored as ``image_sizes``).
     """
     import torchvision
 
-    from .config import load_schema
+    from .config import image_size_bounds
     from .models import input_size_ranges, layer_records
 
     archs = sorted(torchvision.models.list_models(module=torchvision.models))
-    image_size = load_schema()["properties"]["extraction"]["properties"]["image_size"]
-    low, high = image_size["minimum"], image_size["maximum"]
+    low, high = image_size_bounds()
     records = {arch: layer_records(arch) for arch in archs}
+    from .models.checks import planning_problem, token_prefixes
+    from .models import meta_model, model_source
+
+    for arch in archs:  # what check_config checks for the networks outside the table
+        problem = planning_problem(arch, tuple(r[0] for r in records[arch]),
+                                   model_source(arch).default_input_size(meta_model(arch)))
+        if problem:
+            raise RuntimeError(f"the layer table cannot hold {arch}: {problem}")
+        tokens = tuple(path for _, path, kind in records[arch] if kind == "tokens")
+        if tokens:  # the jobs take the prefix tokens of a table network from its attributes
+            declared = model_source(arch).prefix_tokens(meta_model(arch))
+            found = token_prefixes(arch, tokens, declared)
+            if set(found.values()) != {declared}:
+                raise RuntimeError(f"the layer table cannot hold {arch}: its token layouts {found} are not "
+                                   f"the {declared} prefix tokens its attributes say")
     sizes = {}
     for arch in archs:
         ranges = input_size_ranges(arch, low, high, "all")

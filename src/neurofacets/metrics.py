@@ -419,41 +419,46 @@ def warn_dead_layers(table: pd.DataFrame, where: str) -> dict[str, int]:
     return found
 
 
-#: How many classes ``top_classes`` lists per neuron (its explanation, src/neurofacets/evaluation.py).
+#: The rank of the cut-off of ``top_classes``: a neuron lists the classes whose count is at least
+#: its 5th largest (every class tied there included; its explanation, src/neurofacets/evaluation.py).
 TOP_CLASSES = 5
 
 
-def top_class_indices(rows: np.ndarray, n: int = TOP_CLASSES) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``n`` largest counts: column indices, largest first, ties to the lower index.
+def top_class_mask(rows: np.ndarray, n: int = TOP_CLASSES) -> np.ndarray:
+    """bool (rows, columns): each row's top classes, every class tied at the cut-off included.
 
-    Returns
-    -------
-    index, valid
-        int (rows, min(n, columns)) and bool of the same shape: ``valid`` marks the
-        entries with a positive count (a dead row has none).
+    A class is a top class when its count is positive and at least the row's ``n``-th largest
+    count. Classes tied at the cut-off are all in, so the set depends on the counts alone,
+    never on the column order (which follows the class names): a row may list more than
+    ``n`` classes. A dead row lists none.
     """
     rows = _check_rows(rows)
     n = min(n, rows.shape[1])
-    index = np.argsort(-rows, axis=1, kind="stable")[:, :n]
-    return index, np.take_along_axis(rows, index, axis=1) > 0
+    if rows.shape[1] == 0:
+        return np.zeros(rows.shape, dtype=bool)
+    cut = -np.partition(-rows, n - 1, axis=1)[:, n - 1]  # each row's n-th largest count
+    return (rows > 0) & (rows >= cut[:, None])
 
 
 def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = TOP_CLASSES) -> list[str]:
-    """Each row's ``n`` largest positive counts as a JSON list of ``[name, count]`` pairs.
+    """Each row's top classes (:func:`top_class_mask`) as a JSON list of ``[name, count]`` pairs.
 
-    ``[["tabby cat", 12], ["a;b", 3]]``; a dead row gives ``[]``. Ties go to the lower class
-    index (:func:`top_class_indices`). JSON carries any class name (``;``, ``:``, quotes,
-    ``<script>``, unicode) unchanged; read it back with
+    ``[["tabby cat", 12], ["a;b", 3]]``, count descending, equal counts by name (then by class
+    index, for classes that share a name), so the same counts under the same names give the same
+    text whatever the class order; a dead row gives ``[]``. JSON carries any class name (``;``,
+    ``:``, quotes, ``<script>``, unicode) unchanged; read it back with
     :func:`neurofacets.readers.parse_top_classes`.
     """
     rows = _check_rows(rows)
     if len(names) != rows.shape[1]:
         raise ValueError(f"{len(names)} names for {rows.shape[1]} columns")
-    order, valid = top_class_indices(rows, n)
-    return [
-        json.dumps([[str(names[c]), int(row[c])] for c, ok in zip(idx, keep) if ok], ensure_ascii=False)
-        for row, idx, keep in zip(rows, order, valid)
-    ]
+    listed = top_class_mask(rows, n)
+    names = [str(name) for name in names]
+    out = []
+    for row, keep in zip(rows, listed):
+        columns = sorted(np.flatnonzero(keep).tolist(), key=lambda c: (-int(row[c]), names[c], c))
+        out.append(json.dumps([[names[c], int(row[c])] for c in columns], ensure_ascii=False))
+    return out
 
 
 def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.DataFrame:

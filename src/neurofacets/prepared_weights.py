@@ -40,8 +40,10 @@ HASH_HEX = 16
 _NAMED = re.compile(r"([a-z]+):([A-Za-z0-9_]{1,64})")
 
 
-def prepared_weights_name(arch: str, source: str) -> str:
-    """The prepared file's name for ``source`` (``model.weights``) on architecture ``arch``.
+def prepared_weights_name(arch: str, source: str, partial_weights: str | None = None) -> str:
+    """The prepared file's name for ``source`` (``model.weights``) on architecture ``arch``;
+    with ``partial_weights`` (``model.partial_weights: seed:<n>``) ``.fill-seed-<n>`` before
+    ``.pt`` (the file then holds the filled network; neither form above ends that way).
 
     Examples
     --------
@@ -51,14 +53,15 @@ def prepared_weights_name(arch: str, source: str) -> str:
     'vgg16__w_a_b.pth.63c7a6f71e1b5c7d.pt'
     """
     arch = parse_model_spec(arch).file_token  # vgg16 as ever; timm-<name>, python-<module>-<function>
+    fill = f".fill-{partial_weights.replace(':', '-')}" if partial_weights else ""
     named = _NAMED.fullmatch(source)
     if named:
-        return f"{arch}__{named.group(1)}-{named.group(2)}.pt"
+        return f"{arch}__{named.group(1)}-{named.group(2)}{fill}.pt"
     digest = hashlib.sha256(f"{arch}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()[:HASH_HEX]
     tail = re.sub(r"[^A-Za-z0-9._-]", "_", source[-TAIL_CHARS:]).lstrip("._-") or "weights"
-    return f"{arch}__{tail}.{digest}.pt"
+    return f"{arch}__{tail}.{digest}{fill}.pt"
 
 
-def prepared_weights_path(arch: str, source: str, folder: str = WEIGHTS_DIR) -> str:
+def prepared_weights_path(arch: str, source: str, folder: str = WEIGHTS_DIR, partial_weights: str | None = None) -> str:
     """``folder/`` + :func:`prepared_weights_name`: where the ``weights`` rule writes the file."""
-    return f"{folder}/{prepared_weights_name(arch, source)}"
+    return f"{folder}/{prepared_weights_name(arch, source, partial_weights)}"

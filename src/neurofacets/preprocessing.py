@@ -20,18 +20,15 @@ Each model family states the recipe its weights were trained with, from their ow
 
 ``extraction.image_size``, ``resize``, ``interpolation``, ``mean``, ``std`` and
 ``crop_offset`` default to ``auto``: the model's recipe. An explicit value overrides the
-recipe's, and the log says both (:func:`resolve_preprocessing`). This module imports
+recipe's, and the extraction log says both (:func:`recipe_report`). This module imports
 nothing heavy: the workflow resolves the recipe when it is parsed.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 #: ImageNet's channel statistics (torchvision's, timm's ``IMAGENET_DEFAULT_*``).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,7 +92,7 @@ def imagenet_recipe(origin: str) -> Recipe:
 
 def recipe_from_config(extraction: Mapping[str, Any], origin: str = "extraction") -> Recipe:
     """The recipe of a resolved ``extraction`` section (no ``auto`` left)."""
-    left = [key for key in RECIPE_KEYS if extraction.get(key, AUTO) == AUTO]
+    left = [key for key in RECIPE_KEYS if extraction[key] == AUTO]
     if left:
         raise ValueError(f"extraction: {left} are still auto: resolve them with resolve_preprocessing(config)")
     return Recipe(extraction["image_size"], extraction["resize"], extraction["interpolation"], extraction["mean"],
@@ -110,11 +107,26 @@ def model_recipe(arch: str, weights: str) -> Recipe:
     return model_source(arch).preprocessing(weights)
 
 
+def recipe_report(config: Mapping[str, Any]) -> list[str]:
+    """What the log says of a run's recipe: the model's own (and where it comes from), then one
+    line per key the config overrides, naming both values. ``config``: resolved or not."""
+    arch, weights = config["model"]["arch"], config["model"]["weights"]
+    own = model_recipe(arch, weights)
+    lines = [f"{arch} with {weights}: the model's recipe is {own.label()} ({own.origin})"]
+    values = own.as_config()
+    for key in RECIPE_KEYS:
+        value = config["extraction"][key]
+        if value != AUTO and not _same(value, values[key]):
+            lines.append(f"extraction.{key}: {value} set in the config, the model's recipe says {values[key]}")
+    return lines
+
+
 def resolve_preprocessing(config: MutableMapping[str, Any]) -> Recipe:
     """Replace every ``auto`` of the recipe keys in ``config["extraction"]`` by the model's recipe.
 
-    An explicit value wins; the log names it and the model's value. Idempotent: a resolved
-    section is returned as it is (its origin then reads ``extraction``).
+    An explicit value wins (the extraction log names it and the model's value:
+    :func:`recipe_report`). Idempotent: a resolved section is returned as it is (its origin
+    then reads ``extraction``).
 
     Returns
     -------
@@ -122,22 +134,12 @@ def resolve_preprocessing(config: MutableMapping[str, Any]) -> Recipe:
         The recipe the run uses.
     """
     ex = config["extraction"]
-    if all(ex.get(key, AUTO) != AUTO for key in RECIPE_KEYS):
+    if all(ex[key] != AUTO for key in RECIPE_KEYS):
         return recipe_from_config(ex)
-    arch, weights = config["model"]["arch"], config["model"]["weights"]
-    own = model_recipe(arch, weights)
+    own = model_recipe(config["model"]["arch"], config["model"]["weights"])
     values = own.as_config()
-    for key in RECIPE_KEYS:
-        value = ex.get(key, AUTO)
-        if value == AUTO:
-            continue
-        if _same(value, values[key]):
-            continue
-        logger.info("extraction.%s: %s set in the config, %s's recipe (%s) says %s", key, value, arch, own.origin,
-                    values[key])
-        values[key] = value
+    values.update({key: ex[key] for key in RECIPE_KEYS if ex[key] != AUTO})
     recipe = replace(Recipe(**values), origin=own.origin)
-    logger.info("preprocessing of %s with %s: %s (%s)", arch, weights, recipe.label(), own.origin)
     ex.update(recipe.as_config())
     return recipe
 

@@ -15,6 +15,8 @@ array name is a change here only:
   (:data:`SIMILARITY_SUMMARY_COLUMNS`).
 - ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
   (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
+- ``dataset/images.csv``, ``dataset/skipped.csv``, ``activations/skipped.csv``: the images
+  analysed of the entries listed (:func:`read_image_counts`).
 The two stores whose reading is computation live beside their writers, and are read only
 through their reader classes:
 
@@ -53,7 +55,7 @@ ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
-    "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing",
+    "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing", "n_images", "n_images_listed",
 )
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (
@@ -71,14 +73,15 @@ SEMANTICS_COLUMNS = (
 EVALUATION_COLUMNS = (
     "layer", "neuron", "n_counted_0", "n_counted_1", "top_classes_0", "top_classes_1",
     "auroc", "auroc_chance", "auroc_chance_p95", "auprc", "auprc_chance", "auprc_chance_p95",
-    "correlation", "correlation_chance", "correlation_chance_p95", "label_holds",
+    "correlation", "correlation_chance", "correlation_chance_p95", "label_p", "label_q", "label_holds",
     "mf_0", "mf_1", "class_jaccard",
     "selectivity_p", "selectivity_q", "selectivity_p_permuted", "selectivity_q_permuted",
 )
 EVALUATION_CONCEPT_COLUMNS = (
     "concept_0", "concept_1", "concept_auroc", "concept_auroc_chance", "concept_auroc_chance_p95",
     "concept_auprc", "concept_auprc_chance", "concept_auprc_chance_p95", "concept_correlation",
-    "concept_correlation_chance", "concept_correlation_chance_p95", "concept_holds", "concept_agrees",
+    "concept_correlation_chance", "concept_correlation_chance_p95", "concept_p", "concept_q", "concept_holds",
+    "concept_agrees",
     "semantic_facet_0", "semantic_facet_1",
 )
 EVALUATION_SUMMARY_COLUMNS = (
@@ -117,8 +120,9 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "q_value": "Benjamini-Hochberg q-value of `p_value` within the layer",
     "p_empirical": "the same tail as `p_value`, as the fraction of the other live neurons at least as extreme",
     "q_empirical": "Benjamini-Hochberg q-value of `p_empirical` within the layer",
-    "top_classes": "JSON list of at most 5 `[name, count]` pairs, count descending; `[]` for a dead neuron "
-                   "(parse with `readers.parse_top_classes`)",
+    "top_classes": "JSON list of `[name, count]` pairs of the classes counted at least as often as the 5th most "
+                   "frequent (all classes tied there included, so it may list more than 5), count descending, equal "
+                   "counts by name; `[]` for a dead neuron (parse with `readers.parse_top_classes`)",
     "mf_norm": "MF degree min-max normalised over the finite MF of all layers' neurons (+inf gives 1; NaN if dead)",
     "facet_threshold": "the MF threshold applied to the row (`analysis.facet_threshold`), for reading only",
     "facet": "`MF` (mf above the threshold, decided exactly), `SF`, or `dead`",
@@ -141,6 +145,10 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "n_excluded": "neurons whose CoF row has zero variance (dead, or even), left out of the similarity matrices; "
                   "-1 in `summary.csv` when the layer has no similarity row",
     "preprocessing": "decode path, the preprocessing recipe (resize, crop, interpolation, mean, std) and precision of the run (`config.preprocessing_label`)",
+    "n_images": "images the run analysed: the rows of `dataset/images.csv` less the decoding failures "
+                "(`activations/skipped.csv`)",
+    "n_images_listed": "entries the dataset listed: `n_images`, the decoding failures, and the rows of "
+                       "`dataset/skipped.csv` (files refused, repeats, images over `dataset.images_per_class`)",
     # semantics (docs/design.md §6)
     "semantic_facet": "`SF` (one class covers the share), `concept`, `MF`, or `dead`",
     "concept": "node id of the deepest admissible hierarchy node covering `semantics.concept_share` "
@@ -169,19 +177,24 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     # evaluation (docs/evaluation.md); suffixes _0 and _1 name the two halves of the images
     "n_counted_0": "`n_counted` of the neuron's top-k set on half 0 of the images",
     "n_counted_1": "`n_counted` of the neuron's top-k set on half 1",
-    "top_classes_0": "half 0's label: its top classes met at least twice, JSON like `top_classes`",
-    "top_classes_1": "half 1's label, JSON like `top_classes`",
+    "top_classes_0": "half 0's label: its top classes (ties at the cut-off all in) met at least twice, a JSON list "
+                     "of class names sorted by name",
+    "top_classes_1": "half 1's label, JSON like `top_classes_0`",
     "auroc": "held-out AUROC of the label against the activations on the other half, both directions "
              "averaged; NaN for an empty label",
-    "auroc_chance": "mean AUROC of random labels of the same size (`evaluation.chance_draws`)",
-    "auroc_chance_p95": "95th percentile of the random labels' AUROC: the bar a label must clear",
+    "auroc_chance": "mean AUROC with the held-out images' labels permuted (the first `evaluation.chance_draws` "
+                    "draws of the label test)",
+    "auroc_chance_p95": "95th percentile of the AUROC over those draws (for reading; the test is `label_p`)",
     "auprc": "held-out average precision of the label (chance: the share of the label's images); NaN for an empty label",
-    "auprc_chance": "mean AUPRC of random labels of the same size",
-    "auprc_chance_p95": "95th percentile of the random labels' AUPRC",
+    "auprc_chance": "mean AUPRC with the held-out images' labels permuted",
+    "auprc_chance_p95": "95th percentile of the AUPRC with the held-out images' labels permuted",
     "correlation": "held-out Pearson correlation of activation and label indicator; NaN for an empty label",
-    "correlation_chance": "mean correlation of random labels of the same size",
-    "correlation_chance_p95": "95th percentile of the random labels' correlation",
-    "label_holds": "True when `auroc` > `auroc_chance_p95`",
+    "correlation_chance": "mean correlation with the held-out images' labels permuted",
+    "correlation_chance_p95": "95th percentile of the correlation with the held-out images' labels permuted",
+    "label_p": "permutation p-value of `auroc`: (1 + #{draws with the held-out labels permuted scoring >= auroc}) "
+               "/ (1 + draws), draws `evaluation.label_draws`; NaN for an empty label",
+    "label_q": "Benjamini-Hochberg q-value of `label_p` within the layer",
+    "label_holds": "True when `label_q` < 0.05",
     "mf_0": "MF degree on half 0 (NaN if dead there)",
     "mf_1": "MF degree on half 1 (NaN if dead there)",
     "class_jaccard": "Jaccard index of the classes present in the two halves' top-k sets",
@@ -194,15 +207,17 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "concept_0": "half 0's concept (node id); empty when none",
     "concept_1": "half 1's concept (node id); empty when none",
     "concept_auroc": "held-out AUROC of the concept (its classes) on the other half, directions averaged",
-    "concept_auroc_chance": "mean AUROC of random labels of the concept's size",
-    "concept_auroc_chance_p95": "95th percentile of the random labels' AUROC",
+    "concept_auroc_chance": "mean concept AUROC with the held-out images' labels permuted",
+    "concept_auroc_chance_p95": "95th percentile of the concept AUROC with the held-out images' labels permuted",
     "concept_auprc": "held-out average precision of the concept",
-    "concept_auprc_chance": "mean AUPRC of random labels of the concept's size",
-    "concept_auprc_chance_p95": "95th percentile of the random labels' AUPRC",
+    "concept_auprc_chance": "mean concept AUPRC with the held-out images' labels permuted",
+    "concept_auprc_chance_p95": "95th percentile of the concept AUPRC with the held-out images' labels permuted",
     "concept_correlation": "held-out Pearson correlation of activation and concept indicator",
-    "concept_correlation_chance": "mean correlation of random labels of the concept's size",
-    "concept_correlation_chance_p95": "95th percentile of the random labels' correlation",
-    "concept_holds": "True when `concept_auroc` > `concept_auroc_chance_p95`",
+    "concept_correlation_chance": "mean concept correlation with the held-out images' labels permuted",
+    "concept_correlation_chance_p95": "95th percentile of the concept correlation with the labels permuted",
+    "concept_p": "permutation p-value of `concept_auroc`, as `label_p`",
+    "concept_q": "Benjamini-Hochberg q-value of `concept_p` within the layer",
+    "concept_holds": "True when `concept_q` < 0.05",
     "concept_agrees": "1: both halves' concepts equal or one above the other; 0: they differ or only one "
                       "has a concept; NaN: neither has one",
     "semantic_facet_0": "semantic facet on half 0",
@@ -401,6 +416,34 @@ def _read_csv(path: str | Path, required: Sequence[str], what: str,
     if missing:
         raise ValueError(f"{path}: {what} lacks the columns {missing}; it has {list(table.columns)}")
     return table
+
+
+def read_image_counts(images_csv: str | Path, dataset_skipped_csv: str | Path,
+                      extraction_skipped_csv: str | Path) -> tuple[int, int]:
+    """How many images a run analysed, and how many entries its dataset listed.
+
+    Parameters
+    ----------
+    images_csv, dataset_skipped_csv
+        ``dataset/images.csv`` and ``dataset/skipped.csv``: every entry the dataset listed is
+        a row of one of them (the skipped ones refused by name, kind or header, listed again,
+        or over ``dataset.images_per_class``).
+    extraction_skipped_csv
+        ``activations/skipped.csv``: the images of ``images.csv`` extraction could not decode.
+
+    Returns
+    -------
+    tuple
+        ``(n_images, n_images_listed)``: the rows of ``images.csv`` less the decoding
+        failures, and the rows of ``images.csv`` and ``dataset/skipped.csv`` together.
+    """
+    images = _read_csv(images_csv, ["image_id"], "image table", dtype=str)
+    skipped = _read_csv(dataset_skipped_csv, ["path", "reason"], "dataset skipped table", dtype=str)
+    failed = _read_csv(extraction_skipped_csv, ["image_id"], "extraction skipped table", dtype=str)
+    unknown = sorted(set(failed["image_id"]) - set(images["image_id"]))
+    if unknown:
+        raise ValueError(f"{extraction_skipped_csv}: image ids {unknown[:5]} are not in {images_csv}")
+    return len(images) - failed["image_id"].nunique(), len(images) + len(skipped)
 
 
 def read_layers(path: str | Path) -> pd.DataFrame:
@@ -634,6 +677,7 @@ __all__ = [
     "read_evaluation",
     "read_evaluation_summaries",
     "read_evaluation_summary",
+    "read_image_counts",
     "read_layers",
     "read_metrics",
     "read_semantics_summaries",

@@ -8,6 +8,10 @@ an MF degree of +inf (see :mod:`neurofacets.metrics`); like upstream's means, ``
 and ``max_mf`` are over the finite values (``mean_mf_norm`` counts it as 1). ``depth`` places the layer
 between 0 (first analysed layer) and 1 (last) so runs of different networks line up.
 
+Every row also says how many images the run analysed of how many entries its dataset listed
+(``n_images``, ``n_images_listed``): a ``dataset.images_per_class`` cap, refused files and
+decoding failures make the first smaller.
+
 A layer whose neurons are all dead (they never fired) has ``n_dead = n_neurons``,
 ``frac_dead = 1``, ``n_mf = n_sf = 0`` and NaN means (there is nothing to average): that is
 what marks it in the table; :func:`write_summary` also logs a warning naming it
@@ -23,7 +27,16 @@ import numpy as np
 import pandas as pd
 
 from .pathlike import PathLike
-from .readers import DEAD, MF, SF, SUMMARY_COLUMNS, layer_order, read_metrics, read_similarity_summary
+from .readers import (
+    DEAD,
+    MF,
+    SF,
+    SUMMARY_COLUMNS,
+    layer_order,
+    read_image_counts,
+    read_metrics,
+    read_similarity_summary,
+)
 from .store import write_csv
 
 logger = logging.getLogger(__name__)
@@ -31,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 def summarize_run(
     metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str,
-    preprocessing: str = "",
+    preprocessing: str = "", image_counts: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """The per-layer summary table (:data:`SUMMARY_COLUMNS`) of one run.
 
@@ -48,6 +61,10 @@ def summarize_run(
     preprocessing
         :func:`neurofacets.config.preprocessing_label` of the run, written in every row, so
         that a comparison of runs can say when they saw different pixels.
+    image_counts
+        ``(n_images, n_images_listed)`` (:func:`neurofacets.readers.read_image_counts`),
+        written in every row: fewer images analysed than listed (a cap, refused files) is in
+        the table. None leaves both columns empty (a table shown, not written: the gallery).
     """
     if not run:
         raise ValueError("run name must not be empty")
@@ -56,6 +73,7 @@ def summarize_run(
     if missing:
         raise ValueError(f"metrics have no rows for layers {missing}")
     sim = similarity_summary.set_index("layer")
+    n_images, n_listed = image_counts if image_counts is not None else (None, None)
     rows = []
     for index, name in enumerate(layers):
         table = metrics[metrics["layer"] == name]
@@ -85,6 +103,8 @@ def summarize_run(
             "mean_dissimilarity": float(sim.at[name, "mean_dissimilarity"]) if name in sim.index else np.nan,
             "n_excluded": int(sim.at[name, "n_excluded"]) if name in sim.index else -1,
             "preprocessing": preprocessing,
+            "n_images": n_images,
+            "n_images_listed": n_listed,
         })
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
@@ -96,13 +116,26 @@ def write_summary(
     output: PathLike,
     run: str,
     preprocessing: str = "",
+    *,
+    images_csv: PathLike,
+    dataset_skipped_csv: PathLike,
+    extraction_skipped_csv: PathLike,
 ) -> pd.DataFrame:
-    """Read a run's tables, write ``summary.csv`` atomically and return it."""
+    """Read a run's tables, write ``summary.csv`` atomically and return it.
+
+    ``images_csv``, ``dataset_skipped_csv`` and ``extraction_skipped_csv`` give the images
+    analysed and listed (:func:`neurofacets.readers.read_image_counts`); when fewer were
+    analysed than listed the log says so.
+    """
     layers = layer_order(layers_csv)
     metrics = read_metrics(metrics_csv, layers)
     present = [name for name in layers if name in set(metrics["layer"])]
+    counts = read_image_counts(images_csv, dataset_skipped_csv, extraction_skipped_csv)
+    if counts[0] < counts[1]:
+        logger.warning("run %s analysed %d of the %d entries its dataset listed (the others, with the reason: "
+                       "%s, %s)", run, *counts, dataset_skipped_csv, extraction_skipped_csv)
     summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run,
-                            preprocessing)
+                            preprocessing, counts)
     for row in summary[summary["n_dead"] == summary["n_neurons"]].itertuples(index=False):
         logger.warning("layer %s: all %d neurons dead (no positive activation on any image): its row of %s has "
                        "frac_dead 1, no MF or SF neuron and NaN means", row.layer, row.n_neurons, output)

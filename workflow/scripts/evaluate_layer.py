@@ -14,6 +14,7 @@ with log_to(snakemake.log[0]):
         top_k=int(snakemake.params.top_k),
         seed=int(snakemake.params.seed),
         chance_draws=int(snakemake.params.chance_draws),
+        label_draws=snakemake.params.label_draws,
         permutations=int(snakemake.params.permutations),
         share=float(snakemake.params.share),
         max_concept_classes=float(snakemake.params.max_concept_classes),

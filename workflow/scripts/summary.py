@@ -11,4 +11,7 @@ with log_to(snakemake.log[0]):
         output=snakemake.output[0],
         run=snakemake.params.run,
         preprocessing=snakemake.params.preprocessing,
+        images_csv=snakemake.input.images,
+        dataset_skipped_csv=snakemake.input.dataset_skipped,
+        extraction_skipped_csv=snakemake.input.extraction_skipped,
     )

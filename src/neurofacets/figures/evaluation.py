@@ -118,7 +118,7 @@ def _selectivity_panel(ax: Axes, summary: pd.DataFrame, layers: Sequence[str]) -
 def plot_evaluation(summary: pd.DataFrame, every: pd.DataFrame, layers: Sequence[str]) -> Figure:
     """Three panels per layer (network order on x): (a) the held-out AUROC of the neurons'
     explanations (median line, interquartile band; concepts too where the run has a class
-    hierarchy) against the median AUROC of random explanations of the same size (dashed);
+    hierarchy) against the median AUROC with the held-out labels permuted (chance, dashed);
     (b) split-half rho of MF degree and kappa of the facets; (c) the fraction of neurons
     selective at q < 5 % with the true and with permuted labels, and the 5 % level.
 

@@ -139,7 +139,7 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
     modules = dict(model.named_modules())
     gates = tuple(f"{path}." for path in source.gate_paths(model))
     mlp = _mlp_kinds(source.arch)
-    prefix = source.prefix_tokens(model) if "tokens" in mlp.values() else 0
+    prefixes = _token_prefixes(source, model, mlp)
     layers = []
     block, index = 1, 0
     for path, module in model.named_modules():
@@ -150,8 +150,25 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
             layers.append(Layer(source.conv_name(path, block, index), path, _hook_path(modules, path)))
         elif path in mlp:
             kind = mlp[path]
-            layers.append(Layer(path.replace(".", "-"), path, path, kind, prefix if kind == "tokens" else 0))
+            prefix = prefixes.get(path, 0)
+            layers.append(Layer(path.replace(".", "-"), path, path, kind, prefix if isinstance(prefix, int) else 0))
     return layers
+
+
+def _token_prefixes(source: ModelSource, model: nn.Module, mlp: dict[str, str]) -> dict[str, int | str]:
+    """Each token layer's prefix tokens where the network puts them, or why its layout is
+    refused (:func:`neurofacets.models.checks.token_prefixes`; checked in :func:`select_layers`).
+    The stored table's torchvision ViTs were probed when the table was made: no CPU copy is
+    built in their jobs."""
+    from ..layer_table import in_layer_table
+    from .checks import token_prefixes
+
+    paths = tuple(path for path, kind in mlp.items() if kind == "tokens")
+    if not paths:
+        return {}
+    if in_layer_table(source.arch):
+        return dict.fromkeys(paths, source.prefix_tokens(model))
+    return token_prefixes(source.arch, paths, source.prefix_tokens(model))
 
 
 def _hook_path(modules: dict[str, nn.Module], conv_path: str) -> str:
@@ -172,6 +189,12 @@ def select_layers(model: nn.Module, arch: str, spec: str | Sequence[str]) -> lis
     by_name = {layer.name: layer for layer in layers}
     picked = pick_layers([layer.name for layer in layers], arch, spec,
                          modules=[layer.module for layer in layers], groups=[layer.group for layer in layers])
+    # a token layer whose patch tokens are not where model.prefix_tokens reads them is refused
+    refused = _token_prefixes(model_source(arch), model, _mlp_kinds(model_source(arch).arch))
+    for name in picked:
+        problem = refused.get(by_name[name].module)
+        if isinstance(problem, str):
+            raise ValueError(problem)
     return [by_name[name] for name in picked]
 
 

