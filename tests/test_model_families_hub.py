@@ -16,7 +16,6 @@ hooks and ``torch.amax`` over the patch tokens, on inputs made by the family's o
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow
+from conftest import three_class_workflow
 
 from neurofacets.store import read_layer
 
@@ -52,12 +51,7 @@ def _tiny_vit(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def hub_families(tmp_path_factory):
-    from neurofacets.probes import write_probe_dataset
-
-    workdir = copy_workflow(tmp_path_factory.mktemp("hub"))
-    write_probe_dataset(workdir / "probes", 2, 32, 0)
-    for folder in sorted(p for p in (workdir / "probes").iterdir() if p.is_dir())[:3]:
-        shutil.copytree(folder, workdir / "probes3" / folder.name)
+    workdir = three_class_workflow(tmp_path_factory.mktemp("hub"))
     _tiny_vit(workdir / "tiny-vit")
     auto = {"image_size": "auto", "resize": "auto"}  # over tests/configs/tiny.yaml's 32 px
     config = {
