@@ -16,6 +16,8 @@ rule patches:
         code=script_digest("patches.py"),
         image_size=config["extraction"]["image_size"],
         resize=config["extraction"]["resize"],
+        interpolation=config["extraction"]["interpolation"],
+        crop_offset=config["extraction"]["crop_offset"],
         provenance=STORE_PROVENANCE,
     threads: config["visualize"]["threads"]
     resources:

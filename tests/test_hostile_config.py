@@ -23,7 +23,7 @@ from conftest import HIDE_TORCH
 from fakerun import DEFAULT_LAYERS, dataset_tables, figure_inputs, make_fake_run
 
 from neurofacets import layer_table
-from neurofacets.config import ConfigError, check_config, device_problem, load_schema, validate_config
+from neurofacets.config import ConfigError, check_config, device_problem, image_size_bounds, load_schema, validate_config
 from neurofacets.extract import MaxArgmaxHooks
 from neurofacets.figures import FIGURES, build_figure
 from neurofacets.layer_table import image_size_problem, load_table
@@ -212,9 +212,8 @@ def test_figures_draw_and_name_all_dead_layers(tmp_path, dead_layers):
 # ------------------------------------------------------------------ parse time: input size
 
 def test_the_layer_table_covers_the_schemas_input_sizes():
-    size = load_schema(SCHEMA)["properties"]["extraction"]["properties"]["image_size"]
     table = load_table()
-    assert table["image_sizes"] == [size["minimum"], size["maximum"]]
+    assert table["image_sizes"] == list(image_size_bounds(load_schema(SCHEMA)))
     assert sorted(table["input_sizes"]) == sorted(table["layers"])
     for arch, names in table["layers"].items():
         assert len(table["input_sizes"][arch]) == len(names), arch
@@ -324,7 +323,7 @@ def test_layers_that_never_run_are_refused_by_name():
 
 
 def test_without_the_table_the_network_on_the_meta_device_gives_the_same_answer(monkeypatch):
-    monkeypatch.setattr(layer_table, "_torchvision_version", lambda: "0.0.1")
+    monkeypatch.setattr(layer_table, "torchvision_version", lambda: "0.0.1")
     layers = ["features-0", "features-3", "features-6", "features-8", "features-10"]
     assert image_size_problem("alexnet", layers, 16).endswith("the smallest size is 31")
     assert image_size_problem("alexnet", layers, 64) is None

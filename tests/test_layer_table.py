@@ -45,7 +45,7 @@ def test_configured_names_select_in_network_order():
 
 
 def test_other_torchvision_falls_back_to_the_model(monkeypatch):
-    monkeypatch.setattr(layer_table, "_torchvision_version", lambda: "0.0.1")
+    monkeypatch.setattr(layer_table, "torchvision_version", lambda: "0.0.1")
     monkeypatch.setattr(layer_table, "load_table", lambda: {"torchvision": "9", "layers": {"vgg16": ["bogus"]}})
     assert configured_layer_names("vgg16", ["conv5_3"]) == ["conv5_3"]
 

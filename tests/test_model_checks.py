@@ -1,4 +1,4 @@
-"""The probes of neurofacets.model_checks on their own (issue 28): call counts, token layouts,
+"""The probes of neurofacets.models.checks on their own (issue 28): call counts, token layouts,
 what a checkpoint must hold, and the schema's one rule for integral floats."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 from neurofacets.config import ConfigError, validate_config
 from neurofacets.datasets import halves_problem
 from neurofacets.layer_table import load_table
-from neurofacets.model_checks import (
+from neurofacets.models.checks import (
     _layout_from_corners,
     checkpoint_gaps,
     detect_token_layouts,

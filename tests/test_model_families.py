@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_workflow, shipped_controls_workflow
+from conftest import shipped_controls_workflow, three_class_workflow
 
 from neurofacets.store import read_layer
 
@@ -77,12 +77,7 @@ def _targets() -> list[str]:
 
 @pytest.fixture(scope="module")
 def families(tmp_path_factory):
-    from neurofacets.probes import write_probe_dataset
-
-    workdir = copy_workflow(tmp_path_factory.mktemp("families"))
-    write_probe_dataset(workdir / "probes", 2, 32, 0)
-    for folder in sorted(p for p in (workdir / "probes").iterdir() if p.is_dir())[:3]:
-        shutil.copytree(folder, workdir / "probes3" / folder.name)
+    workdir = three_class_workflow(tmp_path_factory.mktemp("families"))
     shutil.copy(TESTS / "labnet.py", workdir / "labnet.py")  # python:labnet:make_labnet, from the working dir
     (workdir / "families.yaml").write_text(yaml.safe_dump(CONFIG))
     cmd = [sys.executable, "-m", "snakemake", *_targets(), "--cores", "2", "--configfile",

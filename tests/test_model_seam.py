@@ -253,7 +253,7 @@ def test_timm_pretrained_from_the_local_hugging_face_cache(tmp_path, monkeypatch
 def test_model_sources_registry_is_the_one_way_in():
     from neurofacets.models import MODEL_SOURCES
 
-    assert set(MODEL_SOURCES) == {"torchvision", "timm", "python"}
+    assert set(MODEL_SOURCES) == {"torchvision", "timm", "hf", "open_clip", "python"}
     assert model_source("torchvision:resnet18").arch == "resnet18"
     a = build_model("torchvision:resnet18", seed=1).conv1.weight
     assert torch.equal(a, build_model("resnet18", seed=1).conv1.weight)

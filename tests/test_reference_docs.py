@@ -71,7 +71,7 @@ def test_config_readme_lists_sections_and_required_keys(files):
         assert f"| `{name}` |" in readme
     for name in schema["required"]:
         assert f"| `{name}` | yes |" in readme
-    assert "`extraction.image_size`" in readme and "(../docs/reference/configuration.md)" in readme
+    assert "`extraction.batch_size`" in readme and "(../docs/reference/configuration.md)" in readme
     assert (REPO / rd.DEFAULT_CONFIG).read_text().splitlines()[0] in readme
 
 

@@ -154,11 +154,16 @@ def test_runs_preprocessed_differently_say_so_when_compared(fake, tmp_path, capl
     from neurofacets.config import preprocessing_label
     from neurofacets.figures.compare import preprocessing_note
 
-    extraction = {"decode": "auto", "image_size": 224, "resize": 256, "precision": "fp32"}
+    extraction = {"decode": "auto", "image_size": 224, "resize": 256, "crop_offset": "round",
+                  "interpolation": "bilinear", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                  "precision": "fp32"}
+    recipe = "resize 256, crop 224 (round), bilinear, mean 0.485,0.456,0.406, std 0.229,0.224,0.225"
     reference = preprocessing_label(extraction)
-    assert reference == "decode pil (reference), 224/256 px, fp32"  # decode: auto is the reference
+    assert reference == f"decode pil (reference), {recipe}, fp32"  # decode: auto is the reference
     fast = preprocessing_label({**extraction, "decode": "torchvision"})
-    assert fast == "decode torchvision (not the reference), 224/256 px, fp32"
+    assert fast == f"decode torchvision (not the reference), {recipe}, fp32"
+    bicubic = preprocessing_label({**extraction, "interpolation": "bicubic", "mean": [0.5] * 3, "std": [0.5] * 3})
+    assert bicubic == "decode pil (reference), resize 256, crop 224 (round), bicubic, mean 0.5,0.5,0.5, std 0.5,0.5,0.5, fp32"
     out = fake.out
     a = write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
                       out / "model" / "layers.csv", tmp_path / "a.csv", "a", reference,

@@ -30,6 +30,7 @@ import jsonschema
 import yaml
 
 from .layer_table import configured_layer_names, image_size_problem, in_layer_table
+from .preprocessing import recipe_from_config, resolve_preprocessing
 from .pathlike import PathLike
 
 
@@ -58,6 +59,14 @@ def load_schema(path: PathLike = SCHEMA_PATH) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _workflow_schema() -> dict[str, Any]:
     return load_schema(SCHEMA_PATH)
+
+
+def image_size_bounds(schema: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """The smallest and largest ``extraction.image_size`` the schema takes (its integer form; ``auto``
+    is the other)."""
+    node = (_workflow_schema() if schema is None else schema)["properties"]["extraction"]["properties"]["image_size"]
+    integer = next(form for form in node["oneOf"] if form.get("type") == "integer")
+    return integer["minimum"], integer["maximum"]
 
 
 def schema_default(key: str, schema: Mapping[str, Any] | None = None) -> Any:
@@ -343,8 +352,11 @@ def demo_run_problem(config: Mapping[str, Any]) -> str | None:
             f"`run: <a name of your own>` to your config (outputs go to results/<name>/)")
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_config(config: MutableMapping[str, Any]) -> None:
     """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
+
+    First the preprocessing keys left ``auto`` get the model's recipe, in place
+    (:func:`neurofacets.preprocessing.resolve_preprocessing`): every rule then reads numbers.
 
     Besides the dataset's and the weights' files: a dataset other than the probes is refused
     under the default run's name (:func:`demo_run_problem`); the device must exist in this PyTorch
@@ -377,7 +389,14 @@ def check_config(config: Mapping[str, Any]) -> None:
     if config["analysis"]["level"] == "coarse" and not dataset["coarse_labels"]:
         raise ConfigError("analysis.level: 'coarse' needs dataset.coarse_labels (a CSV class_name,coarse)")
     ex = config["extraction"]
-    if ex["resize"] < ex["image_size"]:
+    try:
+        recipe = resolve_preprocessing(config)
+    except (ValueError, TypeError, RuntimeError) as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(("model.", "extraction.")) else f"model.arch: {message}") \
+            from None
+    sides = recipe.resize if isinstance(recipe.resize, tuple) else (recipe.resize,)
+    if min(sides) < recipe.image_size:
         raise ConfigError(
             f"extraction.resize: {ex['resize']} is smaller than extraction.image_size {ex['image_size']}"
         )
@@ -392,7 +411,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(message if message.startswith("model.") else f"model.arch: {message}") from None
     if not in_layer_table(model["arch"]):
         # the stored table's networks were checked when it was made (layer_table.build_table)
-        from .model_checks import planning_problem
+        from .models.checks import planning_problem
 
         problem = planning_problem(model["arch"], tuple(layers), ex["image_size"])
         if problem:
@@ -488,11 +507,11 @@ REFERENCE_DECODE = "pil"
 def preprocessing_label(extraction: dict) -> str:
     """What decides the pixels and arithmetic a run's network saw, in one line (``summary.csv``).
 
-    E.g. ``decode pil (reference), 224/256 px, fp32``: runs whose labels differ may rank
+    E.g. ``decode pil (reference), resize 256, crop 224 (round), bilinear, mean
+    0.485,0.456,0.406, std 0.229,0.224,0.225, fp32``: runs whose labels differ may rank
     different images at the k-th place of a neuron, so they compare in their statistics, not
-    neuron by neuron. ``extraction`` is the validated config section.
+    neuron by neuron. ``extraction`` is the resolved config section (:func:`check_config`).
     """
     decode = REFERENCE_DECODE if extraction["decode"] == "auto" else extraction["decode"]
     kind = "reference" if decode == REFERENCE_DECODE else "not the reference"
-    return (f"decode {decode} ({kind}), {extraction['image_size']}/{extraction['resize']} px, "
-            f"{extraction['precision']}")
+    return f"decode {decode} ({kind}), {recipe_from_config(extraction).label()}, {extraction['precision']}"

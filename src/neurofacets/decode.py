@@ -78,16 +78,16 @@ class EncodedJpeg:
     data: torch.Tensor
     path: str
     image_size: int
-    resize: int
+    resize: int | tuple[int, int]
     max_pixels: int
+    interpolation: str = "bilinear"
+    crop_offset: str = "round"
 
     def pil_fallback(self) -> torch.Tensor:
         """The PIL path's crop; raises :class:`ImageError` if PIL cannot use the file either."""
-        return _pil_tensor(self.path, self.image_size, self.resize, self.max_pixels)
-
-
-def _pil_tensor(path: PathLike, image_size: int, resize: int, max_pixels: int) -> torch.Tensor:
-    return torch.from_numpy(preprocess_uint8(path, image_size, resize, max_pixels)).permute(2, 0, 1).contiguous()
+        pixels = preprocess_uint8(self.path, self.image_size, self.resize, self.max_pixels, self.interpolation,
+                                  self.crop_offset)
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
 def plain_jpeg_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
@@ -122,8 +122,9 @@ def decode_jpeg_rgb(data: torch.Tensor | list[torch.Tensor], device: str | torch
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
 
 
-def resize_crop_tensor(img: torch.Tensor, image_size: int, resize: int) -> torch.Tensor:
-    """Shorter side to ``resize`` (bilinear, antialiased), centre crop: uint8 (3, S, S).
+def resize_crop_tensor(img: torch.Tensor, image_size: int, resize: int | Sequence[int],
+                       interpolation: str = "bilinear", crop_offset: str = "round") -> torch.Tensor:
+    """Resize (``interpolation``, antialiased), centre crop: uint8 (3, S, S).
 
     The geometry of :func:`neurofacets.images.resize_geometry`, on any device.
     """
@@ -133,9 +134,9 @@ def resize_crop_tensor(img: torch.Tensor, image_size: int, resize: int) -> torch
     if img.ndim != 3 or img.dtype != torch.uint8:
         raise ValueError(f"expected a uint8 (C, H, W) tensor, got {img.dtype} {tuple(img.shape)}")
     height, width = img.shape[-2:]
-    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize)
+    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize, crop_offset)
     if (new_w, new_h) != (width, height):
-        img = tvf.resize(img, [new_h, new_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+        img = tvf.resize(img, [new_h, new_w], interpolation=InterpolationMode(interpolation), antialias=True)
     return img[:, top:top + image_size, left:left + image_size].contiguous()
 
 
@@ -165,16 +166,19 @@ class ImageDecoder:
     ----------
     decode
         ``pil``, ``torchvision`` or ``nvjpeg`` (resolve ``auto`` with :func:`resolve_decode`).
-    image_size, resize, max_pixels
+    image_size, resize, max_pixels, interpolation, crop_offset
         As in :func:`neurofacets.images.preprocess_uint8`.
     """
 
-    def __init__(self, decode: str, image_size: int, resize: int,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(self, decode: str, image_size: int, resize: int | Sequence[int],
+                 max_pixels: int = DEFAULT_MAX_PIXELS, interpolation: str = "bilinear",
+                 crop_offset: str = "round") -> None:
         if decode not in DECODES[1:]:
             raise ValueError(f"decode must be one of {list(DECODES[1:])} (resolve 'auto' first), "
                              f"got {decode!r}")
-        self.decode, self.image_size, self.resize, self.max_pixels = decode, image_size, resize, max_pixels
+        self.decode, self.image_size, self.max_pixels = decode, image_size, max_pixels
+        self.resize = tuple(resize) if isinstance(resize, Sequence) else resize
+        self.interpolation, self.crop_offset = interpolation, crop_offset
 
     def __call__(self, path: PathLike) -> DecodedFile:
         """The file's crop (or, ``nvjpeg``, a plain JPEG's bytes) with its content key.
@@ -187,7 +191,8 @@ class ImageDecoder:
         data = read_image_bytes(path)
 
         def pil() -> DecodedFile:
-            done = preprocess(data, self.image_size, self.resize, self.max_pixels)
+            done = preprocess(data, self.image_size, self.resize, self.max_pixels, self.interpolation,
+                              self.crop_offset)
             return DecodedFile(torch.from_numpy(done.pixels).permute(2, 0, 1).contiguous(), done.content_key,
                                done.box_resized)
 
@@ -199,9 +204,12 @@ class ImageDecoder:
             raise ImageError(corrupt)
         encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         if self.decode == "nvjpeg":
-            return DecodedFile(EncodedJpeg(encoded, str(path), self.image_size, self.resize, self.max_pixels), key)
+            return DecodedFile(EncodedJpeg(encoded, str(path), self.image_size, self.resize, self.max_pixels,
+                                           self.interpolation, self.crop_offset), key)
         try:
-            return DecodedFile(resize_crop_tensor(decode_jpeg_rgb(encoded, "cpu"), self.image_size, self.resize), key)
+            crop = resize_crop_tensor(decode_jpeg_rgb(encoded, "cpu"), self.image_size, self.resize,
+                                      self.interpolation, self.crop_offset)
+            return DecodedFile(crop, key)
         except Exception:  # noqa: BLE001 - libjpeg's complaint; PIL decides and names it
             return pil()
 
@@ -227,7 +235,7 @@ def decode_on_device(items: Sequence[EncodedJpeg], device: torch.device) -> list
     out: list[torch.Tensor | str] = []
     for item, img in zip(items, images):
         if img is not None:
-            out.append(resize_crop_tensor(img, item.image_size, item.resize))
+            out.append(resize_crop_tensor(img, item.image_size, item.resize, item.interpolation, item.crop_offset))
             continue
         try:
             out.append(item.pil_fallback().to(device))

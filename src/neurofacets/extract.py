@@ -9,6 +9,7 @@ layer. Images that fail to decode are skipped and recorded; they never stop a sh
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,10 +22,11 @@ from torch import nn
 from tqdm import tqdm
 
 from .decode import DecodedFile, EncodedJpeg, ImageDecoder, batch_to_device, resolve_decode
-from .images import DEFAULT_MAX_PIXELS, MEAN_RGB, STD_RGB, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
-from .model_checks import checkpoint_fit_problem
+from .images import DEFAULT_MAX_PIXELS, WHOLE_RESIZE_MAX_PIXELS, ImageError, library_versions
 from .models import PREFIX_TOKEN_RULES, Layer, build_model, select_layers, token_grid
+from .models.checks import checkpoint_fit_problem
 from .pathlike import PathLike
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, recipe_report, resolve_preprocessing
 from .provenance import file_digest, provenance_attrs
 from .store import ActivationShardWriter, atomic_output, open_shard, write_csv
 from .topk import write_shard_top_k
@@ -40,10 +42,11 @@ class ImageFiles(torch.utils.data.Dataset):
     key); a failure yields its reason instead."""
 
     def __init__(self, image_ids: Sequence[int], paths: Sequence[str], image_size: int,
-                 resize: int, max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil") -> None:
+                 resize: int | Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil",
+                 interpolation: str = "bilinear", crop_offset: str = "round") -> None:
         self.image_ids = np.asarray(image_ids, dtype=np.int64)
         self.paths = list(paths)
-        self.decoder = ImageDecoder(decode, image_size, resize, max_pixels)
+        self.decoder = ImageDecoder(decode, image_size, resize, max_pixels, interpolation, crop_offset)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -150,6 +153,13 @@ class MaxArgmaxHooks:
             handle.remove()
 
 
+def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The network's input from uint8 (B, 3, S, S) crops: torchvision's ``ToTensor()`` +
+    ``Normalize(mean, std)`` operation for operation (``x / 255``, minus ``mean``, divided by
+    ``std``, float32), so it is bit for bit the reference one. ``mean``, ``std``: float32 (1, 3, 1, 1)."""
+    return pixels.float().div(255).sub(mean).div(std)
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; an unavailable explicit device is an error."""
     if device == "auto":
@@ -187,8 +197,12 @@ def iterate_activations(
     progress: bool = True,
     autotune: bool = False,
     prefix_tokens: str = "exclude",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> Iterator[ActivationBatch]:
     """Yield an :class:`ActivationBatch` per batch of ``loader``.
+
+    ``mean``, ``std``: the recipe's normalisation (:mod:`neurofacets.preprocessing`).
 
     ``autotune``: on CUDA, let cuDNN time its algorithms for each new batch shape
     (``torch.backends.cudnn.benchmark``) rather than pick them by heuristics
@@ -201,10 +215,8 @@ def iterate_activations(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     numerics = cuda_numerics(autotune) if device.type == "cuda" else contextlib.nullcontext()
-    # torchvision's ToTensor() + Normalize(MEAN_RGB, STD_RGB), operation for operation, so the
-    # network input is bit for bit the reference one: x / 255, minus mean, divided by std (float32)
-    mean = torch.tensor(MEAN_RGB, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD_RGB, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(tuple(mean), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(tuple(std), dtype=torch.float32, device=device).view(1, 3, 1, 1)
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
                 else contextlib.nullcontext())
@@ -226,7 +238,7 @@ def iterate_activations(
                     continue
                 if device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                x = x.float().div(255).sub(mean).div(std)
+                x = normalise(x, mean, std)
                 with autocast:
                     values = hooks.run(model, x)
                 out = {name: (mx.cpu().numpy(), am.cpu().numpy()) for name, (mx, am) in values.items()}
@@ -236,14 +248,16 @@ def iterate_activations(
         hooks.remove()
 
 
-def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int, resize: int,
+def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int, resize: int | Sequence[int],
                 batch_size: int, workers: int, pin_memory: bool = False,
-                max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil") -> torch.utils.data.DataLoader:
+                max_pixels: int = DEFAULT_MAX_PIXELS, decode: str = "pil", interpolation: str = "bilinear",
+                crop_offset: str = "round") -> torch.utils.data.DataLoader:
     """Batches in image-id order, decoded by ``workers`` processes (0: in this process).
 
-    ``decode``: ``pil``, ``torchvision`` or ``nvjpeg`` (see :mod:`neurofacets.decode`).
+    ``decode``: ``pil``, ``torchvision`` or ``nvjpeg`` (see :mod:`neurofacets.decode`);
+    ``interpolation``, ``crop_offset``: the recipe's (:mod:`neurofacets.preprocessing`).
     """
-    dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels, decode)
+    dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels, decode, interpolation, crop_offset)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
         collate_fn=collate_images, pin_memory=pin_memory,
@@ -264,10 +278,13 @@ def extract_shard(
     The store is written under a temporary name and renamed when complete. ``config`` is the
     run's configuration as :func:`neurofacets.config.validate_config` leaves it, every
     default filled in (``run``, ``model`` and ``extraction`` are read); outside a run, fill a
-    partial one with :func:`neurofacets.config.with_defaults`.
+    partial one with :func:`neurofacets.config.with_defaults`. Preprocessing keys still
+    ``auto`` take the model's recipe (:func:`neurofacets.preprocessing.resolve_preprocessing`).
     """
     from .weights import load_prepared
 
+    config = copy.deepcopy(dict(config))
+    recipe = resolve_preprocessing(config)
     ex, arch = config["extraction"], config["model"]["arch"]
     torch.set_num_threads(threads)
     images = pd.read_csv(images_csv)
@@ -283,25 +300,30 @@ def extract_shard(
     device = resolve_device(ex["device"])
     max_pixels = ex["max_image_pixels"]
     decode = resolve_decode(ex["decode"], device)
-    loader = make_loader(images["image_id"], images["path"], ex["image_size"], ex["resize"],
+    loader = make_loader(images["image_id"], images["path"], recipe.image_size, recipe.resize,
                          ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
-                         max_pixels=max_pixels, decode=decode)
+                         max_pixels=max_pixels, decode=decode, interpolation=recipe.interpolation,
+                         crop_offset=recipe.crop_offset)
     prefix_tokens = config["model"]["prefix_tokens"]
     shapes = _map_shapes(model, layers, ex["image_size"])
     attrs = provenance_attrs(config, dataset_digest=file_digest(images_csv),
                              weights_id=weights.weights_id, shard=shard,
                              image_size=ex["image_size"], resize=ex["resize"],
                              precision=ex["precision"], device=str(device), decode=decode,
-                             decode_libraries=library_versions())
+                             decode_libraries=library_versions(), preprocessing=recipe.as_config())
     logger.info("shard %d: %d images, %d layers, device %s, %s, decode %s", shard, len(images),
                 len(layers), device, ex["precision"], decode)
+    for line in recipe_report(config):
+        logger.info("preprocessing: %s", line)
+    logger.info("preprocessing used: %s", recipe.label())
     skipped: list[list[Any]] = []
     box_resized: list[int] = []
     paths = dict(zip(images["image_id"], images["path"]))
     with atomic_output(out_path) as tmp:
         writer = ActivationShardWriter(tmp, len(images), shapes, attrs)
         for batch in iterate_activations(model, layers, loader, device, ex["precision"],
-                                         autotune=ex["cudnn_autotune"], prefix_tokens=prefix_tokens):
+                                         autotune=ex["cudnn_autotune"], prefix_tokens=prefix_tokens,
+                                         mean=recipe.mean, std=recipe.std):
             writer.write(batch.image_id, batch.values, batch.content_key)
             for image_id, reason in batch.skipped:
                 logger.warning("skipped image %d (%s): %s", image_id, paths[image_id], reason)

@@ -5,8 +5,11 @@ rules: :func:`load_rgb`); tiny images are upscaled by the resize. Files that can
 (empty, truncated, corrupt, not an image, decompression bombs, non-finite float pixels)
 raise :class:`ImageError` with the reason, so a caller can skip and record them.
 
-Preprocessing is torchvision's reference, ``Compose([Resize(resize), CenterCrop(image_size)])``
-on the PIL image, bit for bit (:func:`resize_and_crop`); only an image whose whole resize
+Preprocessing is torchvision's reference, ``Compose([Resize(resize, interpolation),
+CenterCrop(image_size)])`` on the PIL image, bit for bit (:func:`resize_and_crop`), with the
+model's recipe (:mod:`neurofacets.preprocessing`): ``resize`` the shorter side or an exact
+``(height, width)``, ``interpolation`` bilinear or bicubic, the crop offset rounded as
+torchvision (``round``) or Hugging Face (``floor``) does; only an image whose whole resize
 would exceed :data:`WHOLE_RESIZE_MAX_PIXELS` takes the bounded-memory box resize
 (:func:`box_resize_and_crop`), and says so (:class:`Preprocessed`).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +27,14 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .pathlike import PathLike
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+#: PIL's filter for each ``extraction.interpolation``.
+PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 # ImageNet mean RGB: what transparent pixels are flattened onto (and patches padded with).
-MEAN_RGB = (0.485, 0.456, 0.406)
-STD_RGB = (0.229, 0.224, 0.225)
+MEAN_RGB = IMAGENET_MEAN
+STD_RGB = IMAGENET_STD
 MEAN_GREY_UINT8 = tuple(int(round(255 * m)) for m in MEAN_RGB)
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit
 #: Largest image (pixels) that the reference path resizes whole: 2**24 px, 48 MiB of RGB, e.g.
@@ -235,63 +243,76 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def resize_geometry(width: int, height: int, image_size: int, resize: int) -> tuple[int, int, int, int]:
+def resize_geometry(width: int, height: int, image_size: int, resize: int | Sequence[int],
+                    crop_offset: str = "round") -> tuple[int, int, int, int]:
     """Where torchvision's ``Resize(resize)`` + ``CenterCrop(image_size)`` put the crop.
+
+    ``resize`` an integer: the shorter side scaled to it (the longer side truncated, as
+    torchvision does); ``(height, width)``: exactly that size. ``crop_offset``: ``round``
+    (torchvision, ``round(margin / 2)``) or ``floor`` (Hugging Face, ``margin // 2``).
 
     Returns
     -------
     new_w, new_h, left, top
-        Size of the image after scaling its shorter side to ``resize`` (longer side
-        truncated, as torchvision does) and the crop's top-left corner in that image.
+        Size of the image after the resize and the crop's top-left corner in that image.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    if width <= height:
+    if isinstance(resize, Sequence):
+        new_h, new_w = int(resize[0]), int(resize[1])
+    elif width <= height:
         new_w, new_h = resize, int(resize * height / width)
     else:
         new_w, new_h = int(resize * width / height), resize
-    top = int(round((new_h - image_size) / 2.0))
-    left = int(round((new_w - image_size) / 2.0))
+    if crop_offset == "floor":
+        top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
+    else:
+        top = int(round((new_h - image_size) / 2.0))
+        left = int(round((new_w - image_size) / 2.0))
     return new_w, new_h, left, top
 
 
-def crop_box(width: int, height: int, image_size: int, resize: int) -> tuple[float, float, float, float]:
+def crop_box(width: int, height: int, image_size: int, resize: int | Sequence[int],
+             crop_offset: str = "round") -> tuple[float, float, float, float]:
     """The centre crop of :func:`resize_geometry` in source pixel coordinates.
 
     ``(left, top, right, bottom)``: the part of the source image that ends up in the
     ``image_size`` x ``image_size`` crop, so only that part needs resampling.
     """
-    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize)
+    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize, crop_offset)
     scale_x, scale_y = width / new_w, height / new_h
     return (left * scale_x, top * scale_y,
             (left + image_size) * scale_x, (top + image_size) * scale_y)
 
 
-def needs_box_resize(width: int, height: int, image_size: int, resize: int) -> bool:
+def needs_box_resize(width: int, height: int, image_size: int, resize: int | Sequence[int]) -> bool:
     """Whether the whole resize of a ``width`` x ``height`` image exceeds :data:`WHOLE_RESIZE_MAX_PIXELS`."""
     new_w, new_h, _, _ = resize_geometry(width, height, image_size, resize)
     return new_w * new_h > WHOLE_RESIZE_MAX_PIXELS
 
 
-def resize_and_crop(img: Image.Image, image_size: int, resize: int) -> Image.Image:
-    """torchvision's reference ``Resize(resize)`` + ``CenterCrop(image_size)`` of a PIL image.
+def resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequence[int], interpolation: str = "bilinear",
+                    crop_offset: str = "round") -> Image.Image:
+    """torchvision's reference ``Resize(resize, interpolation)`` + ``CenterCrop(image_size)`` of a PIL image.
 
-    The whole image is resized (shorter side to ``resize``, PIL bilinear with its
-    antialiasing, ``Image.resize`` as torchvision calls it), then cropped: bit for bit what
-    ``torchvision.transforms.Compose([Resize(resize), CenterCrop(image_size)])`` returns.
+    The whole image is resized (PIL's ``interpolation`` filter with its antialiasing,
+    ``Image.resize`` as torchvision calls it), then cropped: bit for bit what
+    ``torchvision.transforms.Compose([Resize(resize, interpolation), CenterCrop(image_size)])``
+    returns (``crop_offset="floor"``: the crop of Hugging Face's image processors).
     An image whose whole resize would exceed :data:`WHOLE_RESIZE_MAX_PIXELS` takes
     :func:`box_resize_and_crop` instead (:func:`needs_box_resize`; :func:`preprocess` reports it).
     """
     width, height = img.size
     if needs_box_resize(width, height, image_size, resize):
-        return box_resize_and_crop(img, image_size, resize)
-    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize)
+        return box_resize_and_crop(img, image_size, resize, interpolation, crop_offset)
+    new_w, new_h, left, top = resize_geometry(width, height, image_size, resize, crop_offset)
     if (new_w, new_h) != (width, height):
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+        img = img.resize((new_w, new_h), PIL_FILTERS[interpolation])
     return img.crop((left, top, left + image_size, top + image_size))
 
 
-def box_resize_and_crop(img: Image.Image, image_size: int, resize: int) -> Image.Image:
+def box_resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequence[int],
+                        interpolation: str = "bilinear", crop_offset: str = "round") -> Image.Image:
     """The crop of :func:`resize_and_crop` computed alone, in memory O(image_size^2 + source).
 
     PIL resamples the source box of :func:`crop_box` straight to ``image_size`` x
@@ -302,13 +323,14 @@ def box_resize_and_crop(img: Image.Image, image_size: int, resize: int) -> Image
     (docs/benchmarks.md).
     """
     width, height = img.size
-    box = crop_box(width, height, image_size, resize)
+    box = crop_box(width, height, image_size, resize, crop_offset)
     if box == (0, 0, width, height) and (width, height) == (image_size, image_size):
         return img.copy()
-    return img.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
+    return img.resize((image_size, image_size), PIL_FILTERS[interpolation], box=box)
 
 
-def preprocess(data: bytes, image_size: int, resize: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
+def preprocess(data: bytes, image_size: int, resize: int | Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS,
+               interpolation: str = "bilinear", crop_offset: str = "round") -> Preprocessed:
     """An image file's bytes as the network sees them (:func:`decode_rgb`, :func:`resize_and_crop`).
 
     Raises
@@ -318,13 +340,14 @@ def preprocess(data: bytes, image_size: int, resize: int, max_pixels: int = DEFA
     """
     img = decode_rgb(data, max_pixels)
     return Preprocessed(
-        pixels=np.array(resize_and_crop(img, image_size, resize)),
+        pixels=np.array(resize_and_crop(img, image_size, resize, interpolation, crop_offset)),
         content_key=content_key(data),
         box_resized=needs_box_resize(*img.size, image_size, resize),
     )
 
 
-def preprocess_uint8(path: PathLike, image_size: int, resize: int,
-                     max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def preprocess_uint8(path: PathLike, image_size: int, resize: int | Sequence[int],
+                     max_pixels: int = DEFAULT_MAX_PIXELS, interpolation: str = "bilinear",
+                     crop_offset: str = "round") -> np.ndarray:
     """The RGB image as the network saw it before normalisation: uint8 (S, S, 3)."""
-    return preprocess(read_image_bytes(path), image_size, resize, max_pixels).pixels
+    return preprocess(read_image_bytes(path), image_size, resize, max_pixels, interpolation, crop_offset).pixels

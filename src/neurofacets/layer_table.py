@@ -24,15 +24,14 @@ This module imports nothing heavy: keep it that way.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from .model_spec import canonical_arch
+from .models.selection import LAYER_KEYWORDS, is_layer_pattern, pick_layers  # noqa: F401 (re-exported)
+from .models.torchvision import torchvision_version
 from .pathlike import PathLike
 
 TABLE_PATH = Path(__file__).with_name("layer_names.json")
@@ -40,84 +39,7 @@ TABLE_PATH = Path(__file__).with_name("layer_names.json")
 PACKAGE_DATA = ("layer_names.json",)
 
 
-#: ``model.layers`` keywords and the layer groups they select.
-LAYER_KEYWORDS = {"conv": ("conv",), "mlp": ("mlp",), "all": ("conv", "mlp")}
-_PATTERN = re.compile(r"[*?\[]")
 _KIND_GROUP = {"conv": "conv", "channels_last": "mlp", "tokens": "mlp"}
-
-
-def is_layer_pattern(item: str) -> bool:
-    """Whether a ``model.layers`` entry is a name pattern (holds ``*``, ``?`` or ``[``)."""
-    return bool(_PATTERN.search(item))
-
-
-def pick_layers(names: Sequence[str], arch: str, spec: str | Sequence[str], *,
-                modules: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> list[str]:
-    """The layers the config selects, in network order.
-
-    Parameters
-    ----------
-    names
-        Every layer name of ``arch`` in network order.
-    arch
-        Architecture name, for the error message.
-    spec
-        ``model.layers``: ``"conv"`` (every convolution), ``"mlp"`` (every MLP hidden
-        activation), ``"all"``, a name pattern, or a list of layer names and patterns.
-        A pattern (``fnmatch``: ``*``, ``?``, ``[...]``) matches a layer's name or its module
-        path (``blocks.*.mlp.act`` or ``blocks-*-mlp-act``).
-    modules, groups
-        Each layer's module path and group (``conv`` / ``mlp``); default: the names, ``conv``.
-
-    Raises
-    ------
-    ValueError
-        Naming the entries that select nothing, and the layers ``arch`` has.
-    """
-    modules = list(names) if modules is None else list(modules)
-    groups = ["conv"] * len(names) if groups is None else list(groups)
-    if isinstance(spec, str):
-        if spec not in LAYER_KEYWORDS and not is_layer_pattern(spec):
-            raise ValueError(f"model.layers: {spec!r} is neither 'conv', 'mlp', 'all', a name pattern "
-                             "(with * ? or [) nor a list of layer names")
-        items = [spec]
-    else:
-        items = list(spec)
-    chosen: set[str] = set()
-    unknown = []
-    for item in items:
-        if isinstance(spec, str) and item in LAYER_KEYWORDS:
-            hit = [n for n, g in zip(names, groups) if g in LAYER_KEYWORDS[item]]
-            if not hit:
-                have = sorted(set(groups))
-                raise ValueError(f"model.layers: {arch} has no {item} layers (it has {', '.join(have) or 'none'}; "
-                                 "mlp = the hidden units of transformer / ConvNeXt MLP blocks)")
-        elif is_layer_pattern(item):
-            hit = [n for n, m in zip(names, modules) if fnmatchcase(n, item) or fnmatchcase(m, item)]
-            if not hit:
-                raise ValueError(f"model.layers: the pattern {item!r} matches no layer of {arch} (matched against "
-                                 f"names and module paths, e.g. {', '.join(_examples(names, modules))})")
-        elif item in names:
-            hit = [item]
-        else:
-            unknown.append(item)
-            hit = []
-        chosen.update(hit)
-    if unknown:
-        raise ValueError(f"model.layers: {unknown} are not layers of {arch}; it has {list(names)}")
-    return [name for name in names if name in chosen]
-
-
-def _examples(names: Sequence[str], modules: Sequence[str]) -> list[str]:
-    picks = sorted({0, len(names) // 2, len(names) - 1}) if names else []
-    return [f"{names[i]} ({modules[i]})" if names[i] != modules[i] else names[i] for i in picks]
-
-
-def _torchvision_version() -> str | None:
-    try:
-        return version("torchvision")
-    except PackageNotFoundError:
-        return None
 
 
 @lru_cache(maxsize=1)
@@ -135,7 +57,7 @@ def load_table(path: PathLike = TABLE_PATH) -> dict[str, Any]:
 
 def _table_applies(table: dict[str, Any], arch: str) -> bool:
     """The table holds ``arch`` (a torchvision model, the canonical plain name) for this torchvision."""
-    return arch in table["layers"] and table["torchvision"] == _torchvision_version()
+    return arch in table["layers"] and table["torchvision"] == torchvision_version()
 
 
 def in_layer_table(arch: str) -> bool:
@@ -248,20 +170,19 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
 
 def build_table() -> dict[str, Any]:
     """Every analysable layer (name, module path, kind) of every installed torchvision
-    classification model (each checked by :func:`neurofacets.model_checks.planning_problem`:
+    classification model (each checked by :func:`neurofacets.models.checks.planning_problem`:
     parsing with the table runs no network), and the input sizes at which each has a map, from the schema's
     minimum to its maximum of ``extraction.image_size`` (stored as ``image_sizes``).
     """
     import torchvision
 
-    from .config import load_schema
+    from .config import image_size_bounds
     from .models import input_size_ranges, layer_records
 
     archs = sorted(torchvision.models.list_models(module=torchvision.models))
-    image_size = load_schema()["properties"]["extraction"]["properties"]["image_size"]
-    low, high = image_size["minimum"], image_size["maximum"]
+    low, high = image_size_bounds()
     records = {arch: layer_records(arch) for arch in archs}
-    from .model_checks import planning_problem, token_prefixes
+    from .models.checks import planning_problem, token_prefixes
     from .models import meta_model, model_source
 
     for arch in archs:  # what check_config checks for the networks outside the table
@@ -280,7 +201,7 @@ def build_table() -> dict[str, Any]:
     for arch in archs:
         ranges = input_size_ranges(arch, low, high, "all")
         sizes[arch] = [[list(r) for r in ranges[name]] for name, _, _ in records[arch]]
-    return {"torchvision": _torchvision_version(), "image_sizes": [low, high],
+    return {"torchvision": torchvision_version(), "image_sizes": [low, high],
             "layers": {arch: [r[0] for r in rec] for arch, rec in records.items()},
             "modules": {arch: [r[1] for r in rec] for arch, rec in records.items()},
             "kinds": {arch: [r[2] for r in rec] for arch, rec in records.items()},

@@ -1,17 +1,9 @@
 """``model.arch``: which model family builds the network, read without importing torch.
 
-Three families (:mod:`neurofacets.models` holds the sources that build them):
-
-``<name>`` or ``torchvision:<name>``
-    A torchvision classification model (``vgg16``, ``resnet18``, ``vit_b_16``, ...). The plain
-    name is the canonical form: ``torchvision:vgg16`` and ``vgg16`` are one model, one
-    prepared weights file.
-``timm:<name>``
-    Any model ``timm.list_models()`` knows (``timm:deit_tiny_patch16_224``), optionally with a
-    pretrained tag (``timm:vit_tiny_patch16_224.augreg_in21k``); needs the ``timm`` extra.
-``python:<module>:<function>``
-    A user's own ``nn.Module`` factory: ``<module>`` importable from the working directory or
-    ``PYTHONPATH`` (dotted), ``<function>`` called with no argument.
+``<family>:<name>``, the family one of the modules of :mod:`neurofacets.models` (each says
+its spelling, :attr:`~neurofacets.models.base.ModelSource.arch_form`); a name without a
+prefix belongs to the one family that takes plain names. The canonical form of such a model
+is the plain name (one model, one prepared weights file).
 
 This module imports nothing heavy: the workflow parses ``model.arch`` with it.
 """
@@ -21,19 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FAMILIES = ("torchvision", "timm", "python")
 
-ARCH_FORMS = (
-    "<name> or torchvision:<name> (a torchvision classification model, e.g. vgg16, vit_b_16)",
-    "timm:<model name> (e.g. timm:deit_tiny_patch16_224; pip install -e '.[timm]')",
-    "python:<module>:<function> (your own nn.Module factory, e.g. python:labnets:make_net)",
-)
+def _sources() -> dict:
+    from .models import MODEL_SOURCES
 
-_TORCHVISION = re.compile(r"[a-z][a-z0-9_]*")
-_TIMM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_MODULE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*")
-_FUNCTION = re.compile(_IDENTIFIER)
+    return MODEL_SOURCES
+
+
+def arch_forms() -> tuple[str, ...]:
+    """Every spelling of ``model.arch``, one text per family."""
+    return tuple(source.arch_form for source in _sources().values())
 
 
 @dataclass(frozen=True)
@@ -43,24 +32,29 @@ class ModelSpec:
     Attributes
     ----------
     family
-        ``torchvision``, ``timm`` or ``python``.
+        The family's prefix (a key of :data:`neurofacets.models.MODEL_SOURCES`).
     name
-        The model name (torchvision, timm) or ``<module>:<function>`` (python).
+        The model's name within its family.
     """
 
     family: str
     name: str
 
     @property
+    def plain(self) -> bool:
+        """Whether the family writes its models without prefix."""
+        return _sources()[self.family].plain_names
+
+    @property
     def canonical(self) -> str:
-        """``vgg16`` for torchvision (as written before families existed), else ``family:name``."""
-        return self.name if self.family == "torchvision" else f"{self.family}:{self.name}"
+        """The plain name for the family that takes plain names, else ``family:name``."""
+        return self.name if self.plain else f"{self.family}:{self.name}"
 
     @property
     def file_token(self) -> str:
-        """The canonical form as a file-name part: ``vgg16``, ``timm-deit_tiny_patch16_224``,
-        ``python-labnets-make_net`` (no torchvision name holds a ``-``, so none collides)."""
-        if self.family == "torchvision":
+        """The canonical form as a file-name part: the plain name, else ``<family>-<name>``
+        with every character outside ``[A-Za-z0-9_.-]`` as ``-`` (no plain name holds a ``-``)."""
+        if self.plain:
             return self.name
         return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{self.family}-{self.name.replace(':', '-')}")
 
@@ -75,21 +69,19 @@ def parse_model_spec(arch: str) -> ModelSpec:
     """
     if not isinstance(arch, str):
         raise ValueError(f"model.arch must be a string, got {type(arch).__name__}")
+    sources = _sources()
     family, sep, rest = arch.partition(":")
-    if not sep:
-        if _TORCHVISION.fullmatch(arch):
-            return ModelSpec("torchvision", arch)
-    elif family == "torchvision" and _TORCHVISION.fullmatch(rest):
-        return ModelSpec("torchvision", rest)
-    elif family == "timm" and _TIMM.fullmatch(rest):
-        return ModelSpec("timm", rest)
-    elif family == "python":
-        module, sep2, function = rest.partition(":")
-        if sep2 and _MODULE.fullmatch(module) and _FUNCTION.fullmatch(function):
-            return ModelSpec("python", rest)
-    raise ValueError(f"model.arch: {arch!r} is not a model; use one of: " + "; ".join(ARCH_FORMS))
+    if sep and family in sources:
+        name = sources[family].parse_name(rest)
+        if name is not None:
+            return ModelSpec(family, name)
+    elif not sep:
+        for source in sources.values():
+            if source.plain_names and (name := source.parse_name(arch)) is not None:
+                return ModelSpec(source.family, name)
+    raise ValueError(f"model.arch: {arch!r} is not a model; use one of: " + "; ".join(arch_forms()))
 
 
 def canonical_arch(arch: str) -> str:
-    """``model.arch`` in its canonical form (``torchvision:vgg16`` -> ``vgg16``)."""
+    """``model.arch`` in its canonical form (``<plain family>:<name>`` -> ``<name>``)."""
     return parse_model_spec(arch).canonical

@@ -392,12 +392,13 @@ def _write_images(
         images[lo : lo + len(ids)] = np.stack([decoded[int(i)] for i in ids])
 
 
-def image_loader(images_csv: PathLike, image_size: int, resize: int,
-                 content_keys: Mapping[int, int] | None = None) -> Callable[[int], np.ndarray]:
+def image_loader(images_csv: PathLike, image_size: int, resize: int | Sequence[int],
+                 content_keys: Mapping[int, int] | None = None, interpolation: str = "bilinear",
+                 crop_offset: str = "round") -> Callable[[int], np.ndarray]:
     """``image_id -> preprocessed uint8 image`` for the images of ``dataset/images.csv``.
 
-    Uses :func:`neurofacets.images.preprocess`, i.e. exactly the resize and crop the
-    network saw. With ``content_keys`` (``image_id -> content key`` recorded at extraction),
+    Uses :func:`neurofacets.images.preprocess` with the run's recipe, i.e. exactly the resize
+    and crop the network saw. With ``content_keys`` (``image_id -> content key`` recorded at extraction),
     a file whose content has changed since is an error, never a patch of another picture.
     """
     from .images import preprocess, read_image_bytes  # imported here: only the workflow path needs them
@@ -410,7 +411,8 @@ def image_loader(images_csv: PathLike, image_size: int, resize: int,
             path = paths[image_id]
         except KeyError:
             raise KeyError(f"image {image_id} is not in {images_csv}") from None
-        done = preprocess(read_image_bytes(path), image_size, resize)
+        done = preprocess(read_image_bytes(path), image_size, resize, interpolation=interpolation,
+                          crop_offset=crop_offset)
         if content_keys is not None and done.content_key != content_keys[image_id]:
             raise ValueError(
                 f"image {image_id} ({path}) has changed since the activations were extracted (its content "
@@ -430,7 +432,9 @@ def build_patches(
     out_path: PathLike,
     *,
     image_size: int,
-    resize: int,
+    resize: int | Sequence[int],
+    interpolation: str = "bilinear",
+    crop_offset: str = "round",
     threads: int = 1,
     config: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -448,8 +452,9 @@ def build_patches(
         Layer name.
     out_path
         The patch store to write.
-    image_size, resize
-        ``extraction.image_size`` and ``extraction.resize``: the preprocessing of extraction.
+    image_size, resize, interpolation, crop_offset
+        ``extraction.image_size``, ``resize``, ``interpolation`` and ``crop_offset`` (resolved,
+        :mod:`neurofacets.preprocessing`): the preprocessing of extraction.
     threads
         Threads decoding images.
     config, provenance
@@ -467,7 +472,7 @@ def build_patches(
     if load_image is None:
         used = np.arange(topk.k)[None, :] < topk.n_counted[:, None]
         keys = dict(zip(topk.image_id[used].tolist(), topk.content_key[used].tolist()))
-        load_image = image_loader(images_csv, image_size, resize, keys)
+        load_image = image_loader(images_csv, image_size, resize, keys, interpolation, crop_offset)
     attrs = provenance_attrs(config, run=provenance, dataset_digest=file_digest(images_csv), resize=resize)
     with atomic_output(out_path) as tmp:
         write_patch_store(

@@ -144,7 +144,7 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
                           "(NaN with fewer than 2)",
     "n_excluded": "neurons whose CoF row has zero variance (dead, or even), left out of the similarity matrices; "
                   "-1 in `summary.csv` when the layer has no similarity row",
-    "preprocessing": "decode path, sizes and precision of the run (`config.preprocessing_label`)",
+    "preprocessing": "decode path, the preprocessing recipe (resize, crop, interpolation, mean, std) and precision of the run (`config.preprocessing_label`)",
     "n_images": "images the run analysed: the rows of `dataset/images.csv` less the decoding failures "
                 "(`activations/skipped.csv`)",
     "n_images_listed": "entries the dataset listed: `n_images`, the decoding failures, and the rows of "

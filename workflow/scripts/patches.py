@@ -13,6 +13,8 @@ if __name__ == "__main__":
             snakemake.output[0],
             image_size=snakemake.params.image_size,
             resize=snakemake.params.resize,
+            interpolation=snakemake.params.interpolation,
+            crop_offset=snakemake.params.crop_offset,
             threads=snakemake.threads,
             provenance=snakemake.params.provenance,
         )

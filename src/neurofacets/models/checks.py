@@ -1,6 +1,6 @@
 """What the analysis assumes of a network, checked on the network itself (any family).
 
-Three probes, each on any ``nn.Module`` with its list of :class:`~neurofacets.models.Layer`:
+Three probes, each on any ``nn.Module`` with its list of :class:`~neurofacets.models.network.Layer`:
 
 - :func:`forward_probe`: one forward pass on the meta device (shapes only, no memory) that
   counts how often each analysed module is called and finds the first convolution the image
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .models import Layer
+    from .network import Layer
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def planning_problem(arch: str, layer_names: tuple[str, ...], image_size: int) -
     meta device at ``image_size`` (:func:`forward_probe`); cached: the runs of a ``runs:``
     config are checked before their modules check them again.
     """
-    from .models import meta_model, select_layers
+    from .network import meta_model, select_layers
 
     model = meta_model(arch).to("meta").eval()
     layers = select_layers(model, arch, list(layer_names))
@@ -211,7 +211,7 @@ def token_prefixes(arch: str, paths: tuple[str, ...], declared: int) -> dict[str
     (``num_prefix_tokens``, a ``cls_token``); a detected count that differs is used, with a
     warning.
     """
-    from .models import model_source
+    from .network import model_source
 
     source = model_source(arch)
     with torch.random.fork_rng(devices=[]):
@@ -313,7 +313,7 @@ def describe_gaps(model: nn.Module, gaps: Mapping[str, Sequence[str]], limit: in
 def checkpoint_fit_problem(arch: str, layer_spec: str | Sequence[str], image_size: int, keys: Iterable[str],
                            origin: str) -> str | None:
     """Why a state dict with ``keys`` does not cover what the chosen layers of ``arch`` depend on, or None."""
-    from .models import meta_model, select_layers
+    from .network import meta_model, select_layers
 
     model = meta_model(arch).to("meta").eval()
     layers = select_layers(model, arch, layer_spec)

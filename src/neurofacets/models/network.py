@@ -1,11 +1,9 @@
-"""Models, the layers whose neurons are analysed, and their receptive-field geometry: the model seam.
+"""The model seam: layers, their kinds and receptive-field geometry, for every family alike.
 
-Every stage reaches a network through this module, and this module reaches it through a
-:class:`ModelSource` (:func:`model_source`): one per family of ``model.arch``
-(:mod:`neurofacets.model_spec`): ``torchvision:<name>`` (a plain name means torchvision),
-``timm:<name>`` and ``python:<module>:<function>``. A source builds the network, names its
-analysable layers, and says how many class / register tokens precede the patch tokens. Adding
-a family means one subclass in :data:`MODEL_SOURCES`, nothing in the stages.
+Every stage reaches a network through this module, and this module reaches it through the
+family's :class:`~neurofacets.models.base.ModelSource` (:func:`neurofacets.models.model_source`):
+the source builds the network and states its vocabulary; what follows is measured on the
+built network, the same for every family.
 
 A *layer* (docs/methods.md) is one of
 
@@ -25,29 +23,23 @@ x > 0), so "silent" and "dead" mean the same for every kind.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import difflib
-import importlib
 import itertools
 import logging
 import math
-import os
-import re
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 import torch
-import torchvision
 from torch import nn
 
-from .geometry import LayerGeometry, geometry_table, read_layer_geometry  # noqa: F401 (re-exported)
-from .layer_table import pick_layers
-from .model_spec import ModelSpec, parse_model_spec
+from ..geometry import LayerGeometry, geometry_table, read_layer_geometry  # noqa: F401 (re-exported)
+from . import MODEL_SOURCES, model_source  # noqa: F401 (re-exported)
+from .base import ModelSource  # noqa: F401 (re-exported)
+from .selection import pick_layers
 
 logger = logging.getLogger(__name__)
 
@@ -86,180 +78,6 @@ class Layer:
         return "conv" if self.kind == "conv" else "mlp"
 
 
-# ------------------------------------------------------------------------------ the seam
-
-class ModelSource:
-    """One family of ``model.arch``: builds the network and describes it.
-
-    Subclasses implement :meth:`factory` and may refine the naming, the input sizes and the
-    prefix tokens. Every other function of this module works on any source.
-    """
-
-    family: ClassVar[str] = ""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-
-    @property
-    def arch(self) -> str:
-        """The canonical ``model.arch`` (``vgg16``, ``timm:deit_tiny_patch16_224``)."""
-        return self.spec.canonical
-
-    def factory(self) -> nn.Module:
-        """A freshly initialised network (on the current default device)."""
-        raise NotImplementedError
-
-    def build(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The network, randomly initialised (seed it first); ``device="meta"``: parameters on
-        the meta device, no memory, no initialisation."""
-        if str(device) == "meta":
-            with _parameters_on_meta():
-                model = self.factory()
-        else:
-            with torch.device(device):
-                model = self.factory()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model.arch: {self.arch} gave a {type(model).__name__}, not a torch.nn.Module")
-        return model
-
-    def conv_name(self, path: str, block: int, index: int) -> str:
-        """The readable name of the convolution at ``path`` (``block``: poolings seen + 1,
-        ``index``: its number in the block)."""
-        return path.replace(".", "-")
-
-    def prefix_tokens(self, model: nn.Module) -> int:
-        """Class / register / distillation tokens before the patch tokens of a token layer."""
-        n = getattr(model, "num_prefix_tokens", None)
-        if isinstance(n, int):
-            return n
-        return sum(isinstance(getattr(model, attr, None), torch.Tensor)
-                   for attr in ("class_token", "cls_token", "dist_token"))
-
-    def default_input_size(self, model: nn.Module) -> int:
-        """The input size the network is made for (the meta forward that finds layer kinds)."""
-        size = getattr(model, "image_size", None)
-        return size if isinstance(size, int) else 224
-
-    def own_input_sizes(self) -> set[int]:
-        """Input sizes the network's weights are made for (samples of :func:`input_size_ranges`)."""
-        return {224, self.default_input_size(self.build("meta"))}
-
-
-class TorchvisionSource(ModelSource):
-    """``torchvision:<name>`` or a plain name: every torchvision classification model."""
-
-    family = "torchvision"
-
-    def factory(self) -> nn.Module:
-        name = self.spec.name
-        if name not in torchvision.models.list_models(module=torchvision.models):
-            close = difflib.get_close_matches(name, torchvision.models.list_models(module=torchvision.models), 3)
-            raise ValueError(
-                f"model.arch: {name!r} is not a torchvision classification model "
-                f"(e.g. vgg16, alexnet, resnet18{'; close: ' + ', '.join(close) if close else ''}); "
-                "see torchvision.models.list_models(), or use timm:<name> or python:<module>:<function>"
-            )
-        return torchvision.models.get_model(name, weights=None)
-
-    def conv_name(self, path: str, block: int, index: int) -> str:
-        return f"conv{block}_{index}" if self.spec.name.startswith("vgg") else path.replace(".", "-")
-
-    def own_input_sizes(self) -> set[int]:
-        sizes = {224}  # ImageNet's usual crop, also for a network without published weights
-        for weights in torchvision.models.get_model_weights(self.spec.name):
-            crop = weights.transforms.keywords.get("crop_size")
-            for value in (crop, weights.meta.get("min_size")):
-                if isinstance(value, int):
-                    sizes.add(value)
-                elif isinstance(value, (tuple, list)):
-                    sizes.update(int(v) for v in value)
-        return sizes
-
-
-def _timm():
-    try:
-        import timm
-    except ImportError:
-        raise ValueError("model.arch: timm models need the timm package: pip install -e '.[timm]' "
-                         "(or pip install 'timm>=1.0' safetensors)") from None
-    return timm
-
-
-class TimmSource(ModelSource):
-    """``timm:<name>``: any model ``timm.list_models()`` knows (a pretrained tag allowed)."""
-
-    family = "timm"
-
-    def factory(self) -> nn.Module:
-        timm = _timm()
-        name = self.spec.name
-        base = name.partition(".")[0]
-        if not timm.is_model(base):
-            close = difflib.get_close_matches(base, timm.list_models(), 3)
-            raise ValueError(
-                f"model.arch: timm {timm.__version__} has no model {base!r}"
-                f"{' (close: ' + ', '.join(close) + ')' if close else ''}; see timm.list_models('*pattern*')"
-            )
-        return timm.create_model(name, pretrained=False)
-
-    def default_input_size(self, model: nn.Module) -> int:
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        size = cfg.get("input_size")
-        return int(size[-1]) if size else 224
-
-
-class PythonSource(ModelSource):
-    """``python:<module>:<function>``: a user's factory of an ``nn.Module``.
-
-    ``<module>`` is imported with the working directory first on ``sys.path`` (the folder
-    Snakemake runs in), else from ``PYTHONPATH``; ``<function>()`` is called with no argument
-    and must return an ``nn.Module`` that takes (B, 3, S, S) images. A network of tokens says
-    how many class / register tokens precede its patch tokens by an attribute
-    ``num_prefix_tokens`` (default: 1 when it has a ``cls_token`` / ``class_token`` tensor, else 0).
-    """
-
-    family = "python"
-
-    def factory(self) -> nn.Module:
-        module_name, _, function = self.spec.name.partition(":")
-        cwd = os.getcwd()
-        if cwd not in sys.path:
-            sys.path.insert(0, cwd)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(
-                f"model.arch: python:{self.spec.name}: cannot import {module_name!r} ({error}); put "
-                f"{module_name.replace('.', '/')}.py in the directory Snakemake runs in ({cwd}) or on PYTHONPATH"
-            ) from None
-        factory = getattr(module, function, None)
-        if not callable(factory):
-            found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-            raise ValueError(f"model.arch: python:{self.spec.name}: {module_name} has no function {function!r}; "
-                             f"it has {found[:20]}")
-        try:
-            model = factory()
-        except Exception as error:
-            raise RuntimeError(f"model.arch: python:{self.spec.name}: {function}() failed: "
-                               f"{type(error).__name__}: {error}") from error
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model.arch: python:{self.spec.name}: {function}() returned a "
-                            f"{type(model).__name__}, not a torch.nn.Module")
-        return model
-
-
-#: The model families, by the prefix of ``model.arch``.
-MODEL_SOURCES: dict[str, type[ModelSource]] = {
-    source.family: source for source in (TorchvisionSource, TimmSource, PythonSource)
-}
-
-
-def model_source(arch: str) -> ModelSource:
-    """The :class:`ModelSource` of ``model.arch`` (any of the forms of :mod:`neurofacets.model_spec`)."""
-    spec = parse_model_spec(arch)
-    return MODEL_SOURCES[spec.family](spec)
-
-
 def meta_model(arch: str) -> nn.Module:
     """``arch`` with its parameters on the meta device: shapes and structure, no memory, no
     initialisation (the one way the package builds a model it will not run)."""
@@ -268,58 +86,6 @@ def meta_model(arch: str) -> nn.Module:
 
 def _architecture(arch: str, device: str | torch.device = "cpu") -> nn.Module:
     return model_source(arch).build(device)
-
-
-@contextlib.contextmanager
-def _parameters_on_meta() -> Iterator[None]:
-    """Create every module parameter on the meta device (no memory, no initialisation).
-
-    Unlike ``with torch.device("meta")`` this leaves the tensors that constructors compute
-    with (e.g. RegNet's block widths) on the CPU, so every architecture can be built.
-    """
-    register = nn.Module.register_parameter
-
-    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None:
-            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-        register(module, name, param)
-
-    nn.Module.register_parameter = on_meta
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register
-
-
-#: Activation modules that can be an MLP's hidden units (besides timm's own activation layers).
-_ACTIVATIONS = (nn.GELU, nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Mish, nn.LeakyReLU, nn.ELU,
-                nn.Tanh, nn.Sigmoid, nn.Softplus, nn.SELU, nn.CELU, nn.Hardsigmoid)
-#: Class names of channel gates (squeeze-excitation and kin): the convolutions inside them act on
-#: a globally pooled 1 x 1 map, so they are no layers, and the receptive-field measurement
-#: leaves the gates out (they rescale channels from the whole image, not move where a unit looks).
-_GATE_CLASS = re.compile(r"SqueezeExcit|SEModule|SELayer|EffectiveSE|SqueezeExcite|EcaModule|CecaModule")
-
-
-def _is_activation(name: str, module: nn.Module) -> bool:
-    if isinstance(module, _ACTIVATIONS):
-        return True
-    return (type(module).__module__.startswith("timm.layers.activations")
-            or (name in ("act", "act_fn", "activation") and not list(module.children())))
-
-
-def _mlp_candidates(model: nn.Module) -> list[str]:
-    """Paths of the activation modules registered right after an ``nn.Linear`` (MLP hidden units)."""
-    found = []
-    for parent_path, parent in model.named_modules():
-        children = list(parent.named_children())
-        for (_, before), (name, module) in itertools.pairwise(children):
-            if isinstance(before, nn.Linear) and _is_activation(name, module):
-                found.append(f"{parent_path}.{name}" if parent_path else name)
-    return found
-
-
-def _gate_paths(model: nn.Module) -> list[str]:
-    return [path for path, module in model.named_modules() if path and _GATE_CLASS.search(type(module).__name__)]
 
 
 @lru_cache(maxsize=32)
@@ -331,7 +97,7 @@ def _mlp_kinds(arch: str) -> dict[str, str]:
     in MaxViT's partitioned attention) and a module run more than once per forward pass."""
     source = model_source(arch)
     model = source.build("meta").to("meta").eval()
-    candidates = _mlp_candidates(model)
+    candidates = source.mlp_activations(model)
     if not candidates:
         return {}
     modules = dict(model.named_modules())
@@ -371,7 +137,7 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
     each convolution (outside channel gates) and each MLP hidden activation with a map."""
     source = model_source(arch)
     modules = dict(model.named_modules())
-    gates = tuple(f"{path}." for path in _gate_paths(model))
+    gates = tuple(f"{path}." for path in source.gate_paths(model))
     mlp = _mlp_kinds(source.arch)
     prefixes = _token_prefixes(source, model, mlp)
     layers = []
@@ -391,11 +157,11 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
 
 def _token_prefixes(source: ModelSource, model: nn.Module, mlp: dict[str, str]) -> dict[str, int | str]:
     """Each token layer's prefix tokens where the network puts them, or why its layout is
-    refused (:func:`neurofacets.model_checks.token_prefixes`; checked in :func:`select_layers`).
+    refused (:func:`neurofacets.models.checks.token_prefixes`; checked in :func:`select_layers`).
     The stored table's torchvision ViTs were probed when the table was made: no CPU copy is
     built in their jobs."""
-    from .layer_table import in_layer_table
-    from .model_checks import token_prefixes
+    from ..layer_table import in_layer_table
+    from .checks import token_prefixes
 
     paths = tuple(path for path, kind in mlp.items() if kind == "tokens")
     if not paths:
@@ -493,7 +259,7 @@ def input_size_ranges(arch: str, low: int, high: int, spec: str | Sequence[str])
     """For each layer of ``arch``, the input sizes in [``low``, ``high``] at which it has a map.
 
     Sizes are checked with :func:`layers_with_a_map` at samples (``low``, ``high``, the
-    powers of two between them and the sizes torchvision's weights of ``arch`` are made
+    powers of two between them and the sizes the weights of ``arch`` are made
     for) and, between two neighbouring samples whose sets of layers differ, by bisection
     down to neighbouring integers, so every change is found exactly. Between two samples
     with the same set the set is taken to hold throughout. That is exact for every network
@@ -633,7 +399,7 @@ def layer_geometry(arch: str, layers: Sequence[Layer], image_size: int) -> list[
     give the jump. This holds for any chain or branching CNN, not a VGG table. Tokens: the
     patch box of :func:`token_geometry`.
     """
-    model = _support_model(_architecture(arch))
+    model = _support_model(_architecture(arch), model_source(arch))
     modules = dict(model.named_modules())
     by_name: dict[str, LayerGeometry] = {}
     tokens = [layer for layer in layers if layer.kind == "tokens"]
@@ -731,7 +497,7 @@ def _forward_until(model: nn.Module, x: torch.Tensor, modules: Sequence[nn.Modul
             handle.remove()
 
 
-def _support_model(model: nn.Module) -> nn.Module:
+def _support_model(model: nn.Module, source: ModelSource) -> nn.Module:
     model = copy.deepcopy(model).float().eval()
     for parent in model.modules():
         for name, child in parent.named_children():
@@ -740,7 +506,7 @@ def _support_model(model: nn.Module) -> nn.Module:
                     raise ValueError("dilated max-pooling is not supported for geometry")
                 setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
                                                    ceil_mode=child.ceil_mode))
-            elif isinstance(child, nn.LayerNorm) or _GATE_CLASS.search(type(child).__name__):
+            elif isinstance(child, nn.LayerNorm) or source.is_gate(child):
                 # a layer norm of the all-ones input's constant vectors has zero gradient;
                 # it and the channel gates keep the support where it is: left out
                 setattr(parent, name, nn.Identity())
@@ -772,7 +538,7 @@ def _support_box(out: torch.Tensor, x: torch.Tensor, r: int, c: int, kind: str =
 
 def write_layers_table(arch: str, spec: str | Sequence[str], image_size: int, out_csv: str) -> pd.DataFrame:
     """The ``layers`` rule: measure every configured layer's geometry, write ``layers.csv``."""
-    from .store import write_csv
+    from ..store import write_csv
 
     layers = select_layers(meta_model(arch), arch, spec)
     table = geometry_table(layer_geometry(arch, layers, image_size))
