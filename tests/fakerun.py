@@ -333,6 +333,11 @@ def make_fake_run(
     evaluation_summary(evaluation_csvs, names, "global_mean", run, out / "evaluation" / "all_layers.csv",
                        out / "evaluation" / "summary.csv")
     fake.evaluation = pd.read_csv(out / "evaluation" / "all_layers.csv")
+    # the tables summary.csv counts the images from (readers.read_image_counts): without them a
+    # workflow call on the fake run would rebuild the dataset and extraction
+    counted = dataset_tables(out / "dataset")
+    (out / "activations").mkdir(parents=True, exist_ok=True)
+    counted["extraction_skipped_csv"].replace(out / "activations" / "skipped.csv")
     return fake
 
 

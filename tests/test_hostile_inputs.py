@@ -419,8 +419,11 @@ def test_csv_accepted_oddities(tmp_path):
 def test_path_outside_root_is_accepted_when_allowed(tmp_path):
     root = _csv_root(tmp_path)
     (root.parent / "outside.png").write_bytes(_png_bytes())
-    out = _csv_dataset(tmp_path, root, "path,label\nimg/0.png,0\n../outside.png,1\n", allow_outside_root=True)
-    assert pd.read_csv(out / "images.csv")["path"].tolist() == [str(root / "img/0.png"), str(root / "../outside.png")]
+    # two images per class: a dataset of one image per class is refused (its halves cannot both hold images)
+    text = "path,label\nimg/0.png,0\nimg/1.png,0\nimg/2.png,1\n../outside.png,1\n"
+    out = _csv_dataset(tmp_path, root, text, allow_outside_root=True)
+    assert pd.read_csv(out / "images.csv")["path"].tolist() == [
+        str(root / "img/0.png"), str(root / "img/1.png"), str(root / "../outside.png"), str(root / "img/2.png")]
 
 
 def test_no_usable_images_lists_the_files_and_reasons_first(tmp_path):
