@@ -187,6 +187,29 @@ def test_every_nav_page_is_built(site):
         assert (site / name).is_file(), name
 
 
+#: A Sphinx role as it shows when MkDocs renders it as text (mkdocstrings knows none).
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:data|class|func|meth|mod|attr|obj|exc|ref|const):`?")
+
+
+def test_api_page_renders_docstrings_without_sphinx_roles(site):
+    """Docstrings cross-link with mkdocstrings' ``[`name`][]``, not ``:func:`name```, and every
+    module has one heading (mkdocstrings' own), not a page heading above it as well."""
+    from neurofacets import reference_docs
+
+    page = (site / "reference/api/index.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert SPHINX_ROLE.findall(text) == []
+    headings = re.findall(r"<h[1-6][^>]*>(.*?)</h[1-6]>", page, re.S)
+    titles = [re.sub(r"<[^>]+>|¶|&para;", "", heading).strip() for heading in headings]
+    for module, _ in reference_docs.API_MODULES:
+        assert titles.count(module) == 1, (module, [t for t in titles if module in t][:5])
+    assert 'href="#neurofacets.readers.read_metrics"' in page  # a cross-reference resolved to its entry
+
+
+def test_sphinx_role_pattern_finds_a_role():
+    assert SPHINX_ROLE.findall("see :func:`neurofacets.readers.read_metrics` and :data:`X`") == [":func:`", ":data:`"]
+
+
 class PageParser(html.parser.HTMLParser):
     """The parts of a built page the browser test checks: nav, table rows, images."""
 

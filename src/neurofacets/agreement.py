@@ -7,7 +7,7 @@ spatial max and argmax:
 - the fraction of (image, channel) entries whose argmax is the same, among those where the
   reference is positive (a silent channel's argmax is 0 by convention);
 - per neuron, whether its *counted* top-k set (the images that enter the CoF: the top k by
-  the tie rule of :mod:`neurofacets.topk`, activation > 0) is identical, and the Jaccard
+  the tie rule of [`neurofacets.topk`][], activation > 0) is identical, and the Jaccard
   index of the two sets (1 for two empty sets);
 - with class labels, the layer's mean MF degree of both runs (docs/methods.md).
 """

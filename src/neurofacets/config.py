@@ -1,18 +1,18 @@
 """The run configuration: schema validation with plain messages, defaults, and cross-key checks.
 
-The Snakefile calls :func:`validate_config` (the schema, :data:`SCHEMA_PATH`: types, allowed values,
-unknown keys, defaults) and then :func:`check_config` for the rules that tie several keys
+The Snakefile calls [`validate_config`][] (the schema, `SCHEMA_PATH`: types, allowed values,
+unknown keys, defaults) and then [`check_config`][] for the rules that tie several keys
 together. Both stop the run at parse time with a message that starts with the dotted key,
 e.g. ``extraction.shards: 'four' is not of type integer``.
 
 Every default of the configuration is written once, as a ``default:`` in the schema: after
-:func:`validate_config` every optional key is present, so the rules index the config
-directly. Code outside a run reads a default with :func:`schema_default`, or fills a partial
-configuration with :func:`with_defaults`.
+[`validate_config`][] every optional key is present, so the rules index the config
+directly. Code outside a run reads a default with [`schema_default`][], or fills a partial
+configuration with [`with_defaults`][].
 
 Snakemake 9 hands the values inside a nested ``--config key={...}`` over as text
 (``--config 'extraction={"shards": 4}'`` gives ``{"shards": "4"}``), so
-:func:`validate_config` first reads such text as YAML where the schema wants a number, a
+[`validate_config`][] first reads such text as YAML where the schema wants a number, a
 boolean or null.
 """
 
@@ -44,12 +44,12 @@ _NULL_SPELLINGS = frozenset({"null", "Null", "NULL", "~"})
 #: The configuration schema: package data, so an installed wheel finds it as an editable
 #: checkout does.
 SCHEMA_PATH = Path(__file__).resolve().with_name("config_schema.yaml")
-#: A job that reads a default from the schema (:func:`schema_default`) reruns when it changes.
+#: A job that reads a default from the schema ([`schema_default`][]) reruns when it changes.
 PACKAGE_DATA = ("config_schema.yaml",)
 
 
 def load_schema(path: PathLike = SCHEMA_PATH) -> dict[str, Any]:
-    """Read a JSON schema written as YAML (by default the workflow's, :data:`SCHEMA_PATH`)."""
+    """Read a JSON schema written as YAML (by default the workflow's, `SCHEMA_PATH`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"the configuration schema {path} does not exist")
@@ -93,7 +93,7 @@ def schema_default(key: str, schema: Mapping[str, Any] | None = None) -> Any:
 def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A copy of ``config`` with every absent optional key set to its schema default.
 
-    What :func:`validate_config` adds, for library functions that take a run configuration
+    What [`validate_config`][] adds, for library functions that take a run configuration
     and may be called outside a run with a partial one (tests, benchmarks). Nothing is
     validated and no required key is added.
     """
@@ -103,7 +103,7 @@ def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any] | None = 
 
 
 def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] | PathLike = SCHEMA_PATH) -> None:
-    """Check ``config`` against the JSON ``schema`` in place; raise :class:`ConfigError` if it fails.
+    """Check ``config`` against the JSON ``schema`` in place; raise [`ConfigError`][] if it fails.
 
     Three steps:
 
@@ -123,7 +123,7 @@ def validate_config(config: MutableMapping[str, Any], schema: Mapping[str, Any] 
     config
         The merged configuration (``config`` in the Snakefile); changed in place.
     schema
-        The schema, or its path (default: :data:`SCHEMA_PATH`).
+        The schema, or its path (default: `SCHEMA_PATH`).
     """
     if not isinstance(schema, Mapping):
         schema = load_schema(schema)
@@ -338,7 +338,7 @@ def demo_run_problem(config: Mapping[str, Any]) -> str | None:
     """Why a configuration must not run under the default run's name, or None.
 
     ``--configfile my.yaml`` is merged over config/config.yaml, so a config of one's own that
-    names no ``run`` inherits :data:`DEMO_RUN`: its images would be analysed into
+    names no ``run`` inherits `DEMO_RUN`: its images would be analysed into
     ``results/demo`` beside (and instead of) the default run's. Any dataset but the probes
     under that name is refused.
     """
@@ -353,16 +353,16 @@ def demo_run_problem(config: Mapping[str, Any]) -> str | None:
 
 
 def check_config(config: MutableMapping[str, Any]) -> None:
-    """Check relations between keys of a validated configuration; raise :class:`ConfigError` if one fails.
+    """Check relations between keys of a validated configuration; raise [`ConfigError`][] if one fails.
 
     First the preprocessing keys left ``auto`` get the model's recipe, in place
-    (:func:`neurofacets.preprocessing.resolve_preprocessing`): every rule then reads numbers.
+    (`neurofacets.preprocessing.resolve_preprocessing`): every rule then reads numbers.
 
     Besides the dataset's and the weights' files: a dataset other than the probes is refused
-    under the default run's name (:func:`demo_run_problem`); the device must exist in this PyTorch
-    build (:func:`device_problem`), the layers must be layers of the architecture, and the
+    under the default run's name ([`demo_run_problem`][]); the device must exist in this PyTorch
+    build ([`device_problem`][]), the layers must be layers of the architecture, and the
     input size must give every chosen layer a map
-    (:func:`neurofacets.layer_table.image_size_problem`, from the stored layer table: no
+    (`neurofacets.layer_table.image_size_problem`, from the stored layer table: no
     torch is imported for a torchvision architecture the table holds).
     """
     problem = demo_run_problem(config)
@@ -455,10 +455,10 @@ def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any] | PathLike 
         The validated top-level configuration.
     schema
         When given (the schema or its path), each run's merged configuration is validated
-        with :func:`validate_config`, which also gives it the defaults of what neither the
+        with [`validate_config`][], which also gives it the defaults of what neither the
         entry nor the rest of the configuration sets; an error names the run first.
     check
-        With ``schema``: also :func:`check_config` each run, its errors named the same way
+        With ``schema``: also [`check_config`][] each run, its errors named the same way
         (``runs[i] (name): ...``), before the run's module repeats the checks.
 
     Returns
@@ -510,7 +510,7 @@ def preprocessing_label(extraction: dict) -> str:
     E.g. ``decode pil (reference), resize 256, crop 224 (round), bilinear, mean
     0.485,0.456,0.406, std 0.229,0.224,0.225, fp32``: runs whose labels differ may rank
     different images at the k-th place of a neuron, so they compare in their statistics, not
-    neuron by neuron. ``extraction`` is the resolved config section (:func:`check_config`).
+    neuron by neuron. ``extraction`` is the resolved config section ([`check_config`][]).
     """
     decode = REFERENCE_DECODE if extraction["decode"] == "auto" else extraction["decode"]
     kind = "reference" if decode == REFERENCE_DECODE else "not the reference"

@@ -2,7 +2,7 @@
 
 The image files are the workflow's first input, but no rule names them: the ``dataset``
 rule lists a folder (or the files a CSV names) while it runs. Its ``params`` therefore carry
-:func:`dataset_state`: a SHA-256 over the relative path, size and modification time (ns) of
+`dataset_state`: a SHA-256 over the relative path, size and modification time (ns) of
 every entry the lister sees, so that adding, removing, replacing or overwriting an image
 changes a parameter, and Snakemake's ``params`` rerun trigger reruns the ``dataset`` job. The
 job writes the same state to ``dataset/state.json``, an input of every rule that reads the
@@ -12,12 +12,12 @@ image files (``extract``, ``patches``): their input changes whenever the images 
 What is covered, per ``dataset.format``:
 
 ``folder``
-    Every class folder's name and every entry :func:`neurofacets.datasets.list_folder` lists
-    (:func:`iter_class_folder`: recursive; names starting with ``.`` not listed; links listed,
+    Every class folder's name and every entry `neurofacets.datasets.list_folder` lists
+    (`iter_class_folder`: recursive; names starting with ``.`` not listed; links listed,
     never followed into folders; a link contributes its target text and what it leads to).
 ``csv``
     Every path the labels file lists, joined to ``dataset.root`` as
-    :func:`neurofacets.datasets.list_csv` joins it (size and time of the file it leads to).
+    `neurofacets.datasets.list_csv` joins it (size and time of the file it leads to).
     The labels file itself is an input of the rule.
 ``probes``
     Nothing: the ``probes`` rule generates the images from its own params.
@@ -29,7 +29,7 @@ multi-run config share it: ``rules/common.smk``). A change that keeps a file's s
 its modification time (to the file system's timestamp resolution, a few ms) is not seen.
 
 Importing this module imports nothing beyond the standard library and
-:mod:`neurofacets.config` (it runs while Snakemake parses the workflow).
+[`neurofacets.config`][] (it runs while Snakemake parses the workflow).
 """
 
 from __future__ import annotations
@@ -105,12 +105,12 @@ def dataset_state(dataset: Mapping[str, Any], *, threads: int = 1) -> DatasetSta
 
 
 def dataset_fingerprint(dataset: Mapping[str, Any], *, threads: int = 1) -> str:
-    """SHA-256/16 of the state of the files ``dataset`` lists (:func:`dataset_state`)."""
+    """SHA-256/16 of the state of the files ``dataset`` lists (`dataset_state`)."""
     return dataset_state(dataset, threads=threads).fingerprint
 
 
 def iter_class_folder(folder: str | os.PathLike) -> Iterator[os.DirEntry]:
-    """Every entry below ``folder`` that :func:`neurofacets.datasets.list_folder` lists, in no set order.
+    """Every entry below ``folder`` that `neurofacets.datasets.list_folder` lists, in no set order.
 
     That is every entry that is not a folder (files, links whether or not they lead anywhere,
     fifos, ...) at any depth, but those whose own name starts with ``.``; folders are entered
@@ -219,7 +219,7 @@ def _map(function, items: list, threads: int) -> Iterator:
 
 
 def write_dataset_state(state: Mapping[str, Any], path: PathLike) -> None:
-    """Write ``state`` (:meth:`DatasetState.as_param`) to ``path`` as JSON, atomically, and log it."""
+    """Write ``state`` (`DatasetState.as_param`) to ``path`` as JSON, atomically, and log it."""
     from .store import atomic_output  # zarr and numpy: not at parse time
 
     with atomic_output(path) as tmp:

@@ -182,8 +182,8 @@ def read_text_csv(path: PathLike, key: str) -> pd.DataFrame:
 def list_csv(labels: PathLike, root: PathLike, *, allow_outside_root: bool = False) -> pd.DataFrame:
     """A CSV ``path,label[,class_name]`` (paths relative to ``root``): rows (path, class_id, class_name[, reason]).
 
-    Every cell is read as the text written there (:func:`read_text_csv`). What would make the
-    CoF wrong stops here with a :class:`DatasetError` naming the lines (the header is line 1):
+    Every cell is read as the text written there (`read_text_csv`). What would make the
+    CoF wrong stops here with a `DatasetError` naming the lines (the header is line 1):
     a column named twice in the header; a record with more or fewer fields than the header;
     an empty path, label or class name; one label written two ways (``0`` and ``0.0``, ``1``
     and `` 1``: labels are compared as text, or as exact numbers when they are numbers, never
@@ -301,7 +301,7 @@ def _number(text: str) -> Decimal | None:
 def _check_label_spelling(label: pd.Series, labels: Path) -> None:
     """One label, one spelling: ``0``, ``0.0`` and `` 0`` would become three classes.
 
-    Two spellings are one label when they are the same number exactly (:func:`_number`) or
+    Two spellings are one label when they are the same number exactly (`_number`) or
     the same text once surrounding blanks are removed.
     """
     spellings: dict[tuple, list[str]] = {}
@@ -365,7 +365,7 @@ def check_header(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | 
 def _order_key(class_id: pd.Series) -> pd.Series:
     """Each class id's rank: numeric order when all are numbers (ImageNet labels), else text order.
 
-    Numbers are compared exactly (:func:`_number`), never as floats: ``10**24 + 1`` follows
+    Numbers are compared exactly (`_number`), never as floats: ``10**24 + 1`` follows
     ``10**24``. Ids of one value written differently (folders ``1`` and ``01``) keep distinct
     ranks, in text order, so each class stays one block.
     """
@@ -391,14 +391,14 @@ def build_dataset(
 
     Images are ordered by class then path, capped at ``images_per_class`` usable images per
     class, numbered 0..N-1 and split into ``shards`` contiguous blocks. Rows with a
-    ``reason`` (set by the lister) and files that fail :func:`check_header` are skipped;
+    ``reason`` (set by the lister) and files that fail `check_header` are skipped;
     the skipped table shows undecodable file-name bytes as ``\\xff``. The images over the
-    cap are skipped too, with :data:`CAPPED_REASON`, after the refused files, and said in one
+    cap are skipped too, with `CAPPED_REASON`, after the refused files, and said in one
     warning: every listed entry is in the images table or the skipped one.
 
     A class left without a usable image (all its files skipped) is absent; fewer than
-    :data:`MIN_CLASSES` classes left stop here, before any extraction (the CoF of one class
-    has no sparsity, flatness or MF degree: :func:`neurofacets.cof.load_labels` would refuse
+    `MIN_CLASSES` classes left stop here, before any extraction (the CoF of one class
+    has no sparsity, flatness or MF degree: [`neurofacets.cof.load_labels`][] would refuse
     it after the extraction).
 
     Raises
@@ -408,7 +408,7 @@ def build_dataset(
     TooFewClassesError
         When fewer than 2 classes keep a usable image (it carries the skipped table too).
     DatasetError
-        When the coarse table is wrong (:func:`_coarse_mapping`).
+        When the coarse table is wrong (`_coarse_mapping`).
     """
     if shards < 1:
         raise DatasetError("extraction.shards: must be at least 1")
@@ -482,7 +482,7 @@ def _coarse_mapping(path: PathLike, classes: pd.DataFrame) -> list[str]:
     """The coarse group of each class (rows of ``classes``), from the CSV ``dataset.coarse_labels``.
 
     The CSV has a ``coarse`` column and a ``class_id`` column (used when both are there) or a
-    ``class_name`` one. Every cell is read as the text written there (:func:`read_text_csv`):
+    ``class_name`` one. Every cell is read as the text written there (`read_text_csv`):
     ``NA``, ``null`` and ``None`` are names, and classes are matched exactly as text (a
     ``class_id`` ``01`` does not match the class ``1``, nor ``1`` the class `` 1``). Rows of
     classes the dataset lacks are ignored. A class listed again with the same group is
@@ -545,8 +545,8 @@ def write_dataset(
     """Build the tables and write them atomically; returns the images table.
 
     When no image is usable, or fewer than 2 classes keep one, ``skipped_csv`` and the log
-    list every skipped file with its reason before :class:`NoUsableImagesError` or
-    :class:`TooFewClassesError` is raised.
+    list every skipped file with its reason before `NoUsableImagesError` or
+    `TooFewClassesError` is raised.
     """
     try:
         images, classes, skipped = build_dataset(listing, images_per_class=images_per_class,
@@ -573,7 +573,7 @@ def _write_skipped(skipped: pd.DataFrame, skipped_csv: PathLike) -> None:
 def halves_problem(images: pd.DataFrame, level: str) -> str | None:
     """Why the evaluation cannot split the images in two halves by class, or None.
 
-    The evaluation (:func:`neurofacets.evaluation.split_halves`) sends each class's images
+    The evaluation ([`neurofacets.evaluation.split_halves`][]) sends each class's images
     (each coarse group's, at ``analysis.level: coarse``) alternately to half 0 and half 1:
     when every class has one image, half 1 is empty and the evaluation of every layer would
     stop after the extraction. Refused in the dataset stage instead, saying what to change.
@@ -597,9 +597,9 @@ def dataset_from_config(config: dict, probes_dir: PathLike | None,
     """The ``dataset`` rule: list the configured source and write the three tables.
 
     ``config`` holds the ``dataset`` and ``extraction`` sections (and ``analysis``, whose
-    ``level`` the evaluation splits the images by: :func:`halves_problem`) as
-    :func:`neurofacets.config.validate_config` leaves them, every default filled in; outside
-    a run, fill a partial one with :func:`neurofacets.config.with_defaults`.
+    ``level`` the evaluation splits the images by: `halves_problem`) as
+    [`neurofacets.config.validate_config`][] leaves them, every default filled in; outside
+    a run, fill a partial one with [`neurofacets.config.with_defaults`][].
     """
     ds, ex = config["dataset"], config["extraction"]
     if ds["format"] == "probes":

@@ -1,6 +1,6 @@
 """Three ways to decode and preprocess an image file, chosen per run (``extraction.decode``).
 
-- ``pil`` (and ``auto``, the default): :func:`neurofacets.images.preprocess`, torchvision's
+- ``pil`` (and ``auto``, the default): `neurofacets.images.preprocess`, torchvision's
   reference preprocessing bit for bit (PIL decode, ``Resize`` of the whole image,
   ``CenterCrop``), every format and odd file;
 - ``torchvision``: ``torchvision.io.decode_jpeg`` (libjpeg-turbo) and a resize + centre crop
@@ -10,17 +10,17 @@
   (opt-in: up to 45 levels from the reference, docs/benchmarks.md).
 
 Every path reads the file's bytes once in the worker and returns their
-:func:`neurofacets.images.content_key` (the tie key) with the crop, and every path refuses a
-JPEG whose data libjpeg reports as corrupt (:func:`neurofacets.images.jpeg_corruption`),
+`neurofacets.images.content_key` (the tie key) with the crop, and every path refuses a
+JPEG whose data libjpeg reports as corrupt (`neurofacets.images.jpeg_corruption`),
 which the decoders themselves would turn into a garbled picture without an error.
 
 The tensor paths take only *plain* JPEGs: RGB or greyscale, complete (ending with the
-end-of-image marker), at most ``max_pixels`` and at most :data:`TENSOR_MAX_ASPECT` : 1.
+end-of-image marker), at most ``max_pixels`` and at most `TENSOR_MAX_ASPECT` : 1.
 Every other file (PNG, CMYK, truncated, elongated, not an image, ...) and every JPEG that
 torchvision cannot decode without a complaint goes through the PIL path, which decides
 whether it is used or skipped and with which reason: the three paths skip exactly the
 same files. The torchvision path's crops differ from the PIL path's by at most
-:data:`TOLERANCE_LEVELS` of 255 (rounding: torchvision's tensor resize is not PIL's;
+`TOLERANCE_LEVELS` of 255 (rounding: torchvision's tensor resize is not PIL's;
 measured on the real photos in docs/benchmarks.md and asserted in
 tests/test_decode.py). The nvjpeg path decodes with nvJPEG, whose difference from
 libjpeg-turbo is measured by ``benchmarks/gpu_check.py`` on a GPU.
@@ -84,7 +84,7 @@ class EncodedJpeg:
     crop_offset: str = "round"
 
     def pil_fallback(self) -> torch.Tensor:
-        """The PIL path's crop; raises :class:`ImageError` if PIL cannot use the file either."""
+        """The PIL path's crop; raises `ImageError` if PIL cannot use the file either."""
         pixels = preprocess_uint8(self.path, self.image_size, self.resize, self.max_pixels, self.interpolation,
                                   self.crop_offset)
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
@@ -126,7 +126,7 @@ def resize_crop_tensor(img: torch.Tensor, image_size: int, resize: int | Sequenc
                        interpolation: str = "bilinear", crop_offset: str = "round") -> torch.Tensor:
     """Resize (``interpolation``, antialiased), centre crop: uint8 (3, S, S).
 
-    The geometry of :func:`neurofacets.images.resize_geometry`, on any device.
+    The geometry of `neurofacets.images.resize_geometry`, on any device.
     """
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as tvf
@@ -149,9 +149,9 @@ class DecodedFile:
     pixels
         uint8 (3, S, S) crop, or (``nvjpeg``) the JPEG's bytes to decode on the device.
     content_key
-        :func:`neurofacets.images.content_key` of the file.
+        `neurofacets.images.content_key` of the file.
     box_resized
-        The file took the bounded-memory box resize (:func:`neurofacets.images.needs_box_resize`).
+        The file took the bounded-memory box resize (`neurofacets.images.needs_box_resize`).
     """
 
     pixels: torch.Tensor | EncodedJpeg
@@ -165,9 +165,9 @@ class ImageDecoder:
     Parameters
     ----------
     decode
-        ``pil``, ``torchvision`` or ``nvjpeg`` (resolve ``auto`` with :func:`resolve_decode`).
+        ``pil``, ``torchvision`` or ``nvjpeg`` (resolve ``auto`` with `resolve_decode`).
     image_size, resize, max_pixels, interpolation, crop_offset
-        As in :func:`neurofacets.images.preprocess_uint8`.
+        As in `neurofacets.images.preprocess_uint8`.
     """
 
     def __init__(self, decode: str, image_size: int, resize: int | Sequence[int],
@@ -248,7 +248,7 @@ def batch_to_device(batch: dict[str, Any], device: torch.device,
                     non_blocking: bool = False) -> tuple[np.ndarray, torch.Tensor | None, list[tuple[int, str]]]:
     """A collated batch as ``(image_id, uint8 (B, 3, S, S) on device, skipped)``.
 
-    ``batch`` is what :func:`neurofacets.extract.collate_images` returns: ``pixels`` (crops
+    ``batch`` is what `neurofacets.extract.collate_images` returns: ``pixels`` (crops
     made in the workers, stacked) and ``encoded`` (``(position, EncodedJpeg)`` to decode
     here), positions referring to ``image_id``.
     """

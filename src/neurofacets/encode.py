@@ -1,14 +1,14 @@
 """Entry points of the encoding stage: one function per Snakemake rule (rules/encode.smk).
 
-Each function reads its inputs, calls the computational modules (:mod:`.topk`,
-:mod:`.cof`, :mod:`.metrics`, :mod:`.similarity`, :mod:`.rsa`, :mod:`.null`) and writes
+Each function reads its inputs, calls the computational modules ([`topk`][neurofacets.topk],
+[`cof`][neurofacets.cof], [`metrics`][neurofacets.metrics], `similarity`, `rsa`, `null`) and writes
 its outputs atomically. They need no Snakemake and are tested end to end on fabricated
 activation shards.
 
-Per layer: :func:`encode_layer` (top-k + CoF, the only step that reads activations),
-:func:`layer_metrics`, :func:`layer_similarity`, :func:`layer_rdm`, :func:`layer_null`.
-Across layers: :func:`all_layer_metrics`, :func:`similarity_summary`, :func:`layer_rsa`,
-:func:`null_summary`.
+Per layer: `encode_layer` (top-k + CoF, the only step that reads activations),
+`layer_metrics`, `layer_similarity`, `layer_rdm`, `layer_null`.
+Across layers: `all_layer_metrics`, `similarity_summary`, `layer_rsa`,
+`null_summary`.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def encode_layer(
     """Top-k images and CoF counts of one layer (rule ``encode_topk``).
 
     When every shard holds its own top-k candidates for at least ``top_k`` images
-    (``extraction.shard_top_k``), they are merged (:func:`neurofacets.topk.merge_top_k`:
+    (``extraction.shard_top_k``), they are merged ([`neurofacets.topk.merge_top_k`][]:
     memory shards x k x channels, whatever the number of images); otherwise the layer is
     read whole from every shard (images x channels) and selected
-    (:func:`neurofacets.topk.select_top_k`). Both give the same top-k sets. Their classes
-    are then counted at every available label level (:func:`neurofacets.cof.cof_dataset`).
+    ([`neurofacets.topk.select_top_k`][]). Both give the same top-k sets. Their classes
+    are then counted at every available label level ([`neurofacets.cof.cof_dataset`][]).
 
     Parameters
     ----------
@@ -85,7 +85,7 @@ def encode_layer(
     topk_path, cof_path
         Output stores ``topk/{layer}.zarr`` and ``cof/{layer}.zarr``.
     config, provenance
-        The run's configuration, or its :func:`~neurofacets.provenance.run_provenance`, for the
+        The run's configuration, or its `run_provenance`, for the
         provenance attributes.
     """
     labels = load_labels(images_csv, classes_csv)
@@ -136,7 +136,7 @@ def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike)
     """Per-neuron metrics of one layer (rule ``encode_metrics``) -> ``metrics/{layer}.csv``.
 
     Columns: layer, neuron, n_counted, sparsity, flatness, mf, p_value, p_empirical,
-    top_classes (see :mod:`neurofacets.metrics`), computed at label ``level``.
+    top_classes (see [`neurofacets.metrics`][]), computed at label ``level``.
     """
     cof = read_cof(cof_path, level)
     names = [str(n) for n in cof[LEVEL_DIM[level]].values]
@@ -280,7 +280,7 @@ def layer_null(
     """Observed and label-permuted layer statistics -> ``null/{layer}.csv``.
 
     One row with ``permutation`` -1 (the true labels) and one per permutation; see
-    :mod:`neurofacets.null`.
+    `neurofacets.null`.
     """
     topk = read_topk(topk_path)
     labels = load_labels(images_csv, classes_csv)

@@ -6,7 +6,7 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/metho
 
 - **Content order.** Every draw below (halves, null draws, permutations) acts on the images
   sorted by content key (then image id, which only decides between byte-identical files;
-  :func:`content_order`), and classes tied at a label's cut-off are all in it: the same photos
+  [`content_order`][]), and classes tied at a label's cut-off are all in it: the same photos
   give the same numbers whatever their class folders are called or in whatever order.
 - **Halves.** The images are split in two disjoint halves, stratified by class at the
   analysed label level: each class's images, in the order of a seeded permutation
@@ -15,17 +15,17 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/metho
 - **Explanation.** On one half, the neuron's top-k images (same k and tie rule as the run),
   their CoF row and, from it, its explanation as the run forms it: its *label*, the top
   classes ``metrics/{layer}.csv`` lists (count at least the
-  :data:`~neurofacets.metrics.TOP_CLASSES`-th largest, every class tied there included) that
-  recur, with at least :data:`MIN_LABEL_COUNT` counted images (one image of a class among k
+  `TOP_CLASSES`-th largest, every class tied there included) that
+  recur, with at least `MIN_LABEL_COUNT` counted images (one image of a class among k
   is what chance gives); and, when the run has a class hierarchy, its *concept* (the classes
-  under the concept node, :func:`neurofacets.semantics.concepts.find_concepts`).
+  under the concept node, `neurofacets.semantics.concepts.find_concepts`).
 - **Held-out scores.** On the other half, the neuron's activation of every image is scored
   against the indicator "the image's class falls under the explanation": AUROC (with
-  midranks for ties, as :func:`sklearn.metrics.roc_auc_score`), AUPRC (average precision,
-  as :func:`sklearn.metrics.average_precision_score`) and the Pearson correlation. The two
+  midranks for ties, as `sklearn.metrics.roc_auc_score`), AUPRC (average precision,
+  as `sklearn.metrics.average_precision_score`) and the Pearson correlation. The two
   directions (explain on half 0, score on half 1, and back) are averaged.
 - **Label test.** The null permutes the held-out images' labels: under draw d
-  (:func:`null_orders`, ``[seed, STREAM, CHANCE, direction, d // 64]``) a label that marks P
+  ([`null_orders`][], ``[seed, STREAM, CHANCE, direction, d // 64]``) a label that marks P
   held-out images marks instead a uniformly random set of P of them. Per direction
   ``p_h = (1 + #{d: AUROC_h,d >= AUROC_h}) / (1 + draws)`` (``evaluation.label_draws``;
   ``auto`` = ceil(2 neurons / 0.05)), ``label_p = min(1, 2 min(p_0, p_1))`` (Bonferroni: the
@@ -36,7 +36,7 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/metho
 - **Split-half reliability.** Per neuron, the MF degree on each half, whether the concepts of
   the two halves are the same node or one lies above the other, the semantic facet of each
   half and the Jaccard index of the classes in the two top-k sets. The layer's Spearman rho
-  of MF degree and Cohen's kappa of the facets come from these columns (:func:`layer_summary`).
+  of MF degree and Cohen's kappa of the facets come from these columns ([`layer_summary`][]).
 - **Selectivity test.** The Gini sparsity of the neuron's CoF row against the same statistic
   with the computed images' labels permuted in content order (class sizes kept; permutation p
   uses ``default_rng([seed, STREAM, SELECTIVITY, p])``), reusing the run's top-k sets: ``p = (1 + #{permuted >= observed}) / (1 + permutations)``, and
@@ -73,7 +73,7 @@ logger = logging.getLogger(__name__)
 
 #: Seed streams of this module: ``default_rng([seed, STREAM, what, ...])``; distinct from the
 #: ``[seed, p]`` label permutations of the run's null model. Every draw acts on the images in
-#: content order (:func:`content_order`), so it follows the pictures, not the class names.
+#: content order ([`content_order`][]), so it follows the pictures, not the class names.
 STREAM = 0x5EED
 SPLIT, CHANCE, FAKE_TRUTH, SELECTIVITY = 1, 2, 3, 4
 Q_SIGNIFICANT = 0.05  # the q-value threshold of label_holds, concept_holds and the summary's counts
@@ -104,7 +104,7 @@ def split_halves(codes: np.ndarray, order: np.ndarray, seed: int) -> np.ndarray:
     codes
         int (images,): each image's class (column index at the analysed level).
     order
-        The images' positions in content order (:func:`content_order`): the seeded shuffle
+        The images' positions in content order ([`content_order`][]): the seeded shuffle
         acts on this order, so the halves follow the pictures, not their class names.
     seed
         ``analysis.seed``.
@@ -147,7 +147,7 @@ class HeldOutScorer:
     """Scores of explanations against one block of neurons' activations on held-out images.
 
     Everything that does not depend on the explanation (midranks, centred values, the
-    descending order and its tie groups) is computed once; :meth:`score_positives` then
+    descending order and its tie groups) is computed once; `score_positives` then
     costs O(images x neurons) per explanation.
 
     Parameters
@@ -207,7 +207,7 @@ class HeldOutScorer:
         return self.score_positives(self.positives(members))
 
     def score_positives(self, hit: np.ndarray) -> dict[str, np.ndarray]:
-        """The scores of :meth:`score` for any positive images: bool (images, neurons)."""
+        """The scores of `score` for any positive images: bool (images, neurons)."""
         hit = np.asarray(hit, dtype=bool)
         if hit.shape != (self.n_images, self.n_neurons):
             raise ValueError(f"positives must be {(self.n_images, self.n_neurons)}, got {hit.shape}")
@@ -246,7 +246,7 @@ def null_orders(seed: int, direction: int, block: int, n_images: int) -> np.ndar
 
 def first_null_places(seed: int, direction: int, n_images: int, draws: int) -> np.ndarray:
     """int32 (draws, n_images): each held-out image's place in the order of each of the first
-    ``draws`` draws (:func:`null_orders`); the positives of a label marking P images are those
+    ``draws`` draws ([`null_orders`][]); the positives of a label marking P images are those
     placed below P."""
     blocks = [null_orders(seed, direction, b, n_images) for b in range(-(-draws // DRAW_BLOCK))]
     orders = np.concatenate(blocks)[:draws] if blocks else np.empty((0, n_images), np.int32)
@@ -259,7 +259,7 @@ def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.n
     """bool (neurons, classes): each neuron's label, its listed top classes that recur.
 
     The classes ``metrics/{layer}.csv`` lists as the neuron's top classes
-    (:func:`neurofacets.metrics.top_class_mask`: count at least the 5th largest, every class
+    ([`neurofacets.metrics.top_class_mask`][]: count at least the 5th largest, every class
     tied there included) with at least ``min_count`` of its counted top-k images. A class met
     once among k images is what chance gives any class; a neuron with no recurring class has an
     empty label (its scores are NaN).
@@ -271,7 +271,7 @@ def top_class_members(cof: np.ndarray, min_count: int = MIN_LABEL_COUNT) -> np.n
 def label_draws_for(n_neurons: int, label_draws: int | str) -> int:
     """The number of null draws of a layer's label test: ``label_draws``, or for ``auto``
     ``ceil(2 n_neurons / 0.05)``, the fewest with which the smallest p-value, 2 / (1 + draws)
-    (:func:`label_p_values`), clears Benjamini-Hochberg at q < 0.05 alone among the layer's
+    ([`label_p_values`][]), clears Benjamini-Hochberg at q < 0.05 alone among the layer's
     ``n_neurons`` tests."""
     if label_draws == "auto":
         return max(1, int(np.ceil(2 * n_neurons / Q_SIGNIFICANT)))
@@ -320,7 +320,7 @@ class _NullRankSums:
         self.bounds = np.r_[starts, len(sizes)]
 
     def aurocs(self, orders: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
-        """float (draws, neurons) for int (draws, images) orders (:func:`null_orders`)."""
+        """float (draws, neurons) for int (draws, images) orders ([`null_orders`][])."""
         n = self.n_images
         total = n * (n + 1)  # twice the sum of the ranks 1..n (midranks keep it)
         out = np.full((len(orders), len(self.positives)), np.nan)
@@ -342,7 +342,7 @@ def label_p_values(values: np.ndarray, tests: Sequence[np.ndarray], hits: Sequen
 
     Per direction h (explained on one half, scored on the other): ``p_h = (1 + #{d: AUROC_h,d >=
     AUROC_h}) / (1 + draws)``, where ``AUROC_h,d`` scores the first P held-out images of draw
-    d's order (:func:`null_orders`) as the positives: the label's held-out images relabelled at
+    d's order ([`null_orders`][]) as the positives: the label's held-out images relabelled at
     random, an exact test of that direction. The two directions are dependent (the label of one
     half is formed from the images the other direction scores), so they are combined by
     Bonferroni: ``p = min(1, 2 min(p_0, p_1))``, a direction with no label counting as
@@ -357,7 +357,7 @@ def label_p_values(values: np.ndarray, tests: Sequence[np.ndarray], hits: Sequen
     hits
         Per direction, bool (held-out images, neurons): the images the label marks.
     draws
-        Null draws (:func:`label_draws_for`).
+        Null draws ([`label_draws_for`][]).
     """
     if draws < 1:
         raise ValueError(f"label draws must be >= 1, got {draws}")
@@ -386,7 +386,7 @@ def selectivity_p_values(topk: TopK, level: LabelLevel, permutations: int, seed:
 
     ``(1 + #{p: gini_p >= gini}) / (1 + permutations)``, where ``gini_p`` is the neuron's
     Gini of its CoF row recounted with the labels of the computed images ``image_id`` permuted
-    in content order (``order``, :func:`content_permuted`) by
+    in content order (``order``, [`content_permuted`][]) by
     ``default_rng([seed, STREAM, SELECTIVITY, p])`` (class sizes kept). NaN for dead neurons.
     """
     if permutations < 1:
@@ -472,21 +472,21 @@ def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, ord
     half
         int (images,) 0 or 1.
     order
-        The images' positions in content order (:func:`content_order`).
+        The images' positions in content order ([`content_order`][]).
     explanations
         ``[members of half 0, members of half 1]``, bool (neurons, n_classes) each.
     chance_draws
-        Null draws (:func:`null_orders`) averaged into the ``_chance`` columns: the first of the
+        Null draws ([`null_orders`][]) averaged into the ``_chance`` columns: the first of the
         ``label_draws`` draws of the test.
     label_draws
-        Null draws of the label test (:func:`label_p_values`).
+        Null draws of the label test ([`label_p_values`][]).
 
     Returns
     -------
     dict
-        For each score in :data:`SCORES`: ``score`` (neurons,), ``score_chance`` (mean of the
+        For each score in `SCORES`: ``score`` (neurons,), ``score_chance`` (mean of the
         draws) and ``score_chance_p95``; NaN where a direction is undefined (the mean then
-        rests on the other direction); and ``p`` (:func:`label_p_values`).
+        rests on the other direction); and ``p`` ([`label_p_values`][]).
     """
     n_neurons = values.shape[1]
     out = {f"{name}{suffix}": np.full(n_neurons, np.nan) for name in SCORES for suffix in ("", "_chance", "_chance_p95")}
@@ -548,7 +548,7 @@ def layer_evaluation(
     share: float = 0.8,
     max_concept_classes: float = 0.5,
 ) -> pd.DataFrame:
-    """The per-neuron table ``evaluation/{layer}.csv`` (columns :data:`neurofacets.readers.EVALUATION_COLUMNS`).
+    """The per-neuron table ``evaluation/{layer}.csv`` (columns `neurofacets.readers.EVALUATION_COLUMNS`).
 
     Parameters
     ----------
@@ -556,7 +556,7 @@ def layer_evaluation(
         Layer name.
     image_id, values, argmax, content_key, height, width
         The layer's activations over every computed image, sorted by id
-        (:class:`neurofacets.store.LayerActivations`).
+        (`neurofacets.store.LayerActivations`).
     topk
         The run's own top-k sets of the layer (for the selectivity test).
     level
@@ -567,9 +567,9 @@ def layer_evaluation(
         ``analysis.top_k``: each half keeps ``min(top_k, half size)`` images per neuron.
     seed, chance_draws, permutations, label_draws
         ``analysis.seed``, ``evaluation.chance_draws``, ``evaluation.permutations``,
-        ``evaluation.label_draws`` (:func:`label_draws_for`).
+        ``evaluation.label_draws`` ([`label_draws_for`][]).
     hierarchy
-        The run's :class:`~neurofacets.semantics.hierarchy.ClassHierarchy`, or None: no
+        The run's `ClassHierarchy`, or None: no
         concept columns are filled.
     share, max_concept_classes
         ``semantics.concept_share`` and ``semantics.max_concept_classes``.
@@ -630,7 +630,7 @@ def layer_evaluation(
 def with_facets(table: pd.DataFrame, rule: str | float) -> pd.DataFrame:
     """Every layer's evaluation rows plus ``facet_0``, ``facet_1`` under ``analysis.facet_threshold``.
 
-    The facet of each half is decided as the run decides it (:func:`neurofacets.metrics.assign_facets`,
+    The facet of each half is decided as the run decides it ([`neurofacets.metrics.assign_facets`][],
     a mean threshold over the MF degrees of that half in every layer).
     """
     table = table.copy()
@@ -713,7 +713,7 @@ def evaluate_layer(
     """One layer's evaluation (rule ``evaluate_layer``) -> ``evaluation/{layer}.csv``.
 
     Reads the layer once from every shard (images x neurons, as ``encode_topk`` does when it
-    has no shard candidates) and the run's top-k store; see :func:`layer_evaluation`.
+    has no shard candidates) and the run's top-k store; see [`layer_evaluation`][].
     ``hierarchy_csv`` is ``semantics/hierarchy.csv`` (None, or a header-only file when the
     semantics stage is skipped: no concept columns).
     """
@@ -754,8 +754,8 @@ def evaluation_summary(
     """Every layer's evaluation with the halves' facets, and the per-layer summary (rule ``evaluation_summary``).
 
     Writes ``evaluation/all_layers.csv`` (the layers' rows in network order plus ``facet_0``,
-    ``facet_1``: :func:`with_facets`) and ``evaluation/summary.csv`` (one row per layer,
-    :data:`neurofacets.readers.EVALUATION_SUMMARY_COLUMNS`); returns the summary.
+    ``facet_1``: [`with_facets`][]) and ``evaluation/summary.csv`` (one row per layer,
+    `neurofacets.readers.EVALUATION_SUMMARY_COLUMNS`); returns the summary.
     """
     if len(layer_csvs) != len(layers):
         raise ValueError(f"{len(layer_csvs)} evaluation tables for {len(layers)} layers")

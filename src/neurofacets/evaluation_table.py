@@ -42,7 +42,7 @@ def evaluation_markdown(summaries: Sequence[pd.DataFrame]) -> str:
     Parameters
     ----------
     summaries
-        ``evaluation/summary.csv`` of each run (:func:`neurofacets.readers.read_evaluation_summary`),
+        ``evaluation/summary.csv`` of each run ([`neurofacets.readers.read_evaluation_summary`][]),
         all with the same layers in the same order.
     """
     if not summaries:

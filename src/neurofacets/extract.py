@@ -37,7 +37,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Each file's :class:`~neurofacets.decode.DecodedFile` (a uint8 CHW crop or, for
+    """Each file's `DecodedFile` (a uint8 CHW crop or, for
     ``decode="nvjpeg"``, a plain JPEG's bytes to decode on the GPU, with the file's content
     key); a failure yields its reason instead."""
 
@@ -75,7 +75,7 @@ def collate_images(items: list[tuple[int, DecodedFile | None, str]]) -> dict[str
 
 
 class ActivationBatch(NamedTuple):
-    """One batch's results, as :func:`iterate_activations` yields them."""
+    """One batch's results, as `iterate_activations` yields them."""
 
     image_id: np.ndarray  #: int64 (B,) the images computed, ascending
     values: dict[str, tuple[np.ndarray, np.ndarray]]  #: {layer: (max float32 (B, C), argmax int32 (B, C))}
@@ -200,14 +200,14 @@ def iterate_activations(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> Iterator[ActivationBatch]:
-    """Yield an :class:`ActivationBatch` per batch of ``loader``.
+    """Yield an `ActivationBatch` per batch of ``loader``.
 
-    ``mean``, ``std``: the recipe's normalisation (:mod:`neurofacets.preprocessing`).
+    ``mean``, ``std``: the recipe's normalisation (`neurofacets.preprocessing`).
 
     ``autotune``: on CUDA, let cuDNN time its algorithms for each new batch shape
     (``torch.backends.cudnn.benchmark``) rather than pick them by heuristics
     (``extraction.cudnn_autotune``). ``prefix_tokens``: ``model.prefix_tokens``
-    (:class:`MaxArgmaxHooks`).
+    (`MaxArgmaxHooks`).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"extraction.precision: {precision!r} is not one of {list(PRECISIONS)}")
@@ -254,8 +254,8 @@ def make_loader(image_ids: Sequence[int], paths: Sequence[str], image_size: int,
                 crop_offset: str = "round") -> torch.utils.data.DataLoader:
     """Batches in image-id order, decoded by ``workers`` processes (0: in this process).
 
-    ``decode``: ``pil``, ``torchvision`` or ``nvjpeg`` (see :mod:`neurofacets.decode`);
-    ``interpolation``, ``crop_offset``: the recipe's (:mod:`neurofacets.preprocessing`).
+    ``decode``: ``pil``, ``torchvision`` or ``nvjpeg`` (see `neurofacets.decode`);
+    ``interpolation``, ``crop_offset``: the recipe's (`neurofacets.preprocessing`).
     """
     dataset = ImageFiles(image_ids, paths, image_size, resize, max_pixels, decode, interpolation, crop_offset)
     return torch.utils.data.DataLoader(
@@ -276,10 +276,10 @@ def extract_shard(
     """The ``extract`` rule: write ``activations/shard-{shard}.zarr`` for one shard.
 
     The store is written under a temporary name and renamed when complete. ``config`` is the
-    run's configuration as :func:`neurofacets.config.validate_config` leaves it, every
+    run's configuration as [`neurofacets.config.validate_config`][] leaves it, every
     default filled in (``run``, ``model`` and ``extraction`` are read); outside a run, fill a
-    partial one with :func:`neurofacets.config.with_defaults`. Preprocessing keys still
-    ``auto`` take the model's recipe (:func:`neurofacets.preprocessing.resolve_preprocessing`).
+    partial one with [`neurofacets.config.with_defaults`][]. Preprocessing keys still
+    ``auto`` take the model's recipe (`neurofacets.preprocessing.resolve_preprocessing`).
     """
     from .weights import load_prepared
 

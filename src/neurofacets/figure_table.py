@@ -1,6 +1,6 @@
 """The table of figures: one entry per figure drives its rule, its report entry and its drawing.
 
-:data:`FIGURE_TABLE` lists every figure the workflow draws. From it
+`FIGURE_TABLE` lists every figure the workflow draws. From it
 
 - ``rules/figures.smk`` (a run's figures), ``rules/report.smk`` (``compare_runs`` against the
   runs config ``compare_runs`` lists) and ``rules/runs.smk`` (the figures comparing the runs of a
@@ -8,10 +8,10 @@
   ``rules/figure_rule.smk``;
 - the report (``snakemake --report``) shows each figure under its category and subcategory with
   the caption ``workflow/report/<stem>.rst``;
-- :data:`neurofacets.figures.FIGURES` pairs each entry with its drawing function, reading the
+- `neurofacets.figures.FIGURES` pairs each entry with its drawing function, reading the
   inputs named here.
 
-Adding a figure is one entry here, its drawing function in :mod:`neurofacets.figures` and its
+Adding a figure is one entry here, its drawing function in `neurofacets.figures` and its
 caption file; ``tests/test_figure_table.py`` checks that the rules, the captions and the
 drawing registry agree with this table.
 
@@ -24,7 +24,7 @@ Input paths are patterns the rules fill in:
     one file per analysed layer: the input is the list over the run's layers;
 ``{RUN_OUT}``
     one file per compared run, ``{RUN_OUT}`` being that run's folder: the input is the list
-    over the runs. A figure with such an input compares runs (:attr:`Figure.compares_runs`).
+    over the runs. A figure with such an input compares runs ([`Figure.compares_runs`][]).
 
 This module is imported while Snakemake parses the workflow (on a cluster, by every job):
 it holds plain data and imports nothing heavy (no matplotlib, pandas or torch).
@@ -44,7 +44,7 @@ CAT_VISUALIZE = "2. Neuron visualisation: independent components"
 CAT_SIMILARITY = "3. Neuronal similarity"
 CAT_SUMMARY = "4. Run summary"
 #: The subcategory of a run's evaluation (held-out scores, split halves, selectivity) under
-#: :data:`CAT_ENCODE`, beside ``evaluation/summary.csv`` (rules/evaluation.smk).
+#: `CAT_ENCODE`, beside ``evaluation/summary.csv`` (rules/evaluation.smk).
 SUB_EVALUATION = "Evaluation"
 
 #: The placeholders an input pattern may hold (see the module docstring).
@@ -80,7 +80,7 @@ class Figure:
         Where the report shows the figure.
     extra_mb
         Memory (MB) the drawing needs beyond the figure script's measured peak
-        (:data:`neurofacets.job_resources.FIGURE_SCRIPT_MB`), e.g. for images read from stores.
+        (`neurofacets.job_resources.FIGURE_SCRIPT_MB`), e.g. for images read from stores.
     options
         Keys of the config's ``figures`` section handed to the drawing function as options.
     needs_hierarchy
@@ -154,7 +154,7 @@ class Figure:
 def fill_pattern(
     pattern: str, out: str, layers: Sequence[str] = (), run_outs: Sequence[str] = ()
 ) -> str | list[str]:
-    """One input pattern filled in (see :meth:`Figure.input_paths`)."""
+    """One input pattern filled in (see [`Figure.input_paths`][])."""
     fields = pattern_fields(pattern)
     if LAYER in fields:
         return [pattern.format(OUT=out, layer=layer) for layer in layers]
@@ -164,7 +164,7 @@ def fill_pattern(
 
 
 def report_format(formats: Sequence[str]) -> str:
-    """The format the report embeds: the first of :data:`REPORT_FORMATS` the run writes."""
+    """The format the report embeds: the first of `REPORT_FORMATS` the run writes."""
     for fmt in REPORT_FORMATS:
         if fmt in formats:
             return fmt

@@ -1,6 +1,6 @@
 """Receptive-field geometry of a layer as stored in ``model/layers.csv``.
 
-Kept apart from :mod:`neurofacets.models` so that the stages that only read the table
+Kept apart from `neurofacets.models` so that the stages that only read the table
 (patches, ICA) do not import torch (about 0.9 GB per process and per ICA worker).
 """
 
@@ -20,7 +20,7 @@ class LayerGeometry:
 
     The unit at map position (r, c) is centred on input pixel ``(start + r*jump,
     start + c*jump)`` and sees the ``rf x rf`` box around that centre. ``kind``: ``conv``,
-    ``channels_last`` or ``tokens`` (:mod:`neurofacets.models`); ``field``: how ``rf`` was
+    ``channels_last`` or ``tokens`` (`neurofacets.models`); ``field``: how ``rf`` was
     found: ``measured`` on the graph, or for tokens ``token patch + <m> px (attention: whole
     image)``, the patch box with its context margin (the true field of a token is the whole image).
     """

@@ -1,17 +1,17 @@
 """Reading images robustly and preprocessing them exactly as the network sees them.
 
 Greyscale, CMYK, palette, alpha, 16-bit and float images are converted to 8-bit RGB (the
-rules: :func:`load_rgb`); tiny images are upscaled by the resize. Files that cannot be used
+rules: `load_rgb`); tiny images are upscaled by the resize. Files that cannot be used
 (empty, truncated, corrupt, not an image, decompression bombs, non-finite float pixels)
-raise :class:`ImageError` with the reason, so a caller can skip and record them.
+raise `ImageError` with the reason, so a caller can skip and record them.
 
 Preprocessing is torchvision's reference, ``Compose([Resize(resize, interpolation),
-CenterCrop(image_size)])`` on the PIL image, bit for bit (:func:`resize_and_crop`), with the
-model's recipe (:mod:`neurofacets.preprocessing`): ``resize`` the shorter side or an exact
+CenterCrop(image_size)])`` on the PIL image, bit for bit (`resize_and_crop`), with the
+model's recipe (`neurofacets.preprocessing`): ``resize`` the shorter side or an exact
 ``(height, width)``, ``interpolation`` bilinear or bicubic, the crop offset rounded as
 torchvision (``round``) or Hugging Face (``floor``) does; only an image whose whole resize
-would exceed :data:`WHOLE_RESIZE_MAX_PIXELS` takes the bounded-memory box resize
-(:func:`box_resize_and_crop`), and says so (:class:`Preprocessed`).
+would exceed `WHOLE_RESIZE_MAX_PIXELS` takes the bounded-memory box resize
+(`box_resize_and_crop`), and says so (`Preprocessed`).
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ class Preprocessed:
     pixels
         uint8 (image_size, image_size, 3), before normalisation.
     content_key
-        :func:`content_key` of the file's bytes (the tie key of docs/methods.md).
+        `content_key` of the file's bytes (the tie key of docs/methods.md).
     box_resized
-        True when the image was too large to resize whole (:data:`WHOLE_RESIZE_MAX_PIXELS`)
-        and took :func:`box_resize_and_crop` instead of the reference path.
+        True when the image was too large to resize whole (`WHOLE_RESIZE_MAX_PIXELS`)
+        and took `box_resize_and_crop` instead of the reference path.
     """
 
     pixels: np.ndarray
@@ -102,7 +102,7 @@ def content_key(data: bytes) -> int:
 
 
 def read_image_bytes(path: PathLike) -> bytes:
-    """The bytes of an image file; :class:`ImageError` when it is missing, unreadable or empty."""
+    """The bytes of an image file; `ImageError` when it is missing, unreadable or empty."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -142,7 +142,7 @@ def jpeg_corruption(data: bytes) -> str | None:
 
 
 def load_rgb(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``path`` into an 8-bit RGB PIL image (:func:`decode_rgb` of its bytes)."""
+    """Decode ``path`` into an 8-bit RGB PIL image (`decode_rgb` of its bytes)."""
     return decode_rgb(read_image_bytes(path), max_pixels)
 
 
@@ -151,7 +151,7 @@ def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
     Conversions: greyscale, CMYK and palette to RGB; alpha flattened onto the ImageNet mean
     colour; 16-bit integers scaled by 255/65535; 32-bit integer and float images by the rule of
-    :func:`_scale_to_uint8`. EXIF rotation is not applied (as torchvision's reference).
+    `_scale_to_uint8`. EXIF rotation is not applied (as torchvision's reference).
 
     Parameters
     ----------
@@ -164,7 +164,7 @@ def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     ------
     ImageError
         Empty, unidentifiable, truncated or corrupt data (including JPEG data that libjpeg
-        reports as corrupt, :func:`jpeg_corruption`), too many pixels, or float pixels that
+        reports as corrupt, `jpeg_corruption`), too many pixels, or float pixels that
         are not finite or not in a documented range.
     """
     if not data:
@@ -202,7 +202,7 @@ def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     - integers and floats whose values all lie in [0, 255]: as they are, except floats that
       all lie in [0, 1] (the usual float export): x / 1 · 255;
     - values in [0, 65535] with some above 255: x / 65535 · 255 (a 16-bit range);
-    - NaN or infinite pixels, negative values or values above 65535: refused (:class:`ImageError`
+    - NaN or infinite pixels, negative values or values above 65535: refused (`ImageError`
       naming the range), since any scaling would be a guess.
 
     Then rounded half to even. A float image with values in [0, 1] but meant as 0..255 (all
@@ -274,7 +274,7 @@ def resize_geometry(width: int, height: int, image_size: int, resize: int | Sequ
 
 def crop_box(width: int, height: int, image_size: int, resize: int | Sequence[int],
              crop_offset: str = "round") -> tuple[float, float, float, float]:
-    """The centre crop of :func:`resize_geometry` in source pixel coordinates.
+    """The centre crop of `resize_geometry` in source pixel coordinates.
 
     ``(left, top, right, bottom)``: the part of the source image that ends up in the
     ``image_size`` x ``image_size`` crop, so only that part needs resampling.
@@ -286,7 +286,7 @@ def crop_box(width: int, height: int, image_size: int, resize: int | Sequence[in
 
 
 def needs_box_resize(width: int, height: int, image_size: int, resize: int | Sequence[int]) -> bool:
-    """Whether the whole resize of a ``width`` x ``height`` image exceeds :data:`WHOLE_RESIZE_MAX_PIXELS`."""
+    """Whether the whole resize of a ``width`` x ``height`` image exceeds `WHOLE_RESIZE_MAX_PIXELS`."""
     new_w, new_h, _, _ = resize_geometry(width, height, image_size, resize)
     return new_w * new_h > WHOLE_RESIZE_MAX_PIXELS
 
@@ -299,8 +299,8 @@ def resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequence[in
     ``Image.resize`` as torchvision calls it), then cropped: bit for bit what
     ``torchvision.transforms.Compose([Resize(resize, interpolation), CenterCrop(image_size)])``
     returns (``crop_offset="floor"``: the crop of Hugging Face's image processors).
-    An image whose whole resize would exceed :data:`WHOLE_RESIZE_MAX_PIXELS` takes
-    :func:`box_resize_and_crop` instead (:func:`needs_box_resize`; :func:`preprocess` reports it).
+    An image whose whole resize would exceed `WHOLE_RESIZE_MAX_PIXELS` takes
+    `box_resize_and_crop` instead (`needs_box_resize`; `preprocess` reports it).
     """
     width, height = img.size
     if needs_box_resize(width, height, image_size, resize):
@@ -313,9 +313,9 @@ def resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequence[in
 
 def box_resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequence[int],
                         interpolation: str = "bilinear", crop_offset: str = "round") -> Image.Image:
-    """The crop of :func:`resize_and_crop` computed alone, in memory O(image_size^2 + source).
+    """The crop of `resize_and_crop` computed alone, in memory O(image_size^2 + source).
 
-    PIL resamples the source box of :func:`crop_box` straight to ``image_size`` x
+    PIL resamples the source box of `crop_box` straight to ``image_size`` x
     ``image_size`` with the filter scale of the whole resize (scaling a 1 x 10000 px
     image's shorter side to 256 first would make a 256 x 2,560,000 image). It equals the
     reference up to rounding: at most 1 level of 255 (PIL rounds to uint8 after each of its
@@ -331,12 +331,12 @@ def box_resize_and_crop(img: Image.Image, image_size: int, resize: int | Sequenc
 
 def preprocess(data: bytes, image_size: int, resize: int | Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS,
                interpolation: str = "bilinear", crop_offset: str = "round") -> Preprocessed:
-    """An image file's bytes as the network sees them (:func:`decode_rgb`, :func:`resize_and_crop`).
+    """An image file's bytes as the network sees them (`decode_rgb`, `resize_and_crop`).
 
     Raises
     ------
     ImageError
-        When the file cannot be used (:func:`decode_rgb`).
+        When the file cannot be used (`decode_rgb`).
     """
     img = decode_rgb(data, max_pixels)
     return Preprocessed(

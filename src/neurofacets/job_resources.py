@@ -2,10 +2,10 @@
 
 A job's memory is what all of its processes hold at their peak, together: that is what a
 cluster's cgroup limit counts. On a cluster each job runs Snakemake twice (the batch
-script's and the job step's, each parsing the workflow: :data:`SNAKEMAKE_MB` each, now
+script's and the job step's, each parsing the workflow: `SNAKEMAKE_MB` each, now
 that parsing imports no torch) and the rule's script (a Python interpreter with its
 imports and its data). The numbers are measured (docs/benchmarks/encoding.md, "Cluster jobs"); each
-request adds :data:`MARGIN` on top. Run locally, the requests only matter under
+request adds `MARGIN` on top. Run locally, the requests only matter under
 ``--resources mem_mb=...``, and are then generous by one Snakemake process.
 
 This module imports nothing heavy: it is imported while the workflow is parsed.
@@ -103,7 +103,7 @@ def encode_topk_data_mb(shard_paths: Sequence[PathLike], layer: str, top_k: int)
 
 def encode_topk_mem_mb(shard_paths: Sequence[PathLike], layer: str, top_k: int,
                        default: int = 4000) -> int:
-    """Memory request (MB) of ``encode_topk`` for one layer (:func:`encode_topk_data_mb`).
+    """Memory request (MB) of ``encode_topk`` for one layer (`encode_topk_data_mb`).
 
     ``default`` MB of data while the shards do not exist yet (Snakemake asks again when
     the job is ready to run).

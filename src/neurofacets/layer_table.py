@@ -5,17 +5,17 @@ nothing else from the model. Building the model for that imports torch, about 0.
 resident memory in every Snakemake process; on a cluster each job runs two of them (the
 submitting one and the one inside the job). So the names of every convolution of every
 torchvision classification model are kept in ``layer_names.json`` beside this module,
-made from the models themselves by :func:`build_table` (``python -m
+made from the models themselves by `build_table` (``python -m
 neurofacets.layer_table``) and checked against them by the tests. An architecture the table
 does not hold, or a torchvision other than the one it was made with, falls back to
-building the model on the meta device (:func:`neurofacets.models.layer_names`), which is
+building the model on the meta device (`neurofacets.models.layer_names`), which is
 right but imports torch.
 
 The table also holds, for every layer, the input sizes (``extraction.image_size``, from
 the schema's minimum to its maximum) at which the layer has a map
-(:func:`neurofacets.models.input_size_ranges`), so a configuration whose input is too small
+(`neurofacets.models.input_size_ranges`), so a configuration whose input is too small
 for a chosen layer, or not the one size a network is built for (ViT), is refused when the
-workflow is parsed (:func:`image_size_problem`) instead of failing inside torch in the
+workflow is parsed (`image_size_problem`) instead of failing inside torch in the
 ``layers`` and ``extract`` jobs.
 
 This module imports nothing heavy: keep it that way.
@@ -77,10 +77,10 @@ def configured_layer_names(arch: str, spec: str | Sequence[str]) -> list[str]:
     Parameters
     ----------
     arch
-        ``model.arch`` (any family: :mod:`neurofacets.model_spec`; only torchvision models are
+        ``model.arch`` (any family: `neurofacets.model_spec`; only torchvision models are
         in the table, the others are built on the meta device, which imports torch).
     spec
-        ``model.layers`` (:func:`pick_layers`).
+        ``model.layers`` (`pick_layers`).
     """
     arch = canonical_arch(arch)
     table = load_table()
@@ -113,14 +113,14 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
     A layer works at a size when the network, fed a square input of that size, reaches it
     and gives it a non-empty map (what the ``layers`` and ``extract`` jobs need). The sizes
     come from the stored table (no torch) when it applies, else from the network built on
-    the meta device (:func:`neurofacets.models.layers_with_a_map`).
+    the meta device (`neurofacets.models.layers_with_a_map`).
 
     Parameters
     ----------
     arch
         ``model.arch``.
     layers
-        The configured layer names (:func:`configured_layer_names`).
+        The configured layer names (`configured_layer_names`).
     image_size
         ``extraction.image_size``.
 
@@ -170,7 +170,7 @@ def image_size_problem(arch: str, layers: Sequence[str], image_size: int) -> str
 
 def build_table() -> dict[str, Any]:
     """Every analysable layer (name, module path, kind) of every installed torchvision
-    classification model (each checked by :func:`neurofacets.models.checks.planning_problem`:
+    classification model (each checked by `neurofacets.models.checks.planning_problem`:
     parsing with the table runs no network), and the input sizes at which each has a map, from the schema's
     minimum to its maximum of ``extraction.image_size`` (stored as ``image_sizes``).
     """
@@ -209,7 +209,7 @@ def build_table() -> dict[str, Any]:
 
 
 def write_table(path: PathLike = TABLE_PATH) -> None:
-    """Write :func:`build_table` to ``path`` (one architecture per line)."""
+    """Write `build_table` to ``path`` (one architecture per line)."""
     table = build_table()
 
     def block(key: str, separators: tuple[str, str] = (", ", ": ")) -> str:

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__.rpartition(".")[0])  # the package logger, p
 
 #: Snakemake marks directory() outputs with a ``.snakemake_timestamp`` file, which zarr reports
 #: as a foreign object whenever such a store is opened: harmless, so silenced while a workflow
-#: script runs (:func:`log_to`), and nowhere else.
+#: script runs (`log_to`), and nowhere else.
 SNAKEMAKE_TIMESTAMP_WARNING = r"Object at \.snakemake_timestamp is not recognized"
 
 

@@ -8,11 +8,11 @@ Definitions are docs/methods.md. Conventions for the cases the definitions leave
   integer arithmetic for counts), so its MF degree is ``+inf``: the most multi-faceted a
   row can be. It counts as ``MF`` under any threshold, gets ``mf_norm`` 1, and is left out
   of the normal fits and means (which need finite values) but not of empirical ranks.
-- The facet compares a neuron's MF degree with a mean exactly (:func:`exceeds_mean`): a
+- The facet compares a neuron's MF degree with a mean exactly ([`exceeds_mean`][]): a
   neuron is ``MF`` when ``mf > mean`` holds for the real numbers the floats stand for, not
   for the rounded mean, so neurons that all share one MF degree are all ``SF``.
 - A layer whose neurons are all dead is reported (logging.warning) by
-  :func:`all_layers_table`: its means are NaN and it has no MF or SF neuron.
+  [`all_layers_table`][]: its means are NaN and it has no MF or SF neuron.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def leave_one_out_p_values(mf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bh_q_values(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values of the finite p-values (:func:`scipy.stats.false_discovery_control`).
+    """Benjamini-Hochberg q-values of the finite p-values (`scipy.stats.false_discovery_control`).
 
     NaN p-values (dead neurons) stay NaN and do not count among the tests.
     """
@@ -228,8 +228,8 @@ def _check_rule(rule: str | float) -> str | float:
 def facet_threshold(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
     """The MF/SF threshold that applies to each neuron, as written in ``facet_threshold``.
 
-    A mean is the float nearest to the exact mean (:func:`math.fsum`); the facets compare
-    with the exact mean itself (:func:`assign_facets`), so this column is for reading only.
+    A mean is the float nearest to the exact mean (`math.fsum`); the facets compare
+    with the exact mean itself ([`assign_facets`][]), so this column is for reading only.
 
     Parameters
     ----------
@@ -267,13 +267,13 @@ def facet_threshold(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np
 
 
 #: Unit roundoff of float64 and the smallest positive float64, for the error bound of
-#: :func:`exceeds_mean`'s fast test.
+#: [`exceeds_mean`][]'s fast test.
 _UNIT_ROUNDOFF = 2.0**-53
 _TINY = math.ulp(0.0)
 
 
 def _float_sum(values: np.ndarray) -> float:
-    """The float nearest to the exact sum of finite floats (:func:`math.fsum`); inf on overflow."""
+    """The float nearest to the exact sum of finite floats (`math.fsum`); inf on overflow."""
     try:
         return math.fsum(values.tolist())
     except OverflowError:
@@ -299,7 +299,7 @@ def exceeds_mean(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
     Why the float test cannot err: with u = 2**-53, ``p = fl(n v)`` is within ``u |p|`` of
     ``n v`` and ``t = fsum(reference)`` (correctly rounded) within ``u |t|`` of S, plus at
-    most one :data:`_TINY` for subnormal results; so ``n v - S`` has the sign of ``p - t``
+    most one `_TINY` for subnormal results; so ``n v - S`` has the sign of ``p - t``
     whenever ``|p - t| > u (|p| + |t|) + _TINY``. The computed ``d = fl(p - t)`` has the
     sign of ``p - t``, ``|p - t| >= |d| / (1 + u)``, and the computed bound
     ``4 u (|p| + |t|) + 4 _TINY`` exceeds ``(1 + u)`` times that margin even after its own
@@ -346,7 +346,7 @@ def exceeds_mean(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def assign_facets(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.ndarray:
     """Each neuron's facet under ``analysis.facet_threshold`` (docs/methods.md), decided exactly.
 
-    ``MF`` where mf > threshold (for a mean: :func:`exceeds_mean`, the exact mean of the
+    ``MF`` where mf > threshold (for a mean: [`exceeds_mean`][], the exact mean of the
     finite MF of all layers or of the neuron's layer; for a number: that number), ``SF``
     otherwise, ``dead`` where mf is NaN. ``+inf`` is ``MF`` under any threshold, also where a
     mean has no finite value to average.
@@ -387,7 +387,7 @@ def assign_facets(mf: np.ndarray, layers: np.ndarray, rule: str | float) -> np.n
 def facets(mf: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """``MF`` where mf > threshold or mf is +inf, ``SF`` otherwise, ``dead`` where mf is NaN.
 
-    For a threshold given as numbers; a mean threshold is decided by :func:`assign_facets`
+    For a threshold given as numbers; a mean threshold is decided by [`assign_facets`][]
     against the exact mean, not its rounded value.
     """
     mf = np.asarray(mf, dtype=np.float64)
@@ -405,7 +405,7 @@ def dead_layers(table: pd.DataFrame) -> dict[str, int]:
 
 
 def warn_dead_layers(table: pd.DataFrame, where: str) -> dict[str, int]:
-    """Log a warning per layer whose every neuron is dead; return :func:`dead_layers`.
+    """Log a warning per layer whose every neuron is dead; return [`dead_layers`][].
 
     ``where`` says which output holds the consequence (e.g. ``metrics/all_layers.csv``).
     """
@@ -441,13 +441,13 @@ def top_class_mask(rows: np.ndarray, n: int = TOP_CLASSES) -> np.ndarray:
 
 
 def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = TOP_CLASSES) -> list[str]:
-    """Each row's top classes (:func:`top_class_mask`) as a JSON list of ``[name, count]`` pairs.
+    """Each row's top classes ([`top_class_mask`][]) as a JSON list of ``[name, count]`` pairs.
 
     ``[["tabby cat", 12], ["a;b", 3]]``, count descending, equal counts by name (then by class
     index, for classes that share a name), so the same counts under the same names give the same
     text whatever the class order; a dead row gives ``[]``. JSON carries any class name (``;``,
     ``:``, quotes, ``<script>``, unicode) unchanged; read it back with
-    :func:`neurofacets.readers.parse_top_classes`.
+    [`neurofacets.readers.parse_top_classes`][].
     """
     rows = _check_rows(rows)
     if len(names) != rows.shape[1]:
@@ -462,7 +462,7 @@ def top_classes(rows: np.ndarray, names: list[str] | tuple[str, ...], n: int = T
 
 
 def layer_metrics_table(layer: str, rows: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
-    """The per-neuron metrics table of one layer (columns :data:`METRIC_COLUMNS`).
+    """The per-neuron metrics table of one layer (columns `METRIC_COLUMNS`).
 
     ``n_counted`` is the row sum (the number of counted top-k images).
     """
@@ -493,9 +493,9 @@ def all_layers_table(tables: list[pd.DataFrame], rule: str | float) -> pd.DataFr
     """Concatenate the layers' metrics and add ``mf_norm``, ``facet_threshold``, ``facet``.
 
     ``mf_norm`` is the min-max normalisation over the non-dead neurons of all layers;
-    ``facet_threshold`` the threshold as a float (:func:`facet_threshold`), ``facet`` the
-    exact decision (:func:`assign_facets`). A layer whose every neuron is dead is logged as a
-    warning (:func:`warn_dead_layers`).
+    ``facet_threshold`` the threshold as a float ([`facet_threshold`][]), ``facet`` the
+    exact decision ([`assign_facets`][]). A layer whose every neuron is dead is logged as a
+    warning ([`warn_dead_layers`][]).
     """
     if not tables:
         raise ValueError("no metrics tables given")

@@ -1,7 +1,7 @@
 """``model.arch``: which model family builds the network, read without importing torch.
 
-``<family>:<name>``, the family one of the modules of :mod:`neurofacets.models` (each says
-its spelling, :attr:`~neurofacets.models.base.ModelSource.arch_form`); a name without a
+``<family>:<name>``, the family one of the modules of `neurofacets.models` (each says
+its spelling, `arch_form`); a name without a
 prefix belongs to the one family that takes plain names. The canonical form of such a model
 is the plain name (one model, one prepared weights file).
 
@@ -32,7 +32,7 @@ class ModelSpec:
     Attributes
     ----------
     family
-        The family's prefix (a key of :data:`neurofacets.models.MODEL_SOURCES`).
+        The family's prefix (a key of `neurofacets.models.MODEL_SOURCES`).
     name
         The model's name within its family.
     """

@@ -8,11 +8,11 @@
   ``rgb`` (each channel's unit-variance source shown as ``0.5 + s / 6`` clipped to
   [0, 1], i.e. +-3 standard deviations span the channel's range, so channel
   contrasts stay comparable) and ``uint8`` (the stored 8-bit image as is);
-  a component that does not exist (degenerate fit, see :mod:`neurofacets.ica`) is an
+  a component that does not exist (degenerate fit, see [`neurofacets.ica`][]) is an
   empty panel;
 - title: layer, neuron, MF degree, its p-value (normal and empirical), the number of
   counted top images and each fit's status; below: the top classes with their counts and,
-  where the run has a class hierarchy, the neuron's concept (:mod:`neurofacets.semantics`).
+  where the run has a class hierarchy, the neuron's concept (`neurofacets.semantics`).
 
 It is built on demand from the patch store, the ICA store and ``metrics/{layer}.csv``.
 """
@@ -135,9 +135,9 @@ def neuron_figure(
     patches
         uint8 (n_counted, rf, rf, 3), rank order.
     ics
-        :func:`neurofacets.ica.read_neuron_ica` of the neuron.
+        [`neurofacets.ica.read_neuron_ica`][] of the neuron.
     metrics
-        The neuron's row of ``metrics/{layer}.csv`` (:func:`read_metrics_row`).
+        The neuron's row of ``metrics/{layer}.csv`` (`read_metrics_row`).
     layer, neuron
         For the title.
     top_patches
@@ -145,7 +145,7 @@ def neuron_figure(
     dpi
         Resolution.
     concept
-        A line naming the neuron's concept (:func:`neurofacets.semantics.display.concept_text`).
+        A line naming the neuron's concept (`neurofacets.semantics.display.concept_text`).
     """
     if top_patches < 1:
         raise ValueError(f"top_patches must be >= 1, got {top_patches}")

@@ -4,7 +4,7 @@ For every neuron of a layer, each of its counted top-k images (activation > 0, s
 ``topk/{layer}.zarr``) is cut around the unit where the neuron's map reached its maximum:
 the cut is exactly that unit's receptive field, an ``rf x rf`` box in the preprocessed
 ``image_size x image_size`` image (the pixels the network saw, before normalisation).
-Where the box leaves the image it is filled with :data:`MEAN_GREY`.
+Where the box leaves the image it is filled with `MEAN_GREY`.
 
 Geometry (``model/layers.csv``): the unit at map position ``(r, c)`` (flat argmax
 ``r * width + c``) has its centre at input pixel ``(start + r * jump, start + c * jump)``;
@@ -24,7 +24,7 @@ Output store ``patches/{layer}.zarr`` (zarr v3, one group) in one of two layouts
   (-1 where no patch). Deep layers' patches are nearly whole images, and a neuron's
   top-k images recur across the layer's neurons: VGG16 conv5_3 at k = 100 is
   5.9 GB of raw patches, cut from at most 50,000 distinct images; the 288 images of the
-  default run are 43 MB. :class:`PatchReader` cuts the patches when read (the same
+  default run are 43 MB. [`PatchReader`][] cuts the patches when read (the same
   cutter, so they are byte-identical to the other layout's).
 
 In both layouts:
@@ -85,7 +85,7 @@ IMAGE_COMPRESSOR = ZstdCodec(level=3)
 
 #: Default memory for decoded images held at once (224 x 224 x 3 uint8 = 147 KiB each).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
-#: Decoded stored images a :class:`PatchReader` keeps (layout ``images``).
+#: Decoded stored images a [`PatchReader`][] keeps (layout ``images``).
 READER_CACHE_BYTES = 512 * 1024**2
 #: Store layouts (attribute ``layout``); ``auto`` picks the one of fewer raw bytes.
 LAYOUTS = ("patches", "images")
@@ -147,7 +147,7 @@ def cut_patch(
     rf
         Box size.
     fill
-        RGB colour of the part of the box outside the image (default :data:`MEAN_GREY`).
+        RGB colour of the part of the box outside the image (default `MEAN_GREY`).
 
     Returns
     -------
@@ -217,9 +217,9 @@ def write_patch_store(
     Parameters
     ----------
     out_path
-        Store to create (normally the temporary path of :func:`~neurofacets.store.atomic_output`).
+        Store to create (normally the temporary path of `atomic_output`).
     topk
-        The layer's top-k lists (:func:`neurofacets.topk.read_topk`); only the first
+        The layer's top-k lists ([`neurofacets.topk.read_topk`][]); only the first
         ``n_counted`` entries of each neuron (activation > 0) become patches.
     geometry
         The layer's receptive-field geometry.
@@ -238,7 +238,7 @@ def write_patch_store(
     fill
         Colour outside the image.
     layout
-        ``patches``, ``images`` or ``auto`` (the one of fewer raw bytes, :func:`choose_layout`).
+        ``patches``, ``images`` or ``auto`` (the one of fewer raw bytes, [`choose_layout`][]).
     """
     if layout not in ("auto", *LAYOUTS):
         raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
@@ -397,7 +397,7 @@ def image_loader(images_csv: PathLike, image_size: int, resize: int | Sequence[i
                  crop_offset: str = "round") -> Callable[[int], np.ndarray]:
     """``image_id -> preprocessed uint8 image`` for the images of ``dataset/images.csv``.
 
-    Uses :func:`neurofacets.images.preprocess` with the run's recipe, i.e. exactly the resize
+    Uses `neurofacets.images.preprocess` with the run's recipe, i.e. exactly the resize
     and crop the network saw. With ``content_keys`` (``image_id -> content key`` recorded at extraction),
     a file whose content has changed since is an error, never a patch of another picture.
     """
@@ -454,18 +454,18 @@ def build_patches(
         The patch store to write.
     image_size, resize, interpolation, crop_offset
         ``extraction.image_size``, ``resize``, ``interpolation`` and ``crop_offset`` (resolved,
-        :mod:`neurofacets.preprocessing`): the preprocessing of extraction.
+        `neurofacets.preprocessing`): the preprocessing of extraction.
     threads
         Threads decoding images.
     config, provenance
-        The run's configuration, or its :func:`~neurofacets.provenance.run_provenance`, for the
+        The run's configuration, or its `run_provenance`, for the
         provenance attributes.
     load_image
-        Replaces the image loader (tests); default :func:`image_loader`.
+        Replaces the image loader (tests); default [`image_loader`][].
     cache_bytes
-        Memory for decoded images (see :func:`write_patch_store`).
+        Memory for decoded images (see [`write_patch_store`][]).
     layout
-        Store layout (see :func:`write_patch_store`).
+        Store layout (see [`write_patch_store`][]).
     """
     geometry = read_layer_geometry(layers_csv, layer)
     topk = read_topk(topk_path)

@@ -1,11 +1,11 @@
 """The name of a run's prepared weights file: one file per (architecture, ``model.weights``).
 
 Runs that name the same source share the file; two different sources never do. The
-``weights`` rule writes it (:func:`neurofacets.weights.prepare_weights`), the extraction
+``weights`` rule writes it (`neurofacets.weights.prepare_weights`), the extraction
 reads it. Standard library only: the workflow computes the name while parsing, which imports
-no torch (the :mod:`neurofacets.weights` package does).
+no torch (the `neurofacets.weights` package does).
 
-``arch`` is written as :attr:`neurofacets.model_spec.ModelSpec.file_token` (``vgg16``,
+``arch`` is written as `neurofacets.model_spec.ModelSpec.file_token` (``vgg16``,
 ``timm-deit_tiny_patch16_224``, ``python-labnets-make_net``). Two forms:
 
 - ``{arch}__{kind}-{argument}.pt`` for the named sources ``torchvision:<ENUM>``,
@@ -63,5 +63,5 @@ def prepared_weights_name(arch: str, source: str, partial_weights: str | None = 
 
 
 def prepared_weights_path(arch: str, source: str, folder: str = WEIGHTS_DIR, partial_weights: str | None = None) -> str:
-    """``folder/`` + :func:`prepared_weights_name`: where the ``weights`` rule writes the file."""
+    """``folder/`` + `prepared_weights_name`: where the ``weights`` rule writes the file."""
     return f"{folder}/{prepared_weights_name(arch, source, partial_weights)}"

@@ -1,7 +1,7 @@
 """The input recipe: how an image becomes the tensor a network receives.
 
 Each model family states the recipe its weights were trained with, from their own metadata
-(:meth:`neurofacets.models.base.ModelSource.preprocessing`), in the project's own terms:
+(`neurofacets.models.base.ModelSource.preprocessing`), in the project's own terms:
 
 ``resize``
     an integer: the shorter side is resized to it, the aspect ratio kept (torchvision's
@@ -20,7 +20,7 @@ Each model family states the recipe its weights were trained with, from their ow
 
 ``extraction.image_size``, ``resize``, ``interpolation``, ``mean``, ``std`` and
 ``crop_offset`` default to ``auto``: the model's recipe. An explicit value overrides the
-recipe's, and the extraction log says both (:func:`recipe_report`). This module imports
+recipe's, and the extraction log says both (`recipe_report`). This module imports
 nothing heavy: the workflow resolves the recipe when it is parsed.
 """
 
@@ -35,7 +35,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bilinear", "bicubic")
 CROP_OFFSETS = ("round", "floor")
-#: The ``extraction`` keys of the recipe, in the order of :meth:`Recipe.label`.
+#: The ``extraction`` keys of the recipe, in the order of `Recipe.label`.
 RECIPE_KEYS = ("image_size", "resize", "crop_offset", "interpolation", "mean", "std")
 AUTO = "auto"
 
@@ -101,7 +101,7 @@ def recipe_from_config(extraction: Mapping[str, Any], origin: str = "extraction"
 
 def model_recipe(arch: str, weights: str) -> Recipe:
     """The recipe the weights ``weights`` of ``arch`` expect (the family's
-    :meth:`~neurofacets.models.base.ModelSource.preprocessing`)."""
+    `preprocessing`)."""
     from .models import model_source
 
     return model_source(arch).preprocessing(weights)
@@ -125,7 +125,7 @@ def resolve_preprocessing(config: MutableMapping[str, Any]) -> Recipe:
     """Replace every ``auto`` of the recipe keys in ``config["extraction"]`` by the model's recipe.
 
     An explicit value wins (the extraction log names it and the model's value:
-    :func:`recipe_report`). Idempotent: a resolved section is returned as it is (its origin
+    `recipe_report`). Idempotent: a resolved section is returned as it is (its origin
     then reads ``extraction``).
 
     Returns

@@ -251,7 +251,7 @@ def probe_image(class_name: str, rng: np.random.Generator, size: int) -> np.ndar
     Parameters
     ----------
     class_name
-        One of :data:`PROBE_CLASSES`.
+        One of `PROBE_CLASSES`.
     rng
         Source of the image's random parameters (advanced by the call).
     size
@@ -290,7 +290,7 @@ def write_probe_dataset(
     Returns
     -------
     DataFrame with columns ``path`` (under ``out_dir`` as given), ``label`` (index into
-    :data:`PROBE_CLASSES`) and ``class_name``, in label order, then image order.
+    `PROBE_CLASSES`) and ``class_name``, in label order, then image order.
     """
     for name, value, minimum in (("images_per_class", images_per_class, 1),
                                  ("size", size, MIN_SIZE), ("seed", seed, 0)):

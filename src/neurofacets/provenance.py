@@ -64,7 +64,7 @@ def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1024)
 def _resolved_imports(path: str, module: str | None, mtime_ns: int, size: int, root: str) -> frozenset[str]:
-    """:func:`_imported_modules` of one version of a file under one package root."""
+    """`_imported_modules` of one version of a file under one package root."""
     path = Path(path)
     names = _imported_names(path.read_bytes(), module, path.name == "__init__.py")
     found: set[str] = set()
@@ -152,7 +152,7 @@ def script_code_digest(script: str | Path) -> str:
     Snakemake reruns a ``script:`` rule when its script changes, not when the package it
     calls changes; rules put this digest into their ``params:`` so that a change of any
     module their script depends on (and of no other) triggers a rerun. The version and the
-    package data those modules declare (:func:`package_data_files`) are included.
+    package data those modules declare (`package_data_files`) are included.
     """
     h = hashlib.sha256(__version__.encode())
     for name in package_dependencies(script):
@@ -164,7 +164,7 @@ def script_code_digest(script: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-#: The run's part of the provenance attributes (:func:`run_provenance`), in the order stored.
+#: The run's part of the provenance attributes (`run_provenance`), in the order stored.
 RUN_PROVENANCE_KEYS = ("config_digest", "model", "weights")
 
 
@@ -209,7 +209,7 @@ def provenance_attrs(
         The run's configuration (the whole Snakemake config); its digest and the model
         architecture and weights source are recorded.
     run
-        Instead of ``config``: those three already computed (:func:`run_provenance`).
+        Instead of ``config``: those three already computed (`run_provenance`).
     dataset_digest
         Digest of the dataset table (``file_digest(images.csv)``).
     **extra

@@ -6,23 +6,23 @@ writers take their column lists and facet labels from here, so a change of a col
 array name is a change here only:
 
 - ``model/layers.csv``: ``layer`` (+ geometry); row order is network order.
-- ``metrics/{layer}.csv`` / ``metrics/all_layers.csv``: :data:`METRIC_COLUMNS`, plus
-  :data:`ALL_LAYER_COLUMNS` in the latter; ``facet`` is one of :data:`FACETS`. Dead
+- ``metrics/{layer}.csv`` / ``metrics/all_layers.csv``: `METRIC_COLUMNS`, plus
+  `ALL_LAYER_COLUMNS` in the latter; ``facet`` is one of `FACETS`. Dead
   neurons: sparsity NaN, flatness -1, mf NaN. ``top_classes`` cells are JSON
-  (:func:`parse_top_classes`).
+  ([`parse_top_classes`][]).
 - ``similarity/{layer}.zarr`` (xarray): ``pearson``, ``euclidean`` (neuron x neuron,
   NaN rows for excluded neurons), ``excluded`` (neuron,) bool; ``similarity/summary.csv``
-  (:data:`SIMILARITY_SUMMARY_COLUMNS`).
-- ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
-  (:data:`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
+  (`SIMILARITY_SUMMARY_COLUMNS`).
+- ``summary.csv`` (`SUMMARY_COLUMNS`) and ``semantics/summary.csv``
+  (`SEMANTICS_SUMMARY_COLUMNS`), one row per layer; several runs' stacked.
 - ``dataset/images.csv``, ``dataset/skipped.csv``, ``activations/skipped.csv``: the images
-  analysed of the entries listed (:func:`read_image_counts`).
+  analysed of the entries listed ([`read_image_counts`][]).
 The two stores whose reading is computation live beside their writers, and are read only
 through their reader classes:
 
-- ``patches/{layer}.zarr``: :class:`neurofacets.patches.PatchReader` (either store
+- ``patches/{layer}.zarr``: [`neurofacets.patches.PatchReader`][] (either store
   layout), ``n_counted``.
-- ``ica/{layer}.zarr``: :class:`neurofacets.ica.IcaReader`: the ICs in the modes ``gray``
+- ``ica/{layer}.zarr``: [`neurofacets.ica.IcaReader`][]: the ICs in the modes ``gray``
   (neurons, comps, side, side), ``rgb`` (..., 3) float32 and ``uint8``, computed from the
   stored unmixing matrices and the patch store; per-neuron status text.
 
@@ -30,7 +30,7 @@ Stores are opened lazily: a caller reads a block of neurons at a time, never a w
 layer's patches (VGG16 conv5: 512 x 100 x 196 x 196 x 3 bytes = 5.9 GB).
 
 What each table, column and store means is documentation data here too:
-:data:`OUTPUT_TABLES`, :data:`OUTPUT_STORES` and :data:`COLUMN_MEANINGS`, from which
+`OUTPUT_TABLES`, `OUTPUT_STORES` and `COLUMN_MEANINGS`, from which
 ``python -m neurofacets.reference_docs`` writes ``docs/reference/outputs.md``.
 """
 
@@ -67,8 +67,8 @@ SEMANTICS_COLUMNS = (
     "layer", "neuron", "semantic_facet", "concept_label", "concept", "concept_name", "concept_share",
     "concept_depth", "concept_classes", "n_counted", "n_classes", "top_class_share", "spread", "spread_p", "spread_q",
 )
-#: ``evaluation/{layer}.csv`` (:mod:`neurofacets.evaluation`): the columns every run has; a run
-#: with a class hierarchy adds :data:`EVALUATION_CONCEPT_COLUMNS`, and ``evaluation/all_layers.csv``
+#: ``evaluation/{layer}.csv`` ([`neurofacets.evaluation`][]): the columns every run has; a run
+#: with a class hierarchy adds `EVALUATION_CONCEPT_COLUMNS`, and ``evaluation/all_layers.csv``
 #: adds ``facet_0``, ``facet_1``. Suffixes ``_0`` and ``_1`` name the two halves.
 EVALUATION_COLUMNS = (
     "layer", "neuron", "n_counted_0", "n_counted_1", "top_classes_0", "top_classes_1",
@@ -100,7 +100,7 @@ MF, SF, DEAD = FACETS
 # from it, and tests/test_reference_docs.py checks that every column above has a meaning.
 
 #: Column name -> one-line meaning (units, NaN conventions), for every column of the column
-#: tuples above and the extra columns of :data:`OUTPUT_TABLES`. The exact definitions are in
+#: tuples above and the extra columns of `OUTPUT_TABLES`. The exact definitions are in
 #: docs/methods.md and docs/design.md §6.
 COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     # identification
@@ -382,7 +382,7 @@ OUTPUT_STORES: tuple[OutputStore, ...] = (
 
 
 def parse_top_classes(text: Any) -> list[tuple[str, int]]:
-    """A ``top_classes`` cell (:func:`neurofacets.metrics.top_classes`) -> ``[(name, count), ...]``.
+    """A ``top_classes`` cell ([`neurofacets.metrics.top_classes`][]) -> ``[(name, count), ...]``.
 
     An empty cell (NaN or ``""``) gives ``[]``.
 
@@ -559,17 +559,17 @@ def read_evaluation(path: str | Path, layers: Sequence[str] | None = None) -> pd
 
 
 def read_evaluation_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
-    """``evaluation/summary.csv`` (:func:`neurofacets.evaluation.evaluation_summary`) in network order."""
+    """``evaluation/summary.csv`` ([`neurofacets.evaluation.evaluation_summary`][]) in network order."""
     return _read_layer_summary(path, EVALUATION_SUMMARY_COLUMNS, "evaluation summary", layers)
 
 
 def read_semantics_summary(path: str | Path, layers: Sequence[str] | None = None) -> pd.DataFrame:
-    """``semantics/summary.csv`` (:mod:`neurofacets.semantics.stage`) in network order."""
+    """``semantics/summary.csv`` (`neurofacets.semantics.stage`) in network order."""
     return _read_layer_summary(path, SEMANTICS_SUMMARY_COLUMNS, "semantics summary", layers)
 
 
 def read_semantics_table(path: str | Path) -> pd.DataFrame:
-    """``semantics/{layer}.csv`` (:data:`SEMANTICS_COLUMNS`), with empty strings (not NaN)
+    """``semantics/{layer}.csv`` (`SEMANTICS_COLUMNS`), with empty strings (not NaN)
     where a neuron has no concept."""
     text_columns = ("concept", "concept_name", "concept_label")
     table = _read_csv(path, SEMANTICS_COLUMNS, "semantics table", dtype=dict.fromkeys(text_columns, str))
@@ -602,7 +602,7 @@ def read_evaluation_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 
 def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Several runs' ``summary.csv`` (:data:`SUMMARY_COLUMNS`) stacked; the run names must differ."""
+    """Several runs' ``summary.csv`` (`SUMMARY_COLUMNS`) stacked; the run names must differ."""
     if not paths:
         raise ValueError("no summary.csv given")
     tables = []

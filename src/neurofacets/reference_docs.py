@@ -1,12 +1,12 @@
 """The documentation's reference pages, generated from the one place each fact lives.
 
 - ``docs/reference/configuration.md`` and ``config/README.md`` from the configuration schema
-  (:func:`neurofacets.config.load_schema`) and ``config/config.yaml``;
-- ``docs/reference/outputs.md`` from :data:`neurofacets.readers.OUTPUT_TABLES`,
-  :data:`~neurofacets.readers.OUTPUT_STORES` and :data:`~neurofacets.readers.COLUMN_MEANINGS`;
-- ``docs/reference/figures.md`` from :data:`neurofacets.figure_table.FIGURE_TABLE`, each
+  ([`neurofacets.config.load_schema`][]) and ``config/config.yaml``;
+- ``docs/reference/outputs.md`` from `neurofacets.readers.OUTPUT_TABLES`,
+  `OUTPUT_STORES` and `COLUMN_MEANINGS`;
+- ``docs/reference/figures.md`` from `neurofacets.figure_table.FIGURE_TABLE`, each
   figure's caption ``workflow/report/<stem>.rst`` and its picture ``docs/figures/<stem>.png``;
-- ``docs/reference/api.md``: the mkdocstrings directives of :data:`API_MODULES`.
+- ``docs/reference/api.md``: the mkdocstrings directives of `API_MODULES`.
 
 Run from the repository root::
 
@@ -15,7 +15,7 @@ Run from the repository root::
     python -m neurofacets.reference_docs --figures-from results/demo   # refresh docs/figures/*.png
 
 The page functions take their sources as arguments and return Markdown text; only
-:func:`main`, :func:`generated_files`, :func:`stale_files` and :func:`refresh_figures` touch
+`main`, `generated_files`, `stale_files` and `refresh_figures` touch
 files.
 """
 
@@ -139,7 +139,7 @@ class ConfigKey:
     types
         JSON types, in the schema's order (``["integer", "null"]``).
     default
-        The schema's ``default``; :data:`NO_DEFAULT` when it has none.
+        The schema's ``default``; `NO_DEFAULT` when it has none.
     accepted
         What values it takes beyond the type (enums, patterns, bounds, ``oneOf`` forms), as
         Markdown for a table cell.
@@ -343,9 +343,9 @@ def outputs_page(tables: Sequence[Any], stores: Sequence[Any], meanings: Mapping
     Parameters
     ----------
     tables
-        :class:`neurofacets.readers.OutputTable` entries.
+        [`neurofacets.readers.OutputTable`][] entries.
     stores
-        :class:`neurofacets.readers.OutputStore` entries.
+        [`neurofacets.readers.OutputStore`][] entries.
     meanings
         Column name -> meaning; a column without one raises ``KeyError``.
     """
@@ -404,11 +404,11 @@ def figures_page(figures: Sequence[Any], captions: Mapping[str, str], pictures: 
     Parameters
     ----------
     figures
-        :class:`neurofacets.figure_table.Figure` entries, in the table's order.
+        [`neurofacets.figure_table.Figure`][] entries, in the table's order.
     captions
         Stem -> caption text (reStructuredText, from ``workflow/report/<stem>.rst``).
     pictures
-        Stem -> its picture, relative to ``docs/figures`` (:func:`find_picture`); a figure
+        Stem -> its picture, relative to ``docs/figures`` (`find_picture`); a figure
         without one is named with where it is built.
     """
     parts = [
@@ -465,9 +465,10 @@ def api_page(modules: Sequence[tuple[str, str]] = API_MODULES) -> str:
         ("The modules a user calls to read and analyse a run. Every other module is the pipeline's "
         "own (called by the workflow's scripts).\n"),
     ]
-    for module, intro in modules:
-        # members one level below this page's module heading, whatever the site's defaults
-        parts += [f"## `{module}`\n", f"{intro}\n", f"::: {module}\n    options:\n      heading_level: 3\n"]
+    parts.append("\n".join(f"- [`{module}`][]: {intro}" for module, intro in modules) + "\n")
+    for module, _ in modules:
+        # mkdocstrings writes the module's heading (one per module), its members one level below
+        parts.append(f"::: {module}\n    options:\n      heading_level: 2\n      show_root_heading: true\n")
     return "\n".join(parts)
 
 

@@ -70,7 +70,7 @@ def rsa_matrix(rdms: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Layer x layer Spearman correlation of the class RDMs' upper triangles.
 
     Each pair of layers is compared over the class pairs finite in both RDMs; fewer than
-    :data:`MIN_PAIRS` such pairs, or a constant triangle, give NaN.
+    `MIN_PAIRS` such pairs, or a constant triangle, give NaN.
 
     Parameters
     ----------
@@ -141,7 +141,7 @@ def rdm_dataset(
 
 
 def read_rdm(path: PathLike) -> np.ndarray:
-    """The ``rdm`` matrix of a store of :func:`rdm_dataset`."""
+    """The ``rdm`` matrix of a store of `rdm_dataset`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"RDM store {path} does not exist")

@@ -6,13 +6,13 @@ Activation shard ``activations/shard-{shard}.zarr`` (zarr v3), one per extractio
 - one group per layer ``{layer}`` with ``max`` float32 (images, channels), the spatial
   maximum of the post-ReLU map, and ``argmax`` int32 (images, channels), the flat
   row-major index of that maximum; group attributes ``height``, ``width``, ``channels``;
-- root attributes: provenance (see :mod:`neurofacets.provenance`), ``layers`` (names in
+- root attributes: provenance (see `neurofacets.provenance`), ``layers`` (names in
   network order), ``complete`` (True once every image is written).
 
 Every chunk is zstd-compressed with the zstd frame's content checksum and every chunk is
 written (even one that equals the fill value), so reading detects what the disk did: a
 damaged chunk fails its checksum and a missing chunk of a complete store is noticed, each
-as a :class:`StoreIntegrityError` naming the store, the array and the chunk, instead of
+as a `StoreIntegrityError` naming the store, the array and the chunk, instead of
 wrong numbers or NaN fill.
 
 Every output directory or file is written under a temporary sibling name and renamed
@@ -76,8 +76,8 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
 
 
 def write_csv(path: PathLike, table: pd.DataFrame, **to_csv: Any) -> None:
-    """Write ``table`` to ``path`` atomically (:func:`atomic_output`), without its index by
-    default; ``to_csv`` passes options to :meth:`pandas.DataFrame.to_csv` (e.g. ``index=True``,
+    """Write ``table`` to ``path`` atomically (`atomic_output`), without its index by
+    default; ``to_csv`` passes options to `pandas.DataFrame.to_csv` (e.g. ``index=True``,
     ``float_format``)."""
     with atomic_output(path) as tmp:
         table.to_csv(tmp, **{"index": False, **to_csv})
@@ -107,7 +107,7 @@ class ActivationShardWriter:
     Parameters
     ----------
     path
-        Where the store is created (normally the temporary path of :func:`atomic_output`).
+        Where the store is created (normally the temporary path of `atomic_output`).
     n_images
         The number of images of the shard (an upper bound of the rows written).
     layers
@@ -152,7 +152,7 @@ class ActivationShardWriter:
     def write(self, image_ids: np.ndarray, values: Mapping[str, tuple[np.ndarray, np.ndarray]],
               content_keys: np.ndarray) -> None:
         """Append the rows of ``image_ids`` (increasing): ``{layer: (max, argmax)}`` and each image's
-        ``content_keys`` (uint64, :func:`neurofacets.images.content_key`).
+        ``content_keys`` (uint64, `neurofacets.images.content_key`).
 
         Rows are buffered and flushed a whole chunk at a time so each chunk is encoded once.
         """

@@ -4,7 +4,7 @@ One row per layer in network order: neuron counts, fractions of MF / SF / dead n
 (of all the layer's neurons, so they sum to 1), mean and maximum MF degree (raw and the
 mean normalised), mean sparsity and flatness (non-dead neurons), and the mean neuronal
 similarity and dissimilarity of ``similarity/summary.csv``. A perfectly even CoF row has
-an MF degree of +inf (see :mod:`neurofacets.metrics`); like upstream's means, ``mean_mf``
+an MF degree of +inf (see [`neurofacets.metrics`][]); like upstream's means, ``mean_mf``
 and ``max_mf`` are over the finite values (``mean_mf_norm`` counts it as 1). ``depth`` places the layer
 between 0 (first analysed layer) and 1 (last) so runs of different networks line up.
 
@@ -14,7 +14,7 @@ decoding failures make the first smaller.
 
 A layer whose neurons are all dead (they never fired) has ``n_dead = n_neurons``,
 ``frac_dead = 1``, ``n_mf = n_sf = 0`` and NaN means (there is nothing to average): that is
-what marks it in the table; :func:`write_summary` also logs a warning naming it
+what marks it in the table; `write_summary` also logs a warning naming it
 (``layer X: all N neurons dead``).
 """
 
@@ -46,12 +46,12 @@ def summarize_run(
     metrics: pd.DataFrame, similarity_summary: pd.DataFrame, layers: Sequence[str], run: str,
     preprocessing: str = "", image_counts: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
-    """The per-layer summary table (:data:`SUMMARY_COLUMNS`) of one run.
+    """The per-layer summary table (`SUMMARY_COLUMNS`) of one run.
 
     Parameters
     ----------
     metrics
-        ``metrics/all_layers.csv`` (as read by :func:`neurofacets.readers.read_metrics`).
+        ``metrics/all_layers.csv`` (as read by [`neurofacets.readers.read_metrics`][]).
     similarity_summary
         ``similarity/summary.csv``.
     layers
@@ -59,10 +59,10 @@ def summarize_run(
     run
         The run's name, written in the ``run`` column.
     preprocessing
-        :func:`neurofacets.config.preprocessing_label` of the run, written in every row, so
+        [`neurofacets.config.preprocessing_label`][] of the run, written in every row, so
         that a comparison of runs can say when they saw different pixels.
     image_counts
-        ``(n_images, n_images_listed)`` (:func:`neurofacets.readers.read_image_counts`),
+        ``(n_images, n_images_listed)`` ([`neurofacets.readers.read_image_counts`][]),
         written in every row: fewer images analysed than listed (a cap, refused files) is in
         the table. None leaves both columns empty (a table shown, not written: the gallery).
     """
@@ -124,7 +124,7 @@ def write_summary(
     """Read a run's tables, write ``summary.csv`` atomically and return it.
 
     ``images_csv``, ``dataset_skipped_csv`` and ``extraction_skipped_csv`` give the images
-    analysed and listed (:func:`neurofacets.readers.read_image_counts`); when fewer were
+    analysed and listed ([`neurofacets.readers.read_image_counts`][]); when fewer were
     analysed than listed the log says so.
     """
     layers = layer_order(layers_csv)

@@ -56,7 +56,7 @@ def labels_table(root: PathLike) -> pd.DataFrame:
 
 
 def write_labels(root: PathLike, out_csv: PathLike) -> pd.DataFrame:
-    """Write :func:`labels_table` to ``out_csv`` (atomically) and return it."""
+    """Write `labels_table` to ``out_csv`` (atomically) and return it."""
     table = labels_table(root)
     write_csv(out_csv, table)
     return table

@@ -3,13 +3,13 @@
 For every neuron (column of a layer's images x channels activation matrix) the k images
 with the highest activation are selected, ordered by activation descending and, among
 equal activations, by the image's content key ascending (the first 8 bytes of the SHA-256
-of its file, :func:`neurofacets.images.content_key`), then image id (docs/methods.md). The
+of its file, `neurofacets.images.content_key`), then image id (docs/methods.md). The
 tie rule thus depends on the pictures alone: image ids follow the classes, and ties broken
 by id would fill a saturated neuron's top k with the alphabetically first class. Selection is partition-based
 (linear in the number of images) and runs over blocks of channels, so besides the input
 matrix only one (images x block) working copy is held at a time.
 
-Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
+Store ``topk/{layer}.zarr`` (an xarray Dataset, see [`write_topk`][]):
 
 - ``image_id`` int64, ``value`` float32, ``argmax`` int32, ``content_key`` uint64: (neuron, rank),
   rank 0 = highest;
@@ -19,11 +19,11 @@ Store ``topk/{layer}.zarr`` (an xarray Dataset, see :func:`write_topk`):
   ``height``, ``width`` (feature-map size, to decode ``argmax``), ``tie_rule``, provenance.
 
 Shard candidates, so the selection does not need every image in memory: each extraction
-job also keeps its shard's top ``k`` images per neuron (:func:`write_shard_top_k`, group
+job also keeps its shard's top ``k`` images per neuron ([`write_shard_top_k`][], group
 ``{layer}/topk`` of the shard store: ``image_id``, ``value``, ``argmax``, ``content_key``,
 (neuron, rank), same tie rule). Under a strict total order (activation descending, then
 content key, then image id ascending; ids are unique across shards) the top k of all images are the top k of the
-union of every shard's top k, so :func:`merge_top_k` reads shards x k x channels, whatever
+union of every shard's top k, so [`merge_top_k`][] reads shards x k x channels, whatever
 the number of images, and gives exactly the brute-force selection.
 """
 
@@ -172,14 +172,14 @@ def select_top_k(
     width: int,
     content_key: np.ndarray | None = None,
 ) -> TopK:
-    """Select every neuron's top-k images of one layer (the tie rule of :data:`TIE_RULE`).
+    """Select every neuron's top-k images of one layer (the tie rule of `TIE_RULE`).
 
     Parameters
     ----------
     layer
         Layer name (recorded).
     image_id
-        int (images,) strictly increasing (as :func:`neurofacets.store.read_layer` returns).
+        int (images,) strictly increasing (as `neurofacets.store.read_layer` returns).
     values, argmax
         (images, channels) spatial max activation and its flat position.
     top_k
@@ -187,7 +187,7 @@ def select_top_k(
     height, width
         Feature-map size of the layer.
     content_key
-        uint64 (images,) tie key of each image (:func:`neurofacets.images.content_key`);
+        uint64 (images,) tie key of each image (`neurofacets.images.content_key`);
         ``None``: the image ids stand in (data without files).
     """
     image_id = np.asarray(image_id)
@@ -262,7 +262,7 @@ def write_topk(path: PathLike, topk: TopK, top_k: int, attrs: Mapping[str, Any] 
 
 
 def read_topk(path: PathLike) -> TopK:
-    """Read a ``topk/{layer}.zarr`` store written by :func:`write_topk`."""
+    """Read a ``topk/{layer}.zarr`` store written by [`write_topk`][]."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"top-k store {path} does not exist")
@@ -290,13 +290,13 @@ def _empty_top_k(layer: str, channels: int, height: int, width: int) -> TopK:
 def merge_top_k(parts: Sequence[TopK], top_k: int, block: int = CHANNEL_BLOCK) -> TopK:
     """Every neuron's top-k images over several shards, from each shard's own top k.
 
-    Exact: the result equals :func:`select_top_k` on all the shards' images together,
+    Exact: the result equals [`select_top_k`][] on all the shards' images together,
     provided each part holds its shard's top ``min(top_k, part.n_images)`` images (checked).
 
     Parameters
     ----------
     parts
-        One :class:`TopK` per shard (e.g. :func:`read_shard_top_k`), same layer, channels
+        One [`TopK`][] per shard (e.g. [`read_shard_top_k`][]), same layer, channels
         and map size; image ids unique across shards.
     top_k
         Requested k; ``min(top_k, total images)`` are kept.
@@ -360,7 +360,7 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
     """Add each layer's top-k candidates to an activation shard being written.
 
     For every layer of ``root.attrs["layers"]``, the top ``min(k, rows)`` images of each
-    neuron among the shard's rows (:func:`select_top_k`, the tie rule of the whole run)
+    neuron among the shard's rows ([`select_top_k`][], the tie rule of the whole run)
     go to the group ``{layer}/topk``: ``image_id`` int64, ``value`` float32, ``argmax``
     int32, ``content_key`` uint64, each (neurons, k). One layer's rows are read back at a time.
 

@@ -1,17 +1,17 @@
 """Every figure of the paper (docs/reference/figures.md) as a function of the run's tables and stores.
 
 Each figure has a pure plotting function that takes data and returns a
-:class:`matplotlib.figure.Figure` (unit-tested without files), and an entry in
-:data:`FIGURES` that reads exactly the inputs the figure needs: the inputs its entry in the
-table of figures (:data:`neurofacets.figure_table.FIGURE_TABLE`) names. The workflow calls
-:func:`build_figure` with the rule's named inputs; Tables 2-3 are written by
-:func:`write_tables`.
+`matplotlib.figure.Figure` (unit-tested without files), and an entry in
+`FIGURES` that reads exactly the inputs the figure needs: the inputs its entry in the
+table of figures (`neurofacets.figure_table.FIGURE_TABLE`) names. The workflow calls
+`build_figure` with the rule's named inputs; Tables 2-3 are written by
+`write_tables`.
 
-Modules: :mod:`.style` (the shared look),
-:mod:`.images` (IC and patch tiles), :mod:`.distributions` (Fig. 1, 2, App. A),
-:mod:`.facets` (Fig. 3, 4, Tables 2-3, App. B), :mod:`.similarity` (Fig. 5, App. C),
-:mod:`.compare` (runs side by side), :mod:`.semantics` (semantic facets, beyond the paper),
-:mod:`.evaluation` (held-out scores, split halves and selectivity of the neurons' labels, beyond
+Modules: `style` (the shared look),
+`images` (IC and patch tiles), `distributions` (Fig. 1, 2, App. A),
+`facets` (Fig. 3, 4, Tables 2-3, App. B), `similarity` (Fig. 5, App. C),
+`compare` (runs side by side), `semantics` (semantic facets, beyond the paper),
+`evaluation` (held-out scores, split halves and selectivity of the neurons' labels, beyond
 the paper).
 """
 
@@ -170,7 +170,7 @@ _DRAW: dict[str, DrawFunction] = {
 
 
 def _registry(draw: Mapping[str, DrawFunction]) -> dict[str, FigureSpec]:
-    """One :class:`FigureSpec` per entry of the table of figures, in its order.
+    """One `FigureSpec` per entry of the table of figures, in its order.
 
     Raises ValueError where the table and the drawing functions disagree (a figure without a
     drawing function, or a drawing function for no figure).
@@ -201,7 +201,7 @@ def build_figure(
     Parameters
     ----------
     stem
-        A key of :data:`FIGURES` (e.g. ``"fig3_mf_sf_counts"``).
+        A key of `FIGURES` (e.g. ``"fig3_mf_sf_counts"``).
     inputs
         Named input paths (the rule's ``input:``); lists for per-layer stores.
     outputs
@@ -233,7 +233,7 @@ def write_tables(
     mf_output: PathLike,
     per_layer: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tables 2 and 3: the top SF and MF neurons of each layer, as CSV (see :func:`facets.top_neurons`)."""
+    """Tables 2 and 3: the top SF and MF neurons of each layer, as CSV (see `facets.top_neurons`)."""
     layers = layer_order(layers_csv)
     metrics = read_metrics(metrics_csv, layers)
     present = _present(metrics, layers)

@@ -1,9 +1,9 @@
 """The cross-run comparison figures: headline numbers of several runs per layer.
 
-:func:`plot_compare_runs` (``compare_runs``) and :func:`plot_compare_facets`
+`plot_compare_runs` (``compare_runs``) and `plot_compare_facets`
 (``compare_facets``) read the runs' ``summary.csv``; the semantic comparison
-(:func:`neurofacets.figures.semantics.plot_compare_semantic_facets`) draws with the same
-helpers (:class:`RunAxis`, :func:`draw_runs`).
+(`neurofacets.figures.semantics.plot_compare_semantic_facets`) draws with the same
+helpers (`RunAxis`, `draw_runs`).
 """
 
 from __future__ import annotations

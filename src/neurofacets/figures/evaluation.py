@@ -1,8 +1,8 @@
 """Can a reader trust a neuron's label? The evaluation per layer (``evaluation``) and across runs
 (``compare_evaluation``).
 
-Both read the evaluation stage's tables (:mod:`neurofacets.evaluation`, docs/evaluation.md)
-through :mod:`neurofacets.readers`: ``evaluation/all_layers.csv`` (one row per neuron) and
+Both read the evaluation stage's tables ([`neurofacets.evaluation`][], docs/evaluation.md)
+through [`neurofacets.readers`][]: ``evaluation/all_layers.csv`` (one row per neuron) and
 ``evaluation/summary.csv`` (one row per layer). Three questions, one panel each:
 
 - does the explanation formed on one half of the images predict the neuron's activations on
@@ -29,7 +29,7 @@ from .compare import RUN_COLORS, draw_runs, panel_figure
 
 #: The q-value threshold the summary counts selective neurons under, drawn as the level the
 #: permuted labels' rate should stay below. It is
-#: :data:`neurofacets.evaluation.Q_SIGNIFICANT` (a test checks they agree), written out here
+#: `neurofacets.evaluation.Q_SIGNIFICANT` (a test checks they agree), written out here
 #: because importing the evaluation module would make every figure's rule rerun whenever the
 #: evaluation code changes (rerun triggers hash the modules a script imports, docs/design.md §1).
 Q_SIGNIFICANT = 0.05
@@ -125,9 +125,9 @@ def plot_evaluation(summary: pd.DataFrame, every: pd.DataFrame, layers: Sequence
     Parameters
     ----------
     summary
-        ``evaluation/summary.csv`` (:func:`neurofacets.readers.read_evaluation_summary`).
+        ``evaluation/summary.csv`` ([`neurofacets.readers.read_evaluation_summary`][]).
     every
-        ``evaluation/all_layers.csv`` (:func:`neurofacets.readers.read_evaluation`).
+        ``evaluation/all_layers.csv`` ([`neurofacets.readers.read_evaluation`][]).
     layers
         The layers to draw, in network order (each a row of ``summary``).
     """

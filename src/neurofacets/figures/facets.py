@@ -44,7 +44,7 @@ def top_neurons(metrics: pd.DataFrame, layers: Sequence[str], facet: str, n: int
     Returns
     -------
     pandas.DataFrame
-        :data:`TABLE_COLUMNS`; ``rank`` is 1 for the top neuron of its layer.
+        `TABLE_COLUMNS`; ``rank`` is 1 for the top neuron of its layer.
     """
     if facet not in (SF, MF):
         raise ValueError(f"facet must be 'SF' or 'MF', not {facet!r}")
@@ -199,7 +199,7 @@ def plot_facet_examples(
     Each row is one neuron: its ICs in the three modes (gray, RGB shown signed around
     mid-grey, uint8) and its best patches, labelled with layer, neuron, normalised MF
     degree and p-value (and why, when a failed ICA fit left its ICs blank); the raw MF
-    degree is in the tables (:func:`top_neurons`). Upper block: single-faceted neurons (Table 2), lower block:
+    degree is in the tables (`top_neurons`). Upper block: single-faceted neurons (Table 2), lower block:
     multi-faceted neurons (Table 3).
 
     Parameters
@@ -274,7 +274,7 @@ def plot_ica_by_mf(
     """Appendix B: uint8 ICs of neurons spread over each layer's MF range, low to high.
 
     One row per layer; in it, ``per_layer`` neurons from the lowest to the highest MF
-    degree (see :func:`spread_neurons`), each titled with its number and normalised MF;
+    degree (see `spread_neurons`), each titled with its number and normalised MF;
     a neuron with a fit that did not converge is framed in red. ``patch_stores``: the
     layers' patch stores (default: the ones the ICA stores record).
     """

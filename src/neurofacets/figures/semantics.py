@@ -1,6 +1,6 @@
 """Semantic facets per layer (``semantic_facets``) and across runs (``compare_semantic_facets``).
 
-Both read ``semantics/summary.csv`` (:mod:`neurofacets.semantics.stage`): per layer the
+Both read ``semantics/summary.csv`` (`neurofacets.semantics.stage`): per layer the
 fractions of SF / concept / MF neurons, the mean depth of their concepts and their mean
 semantic spread, each beside its chance level (dashed: the same statistics with the image
 labels permuted; for the spread, the exact mean over random image pairs).

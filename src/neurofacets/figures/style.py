@@ -1,10 +1,10 @@
 """The one shared look of every figure: fonts, sizes, colours, layer order and labels.
 
-Every plotting function of :mod:`neurofacets.figures` builds a
-:class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global figure state, no GUI
-backend) inside :func:`paper_style`, and every figure file is written by
-:func:`save_figure`. Sizes are in inches at the size a two-column paper prints them
-(:data:`SINGLE_COLUMN`, :data:`DOUBLE_COLUMN`), with 7-9 pt text, so what is legible on
+Every plotting function of `neurofacets.figures` builds a
+`matplotlib.figure.Figure` directly (no ``pyplot``: no global figure state, no GUI
+backend) inside `paper_style`, and every figure file is written by
+`save_figure`. Sizes are in inches at the size a two-column paper prints them
+(`SINGLE_COLUMN`, `DOUBLE_COLUMN`), with 7-9 pt text, so what is legible on
 screen is legible on paper.
 """
 
@@ -73,7 +73,7 @@ RC = {
 
 @contextlib.contextmanager
 def paper_style() -> Iterator[None]:
-    """Apply :data:`RC` for the duration of the block (build and save figures inside it)."""
+    """Apply `RC` for the duration of the block (build and save figures inside it)."""
     with mpl.rc_context(RC):
         yield
 
@@ -96,7 +96,7 @@ def layer_label(layer: str) -> str:
 
 
 def layer_colors(n_layers: int) -> list[str]:
-    """One colour per layer along :data:`LAYER_CMAP`, shallow to deep."""
+    """One colour per layer along `LAYER_CMAP`, shallow to deep."""
     if n_layers < 1:
         raise ValueError("n_layers must be at least 1")
     cmap = mpl.colormaps[LAYER_CMAP]
@@ -147,7 +147,7 @@ def dead_layers_note(metrics: pd.DataFrame, layers: Sequence[str]) -> str | None
 
 
 def mark_dead_layers(fig: Figure, metrics: pd.DataFrame, layers: Sequence[str], title: str | None = None) -> None:
-    """Put :func:`dead_layers_note` above the figure (after ``title``, if the figure has one)."""
+    """Put `dead_layers_note` above the figure (after ``title``, if the figure has one)."""
     note = dead_layers_note(metrics, layers)
     if note is None and title is None:
         return
@@ -169,7 +169,7 @@ def panel_label(ax: Axes, letter: str) -> None:
 
 
 def colormap(name: str) -> Colormap:
-    """A copy of a named colormap whose NaN cells show as :data:`MISSING_COLOR`."""
+    """A copy of a named colormap whose NaN cells show as `MISSING_COLOR`."""
     return mpl.colormaps[name].with_extremes(bad=MISSING_COLOR)
 
 

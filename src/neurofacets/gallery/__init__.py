@@ -19,8 +19,8 @@ The sort/filter state of a layer page is kept in the URL fragment
 holds on held-out images, where the run has its evaluation), so views can be linked and tested;
 ``#n12`` is the anchor of neuron 12's card.
 
-Modules: :mod:`.images` draws the pictures, :mod:`.pages` renders the HTML from the
-Jinja2 templates in ``templates/``, :mod:`.build` reads the stores and writes the folders;
+Modules: `images` draws the pictures, `pages` renders the HTML from the
+Jinja2 templates in ``templates/``, `build` reads the stores and writes the folders;
 ``assets/`` holds the CSS and JS copied next to the pages.
 """
 

@@ -1,7 +1,7 @@
 """Building the gallery's folders: read a layer's stores, write its pictures and pages atomically.
 
-:func:`build_layer_gallery` writes ``gallery/{layer}/`` (one job per layer),
-:func:`build_gallery_index` the index page, its overviews and the shared assets.
+`build_layer_gallery` writes ``gallery/{layer}/`` (one job per layer),
+`build_gallery_index` the index page, its overviews and the shared assets.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def build_gallery_index(
 ) -> Path:
     """Write ``gallery/index.html``, its overview images and the shared assets.
 
-    ``layer_dirs`` (the per-layer galleries, built by :func:`build_layer_gallery`) must
+    ``layer_dirs`` (the per-layer galleries, built by `build_layer_gallery`) must
     exist: the index links to them.
     """
     missing = [str(d) for d in layer_dirs if not (Path(d) / "index.html").exists()]

@@ -2,7 +2,7 @@
 
 Python decides the content (which neurons, which numbers and how they are written, which
 links); the templates in ``templates/`` hold the markup. Every value a template prints is
-escaped with :func:`html.escape` (``&``, ``<``, ``>``, ``"`` and ``'``), by the
+escaped with `html.escape` (``&``, ``<``, ``>``, ``"`` and ``'``), by the
 environment's ``finalize`` hook; autoescaping is on as well, so what a macro returns
 (``markupsafe.Markup``) is not escaped twice. Only ``{{ value }}`` goes through
 ``finalize``: templates print values one by one and never combine untrusted strings with
@@ -67,7 +67,7 @@ def css_gradient(cmap_name: str, stops: int = 9) -> str:
 
 
 def _escape(value: object) -> markupsafe.Markup:
-    """The ``finalize`` hook: escape a printed value as :func:`html.escape` does."""
+    """The ``finalize`` hook: escape a printed value as `html.escape` does."""
     if isinstance(value, markupsafe.Markup):  # a macro's output, escaped when it was rendered
         return value
     return markupsafe.Markup(html.escape(str(value)))
@@ -238,13 +238,13 @@ def render_layer_page(
     similar
         Per neuron, its most similar neurons as (neuron, Pearson r), best first.
     ica_status
-        Per neuron (see :attr:`neurofacets.ica.IcaReader.status`), shown on each card.
+        Per neuron (see [`neurofacets.ica.IcaReader.status`][]), shown on each card.
     concepts
-        Per neuron (:func:`neurofacets.semantics.display.neuron_concepts`), shown on each
+        Per neuron (`neurofacets.semantics.display.neuron_concepts`), shown on each
         card, with a filter by concept.
     evaluation
         The layer's rows of ``evaluation/all_layers.csv``
-        (:func:`neurofacets.readers.read_evaluation`), neurons 0..n-1 in order: each card shows
+        ([`neurofacets.readers.read_evaluation`][]), neurons 0..n-1 in order: each card shows
         its held-out AUROC against chance, whether its label holds, its selectivity q and the
         two halves' verdicts, and the page filters on the labels that hold.
     """

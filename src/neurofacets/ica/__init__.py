@@ -2,14 +2,14 @@
 
 The package is split along its seams:
 
-- :mod:`~neurofacets.ica.solvers`: whitening and the ICA solvers (Picard-O by default,
+- `solvers`: whitening and the ICA solvers (Picard-O by default,
   python-picard, scikit-learn FastICA) with their common convergence yardstick;
-- :mod:`~neurofacets.ica.fit`: one neuron's four fits (gray, red, green, blue), their
+- `fit`: one neuron's four fits (gray, red, green, blue), their
   status, order and sign, and the pictures their unmixing matrices define;
-- :mod:`~neurofacets.ica.pool`: worker processes with ordered, reproducible results;
-- :mod:`~neurofacets.ica.store`: the ``ica/{layer}.zarr`` store, written from a patch
+- `pool`: worker processes with ordered, reproducible results;
+- `store`: the ``ica/{layer}.zarr`` store, written from a patch
   store and read back as pictures;
-- :mod:`~neurofacets.ica.summary`: fit counts per status (``python -m neurofacets.ica
+- `summary`: fit counts per status (``python -m neurofacets.ica
   summary results/<run>``).
 """
 

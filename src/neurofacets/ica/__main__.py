@@ -1,4 +1,4 @@
-"""``python -m neurofacets.ica summary results/<run>``: see :mod:`neurofacets.ica.summary`."""
+"""``python -m neurofacets.ica summary results/<run>``: see `neurofacets.ica.summary`."""
 
 import sys
 

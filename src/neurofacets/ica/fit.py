@@ -1,20 +1,20 @@
 """One neuron's ICA: the fits, their order and sign, and the components they define.
 
 Each of a neuron's ``n`` counted top-k patches is one mixed signal; its pixels are the
-samples. Four fits per neuron (:data:`FITS`):
+samples. Four fits per neuron (`FITS`):
 
 - ``gray``: the luminance patches, ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601);
 - ``red``, ``green``, ``blue``: one ICA per channel. Mode ``rgb`` stacks channel i's
   component j into colour image j; mode ``uint8`` is that colour image min-max scaled
-  to 0..255 (:func:`to_uint8`).
+  to 0..255 (`to_uint8`).
 
-A fit (:func:`fit_sources`) centres each patch (removes its own mean), whitens once
-(:func:`~neurofacets.ica.solvers.whiten`: ``n_components`` leading PCA directions, unit
-variance) and runs the configured solver (:mod:`neurofacets.ica.solvers`, Picard-O by
+A fit (`fit_sources`) centres each patch (removes its own mean), whitens once
+(`whiten`: ``n_components`` leading PCA directions, unit
+variance) and runs the configured solver (`neurofacets.ica.solvers`, Picard-O by
 default) on the whitened float32 matrix. Its result is the **unmixing matrix** ``M``
 (n_components x n): the components are ``S = M @ Xc`` (``Xc``: the centred patches,
 n x pixels), each row a unit-variance source image. ``M`` is what the ICA store keeps;
-:func:`components_from_unmixing` turns it back into pictures (the same function at fit
+`components_from_unmixing` turns it back into pictures (the same function at fit
 time and when reading, so what is read is exactly what was fitted).
 
 Rules that make the same input always give the same picture (each fit on its own):
@@ -32,10 +32,10 @@ Rules that make the same input always give the same picture (each fit on its own
 
 Each fit records ``n_iter`` (iterations of the kept attempt), ``converged`` (the solver's
 own criterion met within ``max_iter``), ``residual`` (FastICA's fixed-point criterion at
-the answer, :func:`~neurofacets.ica.solvers.fixed_point_residual`, the same yardstick for
+the answer, `fixed_point_residual`, the same yardstick for
 every solver), ``attempts`` (a fit that does not converge is redone from another random
 start, up to ``restarts`` times; the first converged attempt is kept, else the one of
-smallest residual) and a status (:data:`STATUS`), checked in this order:
+smallest residual) and a status (`STATUS`), checked in this order:
 
 - ``too_few_patches``: fewer counted patches than ``max(2, n_components)``: no fit, NaN.
 - ``constant``: every patch is uniform: no fit, NaN. Uniform patches among others are
@@ -53,7 +53,7 @@ smallest residual) and a status (:data:`STATUS`), checked in this order:
 
 With ``max_side`` (config ``visualize.ica_max_side``), patches larger than ``max_side``
 pixels are first reduced to ``max_side x max_side`` by area averaging
-(:func:`area_matrix`), a linear map, before the fits; the components then have that size.
+(`area_matrix`), a linear map, before the fits; the components then have that size.
 
 Arithmetic is float32 (float64 for the small k x k and r x r matrices) with BLAS pinned
 to one thread by the callers, which makes every result bit-identical from run to run.
@@ -133,7 +133,7 @@ class FitResult:
 
 @dataclass(frozen=True)
 class NeuronFits:
-    """The record of one neuron's four fits (:data:`FITS` order on the first axis)."""
+    """The record of one neuron's four fits (`FITS` order on the first axis)."""
 
     unmixing: np.ndarray  # float32 (4, n_components, n)
     explained_variance: np.ndarray  # float32 (4, n_components)
@@ -290,7 +290,7 @@ def fit_signals(patches: np.ndarray, side: int) -> np.ndarray:
     """The four signal matrices a neuron's fits use: float32 (4, n, side * side).
 
     Rows of ``[0]``: luminance patches; ``[1..3]``: R, G, B. Patches (n, rf, rf, 3) are
-    reduced to ``side`` pixels by :func:`area_matrix` first when ``side < rf``.
+    reduced to ``side`` pixels by `area_matrix` first when ``side < rf``.
     """
     patches = np.asarray(patches)
     if patches.ndim != 4 or patches.shape[1] != patches.shape[2] or patches.shape[3] != 3:

@@ -1,6 +1,6 @@
 """ICA solvers on a whitened matrix, and the one convergence yardstick they share.
 
-Every fit whitens its data once (:func:`whiten`: the k x k Gram matrix of the centred
+Every fit whitens its data once (`whiten`: the k x k Gram matrix of the centred
 patches, as scikit-learn's ``whiten_solver="eigh"`` does) and hands the solver the
 whitened ``r``-row float32 matrix ``z`` (``r`` = components, pixels as samples). A
 solver returns the rotation ``R`` (r x r, orthogonal) whose rows unmix ``z``: the
@@ -17,13 +17,13 @@ sources are ``R @ z``. Three solvers (config ``visualize.ica_solver``):
   two).
 - ``python_picard``: the ``python-picard`` package itself on the same whitened matrix and
   the same initial rotation (float64 inside).
-- ``fastica``: scikit-learn's :class:`~sklearn.decomposition.FastICA` (parallel, log-cosh,
+- ``fastica``: scikit-learn's `FastICA` (parallel, log-cosh,
   ``whiten=False``) on the same whitened matrix and initial rotation.
 
 **Converged** means the solver's own criterion was met within ``max_iter`` iterations:
 for Picard-O, the largest entry of the (skew-symmetric) relative gradient is below
 ``tol``; for FastICA, one fixed-point update changes no row by more than ``tol``
-(``max |1 - |<w_new, w>|| < tol``). Whatever the solver, :func:`fixed_point_residual`
+(``max |1 - |<w_new, w>|| < tol``). Whatever the solver, `fixed_point_residual`
 measures the answer by FastICA's own criterion (one FastICA update from it), so fits of
 different solvers are compared on one scale.
 
@@ -90,7 +90,7 @@ def whiten(
     """Project centred signals (n, pixels) on their ``n_components`` leading PCA directions.
 
     Each row of ``z`` has unit variance over the pixels (``z @ z.T / pixels = I``), as in
-    scikit-learn's ``whiten="unit-variance"``. ``eigen`` is :func:`gram_eigen` of
+    scikit-learn's ``whiten="unit-variance"``. ``eigen`` is `gram_eigen` of
     ``centred`` when the caller has it already. Raises ``ValueError`` when a kept
     direction has zero variance (callers check the rank first).
     """
@@ -260,7 +260,7 @@ _SOLVE = {"picard_o": picard_o, "python_picard": python_picard, "fastica": fasti
 
 
 def solve(solver: str, z: np.ndarray, *, max_iter: int, tol: float, seed: int) -> Solution:
-    """Run ``solver`` (one of :data:`SOLVERS`) on whitened ``z`` from :func:`initial_rotation`."""
+    """Run ``solver`` (one of `SOLVERS`) on whitened ``z`` from `initial_rotation`."""
     if solver not in _SOLVE:
         raise ValueError(f"unknown ICA solver {solver!r}; choose one of {SOLVERS}")
     return _SOLVE[solver](z, initial_rotation(len(z), seed), max_iter=max_iter, tol=tol)

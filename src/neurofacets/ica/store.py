@@ -2,7 +2,7 @@
 
 The store keeps what defines each neuron's components, not the pictures: per fit the
 **unmixing matrix** ``M`` (n_components x n_counted, float32) of
-:mod:`neurofacets.ica.fit`, from which :class:`IcaReader` recomputes the components
+`neurofacets.ica.fit`, from which `IcaReader` recomputes the components
 ``M @ centred patches`` of the neuron's patches (read from the patch store the ICA was
 computed from) in the modes ``gray``, ``rgb`` and ``uint8``. The same function computes
 them at fit time, so a read gives exactly the fitted components. For the default run
@@ -114,7 +114,7 @@ def write_ica_store(
     Parameters
     ----------
     out_path
-        Store to create (normally a temporary path of :func:`~neurofacets.store.atomic_output`).
+        Store to create (normally a temporary path of `atomic_output`).
     patches_path
         ``patches/{layer}.zarr``.
     settings
@@ -122,7 +122,7 @@ def write_ica_store(
     workers
         Worker processes; each opens the patch store and fits blocks of neurons, and the
         parent writes the blocks in neuron order (the result does not depend on
-        ``workers``). See :func:`~neurofacets.ica.pool.ordered_map` for the
+        ``workers``). See `ordered_map` for the
         ``__main__`` guard this needs.
     attrs
         Root attributes (provenance).
@@ -201,7 +201,7 @@ def build_ica(
     """Workflow entry point: ``patches/{layer}.zarr`` -> ``ica/{layer}.zarr`` (atomically).
 
     Provenance: the run's config digest (from ``config`` or ``provenance``, its
-    :func:`~neurofacets.provenance.run_provenance`) and the dataset digest carried by the patch store.
+    `run_provenance`) and the dataset digest carried by the patch store.
     Fits still not converged after their restarts are counted in the log (a warning).
     """
     dataset_digest = zarr.open_group(str(patches_path), mode="r").attrs.get("dataset_digest")
@@ -281,7 +281,7 @@ class IcaReader:
 
     @property
     def status(self) -> np.ndarray:
-        """Per neuron, the text of :func:`status_text` (``"ok"``, ``"not_converged: red"``, ...)."""
+        """Per neuron, the text of `status_text` (``"ok"``, ``"not_converged: red"``, ...)."""
         return status_text(self.status_codes, self.fits, self.status_names)
 
     def not_converged(self) -> np.ndarray:
@@ -307,7 +307,7 @@ class IcaReader:
         """One neuron's ICs and fit record.
 
         Returns a dict with ``gray``, ``rgb``, ``uint8`` (see
-        :func:`~neurofacets.ica.fit.neuron_components`), ``explained_variance`` (4, c)
+        `neuron_components`), ``explained_variance`` (4, c)
         and ``fits``: ``{fit: {"n_iter", "converged", "status", "residual", "attempts"}}``.
         """
         neuron = int(neuron)
@@ -352,5 +352,5 @@ class IcaReader:
 
 
 def read_neuron_ica(store: PathLike, neuron: int, patches: PathLike | None = None) -> dict[str, Any]:
-    """One neuron's ICs and fit record from ``ica/{layer}.zarr`` (see :meth:`IcaReader.neuron`)."""
+    """One neuron's ICs and fit record from ``ica/{layer}.zarr`` (see `IcaReader.neuron`)."""
     return IcaReader(store, patches).neuron(neuron)

@@ -50,7 +50,7 @@ def status_counts(ica_dir: PathLike) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``summary <run folder or ica folder>`` prints :func:`status_counts`."""
+    """Command line: ``summary <run folder or ica folder>`` prints `status_counts`."""
     parser = argparse.ArgumentParser(prog="python -m neurofacets.ica", description="ICA store tools")
     commands = parser.add_subparsers(dest="command", required=True)
     summary = commands.add_parser("summary", help="fits per status, per layer and in all")

@@ -1,15 +1,15 @@
 """Models: one module per family behind one interface, and the seam every stage goes through.
 
-- :mod:`.base`: the interface a family implements (:class:`~.base.ModelSource`);
-- one module per family, each holding its ``SOURCE`` (the registry :data:`FAMILY_MODULES`):
-  :mod:`.torchvision`, :mod:`.timm`, :mod:`.hf` (Hugging Face ``transformers``),
-  :mod:`.open_clip` and :mod:`.python` (a lab's own factory);
-- :mod:`.selection`: ``model.layers`` matched against a network's layers (no torch);
-- :mod:`.network`: what the stages use, the same for every family: layers and their kinds,
+- `base`: the interface a family implements (`ModelSource`);
+- one module per family, each holding its ``SOURCE`` (the registry `FAMILY_MODULES`):
+  `torchvision`, `timm`, `hf` (Hugging Face ``transformers``),
+  `open_clip` and `python` (a lab's own factory);
+- `selection`: ``model.layers`` matched against a network's layers (no torch);
+- `network`: what the stages use, the same for every family: layers and their kinds,
   building with weights, the receptive-field geometry, ``layers.csv``.
 
 Importing this package imports no torch (parsing the workflow reads ``model.arch`` with it);
-the names of :mod:`.network` (``build_model``, ``select_layers``, ...) are importable from
+the names of `network` (``build_model``, ``select_layers``, ...) are importable from
 here and load torch when first used.
 """
 
@@ -29,7 +29,7 @@ MODEL_SOURCES: dict[str, type[ModelSource]] = {module.SOURCE.family: module.SOUR
 
 
 def model_source(arch: str) -> ModelSource:
-    """The :class:`~.base.ModelSource` of ``model.arch`` (any spelling :mod:`neurofacets.model_spec` reads)."""
+    """The `ModelSource` of ``model.arch`` (any spelling `neurofacets.model_spec` reads)."""
     from ..model_spec import parse_model_spec
 
     spec = parse_model_spec(arch)

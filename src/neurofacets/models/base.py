@@ -1,26 +1,26 @@
-"""The interface of a model family: what one module of :mod:`neurofacets.models` states.
+"""The interface of a model family: what one module of `neurofacets.models` states.
 
 A family (``model.arch: <family>:<name>``) is one module of this package holding one
-:class:`ModelSource` subclass, its ``SOURCE``. The source says everything that differs
+`ModelSource` subclass, its ``SOURCE``. The source says everything that differs
 between families and nothing else does:
 
-- the spelling of ``model.arch`` (:attr:`ModelSource.arch_form`, :meth:`ModelSource.parse_name`);
-- how the network is built (:meth:`ModelSource.factory`), on the meta device with no memory
-  (:meth:`ModelSource.build`);
-- the weight sources of its own (:attr:`ModelSource.weights_forms`,
-  :meth:`ModelSource.load_weights`, :meth:`ModelSource.adapt_state_dict`); files and
-  ``random:<seed>`` are common to every family (:mod:`neurofacets.weights`);
+- the spelling of ``model.arch`` (`ModelSource.arch_form`, `ModelSource.parse_name`);
+- how the network is built (`ModelSource.factory`), on the meta device with no memory
+  (`ModelSource.build`);
+- the weight sources of its own (`ModelSource.weights_forms`,
+  `ModelSource.load_weights`, `ModelSource.adapt_state_dict`); files and
+  ``random:<seed>`` are common to every family (`neurofacets.weights`);
 - the layer vocabulary: which modules are MLP hidden activations
-  (:meth:`ModelSource.is_activation`, :meth:`ModelSource.mlp_activations`) and which are
-  channel gates (:attr:`ModelSource.gate_classes`), the readable names of convolutions
-  (:meth:`ModelSource.conv_name`);
-- the token layout (:meth:`ModelSource.prefix_tokens`) and the input sizes the network is
-  made for (:meth:`ModelSource.default_input_size`, :meth:`ModelSource.own_input_sizes`);
-- the preprocessing its weights expect (:meth:`ModelSource.preprocessing`, a
-  :class:`neurofacets.preprocessing.Recipe` from the weights' own metadata).
+  (`ModelSource.is_activation`, `ModelSource.mlp_activations`) and which are
+  channel gates (`ModelSource.gate_classes`), the readable names of convolutions
+  (`ModelSource.conv_name`);
+- the token layout (`ModelSource.prefix_tokens`) and the input sizes the network is
+  made for (`ModelSource.default_input_size`, `ModelSource.own_input_sizes`);
+- the preprocessing its weights expect (`ModelSource.preprocessing`, a
+  `neurofacets.preprocessing.Recipe` from the weights' own metadata).
 
 The layer kinds (``conv``, ``channels_last``, ``tokens``) and the receptive-field geometry
-are measured on the built network by :mod:`neurofacets.models.network`, the same for every
+are measured on the built network by `neurofacets.models.network`, the same for every
 family. This module imports no torch at import time: parsing ``model.arch`` reads it.
 """
 
@@ -51,8 +51,8 @@ GATE_CLASSES = ("SqueezeExcitation",)
 class ModelSource:
     """One family of ``model.arch``: builds the network and describes it.
 
-    Subclasses set :attr:`family`, :attr:`arch_form` and implement :meth:`parse_name`,
-    :meth:`factory` and :meth:`preprocessing`; the rest has defaults that fit most networks.
+    Subclasses set `family`, `arch_form` and implement `parse_name`,
+    `factory` and `preprocessing`; the rest has defaults that fit most networks.
     """
 
     #: The prefix of ``model.arch`` (``<family>:<name>``).
@@ -121,12 +121,12 @@ class ModelSource:
     # ------------------------------------------------------------------ weights
 
     def load_weights(self, kind: str, argument: str, cache_dir: PathLike) -> tuple[str, dict[str, torch.Tensor]]:
-        """``(weights_id, state_dict)`` of a ``model.weights`` form of :attr:`weights_forms`
+        """``(weights_id, state_dict)`` of a ``model.weights`` form of `weights_forms`
         (``cache_dir``: where a download is kept between runs)."""
         raise ValueError(f"model.weights: {kind}:{argument} is not a weights source of {self.arch}")
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A checkpoint's state dict in the keys of the network :meth:`build` makes (default: as it is)."""
+        """A checkpoint's state dict in the keys of the network `build` makes (default: as it is)."""
         return state
 
     # ------------------------------------------------------------------ layers
@@ -164,12 +164,12 @@ class ModelSource:
         return found
 
     def gate_paths(self, model: nn.Module) -> list[str]:
-        """Paths of the channel gates of ``model`` (:attr:`gate_classes`)."""
+        """Paths of the channel gates of ``model`` (`gate_classes`)."""
         pattern = re.compile("|".join(self.gate_classes))
         return [path for path, module in model.named_modules() if path and pattern.search(type(module).__name__)]
 
     def is_gate(self, module: nn.Module) -> bool:
-        """Whether ``module`` is a channel gate (:attr:`gate_classes`)."""
+        """Whether ``module`` is a channel gate (`gate_classes`)."""
         return bool(re.search("|".join(self.gate_classes), type(module).__name__))
 
     def prefix_tokens(self, model: nn.Module) -> int:
@@ -189,7 +189,7 @@ class ModelSource:
 
     def own_input_sizes(self) -> set[int]:
         """Input sizes the network's weights are made for (samples of
-        :func:`neurofacets.models.network.input_size_ranges`)."""
+        `neurofacets.models.network.input_size_ranges`)."""
         return {224, self.default_input_size(self.build("meta"))}
 
     # ------------------------------------------------------------------ preprocessing

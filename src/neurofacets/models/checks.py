@@ -1,25 +1,25 @@
 """What the analysis assumes of a network, checked on the network itself (any family).
 
-Three probes, each on any ``nn.Module`` with its list of :class:`~neurofacets.models.network.Layer`:
+Three probes, each on any ``nn.Module`` with its list of `Layer`:
 
-- :func:`forward_probe`: one forward pass on the meta device (shapes only, no memory) that
+- `forward_probe`: one forward pass on the meta device (shapes only, no memory) that
   counts how often each analysed module is called and finds the first convolution the image
   meets. A module called more than once per forward pass (a weight-tied or recurrent block, a
-  stem applied twice) has no one map to analyse; :func:`planning_problem` refuses it, naming
+  stem applied twice) has no one map to analyse; `planning_problem` refuses it, naming
   the module and the count, as it refuses a first convolution that does not take 3 (RGB)
   channels.
-- :func:`detect_token_layouts`: where the patch tokens of each token layer really are. One
+- `detect_token_layouts`: where the patch tokens of each token layer really are. One
   image and four copies that differ from it in one corner pixel each go through the network
   (random weights, CPU, float32); the token that changes most for the top-left corner is the
   first patch token, the one for the top-right corner the last of the first row, and the two
   bottom corners confirm the square grid. Tokens before the first patch are prefix tokens,
   tokens after the last are refused (the rule reads class / register tokens only before
   the patches), and a layout the four corners do not agree on is refused too.
-- :func:`required_state_keys`: every parameter and buffer of every module entered before
+- `required_state_keys`: every parameter and buffer of every module entered before
   the last analysed layer has given its map (BatchNorm and LayerNorm statistics included,
   ``num_batches_tracked`` left out: it changes nothing in eval mode), grouped by module:
   what a checkpoint must hold for the analysed layers to be the checkpoint's
-  (:func:`checkpoint_gaps`).
+  (`checkpoint_gaps`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def planning_problem(arch: str, layer_names: tuple[str, ...], image_size: int) -
 
     Refused: a first convolution that does not take 3 input channels (the images are RGB),
     and an analysed module called more than once per forward pass. One forward pass on the
-    meta device at ``image_size`` (:func:`forward_probe`); cached: the runs of a ``runs:``
+    meta device at ``image_size`` (`forward_probe`); cached: the runs of a ``runs:``
     config are checked before their modules check them again.
     """
     from .network import meta_model, select_layers
@@ -152,12 +152,12 @@ def _layout_from_corners(n_tokens: int, top_left: int, top_right: int, bottom_le
 
 
 def detect_token_layouts(model: nn.Module, paths: Iterable[str], size: int) -> dict[str, TokenLayout | None]:
-    """The :class:`TokenLayout` of the (B, T, D) output of each module at ``paths``, or None
+    """The `TokenLayout` of the (B, T, D) output of each module at ``paths``, or None
     where the four corners do not describe one square grid.
 
     ``model`` is a network with real (random) weights on the CPU, in eval mode; the probe
     runs ``size`` x ``size`` inputs: a seeded random image and four copies, each with one
-    corner pixel raised by :data:`PROBE_STEP`. For each corner the token whose output changes
+    corner pixel raised by `PROBE_STEP`. For each corner the token whose output changes
     most (summed over channels) is that corner's patch token.
     """
     paths = list(paths)
@@ -204,7 +204,7 @@ def detect_token_layouts(model: nn.Module, paths: Iterable[str], size: int) -> d
 @lru_cache(maxsize=32)
 def token_prefixes(arch: str, paths: tuple[str, ...], declared: int) -> dict[str, int | str]:
     """The prefix tokens of each token layer of ``arch`` (module ``paths``), as the network
-    places them (:func:`detect_token_layouts` on a CPU copy with seeded random weights, at its
+    places them (`detect_token_layouts` on a CPU copy with seeded random weights, at its
     own input size), or for a layer whose layout cannot be used, why (a message starting with
     ``model.prefix_tokens``: tokens after the patch grid, e.g. a class token appended, or a
     layout the probe cannot read). ``declared``: what the network's attributes say
@@ -252,7 +252,7 @@ def required_state_keys(model: nn.Module, layers: Sequence[Layer], size: int) ->
     One forward pass on the meta device (``model``'s parameters on the meta device) of a
     (1, 3, ``size``, ``size``) input, stopped after the last layer; the root module's own
     tensors (a class token, position embeddings) count when it runs. ``num_batches_tracked``
-    is left out (:data:`OPTIONAL_STATE_SUFFIXES`), as are non-persistent buffers.
+    is left out (`OPTIONAL_STATE_SUFFIXES`), as are non-persistent buffers.
     """
     modules = dict(model.named_modules())
     entered: dict[str, None] = {}  # an ordered set
@@ -293,7 +293,7 @@ def required_state_keys(model: nn.Module, layers: Sequence[Layer], size: int) ->
 
 
 def checkpoint_gaps(required: Mapping[str, Sequence[str]], keys: Iterable[str]) -> dict[str, list[str]]:
-    """The ``required`` keys (:func:`required_state_keys`) a state dict with ``keys`` lacks, by module."""
+    """The ``required`` keys (`required_state_keys`) a state dict with ``keys`` lacks, by module."""
     present = set(keys)
     gaps = {path: [k for k in wanted if k not in present] for path, wanted in required.items()}
     return {path: missing for path, missing in gaps.items() if missing}

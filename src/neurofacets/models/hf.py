@@ -174,7 +174,7 @@ class HfSource(ModelSource):
         ``save_pretrained`` still writes some models in such a layout: the checkpoint is handed
         to ``from_pretrained`` (with the model's ``config.json``, in a temporary folder) and the
         tensors it loaded are taken from the result. Tensors it does not use are allowed only
-        under a head's or a text tower's prefix (:data:`LEFT_OUT_PREFIXES`), and counted in the
+        under a head's or a text tower's prefix (`LEFT_OUT_PREFIXES`), and counted in the
         log; any other, or a tensor of the wrong shape, is refused.
         """
         import shutil
@@ -219,7 +219,7 @@ SOURCE = HfSource
 
 
 def recipe_from_processor(cfg: dict[str, Any], origin: str) -> Recipe:
-    """The :class:`Recipe` of an image processor's configuration (what its ``pil`` backend does).
+    """The `Recipe` of an image processor's configuration (what its ``pil`` backend does).
 
     Raises
     ------

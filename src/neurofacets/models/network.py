@@ -1,7 +1,7 @@
 """The model seam: layers, their kinds and receptive-field geometry, for every family alike.
 
 Every stage reaches a network through this module, and this module reaches it through the
-family's :class:`~neurofacets.models.base.ModelSource` (:func:`neurofacets.models.model_source`):
+family's `ModelSource` (`neurofacets.models.model_source`):
 the source builds the network and states its vocabulary; what follows is measured on the
 built network, the same for every family.
 
@@ -157,7 +157,7 @@ def all_layers(model: nn.Module, arch: str) -> list[Layer]:
 
 def _token_prefixes(source: ModelSource, model: nn.Module, mlp: dict[str, str]) -> dict[str, int | str]:
     """Each token layer's prefix tokens where the network puts them, or why its layout is
-    refused (:func:`neurofacets.models.checks.token_prefixes`; checked in :func:`select_layers`).
+    refused (`neurofacets.models.checks.token_prefixes`; checked in `select_layers`).
     The stored table's torchvision ViTs were probed when the table was made: no CPU copy is
     built in their jobs."""
     from ..layer_table import in_layer_table
@@ -223,7 +223,7 @@ def layers_with_a_map(model: nn.Module, layers: Sequence[Layer], size: int) -> f
         The network with every parameter and buffer on the meta device, in eval mode
         (``meta_model(arch).to("meta").eval()``).
     layers
-        Layers of ``model`` (:func:`all_layers`).
+        Layers of ``model`` (`all_layers`).
     size
         Side of the square input in pixels (``extraction.image_size``).
     """
@@ -258,7 +258,7 @@ def _own_input_sizes(arch: str) -> set[int]:
 def input_size_ranges(arch: str, low: int, high: int, spec: str | Sequence[str]) -> dict[str, list[tuple[int, int]]]:
     """For each layer of ``arch``, the input sizes in [``low``, ``high``] at which it has a map.
 
-    Sizes are checked with :func:`layers_with_a_map` at samples (``low``, ``high``, the
+    Sizes are checked with `layers_with_a_map` at samples (``low``, ``high``, the
     powers of two between them and the sizes the weights of ``arch`` are made
     for) and, between two neighbouring samples whose sets of layers differ, by bisection
     down to neighbouring integers, so every change is found exactly. Between two samples
@@ -397,7 +397,7 @@ def layer_geometry(arch: str, layers: Sequence[Layer], image_size: int) -> list[
     channel gates (squeeze-excitation) left out, the gradient of one unit with respect to an
     all-ones input is positive exactly on the pixels that unit sees. Two neighbouring units
     give the jump. This holds for any chain or branching CNN, not a VGG table. Tokens: the
-    patch box of :func:`token_geometry`.
+    patch box of `token_geometry`.
     """
     model = _support_model(_architecture(arch), model_source(arch))
     modules = dict(model.named_modules())

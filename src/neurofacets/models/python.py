@@ -9,7 +9,7 @@
   tokens by an attribute ``num_prefix_tokens`` (default: 1 when it has a ``cls_token`` /
   ``class_token`` tensor, else 0).
 - **Preprocessing**: the recipe the module declares, a module-level dict ``PREPROCESSING``
-  with the keys of :class:`neurofacets.preprocessing.Recipe` (``image_size``, ``resize``,
+  with the keys of `neurofacets.preprocessing.Recipe` (``image_size``, ``resize``,
   optionally ``interpolation``, ``mean``, ``std``, ``crop_offset``), else ImageNet's.
 """
 

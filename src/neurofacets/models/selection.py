@@ -1,7 +1,7 @@
 """``model.layers`` matched against a network's layers: keywords, names and name patterns.
 
-Shared by the stored layer table (:mod:`neurofacets.layer_table`, no torch) and the built
-network (:mod:`neurofacets.models.network`); it imports neither.
+Shared by the stored layer table (`neurofacets.layer_table`, no torch) and the built
+network (`neurofacets.models.network`); it imports neither.
 """
 
 from __future__ import annotations

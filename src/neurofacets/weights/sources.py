@@ -100,7 +100,7 @@ def parse_weights_source(source: str) -> tuple[str, str]:
     Returns
     -------
     ``(kind, argument)``: a family's own form (``kind`` one of its
-    :attr:`~neurofacets.models.base.ModelSource.weights_patterns`), ``("file", "<path>")``
+    `weights_patterns`), ``("file", "<path>")``
     (.pth, .pt, .safetensors) or ``("random", "<seed>")``.
 
     Raises
