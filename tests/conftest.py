@@ -13,6 +13,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+#: The site's own-model example (``python:labnet:make_labnet``), a tiny ViT the tests also run.
+LABNET = REPO / "config" / "examples" / "labnet.py"
 
 
 def shared_data(*parts: str) -> Path:

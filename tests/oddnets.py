@@ -2,7 +2,7 @@
 (tests/test_odd_networks.py): where the class token sits, modules called twice, a grey-scale
 first convolution, and a small BatchNorm CNN whose checkpoints the tests write.
 
-The token networks are tests/labnet.py's tiny ViT (8 x 8 patches, one block, GELU MLP neurons
+The token networks are config/examples/labnet.py's tiny ViT (8 x 8 patches, one block, GELU MLP neurons
 at ``block.mlp.act``) with the extra tokens placed differently.
 """
 

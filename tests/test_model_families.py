@@ -4,7 +4,7 @@ Random weights, 3 probe classes x 2 images, one layer per network, one shard:
 ``resnet18`` (conv), ``vit_b_16`` (torchvision, MLP token neurons), ``convnext_tiny``
 (channels-last MLP neurons), ``efficientnet_b0`` (conv with squeeze-excitation), timm's
 ``deit_tiny_patch16_224`` (token neurons, chosen by a name pattern) and a lab's own network
-(``python:labnet:make_labnet``, tests/labnet.py), each from the config to
+(``python:labnet:make_labnet``, config/examples/labnet.py), each from the config to
 ``metrics/all_layers.csv`` and patches, the small ones on to ICA and a gallery page. The stored maxima of the ViT's
 MLP layer are checked against plain forward hooks and ``torch.amax`` over the whole output.
 """
@@ -15,13 +15,12 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import shipped_controls_workflow, three_class_workflow
+from conftest import LABNET, shipped_controls_workflow, three_class_workflow
 
 from neurofacets.store import read_layer
 
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.e2e
 
 timm = pytest.importorskip("timm")
 
-TESTS = Path(__file__).resolve().parent
 VIT_LAYER = "encoder-layers-encoder_layer_0-mlp-1"
 #: run -> (model, extraction overrides, the layer names expected)
 RUNS = {
@@ -78,7 +76,7 @@ def _targets() -> list[str]:
 @pytest.fixture(scope="module")
 def families(tmp_path_factory):
     workdir = three_class_workflow(tmp_path_factory.mktemp("families"))
-    shutil.copy(TESTS / "labnet.py", workdir / "labnet.py")  # python:labnet:make_labnet, from the working dir
+    shutil.copy(LABNET, workdir / "labnet.py")  # python:labnet:make_labnet, from the working dir
     (workdir / "families.yaml").write_text(yaml.safe_dump(CONFIG))
     cmd = [sys.executable, "-m", "snakemake", *_targets(), "--cores", "2", "--configfile",
            "tests/configs/tiny.yaml", "families.yaml"]

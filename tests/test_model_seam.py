@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import LABNET as LABNET_FILE
 from torch import nn
 
 from neurofacets.extract import MaxArgmaxHooks
@@ -26,14 +26,13 @@ from neurofacets.models import (
 from neurofacets.patches import receptive_field_box
 from neurofacets.prepared_weights import prepared_weights_name
 
-TESTS = Path(__file__).resolve().parent
 LABNET = "python:labnet:make_labnet"
 
 
 @pytest.fixture
 def labnet_dir(tmp_path, monkeypatch):
     """A working directory holding the lab's module (as Snakemake's would)."""
-    shutil.copy(TESTS / "labnet.py", tmp_path / "labnet.py")
+    shutil.copy(LABNET_FILE, tmp_path / "labnet.py")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path

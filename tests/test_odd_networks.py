@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow
+from conftest import LABNET, copy_workflow
 from PIL import Image
 
 from neurofacets.store import read_layer
@@ -32,13 +32,14 @@ pytestmark = pytest.mark.e2e
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(LABNET.parent))  # oddnets imports labnet's Block
 import oddnets  # noqa: E402  (the networks of the runs, for the plain-hook checks)
 
 BN_LAYERS = ["features-0", "features-3"]
 
 
 def _workdir(tmp_path: Path, images_per_class: int = 2, duplicate: bool = False) -> Path:
-    """The workflow, tests/oddnets.py and labnet.py, and 3 probe classes of ``images_per_class``
+    """The workflow, tests/oddnets.py and config/examples/labnet.py, and 3 probe classes of ``images_per_class``
     32 px images in ``probes3/``; ``duplicate``: class 0's first image also in the last class."""
     from neurofacets.probes import write_probe_dataset
 
@@ -50,8 +51,8 @@ def _workdir(tmp_path: Path, images_per_class: int = 2, duplicate: bool = False)
     if duplicate:
         first = sorted((workdir / "probes3" / folders[0].name).iterdir())[0]
         shutil.copy(first, workdir / "probes3" / folders[-1].name / "zz_copy.png")
-    for name in ("labnet.py", "oddnets.py"):
-        shutil.copy(TESTS / name, workdir / name)
+    shutil.copy(LABNET, workdir / "labnet.py")
+    shutil.copy(TESTS / "oddnets.py", workdir / "oddnets.py")
     return workdir
 
 

@@ -22,7 +22,7 @@ from snakemake.cli import get_argument_parser
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+CONFIGS = sorted([*(REPO / "config").glob("*.yaml"), *(REPO / "config" / "examples").glob("*.yaml")])
 
 #: Options whose values are rule names.
 RULE_OPTIONS = frozenset({"forcerun", "allowed_rules"})
@@ -71,7 +71,7 @@ def site_commands() -> list[tuple[str, str]]:
         comments = [line.lstrip("#").strip() for line in config.read_text(encoding="utf-8").splitlines()
                     if line.startswith("#")]
         for line in _joined(comments):
-            if re.match(r"^(nice\s+)?snakemake\s", line):
+            if re.match(r"^(\w+=\S+\s+)*(nice\s+)?snakemake\s", line):  # with VAR=value prefixes
                 found.append((str(config.relative_to(REPO)), line))
     return found
 
@@ -125,11 +125,13 @@ COMMANDS = site_commands()
 def test_the_site_shows_commands():
     """The extraction finds the commands it is meant to check (a test that reads nothing passes)."""
     assert set(PLACEHOLDER_ROOTS) == {"config/imagenet-val.yaml", "config/imagenet-train.yaml",
-                                      "config/controls.yaml", "config/families.yaml"}
+                                      "config/controls.yaml", "config/families.yaml",
+                                      *(f"config/examples/{name}.yaml" for name in
+                                        ("folder", "csv", "own-model", "timm-vit", "gpu-node", "slurm"))}
     wheres = {where for where, _ in COMMANDS}
     assert len(COMMANDS) >= 30
     assert {"README.md", "docs/operations.md", "docs/troubleshooting.md", "docs/configuration.md",
-            "config/imagenet-val.yaml"} <= wheres
+            "config/imagenet-val.yaml", "config/examples/own-model.yaml"} <= wheres
     assert any("--forcerun extract" in command for _, command in COMMANDS)
 
 

@@ -1,12 +1,19 @@
-"""A lab's own network, for ``model.arch: python:labnet:make_labnet`` (tests/test_model_families.py).
+"""A lab's own network, for ``model.arch: python:labnet:make_labnet`` (config/examples/own-model.yaml).
 
 A tiny vision transformer: an 8 x 8 patch embedding (a conv), a class token, one block whose
 MLP hidden units (``block.mlp.act``, GELU) are token neurons, and a linear head. It says how
-many class tokens precede the patch tokens by ``num_prefix_tokens``.
+many class tokens precede the patch tokens by ``num_prefix_tokens``, and the input recipe the
+``auto`` keys of ``extraction`` take by ``PREPROCESSING`` (else ImageNet's: 224 of 256). The
+tests run it too (tests/test_model_families.py, tests/test_model_seam.py).
 """
 
 import torch
 from torch import nn
+
+#: The input recipe: a 64 px centre crop of a 72 px resize (shorter side), bilinear, then
+#: (x / 255 - mean) / std per channel.
+PREPROCESSING = {"image_size": 64, "resize": 72, "interpolation": "bilinear",
+                 "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
 
 class Mlp(nn.Module):
