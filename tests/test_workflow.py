@@ -101,3 +101,30 @@ def test_evaluation_stage_outputs(tiny_run):
     assert table.loc[neuron, "auroc"] == pytest.approx(np.mean(scores))
     assert table["label_holds"].equals(table["label_q"] < 0.05)
     assert (out / "logs" / "evaluate_layer" / "conv2_2.log").read_text().count("median held-out AUROC") == 1
+
+
+def undocumented_columns(out) -> list[str]:
+    """``file: column`` of every CSV of the run folder ``out`` that the outputs reference
+    (`readers.OUTPUT_TABLES`, docs/reference/outputs.md) does not list, files it lacks included."""
+    import re
+
+    from neurofacets import readers
+
+    layers = pd.read_csv(out / "model" / "layers.csv")["layer"].tolist()
+    tables = {entry.path: entry for entry in readers.OUTPUT_TABLES}
+    found = []
+    for path in sorted(out.rglob("*.csv")):
+        pattern = str(path.relative_to(out))
+        for layer in sorted(layers, key=len, reverse=True):
+            pattern = re.sub(rf"(^|/){re.escape(layer)}\.csv$", r"\1{layer}.csv", pattern)
+        entry = tables.get(pattern)
+        if entry is None:
+            found.append(f"{pattern}: not in the outputs reference")
+            continue
+        listed = {*entry.columns, *entry.optional, *(layers if "<layer>" in entry.columns else ())}
+        found += [f"{pattern}: {column}" for column in pd.read_csv(path, nrows=0).columns if column not in listed]
+    return found
+
+
+def test_the_outputs_reference_lists_every_column_of_the_run(tiny_run):
+    assert undocumented_columns(tiny_run / "results" / "tiny") == []

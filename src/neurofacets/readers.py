@@ -93,6 +93,19 @@ EVALUATION_SUMMARY_COLUMNS = (
     "frac_selective_true", "frac_selective_permuted",
 )
 FACETS = ("MF", "SF", "dead")
+#: The columns of the tables only the outputs reference lists (their writers' own order).
+IMAGE_COLUMNS = ("image_id", "path", "label", "class_name", "shard")
+CLASS_COLUMNS = ("label", "class_id", "class_name")
+DATASET_SKIPPED_COLUMNS = ("path", "class_id", "reason")
+EXTRACTION_SKIPPED_COLUMNS = ("image_id", "path", "reason")
+LAYER_COLUMNS = ("layer", "module", "channels", "height", "width", "rf", "jump", "start", "kind", "field")
+NULL_STATISTICS = ("mean_mf", "mean_similarity", "mean_dissimilarity")
+NULL_COLUMNS = ("layer", "permutation", *NULL_STATISTICS, "n_dead", "n_excluded")
+NULL_SUMMARY_COLUMNS = ("layer", "n_permutations", *(f"{part}_{s}" for s in NULL_STATISTICS
+                                                      for part in ("observed", "null", "null_std", "z")))
+FACET_TABLE_COLUMNS = ("layer", "rank", "neuron", "mf", "mf_norm", "p_value", "p_empirical", "sparsity",
+                       "flatness", "n_counted", "top_classes")
+HIERARCHY_COLUMNS = ("node", "parent", "name", "depth", "label")
 MF, SF, DEAD = FACETS
 
 # --- Documentation data: what each column and output means, in one place. Nothing here is
@@ -264,6 +277,9 @@ class OutputTable:
         does not check them).
     when
         When the ``optional`` columns are present.
+    meanings
+        ``(column, meaning)`` pairs for columns whose meaning in this table is its own (a
+        hierarchy's ``depth``, a permutation's ``n_dead``); the rest are `COLUMN_MEANINGS`'.
     """
 
     path: str
@@ -272,6 +288,11 @@ class OutputTable:
     reader: str
     optional: tuple[str, ...] = ()
     when: str = ""
+    meanings: tuple[tuple[str, str], ...] = ()
+
+    def meaning(self, column: str, meanings: Mapping[str, str] = COLUMN_MEANINGS) -> str:
+        """What ``column`` means in this table (``KeyError`` when nothing says)."""
+        return dict(self.meanings).get(column) or meanings[column]
 
 
 @dataclass(frozen=True)
@@ -298,8 +319,46 @@ class OutputStore:
 
 #: Every table with a reader here, in the order of the pipeline (docs/design.md "File contract").
 OUTPUT_TABLES: tuple[OutputTable, ...] = (
+    OutputTable("dataset/images.csv", "one row per image the run analyses (decoding failures aside: "
+                "`activations/skipped.csv`), in the order of the activations", IMAGE_COLUMNS,
+                "neurofacets.cof.load_labels", meanings=(
+                    ("image_id", "row of the image in every activation and top-k store, from 0"),
+                    ("path", "the image file, as the dataset listed it (relative to the directory Snakemake "
+                             "runs in, or absolute)"),
+                    ("label", "class number 0..C-1 (classes in sorted order; `dataset/classes.csv`)"),
+                    ("class_name", "the class's name (its folder, the CSV's `class_name`, or its `class_id`)"),
+                    ("shard", "the extraction job (`activations/shard-<n>.zarr`) that reads the image"))),
+    OutputTable("dataset/classes.csv", "one row per class", CLASS_COLUMNS, "neurofacets.cof.load_labels",
+                meanings=(("label", "class number 0..C-1, the CoF's column"),
+                          ("class_id", "the class as the dataset names it (folder name, or the CSV's label)"),
+                          ("class_name", "the class's display name (the CSV's `class_name`, else `class_id`)"))),
+    OutputTable("dataset/skipped.csv", "one row per listed file the run leaves out before extraction",
+                DATASET_SKIPPED_COLUMNS, "neurofacets.readers.read_image_counts",
+                meanings=(("path", "the file as listed"),
+                          ("class_id", "its class as listed"),
+                          ("reason", "why: not an image, unreadable, listed again (same file and label), or over "
+                                     "`dataset.images_per_class`"))),
+    OutputTable("activations/skipped.csv", "one row per image that failed to decode during extraction (its "
+                "activations are left out of every statistic)", EXTRACTION_SKIPPED_COLUMNS,
+                "neurofacets.readers.read_image_counts",
+                meanings=(("image_id", "the image's row in `dataset/images.csv`"),
+                          ("path", "the image file"),
+                          ("reason", "the decoding error"))),
     OutputTable("model/layers.csv", "one row per analysed layer, network order, with its map size and "
-                "receptive-field geometry", ("layer",), "neurofacets.readers.read_layers"),
+                "receptive-field geometry: the unit at map position (r, c) is centred on input pixel "
+                "(start + r jump, start + c jump) and sees the rf x rf box around it", LAYER_COLUMNS,
+                "neurofacets.readers.read_layers", meanings=(
+                    ("module", "the module's path in the network (`features.0`, `blocks.3.mlp.act`)"),
+                    ("channels", "neurons of the layer (channels, or a token layer's hidden units)"),
+                    ("height", "map height at the run's input size (a token layer: patch-grid rows)"),
+                    ("width", "map width (a token layer: patch-grid columns)"),
+                    ("rf", "receptive-field side in input pixels"),
+                    ("jump", "input pixels between neighbouring map positions (the stride from the input)"),
+                    ("start", "input pixel on which map position (0, 0) is centred"),
+                    ("kind", "output layout: `conv` (B, C, H, W), `channels_last` (B, H, W, C) or `tokens` "
+                             "(B, T, D) ([Models](../models.md))"),
+                    ("field", "how `rf` was found: `measured` on the graph, or for tokens `token patch + <m> px "
+                              "(attention: whole image)`"))),
     OutputTable("metrics/{layer}.csv", "one row per neuron of the layer", METRIC_COLUMNS,
                 "neurofacets.readers.read_metrics"),
     OutputTable("metrics/all_layers.csv", "every layer's metrics rows, layers in network order, with the "
@@ -319,6 +378,44 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
                 when="facet_0, facet_1 always; the concept columns with a class hierarchy"),
     OutputTable("evaluation/summary.csv", "one row per layer: the evaluation in numbers",
                 EVALUATION_SUMMARY_COLUMNS, "neurofacets.readers.read_evaluation_summary"),
+    OutputTable("null/{layer}.csv", "the layer's chance level: the observed statistics (permutation -1) and "
+                "one row per label permutation (`analysis.null_permutations`)", NULL_COLUMNS, "pandas.read_csv",
+                meanings=(("permutation", "-1: the observed labels; 0, 1, ...: a permutation of the labels"),
+                          ("mean_mf", "mean of the finite MF degrees of the layer under these labels"),
+                          ("mean_similarity", "`mean_similarity` of the layer under these labels"),
+                          ("mean_dissimilarity", "`mean_dissimilarity` of the layer under these labels"),
+                          ("n_dead", "dead neurons (the same under every permutation)"),
+                          ("n_excluded", "neurons left out of the similarity matrices under these labels"))),
+    OutputTable("null/summary.csv", "one row per layer: each statistic observed, its mean and standard "
+                "deviation under label permutation, and its z-score", NULL_SUMMARY_COLUMNS, "pandas.read_csv",
+                meanings=(
+                    ("n_permutations", "label permutations (`analysis.null_permutations`)"),
+                    *((f"observed_{s}", f"`{s}` with the observed labels") for s in NULL_STATISTICS),
+                    *((f"null_{s}", f"mean of `{s}` over the permutations") for s in NULL_STATISTICS),
+                    *((f"null_std_{s}", f"standard deviation (ddof 1) of `{s}` over the permutations; NaN "
+                                        "with fewer than 2") for s in NULL_STATISTICS),
+                    *((f"z_{s}", f"(observed - null) / null_std of `{s}`; NaN with fewer than 2 permutations")
+                      for s in NULL_STATISTICS))),
+    OutputTable("rsa/rsa.csv", "layer x layer: Spearman correlation of two layers' class RDMs "
+                "(`rdm/{layer}.zarr`) over the class pairs defined in both; read with `index_col=0`",
+                ("layer", "<layer>"), "pandas.read_csv",
+                meanings=(("layer", "the row's layer"),
+                          ("<layer>", "one column per analysed layer, network order: the RSA of the row's "
+                                      "layer and this one (1 on the diagonal)"))),
+    OutputTable("tables/table2_sf_neurons.csv", "paper Table 2: each layer's top single-facet neurons (lowest "
+                "MF degree among the `SF` ones, `figures.examples_per_layer` per layer)", FACET_TABLE_COLUMNS,
+                "pandas.read_csv", meanings=(("rank", "1 for the layer's top neuron of the facet, then 2, ..."),)),
+    OutputTable("tables/table3_mf_neurons.csv", "paper Table 3: each layer's top multifaceted neurons (highest "
+                "MF degree among the `MF` ones)", FACET_TABLE_COLUMNS, "pandas.read_csv",
+                meanings=(("rank", "1 for the layer's top neuron of the facet, then 2, ..."),)),
+    OutputTable("semantics/hierarchy.csv", "one row per (node, parent) edge of the class hierarchy the "
+                "semantics stage used (empty without one)", HIERARCHY_COLUMNS,
+                "neurofacets.semantics.hierarchy.read_class_hierarchy",
+                meanings=(("node", "a node id (a WordNet id, or a name of your hierarchy CSV)"),
+                          ("parent", "one of its parents (empty for a root)"),
+                          ("name", "the node's name (`dog.n.01`)"),
+                          ("depth", "longest parent chain from the node to a root"),
+                          ("label", "the class number whose node it is; empty for an inner node"))),
     OutputTable("semantics/{layer}.csv", "one row per neuron: its concept, semantic facet and spread "
                 "(runs with a class hierarchy); also sparsity_<level>, flatness_<level>, mf_<level> per "
                 "level of `semantics.levels` (`depth<d>`, and `coarse`)", SEMANTICS_COLUMNS,

@@ -352,7 +352,9 @@ def outputs_page(tables: Sequence[Any], stores: Sequence[Any], meanings: Mapping
     parts = [
         header(source),
         "# Outputs reference\n",
-        ("Every table and store a run writes under `results/<run>/`, what each column means and the "
+        ("Every table and store a run writes under `results/<run>/` (`<run>` is the config's `run`; "
+        "`{layer}` in a path stands for each analysed layer's name, the `layer` column of "
+        "`model/layers.csv`), what each column means and the "
         "function that reads it (`neurofacets.readers` and the reader classes beside their writers: "
         "they check columns and arrays). Exact definitions: [Methods](../methods.md) and, for the semantics stage, [design.md §6](../design.md#6-semantics-beyond-the-paper-the-wordnet-hierarchy-stage). "
         "Every store is zarr v3 without consolidated metadata (open with `consolidated=False`); the "
@@ -365,10 +367,10 @@ def outputs_page(tables: Sequence[Any], stores: Sequence[Any], meanings: Mapping
     for entry in tables:
         parts.append(f"### `{entry.path}`\n")
         parts.append(f"{prose(entry.what)}. Read with {_reader(entry.reader)}.\n")
-        rows = [[code(c), prose(meanings[c])] for c in entry.columns]
+        rows = [[code(c), prose(entry.meaning(c, meanings))] for c in entry.columns]
         if entry.optional:
             when = f" ({prose(entry.when)})" if entry.when else ""
-            rows += [[code(c) + when, prose(meanings[c])] for c in entry.optional]
+            rows += [[code(c) + when, prose(entry.meaning(c, meanings))] for c in entry.optional]
         parts.append(table(["column", "meaning"], rows))
     parts += ["## Stores\n", _SNIPPETS["store"]]
     for entry in stores:

@@ -18,17 +18,14 @@ from matplotlib.figure import Figure, SubFigure
 from ..ica import IcaReader
 from ..patches import PatchReader
 from ..pathlike import PathLike
-from ..readers import DEAD, MF, SF, present_layers, stores_by_layer
+from ..readers import DEAD, FACET_TABLE_COLUMNS, MF, SF, present_layers, stores_by_layer
 from . import style
 from .distributions import alive
 from .images import grid_shape, mosaic
 
 logger = logging.getLogger(__name__)
 
-TABLE_COLUMNS = (
-    "layer", "rank", "neuron", "mf", "mf_norm", "p_value", "p_empirical", "sparsity", "flatness",
-    "n_counted", "top_classes",
-)
+TABLE_COLUMNS = FACET_TABLE_COLUMNS  # the outputs reference lists them from readers
 
 
 def top_neurons(metrics: pd.DataFrame, layers: Sequence[str], facet: str, n: int) -> pd.DataFrame:
