@@ -1,4 +1,4 @@
-# Stage 3: conceptual encoding (DESIGN.md §3): top-k images and CoF per layer, per-neuron
+# Stage 3: conceptual encoding (docs/design.md §3): top-k images and CoF per layer, per-neuron
 # metrics (sparsity, flatness, MF degree, p-values) and facets, neuron similarity, class
 # RDMs and the layer x layer RSA, and a label-permutation null model.
 # Only encode_topk reads activations (one layer from every shard, once); everything after

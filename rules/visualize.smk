@@ -1,4 +1,4 @@
-# Neuron visualisation (DESIGN.md section 3): receptive-field patches of each neuron's top
+# Neuron visualisation (docs/design.md §3): receptive-field patches of each neuron's top
 # images, their independent components (Picard-O by default), and one picture per neuron on demand.
 
 

@@ -185,8 +185,11 @@ def constraints(node: Mapping[str, Any]) -> list[str]:
     out = []
     if "enum" in node:
         out.append("one of " + ", ".join(code(format_value(v)) for v in node["enum"]))
-    if "pattern" in node:
-        out.append("matches " + code(node["pattern"]))
+    if "pattern" in node:  # in words: a regular expression is for the validator, not the reader
+        if "x-accepted" not in node:
+            raise ValueError(f"the schema node with pattern {node['pattern']!r} says in no `x-accepted` which "
+                             "values it takes")
+        out.append(str(node["x-accepted"]))
     out += [text.format(format_value(node[key])) for key, text in _BOUNDS if key in node]
     if node.get("uniqueItems"):
         out.append("distinct items")
@@ -417,7 +420,9 @@ def figures_page(figures: Sequence[Any], captions: Mapping[str, str], pictures: 
         header(f"{source} and workflow/report/*.rst"),
         "# Figures reference\n",
         ("Every figure the workflow draws, one entry of `neurofacets.figure_table.FIGURE_TABLE` each: "
-        "its files, what it reads, where the report (`snakemake --report report.html`) shows it, "
+        "its files, what it reads (`{OUT}` is the run's folder, `results/<run>`; `{layer}` each "
+        "analysed layer: [Outputs reference](outputs.md)), where the report "
+        "(`snakemake --report report.html`) shows it, "
         "and how to read it (its report caption, `workflow/report/<stem>.rst`). The pictures are "
         "the default run's (`results/demo`, copied by `python -m neurofacets.reference_docs "
         "--figures-from results/demo`), or where the default run does not draw a figure, the "
