@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,3 +129,19 @@ def undocumented_columns(out) -> list[str]:
 
 def test_the_outputs_reference_lists_every_column_of_the_run(tiny_run):
     assert undocumented_columns(tiny_run / "results" / "tiny") == []
+
+
+def test_the_tutorial_page_shows_what_a_run_writes(tiny_run, tmp_path):
+    """docs/tutorial.md (generated from the default run) has the tree, column names and card
+    parts that tools/tutorial.py generates from the tiny run: regenerate it when a stage
+    changes what a run writes (`python tools/tutorial.py results/demo`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tutorial", Path(__file__).resolve().parents[1] / "tools" / "tutorial.py")
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    page = tmp_path / "tutorial.md"
+    assert tutorial.main([str(tiny_run / "results" / "tiny"), "--out", str(page)]) == 0
+    generated, committed = (tutorial.structure(p.read_text(encoding="utf-8")) for p in (page, tutorial.PAGE))
+    assert generated["tree"] and generated["card"]
+    assert generated == committed, "docs/tutorial.md is stale: python tools/tutorial.py results/demo"
