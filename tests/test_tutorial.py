@@ -24,6 +24,8 @@ CARD = """<article class="card" id="n{n}" data-neuron="{n}" data-holds="{holds}"
 <h2><a href="#n{n}">#{n}</a> <span class="facet MF">MF</span></h2>
 <div class="strip-wrap"><div class="strip-labels" aria-hidden="true"><span>gray</span></div><img class="strip" src="cards/n{n:04d}.png" alt="neuron"></div>
 <dl class="stats"><dt>MF degree</dt><dd>1.5</dd></dl>
+<p class="classes"><span class="label">top classes:</span> a (3)</p>
+<p class="heldout"><span class="label">held-out AUROC</span> 0.7 <span class="verdict holds">label holds</span></p>
 <p class="links"><a href="similarity.html#n{n}">row</a></p>
 </article>"""
 
@@ -72,7 +74,9 @@ def test_the_card_is_the_deepest_layers_first_that_holds_without_links(tmp_path)
     assert layer_and_card.startswith("conv1_1: ")
     assert picture == run / "gallery" / "conv1_1" / "cards" / "n0001.png"
     assert "<a " not in layer_and_card and "similarity.html" not in layer_and_card and "data-" not in layer_and_card
-    assert [tag for tag, _ in tutorial.card_parts(layer_and_card)] == ["article", "h2", "span", "dl", "dt", "dd"]
+    assert tutorial.card_parts(layer_and_card) == list(tutorial.CARD_PARTS)
+    assert tutorial.card_parts(layer_and_card.replace('class="heldout"', "")) == ["card", "facet", "stats",
+                                                                                  "classes", "verdict"]
 
 
 def test_structure_follows_columns_not_numbers(tmp_path):

@@ -158,9 +158,14 @@ def pick_card(run: Path) -> tuple[str, Path]:
     return f"{layer}: " + card.strip(), picture
 
 
+#: The parts every gallery card has (a dead neuron's, one without a p-value or a concept too).
+CARD_PARTS = ("card", "facet", "stats", "classes", "heldout", "verdict")
+
+
 def card_parts(card_html: str) -> list[str]:
-    """The card's structure: its elements and classes in order, no text."""
-    return re.findall(r"<(\w+)(?:\s+class=\"([^\"]*)\")?", card_html)
+    """Which of `CARD_PARTS` the card has (its elements' first class names; no text)."""
+    classes = {match.split()[0] for match in re.findall(r'<\w+\s+class="([^"]+)"', card_html)}
+    return [part for part in CARD_PARTS if part in classes]
 
 
 def render(run: Path, shown_as: str) -> tuple[str, Path]:
