@@ -264,6 +264,14 @@ def test_the_docs_table_is_written_between_the_markers(tmp_path):
     assert "old table" not in text and markdown.rstrip() in text and text.endswith(f"{bc.DOCS_END}\nafter\n")
     bc.update_docs(tmp_path / "call", page)  # again: the same page
     assert page.read_text() == text
+    # with the figure: a reduced copy beside the page, shown under the table
+    build_figure("beside_control", {"beside": tmp_path / "call" / "tables" / "beside_control.csv"},
+                 [tmp_path / "call" / "figures" / "beside_control.png"], dpi=60)
+    bc.update_docs(tmp_path / "call", page, tmp_path / "figures" / "controls")
+    assert (tmp_path / "figures" / "controls" / "beside_control.png").stat().st_size > 1000
+    text = page.read_text()
+    assert "](figures/controls/beside_control.png)" in text and text.index(markdown.rstrip()) < text.index("![")
+    assert text.index("![") < text.index(bc.DOCS_END)
     page.write_text("# no markers\n")
     with pytest.raises(ValueError, match="no .* markers"):
         bc.update_docs(tmp_path / "call", page)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -231,17 +232,21 @@ def replace_generated(page: str, generated: str, path: PathLike = "the page") ->
 
 
 def update_docs(call: PathLike, page: PathLike, figures: PathLike | None = None) -> None:
-    """Write the controls call's table into ``page`` and, with ``figures``, a reduced copy of its
-    ``beside_control`` figure there (:func:`neurofacets.figures.docs.export_docs_figures`)."""
+    """Write the controls call's table into ``page`` between its markers and, with ``figures``, a
+    reduced copy of its ``beside_control`` figure into that folder
+    (:func:`neurofacets.figures.docs.export_docs_figures`), shown under the table."""
     call, page = Path(call), Path(page)
     markdown = controls_markdown(read_beside_control(call / "tables" / "beside_control.csv"))
-    text = replace_generated(page.read_text(encoding="utf-8"), markdown, page)
-    with atomic_output(page) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
     if figures is not None:
         from .figures.docs import export_docs_figures
 
-        export_docs_figures(call / "figures", figures, stems=[FIGURE_STEM])
+        (picture,) = export_docs_figures(call / "figures", figures, stems=[FIGURE_STEM])
+        shown = Path(os.path.relpath(picture, page.parent)).as_posix()
+        markdown += (f"\n![each run beside its untrained control]({shown})\n\n"
+                     f"`{call.as_posix()}/figures/{FIGURE_STEM}.pdf`\n")
+    text = replace_generated(page.read_text(encoding="utf-8"), markdown, page)
+    with atomic_output(page) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
