@@ -250,7 +250,7 @@ def test_the_docs_table_is_written_between_the_markers(tmp_path):
     markdown = bc.controls_markdown(table)
     lines = markdown.splitlines()
     assert lines[0] == "**trained** beside its untrained control **random** (95 % intervals in brackets):"
-    assert lines[2].startswith("| layer | MF share % trained | MF share % random | MF share % difference |")
+    assert lines[2].startswith("| layer | MF share %: run | control | difference | labels that hold %: run |")
     row = table[(table["layer"] == "conv5_3") & (table["number"] == "frac_mf")].iloc[0]
     cells = lines[5].split(" | ")
     assert cells[0] == "| conv5_3"

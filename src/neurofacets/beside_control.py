@@ -203,7 +203,7 @@ def controls_markdown(beside: pd.DataFrame, numbers: Sequence[tuple[str, str]] =
     for (run, control), rows in beside.groupby(["run", "control"], sort=False):
         header = ["layer"]
         for _, label in numbers:
-            header += [f"{label} {run}", f"{label} {control}", f"{label} difference"]
+            header += [f"{label}: run", "control", "difference"]
         lines = [f"**{run}** beside its untrained control **{control}** (95 % intervals in brackets):", "",
                  "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for layer, layer_rows in rows.groupby("layer", sort=False):

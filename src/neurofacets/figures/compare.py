@@ -185,12 +185,17 @@ def plot_beside_control(beside: pd.DataFrame) -> Figure:
                 draw_interval(bottom, x, mine["difference_ci_low"].to_numpy(dtype=float),
                               mine["difference_ci_high"].to_numpy(dtype=float), color)
             top.set_ylabel(label)
-            bottom.set_ylabel("trained - untrained")
+            bottom.set_ylabel("run - control")
             bottom.axhline(0.0, color="#777777", linestyle=":", linewidth=0.9)
             if number.startswith("frac"):
                 top.set_ylim(-0.03, 1.03)
             for ax, letter in ((top, "abcd"[j]), (bottom, "efgh"[j])):
                 axis.style_axis(ax)
+                if axis.layers is not None:  # four panels a row: even a few layer names touch
+                    ax.tick_params(axis="x", labelrotation=45)
+                    for tick in ax.get_xticklabels():
+                        tick.set_horizontalalignment("right")
+                        tick.set_rotation_mode("anchor")
                 style.panel_label(ax, letter)
         handles, labels = grid[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 4),
