@@ -56,9 +56,11 @@ checkpoint runs_semantics:
         "../workflow/scripts/runs_semantics.py"
 
 
-# The figures comparing the runs (the entries of the table of figures with an input per run).
+# The figures comparing the runs (the entries of the table of figures with an input per run);
+# the one beside the untrained controls only when a run has one.
 for FIGURE in COMPARISON_FIGURES:
-    figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
+    if CONTROLS or not FIGURE.needs_control:
+        figure_rule(FIGURE, COMPARE, comparison_inputs(FIGURE), config["figures"])
 
 figure_format_refusal("compare_figure_format", COMPARE, [FIGURE.stem for FIGURE in COMPARISON_FIGURES], COMPARE_FORMATS)
 
@@ -113,3 +115,36 @@ rule compare_evaluation_table:
         "../envs/neurofacets.yaml"
     script:
         "../workflow/scripts/compare_evaluation_table.py"
+
+
+if CONTROLS:
+    BESIDE_CONTROL = FIGURES_BY_STEM["beside_control"]
+
+    rule beside_control_table:
+        # each run's headline numbers beside its untrained control's, the difference and its interval
+        input:
+            summaries=[run_output(run, "summary") for run in controlled_runs()],
+            evaluation_summaries=[run_output(run, "evaluation_summary", "summary") for run in controlled_runs()],
+            draws=bootstrap_draws(controlled_runs()),
+        output:
+            report(
+                f"{COMPARE}/tables/beside_control.csv",
+                caption="../workflow/report/beside_control_table.rst",
+                category=BESIDE_CONTROL.category,
+                subcategory=BESIDE_CONTROL.subcategory,
+            ),
+        params:
+            pairs=CONTROLS,
+            code=script_digest("beside_control.py"),
+        resources:
+            mem_mb=job_mem_mb(FIGURE_SCRIPT_MB),
+        log:
+            f"{COMPARE}/logs/beside_control_table.log",
+        benchmark:
+            f"{COMPARE}/benchmarks/beside_control_table.tsv"
+        group:
+            "figures"
+        conda:
+            "../envs/neurofacets.yaml"
+        script:
+            "../workflow/scripts/beside_control.py"

@@ -3,6 +3,7 @@
 import re
 
 from neurofacets.config import SCHEMA_PATH, run_configs
+from neurofacets.controls import control_pairs
 from neurofacets.figure_table import (
     COMPARISON_FIGURES,
     FIGURES_BY_STEM,
@@ -19,6 +20,8 @@ include: "code_digest.smk"
 # each run merged, validated (with the defaults of what no one sets) and checked, errors
 # naming the run (runs[i] (name): ...)
 RUNS = run_configs(config, SCHEMA_PATH, check=True)
+# {run: its untrained control} (neurofacets.controls; docs/controls.md)
+CONTROLS = control_pairs(config["runs"], RUNS)
 COMPARE = f"results/{config['run']}"
 RUNS_BUILD = config["runs_build"]
 COMPARE_FORMATS = config["figures"]["format"]
@@ -78,13 +81,31 @@ def comparison_inputs(figure):
 
 
 def comparison_figure_outputs(needs_hierarchy):
-    """The files of the figures comparing the runs that need (or do not need) a class hierarchy."""
+    """The files of the figures comparing the runs that need (or do not need) a class hierarchy
+    (a figure beside the controls only when a run has one)."""
     return [
         path
         for figure in COMPARISON_FIGURES
-        if figure.needs_hierarchy == needs_hierarchy
+        if figure.needs_hierarchy == needs_hierarchy and (CONTROLS or not figure.needs_control)
         for path in figure.outputs(COMPARE, COMPARE_FORMATS)
     ]
+
+
+def produced_output(path):
+    """Whether a rule of the workflow writes `path` (a file some settings of a run do not build)."""
+    return any(path in map(str, rule.output) for rule in workflow.rules)
+
+
+def bootstrap_draws(runs):
+    """The runs' bootstrap/summary_draws.csv that their modules build (none with the bootstrap off)."""
+    paths = [f"{run_folder(run)}/bootstrap/summary_draws.csv" for run in runs]
+    return [path for path in paths if produced_output(path)]
+
+
+def controlled_runs():
+    """The runs that have a control and their controls, each once, in the order of `runs`."""
+    paired = {*CONTROLS, *CONTROLS.values()}
+    return [run for run in RUNS if run in paired]
 
 
 def semantics_comparison(wildcards):
@@ -111,6 +132,7 @@ def evaluation_comparison():
     runs_build: compare too (the comparison reads the runs' evaluation summaries)."""
     return [
         f"{COMPARE}/tables/compare_evaluation.csv",
+        *([f"{COMPARE}/tables/beside_control.csv"] if CONTROLS else []),
         *[path for run in RUNS for path in (*run_outputs(run, "evaluation_summary"), *run_outputs(run, "evaluation"))],
     ]
 

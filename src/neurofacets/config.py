@@ -488,7 +488,9 @@ def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any] | PathLike 
             raise ConfigError(
                 f"runs[{i}]: {name!r} is also the top-level run, whose folder holds the comparison; rename one"
             )
-        run_config = copy.deepcopy({**_merged(base, entry), "compare_runs": []})
+        # `control` pairs the run with another (neurofacets.controls); it is no key of a run's config
+        settings = {key: value for key, value in entry.items() if key != "control"}
+        run_config = copy.deepcopy({**_merged(base, settings), "compare_runs": []})
         if schema is not None:
             try:
                 validate_config(run_config, schema)

@@ -85,6 +85,9 @@ class Figure:
         Keys of the config's ``figures`` section handed to the drawing function as options.
     needs_hierarchy
         The figure exists only for runs with a class hierarchy (the semantics stage).
+    needs_control
+        The figure compares runs with their untrained controls (:mod:`neurofacets.controls`):
+        it is drawn for a multi-run call in which a run has one, from the call's own tables.
     """
 
     stem: str
@@ -94,6 +97,7 @@ class Figure:
     extra_mb: int = 0
     options: tuple[str, ...] = ()
     needs_hierarchy: bool = False
+    needs_control: bool = False
 
     def __post_init__(self) -> None:
         if not _STEM.match(self.stem):
@@ -122,8 +126,9 @@ class Figure:
 
     @property
     def compares_runs(self) -> bool:
-        """Whether the figure reads several runs' files (an input over ``{RUN_OUT}``)."""
-        return any(RUN_OUT in pattern_fields(p) for p in self.inputs.values())
+        """Whether the figure reads several runs' files (an input over ``{RUN_OUT}``) or a
+        multi-run call's table of them (:attr:`needs_control`)."""
+        return self.needs_control or any(RUN_OUT in pattern_fields(p) for p in self.inputs.values())
 
     @property
     def caption(self) -> str:
@@ -216,6 +221,9 @@ FIGURE_TABLE: tuple[Figure, ...] = (
         CAT_SUMMARY, _COMPARED, needs_hierarchy=True,
     ),
     Figure("compare_evaluation", {"evaluation_summaries": "{RUN_OUT}/evaluation/summary.csv"}, CAT_SUMMARY, _COMPARED),
+    # each run beside its untrained control: from the call's table (rules/runs.smk, beside_control)
+    Figure("beside_control", {"beside": "{OUT}/tables/beside_control.csv"}, CAT_SUMMARY, _COMPARED,
+           needs_control=True),
 )
 
 #: stem -> figure

@@ -92,6 +92,17 @@ EVALUATION_SUMMARY_COLUMNS = (
     "mf_rho", "facet_kappa", "semantic_facet_kappa", "concept_agreement", "mean_class_jaccard",
     "frac_selective_true", "frac_selective_permuted",
 )
+#: ``bootstrap/summary_draws.csv``: one row per layer and resample (``draw``, from 0), then one
+#: column per headline number, named as in ``summary.csv`` and ``evaluation/summary.csv``. Every
+#: run of a call resamples the same photos in draw ``d``, so draws pair across runs.
+BOOTSTRAP_DRAWS_COLUMNS = ("run", "layer", "draw")
+#: ``tables/beside_control.csv`` of a multi-run call (:mod:`neurofacets.beside_control`): one row
+#: per run with a control, layer and headline number.
+BESIDE_CONTROL_COLUMNS = (
+    "run", "control", "layer", "layer_index", "depth", "number", "value", "value_ci_low", "value_ci_high",
+    "control_value", "control_ci_low", "control_ci_high", "difference", "difference_ci_low", "difference_ci_high",
+    "n_draws",
+)
 FACETS = ("MF", "SF", "dead")
 #: The columns of the tables only the outputs reference lists (their writers' own order).
 IMAGE_COLUMNS = ("image_id", "path", "label", "class_name", "shard")
@@ -255,6 +266,22 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "mean_class_jaccard": "mean `class_jaccard`",
     "frac_selective_true": "share of the neurons with `selectivity_q` < 0.05",
     "frac_selective_permuted": "share with `selectivity_q_permuted` < 0.05: the false-positive rate (expected <= 5 %)",
+    # bootstrap draws and the untrained control beside each number (docs/controls.md)
+    "draw": "the bootstrap resample, from 0; draw d resamples the same photos in every run of a call",
+    "control": "the run's untrained control (`random:<seed>` weights, nothing else different; docs/controls.md)",
+    "number": "the headline number, named as its column in `summary.csv` or `evaluation/summary.csv`",
+    "value": "the run's value of the number in the layer",
+    "value_ci_low": "2.5th percentile of the run's bootstrap draws of the number (the summary's `<number>_ci_low`); "
+                    "empty without the bootstrap",
+    "value_ci_high": "97.5th percentile of the run's bootstrap draws (`<number>_ci_high`); empty without the bootstrap",
+    "control_value": "the control's value of the number in the layer",
+    "control_ci_low": "the control's `<number>_ci_low`; empty without the bootstrap",
+    "control_ci_high": "the control's `<number>_ci_high`; empty without the bootstrap",
+    "difference": "`value` - `control_value`: what training changed",
+    "difference_ci_low": "2.5th percentile over the draws of (run's draw - control's draw), paired on the same "
+                         "resampled photos, draws where either is NaN left out; empty without the bootstrap",
+    "difference_ci_high": "97.5th percentile of the paired differences; empty without the bootstrap",
+    "n_draws": "draws with both values defined, that the difference's interval is taken over (0 without the bootstrap)",
 })
 
 
@@ -416,6 +443,13 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
                           ("name", "the node's name (`dog.n.01`)"),
                           ("depth", "longest parent chain from the node to a root"),
                           ("label", "the class number whose node it is; empty for an inner node"))),
+    OutputTable("bootstrap/summary_draws.csv", "one row per layer and bootstrap resample: the headline numbers "
+                "of `summary.csv` and `evaluation/summary.csv` recomputed on resampled photos (with the bootstrap)",
+                BOOTSTRAP_DRAWS_COLUMNS, "neurofacets.readers.read_bootstrap_draws"),
+    OutputTable("tables/beside_control.csv", "of a multi-run call (under the calling run): one row per run with "
+                "an untrained control, layer and headline number: the run's value, the control's, the "
+                "difference and its 95 % interval (docs/controls.md)", BESIDE_CONTROL_COLUMNS,
+                "neurofacets.readers.read_beside_control"),
     OutputTable("semantics/{layer}.csv", "one row per neuron: its concept, semantic facet and spread "
                 "(runs with a class hierarchy); also sparsity_<level>, flatness_<level>, mf_<level> per "
                 "level of `semantics.levels` (`depth<d>`, and `coarse`)", SEMANTICS_COLUMNS,
@@ -710,6 +744,38 @@ def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     return _stack_runs(tables, "summary.csv")
 
 
+def read_bootstrap_draws(path: str | Path) -> pd.DataFrame:
+    """``bootstrap/summary_draws.csv``: ``run``, ``layer`` (text), ``draw`` (int) and one float column
+    per headline number; a layer's draws must be distinct.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, a (layer, draw) pair repeats, or a headline column is not numeric.
+    """
+    path = Path(path)
+    table = _read_csv(path, BOOTSTRAP_DRAWS_COLUMNS, "bootstrap draws", dtype={"run": str, "layer": str})
+    if table.empty:  # the bootstrap off: a header only
+        return table.astype({"draw": int, **{column: float for column in table.columns[3:]}})
+    if table["draw"].isna().any() or not pd.api.types.is_integer_dtype(table["draw"]):
+        raise ValueError(f"{path}: column draw must hold whole numbers")
+    repeated = table.loc[table.duplicated(["layer", "draw"]), ["layer", "draw"]]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ValueError(f"{path}: layer {first['layer']} has draw {first['draw']} twice")
+    for column in table.columns[3:]:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise ValueError(f"{path}: column {column} is not numeric")
+        table[column] = table[column].astype(float)
+    return table
+
+
+def read_beside_control(path: str | Path) -> pd.DataFrame:
+    """``tables/beside_control.csv`` (:data:`BESIDE_CONTROL_COLUMNS`, :mod:`neurofacets.beside_control`)."""
+    return _read_csv(path, BESIDE_CONTROL_COLUMNS, "beside-control table",
+                     dtype={"run": str, "control": str, "layer": str, "number": str})
+
+
 @dataclass(frozen=True)
 class Similarity:
     """One layer's neuron x neuron matrices (NaN rows/columns for excluded neurons)."""
@@ -750,6 +816,8 @@ def read_similarity(path: str | Path) -> Similarity:
 
 __all__ = [
     "ALL_LAYER_COLUMNS",
+    "BESIDE_CONTROL_COLUMNS",
+    "BOOTSTRAP_DRAWS_COLUMNS",
     "COLUMN_MEANINGS",
     "DEAD",
     "EVALUATION_COLUMNS",
@@ -771,6 +839,8 @@ __all__ = [
     "layer_order",
     "parse_top_classes",
     "present_layers",
+    "read_beside_control",
+    "read_bootstrap_draws",
     "read_evaluation",
     "read_evaluation_summaries",
     "read_evaluation_summary",

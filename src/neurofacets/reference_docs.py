@@ -442,10 +442,13 @@ def figures_page(figures: Sequence[Any], captions: Mapping[str, str], pictures: 
         if figure.options:
             parts.append("- options: " + ", ".join(f"`figures.{o}`" for o in figure.options))
         conditions = []
-        if figure.compares_runs:
+        if figure.compares_runs and not figure.needs_control:
             conditions.append("compares runs: drawn for a config with `runs` (or `compare_runs`)")
         if figure.needs_hierarchy:
             conditions.append("only for runs whose classes link to a class hierarchy (the semantics stage)")
+        if figure.needs_control:
+            conditions.append("compares runs: drawn for a config with `runs` in which a run has an untrained "
+                              "control ([controls](../controls.md))")
         parts += [f"- {c}" for c in conditions]
         parts.append("")
         picture = pictures.get(figure.stem)
@@ -454,10 +457,15 @@ def figures_page(figures: Sequence[Any], captions: Mapping[str, str], pictures: 
             whose = " (the controls run's)" if picture.startswith("controls/") else ""
             parts.append(f"![{figure.stem}{whose}](../figures/{picture})\n")
         else:
-            built = "a config with `runs`" if figure.compares_runs else (
-                "a run whose classes are on a class hierarchy" if figure.needs_hierarchy else "every run")
-            parts.append(f"*No picture: built by {built}; refresh the pictures with "
-                         "`python -m neurofacets.reference_docs --figures-from results/demo`.*\n")
+            if figure.needs_control:
+                built = "a config with `runs` in which a run has an untrained control"
+                refresh = ("`python -m neurofacets.beside_control results/controls --docs docs/controls.md "
+                           "--figures docs/figures/controls`")
+            else:
+                built = "a config with `runs`" if figure.compares_runs else (
+                    "a run whose classes are on a class hierarchy" if figure.needs_hierarchy else "every run")
+                refresh = "`python -m neurofacets.reference_docs --figures-from results/demo`"
+            parts.append(f"*No picture: built by {built}; refresh the pictures with {refresh}.*\n")
         parts.append(rst_to_markdown(captions[figure.stem]) + "\n")
     return "\n".join(parts)
 

@@ -34,6 +34,7 @@ from ..readers import (
     SF,
     layer_order,
     present_layers,
+    read_beside_control,
     read_evaluation,
     read_evaluation_summaries,
     read_evaluation_summary,
@@ -149,6 +150,10 @@ def _compare_evaluation(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
         read_evaluation_summaries(list(inputs["evaluation_summaries"])))
 
 
+def _beside_control(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
+    return compare.plot_beside_control(read_beside_control(inputs["beside"]))
+
+
 # stem -> drawing function; the stems, their inputs and everything else about a figure are in
 # the table of figures (neurofacets.figure_table), which the workflow's rules are made from.
 _DRAW: dict[str, DrawFunction] = {
@@ -166,6 +171,7 @@ _DRAW: dict[str, DrawFunction] = {
     "compare_semantic_facets": _compare_semantic_facets,
     "evaluation": _evaluation,
     "compare_evaluation": _compare_evaluation,
+    "beside_control": _beside_control,
 }
 
 

@@ -35,6 +35,16 @@ FACET_PANELS = (
 )
 RUN_COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442")
 RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+INTERVAL_ALPHA = 0.2
+#: The numbers of the figure beside the control (``beside_control``): column of
+#: ``tables/beside_control.csv``'s ``number``, y label.
+BESIDE_PANELS = (
+    ("frac_mf", "fraction of MF neurons"),
+    ("frac_label_holds", "fraction of labels that hold"),
+    ("mf_rho", "split-half rho of MF degree"),
+    ("mean_mf", "mean MF degree (raw)"),
+)
+CONTROL_LINE = {"linestyle": "--", "marker": None}
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,25 @@ class RunAxis:
             ax.set_xlabel("relative depth (0 first, 1 last layer)")
 
 
+def draw_interval(ax: Axes, x: np.ndarray, low: np.ndarray, high: np.ndarray, color: str) -> None:
+    """A 95 % interval as a band (where both ends are finite)."""
+    finite = np.isfinite(low) & np.isfinite(high)
+    if finite.any():
+        ax.fill_between(x, low, high, where=finite, color=color, alpha=INTERVAL_ALPHA, linewidth=0)
+
+
 def draw_runs(ax: Axes, table: pd.DataFrame, column: str, axis: RunAxis, **line) -> None:
-    """One line per run of ``table[column]`` over the layers (colours and markers per run)."""
+    """One line per run of ``table[column]`` over the layers (colours and markers per run), with
+    the 95 % interval as a band where the table has ``<column>_ci_low`` and ``<column>_ci_high``."""
+    bands = {f"{column}_ci_low", f"{column}_ci_high"} <= set(table.columns)
     for i, run in enumerate(axis.runs):
         rows = table[table["run"].astype(str) == run].sort_values("layer_index")
         kwargs = {"marker": RUN_MARKERS[i % len(RUN_MARKERS)], "color": RUN_COLORS[i % len(RUN_COLORS)],
                   "label": run, **line}
         ax.plot(axis.x(rows), rows[column].to_numpy(dtype=float), **kwargs)
+        if bands:
+            draw_interval(ax, axis.x(rows), rows[f"{column}_ci_low"].to_numpy(dtype=float),
+                          rows[f"{column}_ci_high"].to_numpy(dtype=float), kwargs["color"])
 
 
 def panel_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]], shape: tuple[int, int],
@@ -128,3 +150,54 @@ def plot_compare_runs(summaries: pd.DataFrame) -> Figure:
 def plot_compare_facets(summaries: pd.DataFrame) -> Figure:
     """Fractions of MF, SF and dead neurons per layer of several runs (Fig. 3a across runs)."""
     return _compare_figure(summaries, FACET_PANELS, (1, 3), 2.6)
+
+
+def plot_beside_control(beside: pd.DataFrame) -> Figure:
+    """Each run beside its untrained control (``tables/beside_control.csv``,
+    :mod:`neurofacets.beside_control`): per number of :data:`BESIDE_PANELS` the table holds, top
+    the run (solid) and its control (dashed, same colour) per layer, bottom the difference with
+    its paired 95 % interval; bands where the bootstrap drew intervals."""
+    if beside.empty:
+        raise ValueError("no run has an untrained control: nothing to draw")
+    panels = [(n, label) for n, label in BESIDE_PANELS if (beside["number"] == n).any()]
+    if not panels:
+        raise ValueError(f"the beside-control table holds none of {[n for n, _ in BESIDE_PANELS]}")
+    pairs = list(dict.fromkeys(zip(beside["run"].astype(str), beside["control"].astype(str))))
+    axis = RunAxis.of(beside.drop_duplicates(["run", "layer"]))
+    with style.paper_style():
+        fig = style.new_figure(style.DOUBLE_COLUMN, 4.6)
+        grid = np.atleast_2d(fig.subplots(2, len(panels), squeeze=False))
+        for j, (number, label) in enumerate(panels):
+            top, bottom = grid[0, j], grid[1, j]
+            rows = beside[beside["number"] == number]
+            for i, (run, control) in enumerate(pairs):
+                color = RUN_COLORS[i % len(RUN_COLORS)]
+                mine = rows[(rows["run"] == run) & (rows["control"] == control)].sort_values("layer_index")
+                x = axis.x(mine)
+                for prefix, name, kind in (("value", run, {"marker": RUN_MARKERS[i % len(RUN_MARKERS)]}),
+                                           ("control", control, CONTROL_LINE)):
+                    value = mine["value" if prefix == "value" else "control_value"].to_numpy(dtype=float)
+                    top.plot(x, value, color=color, label=name, **kind)
+                    draw_interval(top, x, mine[f"{prefix}_ci_low"].to_numpy(dtype=float),
+                                  mine[f"{prefix}_ci_high"].to_numpy(dtype=float), color)
+                bottom.plot(x, mine["difference"].to_numpy(dtype=float), color=color,
+                            marker=RUN_MARKERS[i % len(RUN_MARKERS)], label=f"{run} - {control}")
+                draw_interval(bottom, x, mine["difference_ci_low"].to_numpy(dtype=float),
+                              mine["difference_ci_high"].to_numpy(dtype=float), color)
+            top.set_ylabel(label)
+            bottom.set_ylabel("run - control")
+            bottom.axhline(0.0, color="#777777", linestyle=":", linewidth=0.9)
+            if number.startswith("frac"):
+                top.set_ylim(-0.03, 1.03)
+            for ax, letter in ((top, "abcd"[j]), (bottom, "efgh"[j])):
+                axis.style_axis(ax)
+                if axis.layers is not None:  # four panels a row: even a few layer names touch
+                    ax.tick_params(axis="x", labelrotation=45)
+                    for tick in ax.get_xticklabels():
+                        tick.set_horizontalalignment("right")
+                        tick.set_rotation_mode("anchor")
+                style.panel_label(ax, letter)
+        handles, labels = grid[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 4),
+                   title="run (solid) and its untrained control (dashed); bands: 95 % intervals")
+    return fig
