@@ -61,11 +61,15 @@ to one thread by the callers, which makes every result bit-identical from run to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .solvers import DEFAULT_SOLVER, Whitened, centre, fixed_point_residual, gram_eigen, solve, whiten
+from .solvers import (
+    DEFAULT_SOLVER, Whitened, centre, fixed_point_residual, gram_eigen, initial_rotation, picard_o_batch, solve,
+    whiten,
+)
 
 #: Fit names, the order of the second axis of the per-fit arrays.
 FITS: tuple[str, ...] = ("gray", "red", "green", "blue")
@@ -89,6 +93,10 @@ RANK_RTOL = 1e-2
 QUANTISATION_VARIANCE = 1.0 / 12.0
 #: Default re-fits from other random starts of a fit that did not converge.
 DEFAULT_RESTARTS = 2
+#: Whitened data (bytes) of the fits one batched Picard-O call iterates on together: small
+#: enough for the stack to stay in a core's cache; a fit larger than half of it is solved
+#: alone (measured in docs/benchmarks/visualisation.md).
+BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -164,21 +172,81 @@ def leading_rank(eigenvalues: np.ndarray, pixels: int, noise_variance: float) ->
 
 def _best_attempt(whitened: Whitened, settings: FitSettings):
     """Solve, redoing a non-converged fit from other starts; (solution, residual, attempts)."""
-    best = None
+    tracker = _Attempts(settings.restarts)
     for attempt in range(settings.restarts + 1):
         # attempt a starts from the rotation of seed + a (attempt 0: the configured seed)
         solution = solve(settings.solver, whitened.z, max_iter=settings.max_iter, tol=settings.tol,
                          seed=settings.seed + attempt)
+        if tracker.add(solution, whitened.z, attempt):
+            break
+    return tracker.outcome()
+
+
+class _Attempts:
+    """One fit's attempts: the first converged one is kept, else the one of smallest residual."""
+
+    def __init__(self, restarts: int) -> None:
+        self.restarts = restarts
+        self.best = None
+        self.kept = None
+
+    def add(self, solution, z: np.ndarray, attempt: int) -> bool:
+        """Record attempt ``attempt``; True once the fit is decided (a converged attempt)."""
         if not np.all(np.isfinite(solution.rotation)):
-            continue
-        residual = fixed_point_residual(solution.rotation, whitened.z)
+            return False
+        residual = fixed_point_residual(solution.rotation, z)
         if solution.converged:
-            return solution, residual, attempt + 1
-        if best is None or residual < best[1]:
-            best = (solution, residual)
-    if best is None:
-        return None, float("nan"), settings.restarts + 1
-    return best[0], best[1], settings.restarts + 1
+            self.kept = (solution, residual, attempt + 1)
+            return True
+        if self.best is None or residual < self.best[1]:
+            self.best = (solution, residual)
+        return False
+
+    def outcome(self):
+        """(solution or None, residual, attempts)."""
+        if self.kept is not None:
+            return self.kept
+        if self.best is None:
+            return None, float("nan"), self.restarts + 1
+        return self.best[0], self.best[1], self.restarts + 1
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A fit whitened and ready for its solver (:func:`_prepare`)."""
+
+    signals: np.ndarray  # float32 (n, pixels)
+    varying: np.ndarray  # bool (n,): patches that are not uniform
+    centred_all: np.ndarray  # float32 (n, pixels)
+    rank: int
+    whitened: Whitened
+
+
+def _prepare(signals: np.ndarray, settings: FitSettings, noise_variance: float) -> _Prepared | FitResult:
+    """Checks, centring and whitening of one fit: what its solver needs, or its final no-fit result."""
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be (n, pixels), got shape {signals.shape}")
+    n_components = settings.n_components
+    signals = np.ascontiguousarray(signals, dtype=np.float32)
+    n, pixels = signals.shape
+    if n < max(2, n_components):
+        return _no_fit(n_components, n, "too_few_patches")
+    varying = np.any(signals != signals[:, :1], axis=1)
+    if not varying.any():
+        return _no_fit(n_components, n, "constant")
+    centred_all = centre(signals)
+    # uniform patches are zero once centred: they add nothing, so they are left out
+    centred = centred_all if varying.all() else centred_all[varying]
+
+    eigen = gram_eigen(centred)
+    rank = min(leading_rank(eigen[0][:n_components], pixels, noise_variance), len(centred))
+    if rank == 0:
+        return _no_fit(n_components, n, "rank_deficient")
+    try:
+        whitened = whiten(centred, rank, eigen)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return _no_fit(n_components, n, "failed")
+    return _Prepared(signals, varying, centred_all, rank, whitened)
 
 
 def fit_sources(
@@ -201,29 +269,86 @@ def fit_sources(
     FitResult
         The unmixing matrix (n_components, n): components ``unmixing @ centre(signals)``.
     """
-    if signals.ndim != 2:
-        raise ValueError(f"signals must be (n, pixels), got shape {signals.shape}")
-    n_components = settings.n_components
-    signals = np.ascontiguousarray(signals, dtype=np.float32)
-    n, pixels = signals.shape
-    if n < max(2, n_components):
-        return _no_fit(n_components, n, "too_few_patches")
-    varying = np.any(signals != signals[:, :1], axis=1)
-    if not varying.any():
-        return _no_fit(n_components, n, "constant")
-    centred_all = centre(signals)
-    # uniform patches are zero once centred: they add nothing, so they are left out
-    centred = centred_all if varying.all() else centred_all[varying]
-
-    eigen = gram_eigen(centred)
-    rank = min(leading_rank(eigen[0][:n_components], pixels, noise_variance), len(centred))
-    if rank == 0:
-        return _no_fit(n_components, n, "rank_deficient")
+    prepared = _prepare(signals, settings, noise_variance)
+    if isinstance(prepared, FitResult):
+        return prepared
     try:
-        whitened = whiten(centred, rank, eigen)
-        solution, residual, attempts = _best_attempt(whitened, settings)
+        outcome = _best_attempt(prepared.whitened, settings)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-        solution = None
+        outcome = (None, float("nan"), 0)
+    return _finish(prepared, settings, *outcome)
+
+
+def fit_sources_batch(
+    signals: Sequence[np.ndarray], settings: FitSettings, noise_variances: Sequence[float],
+    *, batch_bytes: int = BATCH_BYTES,
+) -> list[FitResult]:
+    """:func:`fit_sources` of many fits, the Picard-O iterations of many fits at once.
+
+    Each result is the one :func:`fit_sources` gives on that fit alone, bit for bit (the
+    batched solver, :func:`~neurofacets.ica.solvers.picard_o_batch`, does each fit's
+    arithmetic on its own slice; tests compare the two). Fits of the same rank and size
+    are stacked, ``batch_bytes`` of whitened data (float32) per solver call at most, so
+    the stack stays in the processor's cache; other solvers than ``picard_o`` fit one
+    by one.
+    """
+    if len(signals) != len(noise_variances):
+        raise ValueError(f"{len(signals)} signal matrices but {len(noise_variances)} noise variances")
+    prepared = [_prepare(s, settings, v) for s, v in zip(signals, noise_variances)]
+    outcomes: dict[int, tuple] = {}
+    pending = [i for i, p in enumerate(prepared) if isinstance(p, _Prepared)]
+    if settings.solver != "picard_o":
+        for i in pending:
+            outcomes[i] = _solve_alone(prepared[i].whitened, settings)
+    else:
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i in pending:
+            groups.setdefault(prepared[i].whitened.z.shape, []).append(i)
+        for (rank, pixels), members in groups.items():
+            per_call = batch_bytes // (4 * rank * pixels)
+            if per_call <= 1:  # large fits: the interpreter's cost is small beside theirs
+                outcomes.update((i, _solve_alone(prepared[i].whitened, settings)) for i in members)
+                continue
+            for lo in range(0, len(members), per_call):
+                chunk = members[lo:lo + per_call]
+                outcomes.update(zip(chunk, _solve_stack([prepared[i].whitened for i in chunk], settings)))
+    return [p if isinstance(p, FitResult) else _finish(p, settings, *outcomes[i]) for i, p in enumerate(prepared)]
+
+
+def _solve_alone(whitened: Whitened, settings: FitSettings) -> tuple:
+    try:
+        return _best_attempt(whitened, settings)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return None, float("nan"), 0
+
+
+def _solve_stack(whitened: Sequence[Whitened], settings: FitSettings) -> list[tuple]:
+    """:func:`_best_attempt` of fits of one shape, each attempt of the undecided ones in one call."""
+    trackers = [_Attempts(settings.restarts) for _ in whitened]
+    undecided = list(range(len(whitened)))
+    r = whitened[0].z.shape[0]
+    for attempt in range(settings.restarts + 1):
+        start = initial_rotation(r, settings.seed + attempt)
+        try:
+            solutions = picard_o_batch(np.stack([whitened[i].z for i in undecided]),
+                                       np.broadcast_to(start, (len(undecided), r, r)),
+                                       max_iter=settings.max_iter, tol=settings.tol)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            # one fit broke the stack: each fit again on its own, where its failure is its own
+            return [_solve_alone(w, settings) for w in whitened]
+        undecided = [i for i, solution in zip(undecided, solutions)
+                     if not trackers[i].add(solution, whitened[i].z, attempt)]
+        if not undecided:
+            break
+    return [tracker.outcome() for tracker in trackers]
+
+
+def _finish(prepared: _Prepared, settings: FitSettings, solution, residual: float, attempts: int) -> FitResult:
+    """Order and sign one fit's components (or its ``failed`` result without a solution)."""
+    n_components = settings.n_components
+    signals, varying, centred_all, rank, whitened = (
+        prepared.signals, prepared.varying, prepared.centred_all, prepared.rank, prepared.whitened)
+    n, pixels = signals.shape
     if solution is None:
         return _no_fit(n_components, n, "failed")
     if rank < n_components:
@@ -326,7 +451,26 @@ def neuron_fits(patches: np.ndarray, settings: FitSettings) -> NeuronFits:
     rf = patches.shape[1] if patches.ndim == 4 else 0
     side = settings.side(rf)
     signals = fit_signals(patches, side)
-    fits = [fit_sources(s, settings, noise_variance=v) for s, v in zip(signals, noise_variances(rf, side))]
+    return _neuron_record([fit_sources(s, settings, noise_variance=v)
+                           for s, v in zip(signals, noise_variances(rf, side))])
+
+
+def block_fits(patches: Sequence[np.ndarray], settings: FitSettings) -> list[NeuronFits]:
+    """:func:`neuron_fits` of several neurons (of one layer), their fits solved together
+    (:func:`fit_sources_batch`): the same records, bit for bit."""
+    signals: list[np.ndarray] = []
+    noise: list[float] = []
+    for neuron_patches in patches:
+        neuron_patches = np.asarray(neuron_patches)
+        rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
+        side = settings.side(rf)
+        signals.extend(fit_signals(neuron_patches, side))
+        noise.extend(noise_variances(rf, side))
+    fits = fit_sources_batch(signals, settings, noise)
+    return [_neuron_record(fits[i:i + len(FITS)]) for i in range(0, len(fits), len(FITS))]
+
+
+def _neuron_record(fits: Sequence[FitResult]) -> NeuronFits:
     return NeuronFits(
         unmixing=np.stack([f.unmixing for f in fits]),
         explained_variance=np.stack([f.explained_variance for f in fits]),
