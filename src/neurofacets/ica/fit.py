@@ -61,7 +61,7 @@ to one thread by the callers, which makes every result bit-identical from run to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +97,8 @@ DEFAULT_RESTARTS = 2
 #: enough for the stack to stay in a core's cache; a fit larger than half of it is solved
 #: alone (measured in docs/benchmarks/visualisation.md).
 BATCH_BYTES = 1024 * 1024
+#: Most bytes of small fits (centred patches and whitened data) waiting to be stacked.
+HELD_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -215,11 +217,15 @@ class _Attempts:
 class _Prepared:
     """A fit whitened and ready for its solver (:func:`_prepare`)."""
 
-    signals: np.ndarray  # float32 (n, pixels)
+    centred_all: np.ndarray  # float32 (n, pixels): every patch centred
     varying: np.ndarray  # bool (n,): patches that are not uniform
-    centred_all: np.ndarray  # float32 (n, pixels)
+    projection: np.ndarray  # float64 (n,): centred patches on the centred mean patch (the sign rule)
     rank: int
     whitened: Whitened
+
+    @property
+    def nbytes(self) -> int:
+        return self.centred_all.nbytes + self.whitened.z.nbytes + self.whitened.basis.nbytes
 
 
 def _prepare(signals: np.ndarray, settings: FitSettings, noise_variance: float) -> _Prepared | FitResult:
@@ -246,7 +252,10 @@ def _prepare(signals: np.ndarray, settings: FitSettings, noise_variance: float) 
         whitened = whiten(centred, rank, eigen)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
         return _no_fit(n_components, n, "failed")
-    return _Prepared(signals, varying, centred_all, rank, whitened)
+    # the sign rule's mean patch, from the signals (so they need not be kept)
+    mean_patch = signals.mean(axis=0, dtype=np.float64)
+    projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
+    return _Prepared(centred_all, varying, projection, rank, whitened)
 
 
 def fit_sources(
@@ -272,47 +281,67 @@ def fit_sources(
     prepared = _prepare(signals, settings, noise_variance)
     if isinstance(prepared, FitResult):
         return prepared
-    try:
-        outcome = _best_attempt(prepared.whitened, settings)
-    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-        outcome = (None, float("nan"), 0)
-    return _finish(prepared, settings, *outcome)
+    return _finish(prepared, settings, *_solve_alone(prepared.whitened, settings))
 
 
 def fit_sources_batch(
-    signals: Sequence[np.ndarray], settings: FitSettings, noise_variances: Sequence[float],
-    *, batch_bytes: int = BATCH_BYTES,
+    fits: Iterable[tuple[np.ndarray, float]], settings: FitSettings,
+    *, batch_bytes: int = BATCH_BYTES, held_bytes: int = HELD_BYTES,
 ) -> list[FitResult]:
-    """:func:`fit_sources` of many fits, the Picard-O iterations of many fits at once.
+    """:func:`fit_sources` of many fits, the Picard-O iterations of small fits stacked.
 
     Each result is the one :func:`fit_sources` gives on that fit alone, bit for bit (the
     batched solver, :func:`~neurofacets.ica.solvers.picard_o_batch`, does each fit's
-    arithmetic on its own slice; tests compare the two). Fits of the same rank and size
-    are stacked, ``batch_bytes`` of whitened data (float32) per solver call at most, so
-    the stack stays in the processor's cache; other solvers than ``picard_o`` fit one
-    by one.
+    arithmetic on its own slice; tests compare the two).
+
+    Parameters
+    ----------
+    fits
+        ``(signals, noise_variance)`` of each fit, as :func:`fit_sources` takes them; may
+        be a generator (fits are read one at a time).
+    settings
+        The fit settings.
+    batch_bytes
+        A fit whose whitened data (float32) is more than half of it is solved at once on
+        its own; smaller ones are solved in stacks of the same rank and size,
+        ``batch_bytes`` of whitened data per solver call at most (so that a stack stays in
+        the processor's cache).
+    held_bytes
+        Most bytes of small fits (centred patches and whitened data) waiting for a stack.
     """
-    if len(signals) != len(noise_variances):
-        raise ValueError(f"{len(signals)} signal matrices but {len(noise_variances)} noise variances")
-    prepared = [_prepare(s, settings, v) for s, v in zip(signals, noise_variances)]
-    outcomes: dict[int, tuple] = {}
-    pending = [i for i, p in enumerate(prepared) if isinstance(p, _Prepared)]
-    if settings.solver != "picard_o":
-        for i in pending:
-            outcomes[i] = _solve_alone(prepared[i].whitened, settings)
-    else:
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i in pending:
-            groups.setdefault(prepared[i].whitened.z.shape, []).append(i)
-        for (rank, pixels), members in groups.items():
-            per_call = batch_bytes // (4 * rank * pixels)
-            if per_call <= 1:  # large fits: the interpreter's cost is small beside theirs
-                outcomes.update((i, _solve_alone(prepared[i].whitened, settings)) for i in members)
-                continue
-            for lo in range(0, len(members), per_call):
-                chunk = members[lo:lo + per_call]
-                outcomes.update(zip(chunk, _solve_stack([prepared[i].whitened for i in chunk], settings)))
-    return [p if isinstance(p, FitResult) else _finish(p, settings, *outcomes[i]) for i, p in enumerate(prepared)]
+    results: list[FitResult | None] = []
+    held: list[tuple[int, _Prepared]] = []
+    held_size = 0
+    for i, (fit_signal, noise_variance) in enumerate(fits):
+        results.append(None)
+        prepared = _prepare(fit_signal, settings, noise_variance)
+        if isinstance(prepared, FitResult):
+            results[i] = prepared
+        elif settings.solver != "picard_o" or batch_bytes // prepared.whitened.z.nbytes <= 1:
+            results[i] = _finish(prepared, settings, *_solve_alone(prepared.whitened, settings))
+        else:
+            held.append((i, prepared))
+            held_size += prepared.nbytes
+            if held_size >= held_bytes:
+                _solve_held(held, settings, batch_bytes, results)
+                held, held_size = [], 0
+    _solve_held(held, settings, batch_bytes, results)
+    return results  # type: ignore[return-value]
+
+
+def _solve_held(held: list[tuple[int, _Prepared]], settings: FitSettings, batch_bytes: int,
+                results: list[FitResult | None]) -> None:
+    """Solve the waiting fits in stacks of one shape and finish them into ``results``."""
+    groups: dict[tuple[int, ...], list[tuple[int, _Prepared]]] = {}
+    for i, prepared in held:
+        groups.setdefault(prepared.whitened.z.shape, []).append((i, prepared))
+    for members in groups.values():
+        per_call = max(1, batch_bytes // members[0][1].whitened.z.nbytes)
+        for lo in range(0, len(members), per_call):
+            chunk = members[lo:lo + per_call]
+            outcomes = _solve_stack([prepared.whitened for _, prepared in chunk], settings)
+            for (i, prepared), outcome in zip(chunk, outcomes):
+                results[i] = _finish(prepared, settings, *outcome)
 
 
 def _solve_alone(whitened: Whitened, settings: FitSettings) -> tuple:
@@ -346,9 +375,8 @@ def _solve_stack(whitened: Sequence[Whitened], settings: FitSettings) -> list[tu
 def _finish(prepared: _Prepared, settings: FitSettings, solution, residual: float, attempts: int) -> FitResult:
     """Order and sign one fit's components (or its ``failed`` result without a solution)."""
     n_components = settings.n_components
-    signals, varying, centred_all, rank, whitened = (
-        prepared.signals, prepared.varying, prepared.centred_all, prepared.rank, prepared.whitened)
-    n, pixels = signals.shape
+    varying, centred_all, rank, whitened = prepared.varying, prepared.centred_all, prepared.rank, prepared.whitened
+    n, pixels = centred_all.shape
     if solution is None:
         return _no_fit(n_components, n, "failed")
     if rank < n_components:
@@ -368,9 +396,7 @@ def _finish(prepared: _Prepared, settings: FitSettings, solution, residual: floa
     full = np.zeros((rank, n), dtype=np.float64)
     full[:, varying] = unmixing
     # sign: positive correlation with the mean patch (components have zero mean)
-    mean_patch = signals.mean(axis=0, dtype=np.float64)
-    projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
-    alignment = full @ projection
+    alignment = full @ prepared.projection
     signs = np.sign(alignment)
     if np.any(signs == 0):
         sources = components_from_unmixing(full.astype(np.float32), centred_all)
@@ -455,19 +481,20 @@ def neuron_fits(patches: np.ndarray, settings: FitSettings) -> NeuronFits:
                            for s, v in zip(signals, noise_variances(rf, side))])
 
 
-def block_fits(patches: Sequence[np.ndarray], settings: FitSettings) -> list[NeuronFits]:
+def block_fits(patches: Iterable[np.ndarray], settings: FitSettings) -> list[NeuronFits]:
     """:func:`neuron_fits` of several neurons (of one layer), their fits solved together
-    (:func:`fit_sources_batch`): the same records, bit for bit."""
-    signals: list[np.ndarray] = []
-    noise: list[float] = []
-    for neuron_patches in patches:
-        neuron_patches = np.asarray(neuron_patches)
-        rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
-        side = settings.side(rf)
-        signals.extend(fit_signals(neuron_patches, side))
-        noise.extend(noise_variances(rf, side))
-    fits = fit_sources_batch(signals, settings, noise)
-    return [_neuron_record(fits[i:i + len(FITS)]) for i in range(0, len(fits), len(FITS))]
+    (:func:`fit_sources_batch`): the same records, bit for bit. ``patches`` may be a
+    generator: one neuron's patches and signals are held at a time."""
+
+    def fits():
+        for neuron_patches in patches:
+            neuron_patches = np.asarray(neuron_patches)
+            rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
+            side = settings.side(rf)
+            yield from zip(fit_signals(neuron_patches, side), noise_variances(rf, side))
+
+    results = fit_sources_batch(fits(), settings)
+    return [_neuron_record(results[i:i + len(FITS)]) for i in range(0, len(results), len(FITS))]
 
 
 def _neuron_record(fits: Sequence[FitResult]) -> NeuronFits:

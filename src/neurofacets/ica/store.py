@@ -87,7 +87,7 @@ def _fit_block(bounds: tuple[int, int]) -> tuple[int, dict[str, np.ndarray]]:
     start, stop = bounds
     reader: PatchReader = _WORKER["patches"]
     settings: FitSettings = _WORKER["settings"]
-    results = block_fits([reader.neuron(n) for n in range(start, stop)], settings)
+    results = block_fits((reader.neuron(n) for n in range(start, stop)), settings)
     unmixing = np.zeros((stop - start, len(FITS), settings.n_components, reader.k), dtype=np.float32)
     for i, result in enumerate(results):
         unmixing[i, :, :, : result.unmixing.shape[2]] = result.unmixing
