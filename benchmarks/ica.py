@@ -481,9 +481,9 @@ def batched_main(args) -> None:
                                                                   args.workers)
         row["differ"] = ",".join(stores_differ(out / "old" / f"{layer}.zarr", out / "new" / f"{layer}.zarr"))
         rows.append(row)
+        pd.DataFrame(rows).to_csv(out / "stage.csv", index=False)  # each layer as it comes
         print(f"  {layer}: old {row['old_wall']:.1f} s, new {row['new_wall']:.1f} s", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
-    table.to_csv(out / "stage.csv", index=False)
     print(f"\nThe stage side by side, {args.workers} worker processes per job (wall s, CPU s with workers):\n")
     print("| layer | load | old wall (CPU) | new wall (CPU) | new / old wall | new / old CPU | arrays that differ |")
     print("|---|---|---|---|---|---|---|")

@@ -63,11 +63,17 @@ def assert_same_records(reference, batched) -> None:
             assert left.tobytes() == right.tobytes(), f"neuron {neuron}: {name} differs"
 
 
-@pytest.mark.parametrize("batch_bytes", [1, 40_000, 1 << 30])  # one by one, a few per call, all at once
-def test_batched_fits_are_the_reference_fits_bit_for_bit_on_real_photo_patches(batch_bytes, monkeypatch):
+@pytest.mark.parametrize(("batch_bytes", "held_bytes"), [
+    (1, 1 << 30),  # every fit alone
+    (40_000, 1 << 30),  # a few per solver call
+    (1 << 30, 1 << 30),  # every fit of a shape in one call
+    (1 << 30, 200_000),  # stacks cut short by the memory held
+])
+def test_batched_fits_are_the_reference_fits_bit_for_bit_on_real_photo_patches(batch_bytes, held_bytes, monkeypatch):
     settings = FitSettings()  # the stage's defaults: 8 components, Picard-O, 200 iterations, 2 restarts
     neurons = photo_neurons(rf=14, neurons=8, patches=40) + degenerate_neurons(14)
-    monkeypatch.setitem(fit_sources_batch.__kwdefaults__, "batch_bytes", batch_bytes)
+    monkeypatch.setattr(ica_fit, "BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(ica_fit, "HELD_BYTES", held_bytes)
     with threadpool_limits(limits=1):
         reference = [neuron_fits(p, settings) for p in neurons]
         batched = block_fits(neurons, settings)

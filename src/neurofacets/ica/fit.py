@@ -57,6 +57,9 @@ pixels are first reduced to ``max_side x max_side`` by area averaging
 
 Arithmetic is float32 (float64 for the small k x k and r x r matrices) with BLAS pinned
 to one thread by the callers, which makes every result bit-identical from run to run.
+A fit is solved alone (:func:`fit_sources`) or with others of its size in one batched
+Picard-O call (:func:`fit_sources_batch`, :func:`block_fits`, the stage's path): the same
+bits either way (the batch does each fit's operations on its own slice).
 """
 
 from __future__ import annotations
@@ -219,7 +222,7 @@ class _Prepared:
 
     centred_all: np.ndarray  # float32 (n, pixels): every patch centred
     varying: np.ndarray  # bool (n,): patches that are not uniform
-    projection: np.ndarray  # float64 (n,): centred patches on the centred mean patch (the sign rule)
+    mean_patch: np.ndarray  # float64 (pixels,): the mean patch (the sign rule)
     rank: int
     whitened: Whitened
 
@@ -253,9 +256,7 @@ def _prepare(signals: np.ndarray, settings: FitSettings, noise_variance: float) 
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
         return _no_fit(n_components, n, "failed")
     # the sign rule's mean patch, from the signals (so they need not be kept)
-    mean_patch = signals.mean(axis=0, dtype=np.float64)
-    projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
-    return _Prepared(centred_all, varying, projection, rank, whitened)
+    return _Prepared(centred_all, varying, signals.mean(axis=0, dtype=np.float64), rank, whitened)
 
 
 def fit_sources(
@@ -309,24 +310,42 @@ def fit_sources_batch(
     held_bytes
         Most bytes of small fits (centred patches and whitened data) waiting for a stack.
     """
-    results: list[FitResult | None] = []
-    held: list[tuple[int, _Prepared]] = []
-    held_size = 0
-    for i, (fit_signal, noise_variance) in enumerate(fits):
-        results.append(None)
-        prepared = _prepare(fit_signal, settings, noise_variance)
+    queue = _FitQueue(settings, batch_bytes, held_bytes)
+    for fit_signal, noise_variance in fits:
+        queue.add(fit_signal, noise_variance)
+    return queue.results()
+
+
+class _FitQueue:
+    """Fits added one at a time; small ones wait for a stack (:func:`fit_sources_batch`)."""
+
+    def __init__(self, settings: FitSettings, batch_bytes: int, held_bytes: int) -> None:
+        self.settings, self.batch_bytes, self.held_bytes = settings, batch_bytes, held_bytes
+        self._results: list[FitResult | None] = []
+        self._held: list[tuple[int, _Prepared]] = []
+        self._held_size = 0
+
+    def add(self, signals: np.ndarray, noise_variance: float) -> None:
+        i = len(self._results)
+        self._results.append(None)
+        prepared = _prepare(signals, self.settings, noise_variance)
         if isinstance(prepared, FitResult):
-            results[i] = prepared
-        elif settings.solver != "picard_o" or batch_bytes // prepared.whitened.z.nbytes <= 1:
-            results[i] = _finish(prepared, settings, *_solve_alone(prepared.whitened, settings))
+            self._results[i] = prepared
+        elif self.settings.solver != "picard_o" or self.batch_bytes // prepared.whitened.z.nbytes <= 1:
+            self._results[i] = _finish(prepared, self.settings, *_solve_alone(prepared.whitened, self.settings))
         else:
-            held.append((i, prepared))
-            held_size += prepared.nbytes
-            if held_size >= held_bytes:
-                _solve_held(held, settings, batch_bytes, results)
-                held, held_size = [], 0
-    _solve_held(held, settings, batch_bytes, results)
-    return results  # type: ignore[return-value]
+            self._held.append((i, prepared))
+            self._held_size += prepared.nbytes
+            if self._held_size >= self.held_bytes:
+                self._solve_held()
+
+    def results(self) -> list[FitResult]:
+        self._solve_held()
+        return self._results  # type: ignore[return-value]
+
+    def _solve_held(self) -> None:
+        _solve_held(self._held, self.settings, self.batch_bytes, self._results)
+        self._held, self._held_size = [], 0
 
 
 def _solve_held(held: list[tuple[int, _Prepared]], settings: FitSettings, batch_bytes: int,
@@ -396,7 +415,9 @@ def _finish(prepared: _Prepared, settings: FitSettings, solution, residual: floa
     full = np.zeros((rank, n), dtype=np.float64)
     full[:, varying] = unmixing
     # sign: positive correlation with the mean patch (components have zero mean)
-    alignment = full @ prepared.projection
+    mean_patch = prepared.mean_patch
+    projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
+    alignment = full @ projection
     signs = np.sign(alignment)
     if np.any(signs == 0):
         sources = components_from_unmixing(full.astype(np.float32), centred_all)
@@ -485,15 +506,16 @@ def block_fits(patches: Iterable[np.ndarray], settings: FitSettings) -> list[Neu
     """:func:`neuron_fits` of several neurons (of one layer), their fits solved together
     (:func:`fit_sources_batch`): the same records, bit for bit. ``patches`` may be a
     generator: one neuron's patches and signals are held at a time."""
-
-    def fits():
-        for neuron_patches in patches:
-            neuron_patches = np.asarray(neuron_patches)
-            rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
-            side = settings.side(rf)
-            yield from zip(fit_signals(neuron_patches, side), noise_variances(rf, side))
-
-    results = fit_sources_batch(fits(), settings)
+    queue = _FitQueue(settings, BATCH_BYTES, HELD_BYTES)
+    for neuron_patches in patches:
+        neuron_patches = np.asarray(neuron_patches)
+        rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
+        side = settings.side(rf)
+        signals = fit_signals(neuron_patches, side)
+        for fit, noise_variance in enumerate(noise_variances(rf, side)):
+            queue.add(signals[fit], noise_variance)
+        del signals, neuron_patches  # before the next neuron's are read
+    results = queue.results()
     return [_neuron_record(results[i:i + len(FITS)]) for i in range(0, len(results), len(FITS))]
 
 

@@ -127,8 +127,8 @@ def write_ica_store(
     workers
         Worker processes; each opens the patch store and fits blocks of neurons, and the
         parent writes the blocks in neuron order (the result does not depend on
-        ``workers``; :func:`build_ica` starts fewer for quick layers, :func:`useful_workers`). See :func:`~neurofacets.ica.pool.ordered_map` for the
-        ``__main__`` guard this needs.
+        ``workers``; :func:`build_ica` starts fewer for quick layers, :func:`useful_workers`).
+        See :func:`~neurofacets.ica.pool.ordered_map` for the ``__main__`` guard this needs.
     attrs
         Root attributes (provenance).
     final_path
