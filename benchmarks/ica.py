@@ -28,6 +28,17 @@ Two parts, each printing markdown tables:
     Then the disk: bytes per neuron per layer of each choice (old float32 pictures,
     float16 pictures measured on a sample of neurons, unmixing matrices; patches as
     patches with zstd 1 and 9, as images).
+
+``python benchmarks/ica.py batched --run results/demo --baseline /tmp/ica-baseline/src``
+    Batched Picard-O (issue 30) on a run's own patch stores. First where a fit's time
+    goes, per layer, on ``--sample`` neurons in this process (CPU seconds per neuron, one
+    BLAS thread): reading the patches, the four signal matrices, centring + Gram matrix +
+    whitening, and the solver one fit at a time (:func:`~neurofacets.ica.fit.neuron_fits`)
+    against :func:`~neurofacets.ica.fit.block_fits` (the stage's path), whose records must
+    be bit-identical. Then the stage side by side: per layer the baseline's ``build_ica``
+    and this one's, each a subprocess with ``--workers`` worker processes, interleaved
+    layer by layer (wall and CPU seconds with its workers), and every array of the two
+    stores compared.
 """
 
 from __future__ import annotations
@@ -369,6 +380,121 @@ def stage_main(args) -> None:
     print(f"\n(float16 gray + rgb pictures instead of unmixing matrices would be {f16 / 1e9:.2f} GB)")
 
 
+# ----------------------------------------------------------------------------- batched Picard-O
+
+_BUILD_ICA = r'''
+import json, sys
+args = json.loads(sys.argv[1])
+if __name__ == "__main__":
+    from neurofacets.ica import FitSettings, build_ica
+    build_ica(args["patches"], args["out"], FitSettings(), workers=args["workers"])
+'''
+
+
+def run_build_ica(src: Path, patches: Path, out: Path, workers: int) -> tuple[float, float]:
+    """``build_ica`` of ``src`` in a subprocess: (wall s, CPU s with its workers)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _BUILD_ICA, json.dumps(dict(patches=str(patches), out=str(out),
+                                                                     workers=workers))],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def stores_differ(a: Path, b: Path) -> list[str]:
+    """Arrays of two ICA stores that are not identical (NaN equal to NaN)."""
+    left, right = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    names = sorted(set(left.array_keys()) | set(right.array_keys()))
+    return [name for name in names if name not in left or name not in right
+            or not np.array_equal(left[name][:], right[name][:], equal_nan=True)]
+
+
+def profile_layer(path: Path, sample: int) -> dict:
+    """CPU seconds per neuron of each part of a layer's fits, on ``sample`` live neurons."""
+    from neurofacets.ica.fit import _prepare, block_fits, neuron_fits
+
+    reader = PatchReader(path)
+    settings = FitSettings()
+    live = np.flatnonzero(reader.n_counted >= settings.n_components)
+    chosen = live[np.linspace(0, len(live) - 1, min(sample, len(live))).astype(int)]
+    clock = time.process_time
+    start = clock()
+    patches = [reader.neuron(int(n)) for n in chosen]
+    read = clock() - start
+    start = clock()
+    signals = [fit_signals(p, reader.rf) for p in patches]
+    signal = clock() - start
+    noise = noise_variances(reader.rf, reader.rf)
+    start = clock()
+    for fits in signals:
+        for fit, variance in zip(fits, noise):
+            _prepare(fit, settings, variance)
+    prepare = clock() - start
+    start = clock()
+    alone = [neuron_fits(p, settings) for p in patches]
+    one_by_one = clock() - start
+    start = clock()
+    batched = block_fits(patches, settings)
+    together = clock() - start
+    identical = all(np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)
+                    for a, b in zip(alone, batched) for f in a.__dataclass_fields__)
+    per = len(chosen)
+    return dict(rf=reader.rf, neurons=reader.n_neurons, sampled=per, read=read / per, signals=signal / per,
+                prepare=prepare / per, solve_alone=(one_by_one - signal - prepare) / per,
+                solve_batched=(together - signal - prepare) / per, fits_alone=one_by_one / per,
+                fits_batched=together / per, identical=identical)
+
+
+def batched_main(args) -> None:
+    run = Path(args.run)
+    layers = args.layers or list(pd.read_csv(run / "model" / "layers.csv")["layer"])
+    out = Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Batched Picard-O on {run} ({len(layers)} layers); {os.cpu_count()} CPUs, load before "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    if args.sample:
+        rows = []
+        with threadpool_limits(limits=1):
+            for layer in layers:
+                rows.append({"layer": layer, **profile_layer(run / "patches" / f"{layer}.zarr", args.sample)})
+                print(f"  profile {layer} done", file=sys.stderr, flush=True)
+        table = pd.DataFrame(rows)
+        table.to_csv(out / "profile.csv", index=False)
+        print(f"\nCPU ms per neuron (4 fits), {args.sample} neurons per layer, 1 BLAS thread, load "
+              f"{os.getloadavg()[0]:.1f}:\n")
+        print("| layer | rf | read patches | signals | centre + Gram + whiten | solve, one fit at a time | "
+              "solve, batched | all fits, one at a time | all fits, batched | batched / one at a time | identical |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in table.itertuples():
+            print(f"| {r.layer} | {r.rf} | {1e3 * r.read:.1f} | {1e3 * r.signals:.1f} | {1e3 * r.prepare:.1f} | "
+                  f"{1e3 * r.solve_alone:.1f} | {1e3 * r.solve_batched:.1f} | {1e3 * r.fits_alone:.1f} | "
+                  f"{1e3 * r.fits_batched:.1f} | {r.fits_batched / r.fits_alone:.2f} | {r.identical} |")
+    rows = []
+    for layer in layers:
+        patches = run / "patches" / f"{layer}.zarr"
+        row = {"layer": layer, "load": os.getloadavg()[0]}
+        for tag, src in (("old", Path(args.baseline)), ("new", REPO / "src")):
+            row[f"{tag}_wall"], row[f"{tag}_cpu"] = run_build_ica(src, patches, out / tag / f"{layer}.zarr",
+                                                                  args.workers)
+        row["differ"] = ",".join(stores_differ(out / "old" / f"{layer}.zarr", out / "new" / f"{layer}.zarr"))
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(out / "stage.csv", index=False)  # each layer as it comes
+        print(f"  {layer}: old {row['old_wall']:.1f} s, new {row['new_wall']:.1f} s", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\nThe stage side by side, {args.workers} worker processes per job (wall s, CPU s with workers):\n")
+    print("| layer | load | old wall (CPU) | new wall (CPU) | new / old wall | new / old CPU | arrays that differ |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table.itertuples():
+        print(f"| {r.layer} | {r.load:.1f} | {r.old_wall:.1f} ({r.old_cpu:.1f}) | {r.new_wall:.1f} ({r.new_cpu:.1f}) | "
+              f"{r.new_wall / r.old_wall:.2f} | {r.new_cpu / r.old_cpu:.2f} | {r.differ or 'none'} |")
+    sums = table.sum(numeric_only=True)
+    print(f"| **all** | {table.load.mean():.1f} | {sums.old_wall:.0f} ({sums.old_cpu:.0f}) | {sums.new_wall:.0f} "
+          f"({sums.new_cpu:.0f}) | **{sums.new_wall / sums.old_wall:.2f}** | **{sums.new_cpu / sums.old_cpu:.2f}** | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -381,8 +507,15 @@ def main() -> None:
     stage.add_argument("--run", default="results/demo")
     stage.add_argument("--baseline", required=True, help="the src folder of a checkout of the baseline commit")
     stage.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "neurofacets-bench-stage"))
+    batched = commands.add_parser("batched", help="batched Picard-O: profile and the stage side by side")
+    batched.add_argument("--run", default="results/demo")
+    batched.add_argument("--baseline", required=True, help="the src folder of a checkout of the baseline commit")
+    batched.add_argument("--layers", nargs="*", help="default: every layer of the run")
+    batched.add_argument("--sample", type=int, default=8, help="neurons per layer profiled (0: no profile)")
+    batched.add_argument("--workers", type=int, default=2)
+    batched.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "neurofacets-bench-batched"))
     args = parser.parse_args()
-    (solvers_main if args.command == "solvers" else stage_main)(args)
+    {"solvers": solvers_main, "stage": stage_main, "batched": batched_main}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Each headline number of a run beside its untrained control's, with the difference and its interval.
 
-A multi-run call pairs each trained run with its untrained control (:mod:`neurofacets.controls`);
+A multi-run call pairs each trained run with its untrained control (`neurofacets.controls`);
 ``tables/beside_control.csv`` of the calling run has one row per run with a control, layer and
-headline number (:data:`BESIDE_NUMBERS`, and any other number the bootstrap draws hold): the run's
+headline number (`BESIDE_NUMBERS`, and any other number the bootstrap draws hold): the run's
 value, the control's, ``difference`` = value - control value, and the difference's 95 % interval.
 
 The interval is paired: the bootstrap (``bootstrap/summary_draws.csv`` of each run,
-:func:`neurofacets.readers.read_bootstrap_draws`) resamples the same photos in draw ``d`` of every
+`neurofacets.readers.read_bootstrap_draws`) resamples the same photos in draw ``d`` of every
 run of a call, so the interval is the 2.5th and 97.5th percentile over the draws of (run's draw -
 control's draw), draws where either is NaN left out. Without draws (the bootstrap off) the
 interval columns are empty. The run's and the control's own intervals are copied from their
@@ -16,7 +16,7 @@ For the docs (docs/controls.md)::
 
     python -m neurofacets.beside_control results/controls --docs docs/controls.md --figures docs/figures/controls
 
-writes the Markdown table of :data:`DOCS_NUMBERS` between the page's markers and a reduced copy
+writes the Markdown table of `DOCS_NUMBERS` between the page's markers and a reduced copy
 of the ``beside_control`` figure; without ``--docs`` it prints the table.
 """
 
@@ -63,7 +63,7 @@ FIGURE_STEM = "beside_control"
 
 
 def _numbers(table: pd.DataFrame, draws: Mapping[str, pd.DataFrame]) -> list[str]:
-    """:data:`BESIDE_NUMBERS` the tables hold, then any other number the draws hold."""
+    """`BESIDE_NUMBERS` the tables hold, then any other number the draws hold."""
     drawn = [c for d in draws.values() for c in d.columns[3:]]
     extra = [c for c in dict.fromkeys(drawn) if c not in BESIDE_NUMBERS and c in table.columns]
     return [c for c in BESIDE_NUMBERS if c in table.columns] + extra
@@ -104,12 +104,12 @@ def paired_interval(run_draws: pd.DataFrame, control_draws: pd.DataFrame, layer:
 
 def beside_control_table(pairs: Mapping[str, str], summaries: pd.DataFrame, evaluations: pd.DataFrame,
                          draws: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The rows of ``tables/beside_control.csv`` (:data:`neurofacets.readers.BESIDE_CONTROL_COLUMNS`).
+    """The rows of ``tables/beside_control.csv`` (`neurofacets.readers.BESIDE_CONTROL_COLUMNS`).
 
     Parameters
     ----------
     pairs
-        ``{run: its control}`` (:func:`neurofacets.controls.control_pairs`).
+        ``{run: its control}`` (`neurofacets.controls.control_pairs`).
     summaries, evaluations
         The runs' ``summary.csv`` and ``evaluation/summary.csv`` stacked (column ``run``).
     draws
@@ -224,7 +224,7 @@ def controls_markdown(beside: pd.DataFrame, numbers: Sequence[tuple[str, str]] =
 
 
 def replace_generated(page: str, generated: str, path: PathLike = "the page") -> str:
-    """``page`` with the text between :data:`DOCS_BEGIN` and :data:`DOCS_END` replaced by ``generated``."""
+    """``page`` with the text between `DOCS_BEGIN` and `DOCS_END` replaced by ``generated``."""
     start, end = page.find(DOCS_BEGIN), page.find(DOCS_END)
     if start < 0 or end < start:
         raise ValueError(f"{path}: no {DOCS_BEGIN!r} ... {DOCS_END!r} markers to write the table between")
@@ -234,7 +234,7 @@ def replace_generated(page: str, generated: str, path: PathLike = "the page") ->
 def update_docs(call: PathLike, page: PathLike, figures: PathLike | None = None) -> None:
     """Write the controls call's table into ``page`` between its markers and, with ``figures``, a
     reduced copy of its ``beside_control`` figure into that folder
-    (:func:`neurofacets.figures.docs.export_docs_figures`), shown under the table."""
+    (`neurofacets.figures.docs.export_docs_figures`), shown under the table."""
     call, page = Path(call), Path(page)
     markdown = controls_markdown(read_beside_control(call / "tables" / "beside_control.csv"))
     if figures is not None:

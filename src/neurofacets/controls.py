@@ -3,11 +3,11 @@
 A run's *control* is the run of the same call that differs from it only in its weights, and
 whose weights are ``random:<seed>``: the same architecture, layers, photos and settings,
 untrained. Its numbers beside the run's say what of each number training made
-(:mod:`neurofacets.beside_control`).
+(`neurofacets.beside_control`).
 
 The pairing is automatic: a trained run's control is the one ``random:<seed>`` run of the call
 with the same ``model.arch``, if the two differ only where a number cannot move
-(:data:`MAY_DIFFER`; otherwise a warning names the keys and the run has no control). A run entry
+(`MAY_DIFFER`; otherwise a warning names the keys and the run has no control). A run entry
 may name its control instead (``control: <run name>``: needed when two untrained runs of that
 architecture are listed) or opt out (``control: none``); a named control that differs
 elsewhere is refused, naming the runs and the keys, as are an ambiguous pairing and a control
@@ -51,7 +51,7 @@ def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def differing_keys(run_config: Mapping[str, Any], control_config: Mapping[str, Any]) -> list[str]:
-    """The dotted config keys in which two runs differ, less :data:`MAY_DIFFER` (and below them)."""
+    """The dotted config keys in which two runs differ, less `MAY_DIFFER` (and below them)."""
     a, b = dict(_leaves(run_config)), dict(_leaves(control_config))
     differ = sorted(key for key in a.keys() | b.keys() if a.get(key, KeyError) != b.get(key, KeyError))
     return [key for key in differ if not any(key == d or key.startswith(d + ".") for d in MAY_DIFFER)]
@@ -65,13 +65,13 @@ def control_pairs(entries: list[Mapping[str, Any]], runs: Mapping[str, Mapping[s
     entries
         The config's ``runs:`` list as written (for the ``control`` keys).
     runs
-        ``{run name: its complete configuration}`` (:func:`neurofacets.config.run_configs`).
+        ``{run name: its complete configuration}`` (`neurofacets.config.run_configs`).
 
     Raises
     ------
     ConfigError
         Naming the entry and the runs: a control that is not a run of the call, not
-        ``random:<seed>`` or differing from the run in a key outside :data:`MAY_DIFFER`; an
+        ``random:<seed>`` or differing from the run in a key outside `MAY_DIFFER`; an
         untrained run given a control; two untrained candidates and
         no ``control:`` to choose between them.
     """

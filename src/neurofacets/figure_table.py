@@ -86,7 +86,7 @@ class Figure:
     needs_hierarchy
         The figure exists only for runs with a class hierarchy (the semantics stage).
     needs_control
-        The figure compares runs with their untrained controls (:mod:`neurofacets.controls`):
+        The figure compares runs with their untrained controls (`neurofacets.controls`):
         it is drawn for a multi-run call in which a run has one, from the call's own tables.
     """
 
@@ -127,7 +127,7 @@ class Figure:
     @property
     def compares_runs(self) -> bool:
         """Whether the figure reads several runs' files (an input over ``{RUN_OUT}``) or a
-        multi-run call's table of them (:attr:`needs_control`)."""
+        multi-run call's table of them (`needs_control`)."""
         return self.needs_control or any(RUN_OUT in pattern_fields(p) for p in self.inputs.values())
 
     @property

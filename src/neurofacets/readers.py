@@ -96,7 +96,7 @@ EVALUATION_SUMMARY_COLUMNS = (
 #: column per headline number, named as in ``summary.csv`` and ``evaluation/summary.csv``. Every
 #: run of a call resamples the same photos in draw ``d``, so draws pair across runs.
 BOOTSTRAP_DRAWS_COLUMNS = ("run", "layer", "draw")
-#: ``tables/beside_control.csv`` of a multi-run call (:mod:`neurofacets.beside_control`): one row
+#: ``tables/beside_control.csv`` of a multi-run call (`neurofacets.beside_control`): one row
 #: per run with a control, layer and headline number.
 BESIDE_CONTROL_COLUMNS = (
     "run", "control", "layer", "layer_index", "depth", "number", "value", "value_ci_low", "value_ci_high",
@@ -771,7 +771,7 @@ def read_bootstrap_draws(path: str | Path) -> pd.DataFrame:
 
 
 def read_beside_control(path: str | Path) -> pd.DataFrame:
-    """``tables/beside_control.csv`` (:data:`BESIDE_CONTROL_COLUMNS`, :mod:`neurofacets.beside_control`)."""
+    """``tables/beside_control.csv`` (`BESIDE_CONTROL_COLUMNS`, `neurofacets.beside_control`)."""
     return _read_csv(path, BESIDE_CONTROL_COLUMNS, "beside-control table",
                      dtype={"run": str, "control": str, "layer": str, "number": str})
 

@@ -154,7 +154,7 @@ def plot_compare_facets(summaries: pd.DataFrame) -> Figure:
 
 def plot_beside_control(beside: pd.DataFrame) -> Figure:
     """Each run beside its untrained control (``tables/beside_control.csv``,
-    :mod:`neurofacets.beside_control`): per number of :data:`BESIDE_PANELS` the table holds, top
+    `neurofacets.beside_control`): per number of `BESIDE_PANELS` the table holds, top
     the run (solid) and its control (dashed, same colour) per layer, bottom the difference with
     its paired 95 % interval; bands where the bootstrap drew intervals."""
     if beside.empty:

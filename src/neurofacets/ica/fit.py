@@ -57,15 +57,22 @@ pixels are first reduced to ``max_side x max_side`` by area averaging
 
 Arithmetic is float32 (float64 for the small k x k and r x r matrices) with BLAS pinned
 to one thread by the callers, which makes every result bit-identical from run to run.
+A fit is solved alone (`fit_sources`) or with others of its size in one batched
+Picard-O call (`fit_sources_batch`, `block_fits`, the stage's path): the same
+bits either way (the batch does each fit's operations on its own slice).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .solvers import DEFAULT_SOLVER, Whitened, centre, fixed_point_residual, gram_eigen, solve, whiten
+from .solvers import (
+    DEFAULT_SOLVER, Whitened, centre, fixed_point_residual, gram_eigen, initial_rotation, picard_o_batch, solve,
+    whiten,
+)
 
 #: Fit names, the order of the second axis of the per-fit arrays.
 FITS: tuple[str, ...] = ("gray", "red", "green", "blue")
@@ -89,6 +96,12 @@ RANK_RTOL = 1e-2
 QUANTISATION_VARIANCE = 1.0 / 12.0
 #: Default re-fits from other random starts of a fit that did not converge.
 DEFAULT_RESTARTS = 2
+#: Whitened data (bytes) of the fits one batched Picard-O call iterates on together: small
+#: enough for the stack to stay in a core's cache; a fit larger than half of it is solved
+#: alone (measured in docs/benchmarks/visualisation.md).
+BATCH_BYTES = 1024 * 1024
+#: Most bytes of small fits (centred patches and whitened data) waiting to be stacked.
+HELD_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -164,21 +177,86 @@ def leading_rank(eigenvalues: np.ndarray, pixels: int, noise_variance: float) ->
 
 def _best_attempt(whitened: Whitened, settings: FitSettings):
     """Solve, redoing a non-converged fit from other starts; (solution, residual, attempts)."""
-    best = None
+    tracker = _Attempts(settings.restarts)
     for attempt in range(settings.restarts + 1):
         # attempt a starts from the rotation of seed + a (attempt 0: the configured seed)
         solution = solve(settings.solver, whitened.z, max_iter=settings.max_iter, tol=settings.tol,
                          seed=settings.seed + attempt)
+        if tracker.add(solution, whitened.z, attempt):
+            break
+    return tracker.outcome()
+
+
+class _Attempts:
+    """One fit's attempts: the first converged one is kept, else the one of smallest residual."""
+
+    def __init__(self, restarts: int) -> None:
+        self.restarts = restarts
+        self.best = None
+        self.kept = None
+
+    def add(self, solution, z: np.ndarray, attempt: int) -> bool:
+        """Record attempt ``attempt``; True once the fit is decided (a converged attempt)."""
         if not np.all(np.isfinite(solution.rotation)):
-            continue
-        residual = fixed_point_residual(solution.rotation, whitened.z)
+            return False
+        residual = fixed_point_residual(solution.rotation, z)
         if solution.converged:
-            return solution, residual, attempt + 1
-        if best is None or residual < best[1]:
-            best = (solution, residual)
-    if best is None:
-        return None, float("nan"), settings.restarts + 1
-    return best[0], best[1], settings.restarts + 1
+            self.kept = (solution, residual, attempt + 1)
+            return True
+        if self.best is None or residual < self.best[1]:
+            self.best = (solution, residual)
+        return False
+
+    def outcome(self):
+        """(solution or None, residual, attempts)."""
+        if self.kept is not None:
+            return self.kept
+        if self.best is None:
+            return None, float("nan"), self.restarts + 1
+        return self.best[0], self.best[1], self.restarts + 1
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A fit whitened and ready for its solver (`_prepare`)."""
+
+    centred_all: np.ndarray  # float32 (n, pixels): every patch centred
+    varying: np.ndarray  # bool (n,): patches that are not uniform
+    mean_patch: np.ndarray  # float64 (pixels,): the mean patch (the sign rule)
+    rank: int
+    whitened: Whitened
+
+    @property
+    def nbytes(self) -> int:
+        return self.centred_all.nbytes + self.whitened.z.nbytes + self.whitened.basis.nbytes
+
+
+def _prepare(signals: np.ndarray, settings: FitSettings, noise_variance: float) -> _Prepared | FitResult:
+    """Checks, centring and whitening of one fit: what its solver needs, or its final no-fit result."""
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be (n, pixels), got shape {signals.shape}")
+    n_components = settings.n_components
+    signals = np.ascontiguousarray(signals, dtype=np.float32)
+    n, pixels = signals.shape
+    if n < max(2, n_components):
+        return _no_fit(n_components, n, "too_few_patches")
+    varying = np.any(signals != signals[:, :1], axis=1)
+    if not varying.any():
+        return _no_fit(n_components, n, "constant")
+    centred_all = centre(signals)
+    # uniform patches are zero once centred: they add nothing, so they are left out
+    centred = centred_all if varying.all() else centred_all[varying]
+
+    eigen = gram_eigen(centred)
+    rank = min(leading_rank(eigen[0][:n_components], pixels, noise_variance), len(centred))
+    if rank == 0:
+        return _no_fit(n_components, n, "rank_deficient")
+    try:
+        whitened = whiten(centred, rank, eigen)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return _no_fit(n_components, n, "failed")
+    # the sign rule's mean patch, from the signals (so they need not be kept)
+    return _Prepared(centred_all, varying, signals.mean(axis=0, dtype=np.float64), rank, whitened)
 
 
 def fit_sources(
@@ -201,29 +279,123 @@ def fit_sources(
     FitResult
         The unmixing matrix (n_components, n): components ``unmixing @ centre(signals)``.
     """
-    if signals.ndim != 2:
-        raise ValueError(f"signals must be (n, pixels), got shape {signals.shape}")
-    n_components = settings.n_components
-    signals = np.ascontiguousarray(signals, dtype=np.float32)
-    n, pixels = signals.shape
-    if n < max(2, n_components):
-        return _no_fit(n_components, n, "too_few_patches")
-    varying = np.any(signals != signals[:, :1], axis=1)
-    if not varying.any():
-        return _no_fit(n_components, n, "constant")
-    centred_all = centre(signals)
-    # uniform patches are zero once centred: they add nothing, so they are left out
-    centred = centred_all if varying.all() else centred_all[varying]
+    prepared = _prepare(signals, settings, noise_variance)
+    if isinstance(prepared, FitResult):
+        return prepared
+    return _finish(prepared, settings, *_solve_alone(prepared.whitened, settings))
 
-    eigen = gram_eigen(centred)
-    rank = min(leading_rank(eigen[0][:n_components], pixels, noise_variance), len(centred))
-    if rank == 0:
-        return _no_fit(n_components, n, "rank_deficient")
+
+def fit_sources_batch(
+    fits: Iterable[tuple[np.ndarray, float]], settings: FitSettings,
+    *, batch_bytes: int = BATCH_BYTES, held_bytes: int = HELD_BYTES,
+) -> list[FitResult]:
+    """`fit_sources` of many fits, the Picard-O iterations of small fits stacked.
+
+    Each result is the one `fit_sources` gives on that fit alone, bit for bit (the
+    batched solver, `neurofacets.ica.solvers.picard_o_batch`, does each fit's
+    arithmetic on its own slice; tests compare the two).
+
+    Parameters
+    ----------
+    fits
+        ``(signals, noise_variance)`` of each fit, as `fit_sources` takes them; may
+        be a generator (fits are read one at a time).
+    settings
+        The fit settings.
+    batch_bytes
+        A fit whose whitened data (float32) is more than half of it is solved at once on
+        its own; smaller ones are solved in stacks of the same rank and size,
+        ``batch_bytes`` of whitened data per solver call at most (so that a stack stays in
+        the processor's cache).
+    held_bytes
+        Most bytes of small fits (centred patches and whitened data) waiting for a stack.
+    """
+    queue = _FitQueue(settings, batch_bytes, held_bytes)
+    for fit_signal, noise_variance in fits:
+        queue.add(fit_signal, noise_variance)
+    return queue.results()
+
+
+class _FitQueue:
+    """Fits added one at a time; small ones wait for a stack (`fit_sources_batch`)."""
+
+    def __init__(self, settings: FitSettings, batch_bytes: int, held_bytes: int) -> None:
+        self.settings, self.batch_bytes, self.held_bytes = settings, batch_bytes, held_bytes
+        self._results: list[FitResult | None] = []
+        self._held: list[tuple[int, _Prepared]] = []
+        self._held_size = 0
+
+    def add(self, signals: np.ndarray, noise_variance: float) -> None:
+        i = len(self._results)
+        self._results.append(None)
+        prepared = _prepare(signals, self.settings, noise_variance)
+        if isinstance(prepared, FitResult):
+            self._results[i] = prepared
+        elif self.settings.solver != "picard_o" or self.batch_bytes // prepared.whitened.z.nbytes <= 1:
+            self._results[i] = _finish(prepared, self.settings, *_solve_alone(prepared.whitened, self.settings))
+        else:
+            self._held.append((i, prepared))
+            self._held_size += prepared.nbytes
+            if self._held_size >= self.held_bytes:
+                self._solve_held()
+
+    def results(self) -> list[FitResult]:
+        self._solve_held()
+        return self._results  # type: ignore[return-value]
+
+    def _solve_held(self) -> None:
+        _solve_held(self._held, self.settings, self.batch_bytes, self._results)
+        self._held, self._held_size = [], 0
+
+
+def _solve_held(held: list[tuple[int, _Prepared]], settings: FitSettings, batch_bytes: int,
+                results: list[FitResult | None]) -> None:
+    """Solve the waiting fits in stacks of one shape and finish them into ``results``."""
+    groups: dict[tuple[int, ...], list[tuple[int, _Prepared]]] = {}
+    for i, prepared in held:
+        groups.setdefault(prepared.whitened.z.shape, []).append((i, prepared))
+    for members in groups.values():
+        per_call = max(1, batch_bytes // members[0][1].whitened.z.nbytes)
+        for lo in range(0, len(members), per_call):
+            chunk = members[lo:lo + per_call]
+            outcomes = _solve_stack([prepared.whitened for _, prepared in chunk], settings)
+            for (i, prepared), outcome in zip(chunk, outcomes):
+                results[i] = _finish(prepared, settings, *outcome)
+
+
+def _solve_alone(whitened: Whitened, settings: FitSettings) -> tuple:
     try:
-        whitened = whiten(centred, rank, eigen)
-        solution, residual, attempts = _best_attempt(whitened, settings)
+        return _best_attempt(whitened, settings)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-        solution = None
+        return None, float("nan"), 0
+
+
+def _solve_stack(whitened: Sequence[Whitened], settings: FitSettings) -> list[tuple]:
+    """`_best_attempt` of fits of one shape, each attempt of the undecided ones in one call."""
+    trackers = [_Attempts(settings.restarts) for _ in whitened]
+    undecided = list(range(len(whitened)))
+    r = whitened[0].z.shape[0]
+    for attempt in range(settings.restarts + 1):
+        start = initial_rotation(r, settings.seed + attempt)
+        try:
+            solutions = picard_o_batch(np.stack([whitened[i].z for i in undecided]),
+                                       np.broadcast_to(start, (len(undecided), r, r)),
+                                       max_iter=settings.max_iter, tol=settings.tol)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            # one fit broke the stack: each fit again on its own, where its failure is its own
+            return [_solve_alone(w, settings) for w in whitened]
+        undecided = [i for i, solution in zip(undecided, solutions)
+                     if not trackers[i].add(solution, whitened[i].z, attempt)]
+        if not undecided:
+            break
+    return [tracker.outcome() for tracker in trackers]
+
+
+def _finish(prepared: _Prepared, settings: FitSettings, solution, residual: float, attempts: int) -> FitResult:
+    """Order and sign one fit's components (or its ``failed`` result without a solution)."""
+    n_components = settings.n_components
+    varying, centred_all, rank, whitened = prepared.varying, prepared.centred_all, prepared.rank, prepared.whitened
+    n, pixels = centred_all.shape
     if solution is None:
         return _no_fit(n_components, n, "failed")
     if rank < n_components:
@@ -243,7 +415,7 @@ def fit_sources(
     full = np.zeros((rank, n), dtype=np.float64)
     full[:, varying] = unmixing
     # sign: positive correlation with the mean patch (components have zero mean)
-    mean_patch = signals.mean(axis=0, dtype=np.float64)
+    mean_patch = prepared.mean_patch
     projection = centred_all.astype(np.float64) @ (mean_patch - mean_patch.mean())  # (n,)
     alignment = full @ projection
     signs = np.sign(alignment)
@@ -326,7 +498,28 @@ def neuron_fits(patches: np.ndarray, settings: FitSettings) -> NeuronFits:
     rf = patches.shape[1] if patches.ndim == 4 else 0
     side = settings.side(rf)
     signals = fit_signals(patches, side)
-    fits = [fit_sources(s, settings, noise_variance=v) for s, v in zip(signals, noise_variances(rf, side))]
+    return _neuron_record([fit_sources(s, settings, noise_variance=v)
+                           for s, v in zip(signals, noise_variances(rf, side))])
+
+
+def block_fits(patches: Iterable[np.ndarray], settings: FitSettings) -> list[NeuronFits]:
+    """`neuron_fits` of several neurons (of one layer), their fits solved together
+    (`fit_sources_batch`): the same records, bit for bit. ``patches`` may be a
+    generator: one neuron's patches and signals are held at a time."""
+    queue = _FitQueue(settings, BATCH_BYTES, HELD_BYTES)
+    for neuron_patches in patches:
+        neuron_patches = np.asarray(neuron_patches)
+        rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
+        side = settings.side(rf)
+        signals = fit_signals(neuron_patches, side)
+        for fit, noise_variance in enumerate(noise_variances(rf, side)):
+            queue.add(signals[fit], noise_variance)
+        del signals, neuron_patches  # before the next neuron's are read
+    results = queue.results()
+    return [_neuron_record(results[i:i + len(FITS)]) for i in range(0, len(results), len(FITS))]
+
+
+def _neuron_record(fits: Sequence[FitResult]) -> NeuronFits:
     return NeuronFits(
         unmixing=np.stack([f.unmixing for f in fits]),
         explained_variance=np.stack([f.explained_variance for f in fits]),

@@ -28,7 +28,10 @@ measures the answer by FastICA's own criterion (one FastICA update from it), so 
 different solvers are compared on one scale.
 
 With one BLAS thread every function here is deterministic: the same input gives the
-same bits.
+same bits. `picard_o_batch` runs `picard_o` on a stack of fits at once (each
+its own signs, memory, line search and convergence) and gives each fit the bits
+`picard_o` gives it alone; it saves the interpreter's cost per operation, which is
+most of a small fit's time.
 """
 
 from __future__ import annotations
@@ -280,3 +283,185 @@ def fixed_point_residual(rotation: np.ndarray, z: np.ndarray) -> float:
     update = g @ z.T / z.shape[1] - (1.0 - g * g).mean(axis=1)[:, None] * w
     update = _sym_decorrelation(update)
     return float(np.max(np.abs(np.abs(np.einsum("ij,ij->i", update, w)) - 1.0)))
+
+
+def picard_o_batch(z: np.ndarray, w_init: np.ndarray, *, max_iter: int, tol: float) -> list[Solution]:
+    """`picard_o` on a stack of fits at once, each with its own state and convergence.
+
+    ``z`` float32 (fits, r, T), ``w_init`` (fits, r, r). Every fit runs the iterations of
+    `picard_o` with the same operations on its own slice (its own signs, L-BFGS memory,
+    line search and step), so its answer is the one `picard_o` gives on it alone, bit
+    for bit; a fit that converges leaves the stack. What the stack saves is the
+    interpreter's cost per operation, which dominates small fits. Returns one
+    `Solution` per fit, in order.
+    """
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    if z.ndim != 3 or w_init.shape != (len(z), z.shape[1], z.shape[1]):
+        raise ValueError(f"z must be (fits, r, T) and w_init (fits, r, r), got {z.shape}, {w_init.shape}")
+    fits, r, samples = z.shape
+    results: list[Solution | None] = [None] * fits
+    if fits == 0:
+        return []
+    index = np.arange(fits)  # the caller's position of each row of the state
+    covariance = np.matmul(z, z.transpose(0, 2, 1)).astype(np.float64) / samples
+    w = np.array(w_init, dtype=np.float64)
+    y = np.matmul(w.astype(np.float32), z)
+    signs = np.ones((fits, r))
+    old_signs = signs
+    current_loss = _picard_losses(y, signs)
+    loss_known = np.ones(fits, dtype=bool)
+    # L-BFGS memory per fit: a ring of LBFGS_MEMORY pairs, `count` of them from slot `first` on
+    memory = _Memory(fits, r)
+    g_old = np.zeros((fits, r, r))
+    direction = np.zeros((fits, r, r))
+    diagonal = np.arange(r)
+    n = 0
+    for n in range(max_iter):
+        psi = np.tanh(y)
+        psi_der_mean = 1.0 - (psi * psi).sum(axis=2, dtype=np.float64) / samples
+        g = np.matmul(psi, y.transpose(0, 2, 1)).astype(np.float64) / samples
+        del psi
+        c_diag = np.einsum("bij,bjk,bik->bi", w, covariance, w)
+        signs = np.sign(psi_der_mean * c_diag - g[:, diagonal, diagonal])
+        sign_change = np.any(signs != old_signs, axis=1) if n > 0 else np.zeros(len(w), dtype=bool)
+        old_signs = signs
+        g *= signs[:, :, None]
+        psi_der_mean = psi_der_mean * signs
+        h_off = g[:, diagonal, diagonal].copy()
+        h = 0.5 * (psi_der_mean[:, :, None] + psi_der_mean[:, None, :] - h_off[:, :, None] - h_off[:, None, :])
+        h[h < LAMBDA_MIN] = LAMBDA_MIN
+        g = (g - g.transpose(0, 2, 1)) / 2
+        done = np.abs(g).reshape(len(g), -1).max(axis=1) < tol
+        if done.any():
+            for row in np.flatnonzero(done):
+                results[index[row]] = Solution(w[row], n, True)
+            keep = np.flatnonzero(~done)
+            if not len(keep):
+                break
+            (index, z, covariance, w, y, signs, current_loss, loss_known, g_old, direction, g, h, sign_change) = (
+                a[keep] for a in (index, z, covariance, w, y, signs, current_loss, loss_known, g_old, direction, g,
+                                  h, sign_change))
+            old_signs = signs
+            memory.keep(keep)
+        if n > 0:
+            step = g - g_old
+            curvature = (direction * step).reshape(len(g), -1).sum(axis=1)
+            # (python-picard keeps every pair; in float32 a step can vanish near the
+            # precision floor, and 1 / 0 would poison the memory)
+            rows = np.flatnonzero((curvature != 0) & np.isfinite(curvature))
+            memory.append(rows, direction[rows], step[rows], 1.0 / curvature[rows])
+        g_old = g
+        memory.forget(sign_change)
+        loss_known &= ~sign_change
+        direction = memory.direction(g, h)
+        accepted, y_new, w_new, new_loss, direction = _line_searches(
+            z, w, direction, signs, current_loss, loss_known, LINE_SEARCH_TRIES)
+        if not accepted.all():  # python-picard: fall back to the gradient and forget the memory
+            back = np.flatnonzero(~accepted)
+            memory.forget(~accepted)
+            _, y_b, w_b, loss_b, dir_b = _line_searches(
+                z[back], w[back], -g[back], signs[back], current_loss[back], loss_known[back], 10)
+            y_new[back], w_new[back], new_loss[back], direction[back] = y_b, w_b, loss_b, dir_b
+        y, w, current_loss = y_new, w_new, new_loss
+        loss_known = np.ones(len(w), dtype=bool)
+    for row, position in enumerate(index):
+        if results[position] is None:
+            results[position] = Solution(w[row], n, False)
+    return results  # type: ignore[return-value]
+
+
+class _Memory:
+    """The L-BFGS memories of a stack of fits: per fit a ring of `LBFGS_MEMORY` pairs."""
+
+    def __init__(self, fits: int, r: int) -> None:
+        self.s = np.zeros((fits, LBFGS_MEMORY, r, r))
+        self.y = np.zeros((fits, LBFGS_MEMORY, r, r))
+        self.rho = np.zeros((fits, LBFGS_MEMORY))
+        self.first = np.zeros(fits, dtype=np.int64)  # slot of the oldest pair
+        self.count = np.zeros(fits, dtype=np.int64)
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.s, self.y, self.rho, self.first, self.count = (
+            a[rows] for a in (self.s, self.y, self.rho, self.first, self.count))
+
+    def forget(self, rows: np.ndarray) -> None:
+        self.count[rows] = 0
+        self.first[rows] = 0
+
+    def append(self, rows: np.ndarray, s: np.ndarray, y: np.ndarray, rho: np.ndarray) -> None:
+        """Add a pair to each fit of ``rows``; a full memory drops its oldest."""
+        count, first = self.count[rows], self.first[rows]
+        full = count == LBFGS_MEMORY
+        slot = np.where(full, first, (first + count) % LBFGS_MEMORY)
+        self.s[rows, slot], self.y[rows, slot], self.rho[rows, slot] = s, y, rho
+        self.first[rows] = np.where(full, (first + 1) % LBFGS_MEMORY, first)
+        self.count[rows] = np.where(full, count, count + 1)
+
+    def _pair(self, rows: np.ndarray, age: np.ndarray):
+        """Pair number ``age`` (0 = oldest) of each fit of ``rows``."""
+        slot = (self.first[rows] + age) % LBFGS_MEMORY
+        return self.s[rows, slot], self.y[rows, slot], self.rho[rows, slot]
+
+    def direction(self, g: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """`_lbfgs_direction` of each fit from its own memory."""
+        q = g.copy()
+        count = self.count
+        depth = int(count.max()) if len(count) else 0
+        alphas = np.zeros((len(g), max(depth, 1)))
+        for t in range(depth):  # newest pair first
+            rows = np.flatnonzero(count > t)
+            s, y, rho = self._pair(rows, count[rows] - 1 - t)
+            alpha = rho * (s * q[rows]).reshape(len(rows), -1).sum(axis=1)
+            alphas[rows, t] = alpha
+            q[rows] -= alpha[:, None, None] * y
+        z = q / h
+        z = (z - z.transpose(0, 2, 1)) / 2.0
+        for age in range(depth):  # oldest pair first
+            rows = np.flatnonzero(count > age)
+            s, y, rho = self._pair(rows, np.full(len(rows), age))
+            alpha = alphas[rows, count[rows] - 1 - age]
+            beta = rho * (y * z[rows]).reshape(len(rows), -1).sum(axis=1)
+            z[rows] += (alpha - beta)[:, None, None] * s
+        return -z
+
+
+def _picard_losses(y: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """`_picard_loss` of each fit of a stack: y (fits, r, T), signs (fits, r)."""
+    absolute = np.abs(y)
+    terms = absolute * np.float32(-2.0)
+    np.exp(terms, out=terms)
+    np.log1p(terms, out=terms)
+    terms += absolute
+    means = terms.sum(axis=2, dtype=np.float64) / y.shape[2]
+    # matmul of (1, r) by (r, 1) calls the same BLAS dot as np.dot: the same bits
+    return np.matmul(signs[:, None, :], means[:, :, None])[:, 0, 0]
+
+
+def _line_searches(z, w, direction, signs, current_loss, loss_known, tries):
+    """`_line_search` of each fit of a stack, each with its own step."""
+    current_loss = current_loss.copy()
+    unknown = np.flatnonzero(~loss_known)
+    if len(unknown):
+        current_loss[unknown] = _picard_losses(np.matmul(w[unknown].astype(np.float32), z[unknown]), signs[unknown])
+    fits = len(w)
+    alpha = np.ones(fits)
+    accepted = np.zeros(fits, dtype=bool)
+    searching = np.arange(fits)
+    y_out = w_out = loss_out = None
+    for _ in range(tries):
+        every = len(searching) == fits
+        w_new = np.matmul(expm(alpha[searching, None, None] * direction[searching]), w[searching])
+        with np.errstate(over="ignore", invalid="ignore"):
+            y_new = np.matmul(w_new.astype(np.float32), z if every else z[searching])
+            new_loss = _picard_losses(y_new, signs[searching])
+        if y_out is None:  # the first try: every fit
+            y_out, w_out, loss_out = y_new, w_new, new_loss
+        else:
+            y_out[searching], w_out[searching], loss_out[searching] = y_new, w_new, new_loss
+        ok = np.isfinite(new_loss) & (new_loss < current_loss[searching])
+        accepted[searching[ok]] = True
+        alpha[searching[~ok]] /= 2.0
+        searching = searching[~ok]
+        if not len(searching):
+            break
+    return accepted, y_out, w_out, loss_out, alpha[:, None, None] * direction

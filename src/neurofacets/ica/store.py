@@ -45,7 +45,7 @@ from ..patches import PatchReader
 from ..pathlike import PathLike
 from ..provenance import provenance_attrs
 from ..store import WRITE_EVERY_CHUNK, atomic_output
-from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, neuron_components, neuron_fits
+from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, block_fits, neuron_components
 from .pool import ordered_map
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ FLOAT_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesiz
 RECORD_COMPRESSOR = ZstdCodec(level=3)
 #: Neurons per chunk of every array (13 KB of unmixing per neuron at k = 100).
 NEURONS_PER_CHUNK = 16
+#: CPU seconds a worker process takes to start (interpreter and imports: ~1.3 s measured).
+WORKER_START_SECONDS = 1.5
+#: Batched fits' CPU seconds per neuron and patch, and per patch and pixel (4 fits, default
+#: settings; docs/benchmarks/visualisation.md): what decides the number of workers.
+FIT_SECONDS_PER_PATCH, FIT_SECONDS_PER_PIXEL = 1e-4, 1.3e-7
 #: Picture modes a reader returns.
 MODES: tuple[str, ...] = ("gray", "rgb", "uint8")
 #: Per-fit record arrays: dtype and fill value.
@@ -82,7 +87,7 @@ def _fit_block(bounds: tuple[int, int]) -> tuple[int, dict[str, np.ndarray]]:
     start, stop = bounds
     reader: PatchReader = _WORKER["patches"]
     settings: FitSettings = _WORKER["settings"]
-    results = [neuron_fits(reader.neuron(n), settings) for n in range(start, stop)]
+    results = block_fits((reader.neuron(n) for n in range(start, stop)), settings)
     unmixing = np.zeros((stop - start, len(FITS), settings.n_components, reader.k), dtype=np.float32)
     for i, result in enumerate(results):
         unmixing[i, :, :, : result.unmixing.shape[2]] = result.unmixing
@@ -122,8 +127,8 @@ def write_ica_store(
     workers
         Worker processes; each opens the patch store and fits blocks of neurons, and the
         parent writes the blocks in neuron order (the result does not depend on
-        ``workers``). See `ordered_map` for the
-        ``__main__`` guard this needs.
+        ``workers``; `build_ica` starts fewer for quick layers, `useful_workers`).
+        See `ordered_map` for the ``__main__`` guard this needs.
     attrs
         Root attributes (provenance).
     final_path
@@ -189,6 +194,18 @@ def write_ica_store(
     return counts
 
 
+def useful_workers(workers: int, neurons: int, side: int, k: int) -> int:
+    """Worker processes worth starting for a layer: at most ``workers``, fewer when its fits are quick.
+
+    A worker costs `WORKER_START_SECONDS` to start (an interpreter and the imports);
+    the layer's fits take about ``neurons * k * (FIT_SECONDS_PER_PATCH + side**2 *
+    FIT_SECONDS_PER_PIXEL)`` CPU seconds (batched, measured on the default run). The
+    result does not depend on the number of workers, only the wall time does.
+    """
+    seconds = neurons * k * (FIT_SECONDS_PER_PATCH + side * side * FIT_SECONDS_PER_PIXEL)
+    return max(1, min(workers, int(seconds // (2 * WORKER_START_SECONDS))))
+
+
 def build_ica(
     patches_path: PathLike,
     out_path: PathLike,
@@ -206,6 +223,8 @@ def build_ica(
     """
     dataset_digest = zarr.open_group(str(patches_path), mode="r").attrs.get("dataset_digest")
     attrs = provenance_attrs(config, run=provenance, dataset_digest=dataset_digest)
+    patches = PatchReader(patches_path)
+    workers = useful_workers(workers, patches.n_neurons, settings.side(patches.rf), patches.k)
     with atomic_output(out_path) as tmp:
         counts = write_ica_store(tmp, patches_path, settings, workers=workers, attrs=attrs, final_path=out_path)
     not_converged = int(counts[1].sum())
