@@ -52,11 +52,27 @@ METRIC_COLUMNS = (
     "top_classes",
 )
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
+#: The numbers of ``summary.csv`` and ``evaluation/summary.csv`` that carry a 95 % bootstrap
+#: interval (:mod:`neurofacets.bootstrap`): ``X_ci_low`` and ``X_ci_high`` for each X, and one
+#: column each in ``bootstrap/summary_draws.csv``.
+SUMMARY_HEADLINE_COLUMNS = (
+    "frac_mf", "frac_sf", "frac_dead", "mean_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
+)
+EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard")
+
+
+def interval_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """``X_ci_low``, ``X_ci_high`` for each X of ``columns``, in that order."""
+    return tuple(f"{column}_ci_{end}" for column in columns for end in ("low", "high"))
+
+
 SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
     "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing", "n_images", "n_images_listed",
+    *interval_columns(SUMMARY_HEADLINE_COLUMNS),
 )
+SUMMARY_DRAWS_COLUMNS = ("run", "layer", "draw", *SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS)
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "frac_SF", "frac_concept", "frac_MF", "frac_dead",
@@ -91,6 +107,7 @@ EVALUATION_SUMMARY_COLUMNS = (
     "median_concept_auroc", "median_concept_auroc_chance", "frac_concept_holds",
     "mf_rho", "facet_kappa", "semantic_facet_kappa", "concept_agreement", "mean_class_jaccard",
     "frac_selective_true", "frac_selective_permuted",
+    *interval_columns(EVALUATION_HEADLINE_COLUMNS),
 )
 FACETS = ("MF", "SF", "dead")
 MF, SF, DEAD = FACETS
@@ -242,6 +259,12 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "mean_class_jaccard": "mean `class_jaccard`",
     "frac_selective_true": "share of the neurons with `selectivity_q` < 0.05",
     "frac_selective_permuted": "share with `selectivity_q_permuted` < 0.05: the false-positive rate (expected <= 5 %)",
+    # bootstrap intervals (docs/methods.md#intervals)
+    "draw": "bootstrap resample number, from 0; the same number is the same resample of the same photos in every run",
+    **{f"{column}_ci_{end}": f"{word} end of the 95 % bootstrap interval of `{column}` (empty when "
+       "`analysis.bootstrap` is 0)"
+       for column in (*SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS)
+       for end, word in (("low", "lower"), ("high", "upper"))},
 })
 
 
@@ -310,6 +333,9 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
                 optional=("n_neurons",)),
     OutputTable("summary.csv", "one row per layer: the run's headline numbers", SUMMARY_COLUMNS,
                 "neurofacets.readers.read_summaries"),
+    OutputTable("bootstrap/summary_draws.csv", "one row per layer and bootstrap resample: that resample's "
+                "headline numbers (summary.csv's and evaluation/summary.csv's), for intervals of differences "
+                "between runs of the same photos", SUMMARY_DRAWS_COLUMNS, "neurofacets.readers.read_summary_draws"),
     OutputTable("evaluation/{layer}.csv", "one row per neuron: held-out scores, split-half verdicts, "
                 "selectivity test", EVALUATION_COLUMNS, "neurofacets.readers.read_evaluation",
                 optional=EVALUATION_CONCEPT_COLUMNS, when="with a class hierarchy"),
@@ -352,6 +378,14 @@ OUTPUT_STORES: tuple[OutputStore, ...] = (
                     "cof_coarse": "int64 (neuron, coarse): when the dataset has coarse labels",
                     "n_counted": "int32 (neuron,)",
                 }), "neurofacets.cof.read_cof"),
+    OutputStore("bootstrap/{layer}.zarr", "each bootstrap resample's per-neuron metrics (attrs: resamples, "
+                "seed, split_seed, k, n_images)", MappingProxyType({
+                    "sparsity": "float64 (draw, neuron): Gini sparsity of the resample's CoF row; NaN dead",
+                    "flatness": "float64 (draw, neuron): flatness of that row; -1 dead",
+                    "mf_0": "float64 (draw, neuron): MF degree of the resampled evaluation half 0",
+                    "mf_1": "float64 (draw, neuron): MF degree of the resampled evaluation half 1",
+                    "class_jaccard": "float64 (draw, neuron): Jaccard index of the resampled halves' classes",
+                }), "neurofacets.bootstrap.read_layer_draws"),
     OutputStore("similarity/{layer}.zarr", "neuron x neuron similarity of CoF rows", MappingProxyType({
         "pearson": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
         "euclidean": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
@@ -601,6 +635,14 @@ def read_evaluation_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     return _stack_runs([read_evaluation_summary(p) for p in paths], "evaluation summary")
 
 
+def read_summary_draws(path: str | Path) -> pd.DataFrame:
+    """``bootstrap/summary_draws.csv`` (:data:`SUMMARY_DRAWS_COLUMNS`): every resample's headline numbers."""
+    table = _read_csv(path, SUMMARY_DRAWS_COLUMNS, "bootstrap draws")
+    for column in SUMMARY_DRAWS_COLUMNS[3:]:
+        table[column] = table[column].astype(np.float64)
+    return table
+
+
 def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Several runs' ``summary.csv`` (:data:`SUMMARY_COLUMNS`) stacked; the run names must differ."""
     if not paths:
@@ -657,20 +699,24 @@ __all__ = [
     "DEAD",
     "EVALUATION_COLUMNS",
     "EVALUATION_CONCEPT_COLUMNS",
+    "EVALUATION_HEADLINE_COLUMNS",
     "EVALUATION_SUMMARY_COLUMNS",
     "FACETS",
     "METRIC_COLUMNS",
     "MF",
     "OUTPUT_STORES",
     "OUTPUT_TABLES",
+    "OutputStore",
+    "OutputTable",
     "SEMANTICS_COLUMNS",
     "SEMANTICS_SUMMARY_COLUMNS",
     "SF",
     "SIMILARITY_SUMMARY_COLUMNS",
     "SUMMARY_COLUMNS",
-    "OutputStore",
-    "OutputTable",
+    "SUMMARY_DRAWS_COLUMNS",
+    "SUMMARY_HEADLINE_COLUMNS",
     "Similarity",
+    "interval_columns",
     "layer_order",
     "parse_top_classes",
     "present_layers",
@@ -686,5 +732,6 @@ __all__ = [
     "read_similarity",
     "read_similarity_summary",
     "read_summaries",
+    "read_summary_draws",
     "stores_by_layer",
 ]
