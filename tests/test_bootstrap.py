@@ -18,6 +18,7 @@ from sklearn.metrics import cohen_kappa_score
 from neurofacets import bootstrap
 from neurofacets.cof import count_cof
 from neurofacets.evaluation import content_order, split_halves
+from neurofacets.metrics import flatness, gini
 from neurofacets.readers import SUMMARY_DRAWS_COLUMNS, read_summary_draws
 from neurofacets.store import write_activation_shard
 from neurofacets.topk import select_top_k
@@ -265,7 +266,7 @@ def test_intervals_cover_the_truth_of_a_synthetic_layer():
     def means(cof):
         draws = cof.shape[0]
         rows = cof.reshape(-1, n_classes)
-        s, f = gini_by_hand_rows(rows).reshape(draws, -1), flat_rows(rows).reshape(draws, -1)
+        s, f = gini(rows).reshape(draws, -1), flatness(rows).reshape(draws, -1)
         return np.stack([np.nanmean(s, axis=1), np.nanmean(f, axis=1)], axis=1)
 
     once = np.ones((1, n), dtype=np.uint8)
@@ -281,11 +282,3 @@ def test_intervals_cover_the_truth_of_a_synthetic_layer():
             low, high = bootstrap.interval(point[j], draws[:, j])
             covered[j] += low <= truth[j] <= high
     assert (covered >= 34).all(), covered
-
-
-def gini_by_hand_rows(rows):
-    return np.array([gini_by_hand(r) for r in rows])
-
-
-def flat_rows(rows):
-    return np.array([flatness_by_hand(r) for r in rows])
