@@ -20,9 +20,7 @@ rule bootstrap_layer:
         resamples=BOOTSTRAP_RESAMPLES,
         code=script_digest("bootstrap_layer.py"),
     resources:
-        mem_mb=lambda wildcards, input: bootstrap_mem_mb(
-            input.shards, wildcards.layer, BOOTSTRAP_RESAMPLES
-        ),
+        mem_mb=lambda wildcards, input: bootstrap_mem_mb(input.shards, wildcards.layer, BOOTSTRAP_RESAMPLES),
     log:
         f"{OUT}/logs/bootstrap_layer/{{layer}}.log",
     benchmark:
@@ -44,9 +42,7 @@ rule bootstrap_draws:
         run=RUN,
         code=script_digest("bootstrap_draws.py"),
     resources:
-        mem_mb=lambda wildcards, input: bootstrap_draws_mem_mb(
-            input.stores, BOOTSTRAP_RESAMPLES
-        ),
+        mem_mb=lambda wildcards, input: bootstrap_draws_mem_mb(input.stores, BOOTSTRAP_RESAMPLES),
     log:
         f"{OUT}/logs/bootstrap_draws.log",
     benchmark:
