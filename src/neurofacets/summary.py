@@ -79,8 +79,9 @@ def summarize_run(
     sim = similarity_summary.set_index("layer")
     n_images, n_listed = image_counts if image_counts is not None else (None, None)
     rows = []
+    by_layer = dict(tuple(metrics.groupby("layer", sort=False)))  # one pass: called once per bootstrap draw
     for index, name in enumerate(layers):
-        table = metrics[metrics["layer"] == name]
+        table = by_layer[name]
         live = table[table["facet"] != DEAD]
         n = len(table)
         counts = {facet: int((table["facet"] == facet).sum()) for facet in (MF, SF, DEAD)}
