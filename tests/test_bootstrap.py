@@ -282,3 +282,16 @@ def test_intervals_cover_the_truth_of_a_synthetic_layer():
             low, high = bootstrap.interval(point[j], draws[:, j])
             covered[j] += low <= truth[j] <= high
     assert (covered >= 34).all(), covered
+
+
+def test_no_resamples_no_intervals(tmp_path):
+    """``analysis.bootstrap: 0``: empty stores, a header-only draws table, empty interval columns."""
+    values, codes, keys, _, _ = _tiny(seed=7, n=20, neurons=3)
+    level = _labels(codes, 4)
+    ds = bootstrap.layer_draws(_shards(tmp_path, values, keys, 9), "l", level, level, top_k=5, seed=0, split_seed=0,
+                               resamples=0)
+    assert ds.sizes == {"draw": 0, "neuron": 3}
+    table = bootstrap.draws_table([ds], ["l"], "global_mean", "run")
+    assert table.empty and list(table.columns) == list(SUMMARY_DRAWS_COLUMNS)
+    out = bootstrap.with_intervals(pd.DataFrame({"layer": ["l"], "frac_mf": [0.5]}), table, ["frac_mf"])
+    assert out[["frac_mf_ci_low", "frac_mf_ci_high"]].isna().all().all()

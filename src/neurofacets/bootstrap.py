@@ -259,7 +259,7 @@ def layer_draws(
     out = {name: np.full(shape, np.nan) for name in LAYER_VARIABLES}
     k = min(top_k, n_images)
     block = neuron_block(n_images, n_neurons, block_bytes)
-    for start in range(0, n_neurons, block):
+    for start in range(0, n_neurons if resamples else 0, block):  # no resamples: nothing to read
         stop = min(start + block, n_neurons)
         _, _, values = read_layer_block(shard_paths, layer, start, stop)
         cof = resampled_cof(values, codes, level.n_columns, content_rank, full_counts, k)
