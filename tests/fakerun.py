@@ -358,7 +358,8 @@ def _fake_draws(rng: np.random.Generator, out: Path, run: str, layers: Sequence[
     """``bootstrap/summary_draws.csv`` of made-up resamples (values spread in [0, 1]): the
     summaries' intervals, so that the figures draw them."""
     numbers = [*SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS]
-    table = pd.DataFrame([{"run": run, "layer": layer, "draw": b, **dict(zip(numbers, rng.uniform(0.3, 0.7, len(numbers))))}
+    table = pd.DataFrame([{"run": run, "layer": layer, "draw": b,
+                           **dict(zip(numbers, rng.uniform(0.3, 0.7, len(numbers))))}
                           for layer in layers for b in range(draws)], columns=list(SUMMARY_DRAWS_COLUMNS))
     path = out / "bootstrap" / "summary_draws.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

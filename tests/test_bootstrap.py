@@ -107,8 +107,8 @@ def _shards(tmp_path, values, keys, split_at):
     ids = np.arange(len(values))
     for part, rows in enumerate((slice(0, split_at), slice(split_at, None))):
         path = tmp_path / f"shard-{part}.zarr"
-        write_activation_shard(path, ids[rows], {"l": (values[rows], np.zeros_like(values[rows], dtype=np.int32), (1, 1))},
-                               content_keys=keys[rows])
+        argmax = np.zeros_like(values[rows], dtype=np.int32)
+        write_activation_shard(path, ids[rows], {"l": (values[rows], argmax, (1, 1))}, content_keys=keys[rows])
         paths.append(path)
     return paths
 
@@ -144,7 +144,8 @@ def test_layer_draws_by_hand_and_block_by_block(tmp_path):
         rows = np.flatnonzero(half == h)
         sub_rank = np.argsort(np.argsort(rank[rows]))
         halves.append(_brute_cof(values[rows], codes[rows], 4, sub_rank, half_counts[:, rows], k))
-        mf = np.array([[flatness_by_hand(r) / gini_by_hand(r) if r.sum() else np.nan for r in draw] for draw in halves[-1]])
+        mf = np.array([[flatness_by_hand(r) / gini_by_hand(r) if r.sum() else np.nan for r in draw]
+                       for draw in halves[-1]])
         np.testing.assert_allclose(ds[f"mf_{h}"].values, mf, rtol=1e-9, atol=1e-12)
     a, b = halves[0] > 0, halves[1] > 0
     with np.errstate(invalid="ignore"):

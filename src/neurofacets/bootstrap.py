@@ -347,7 +347,8 @@ def draws_table(stores: Sequence[xr.Dataset], layers: Sequence[str], facet_thres
         raise ValueError(f"the layers' bootstrap stores hold different numbers of draws: {sorted(draws)}")
     n_draws = draws.pop() if draws else 0
     columns = ["run", "layer", "draw", *SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS]
-    neuron_layer = np.concatenate([np.full(ds.sizes["neuron"], layer, dtype=object) for ds, layer in zip(stores, layers)])
+    neuron_layer = np.concatenate([np.full(ds.sizes["neuron"], layer, dtype=object)
+                                   for ds, layer in zip(stores, layers)])
     no_similarity = pd.DataFrame(columns=["layer", "mean_similarity", "mean_dissimilarity", "n_excluded"])
     rows = []
     for b in range(n_draws):

@@ -132,8 +132,8 @@ def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str], summary: 
 
     The box spans the quartiles, the line is the median, the white dot the mean, whiskers
     reach 1.5 IQR; with ``summary`` (``summary.csv``) holding intervals, a black bar through
-    the white dot is the mean's 95 % bootstrap interval (``mean_mf_norm``). Panel b is the histogram of every non-dead neuron; the dashed line is
-    the mean, and the raw (un-normalised) maximum and mean MF are printed, as the paper
+    the white dot is the mean's 95 % bootstrap interval (``mean_mf_norm``). Panel b is the
+    histogram of every non-dead neuron; the dashed line is the mean, and the raw (un-normalised) maximum and mean MF are printed, as the paper
     quotes them (0.63 and 0.53 for VGG16 on ImageNet).
     """
     layers = present_layers(metrics, layers)

@@ -166,7 +166,8 @@ def nothing_to_show(message: str) -> Figure:
 INTERVAL_ALPHA = 0.2  # the band of a 95 % interval, in its line's colour
 
 
-def interval_of(summary: pd.DataFrame | None, column: str, layers: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+def interval_of(summary: pd.DataFrame | None, column: str,
+                layers: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """``column``'s 95 % interval per layer (``X_ci_low``, ``X_ci_high`` of a summary), or None.
 
     None when there is no summary, it lacks the columns, or every interval is empty
