@@ -27,9 +27,10 @@ What an interval does not cover: another set of classes, another network trainin
 another choice of top_k or threshold, and the label tests (``frac_label_holds``, held-out
 AUROC, selectivity: their verdicts need thousands of null draws per neuron; docs/evaluation.md).
 
-Memory: a layer is read one block of neurons at a time (:func:`neuron_block`); besides it the
-job holds the draws' multiplicities (uint8, draws x images, twice) and the per-draw metrics
-(float64, draws x neurons, five arrays).
+Memory: a layer is read one block of neurons at a time (:func:`neuron_block`: at most
+:data:`VALUES_BLOCK_BYTES` of activations and :data:`COF_BLOCK_ENTRIES` resampled CoF counts);
+besides it the job holds the draws' multiplicities (uint8, draws x images, twice) and the
+per-draw metrics (float64, draws x neurons, five arrays).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ BOUNDS = {
     "mf_rho": (-1.0, 1.0), "facet_kappa": (-np.inf, 1.0), "mean_class_jaccard": (0.0, 1.0),
 }
 VALUES_BLOCK_BYTES = 256_000_000  # float32 activations of one block of neurons held at a time
+COF_BLOCK_ENTRIES = 4_000_000  # draws x neurons x classes of one block's CoF counts (int32, and the metrics' copies)
 LAYER_VARIABLES = ("sparsity", "flatness", "mf_0", "mf_1", "class_jaccard")
 
 
@@ -158,9 +160,10 @@ def resampled_cof(values: np.ndarray, codes: np.ndarray, n_columns: int, content
                 break
             depth *= 2
         take = np.clip(k - before, 0, w)  # copies of each candidate among the k places
-        onehot = np.zeros((len(cand), n_columns), dtype=np.int32)
-        onehot[np.arange(len(cand)), codes[cand]] = 1
-        out[:, j, :] = take @ onehot
+        cell = np.arange(len(counts))[:, None] * n_columns + codes[cand][None, :]  # (draw, class) of each copy
+        # float weights hold the integer counts exactly (each at most k)
+        summed = np.bincount(cell.ravel(), weights=take.ravel(), minlength=len(counts) * n_columns)
+        out[:, j, :] = summed.reshape(len(counts), n_columns).astype(np.int32)
     return out
 
 
@@ -179,9 +182,13 @@ def _class_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.where(union > 0, (a & b).sum(axis=2) / union, np.nan)
 
 
-def neuron_block(n_images: int, n_neurons: int, block_bytes: int = VALUES_BLOCK_BYTES) -> int:
-    """Neurons read together: their float32 activations of every image fit in ``block_bytes``."""
-    return max(1, min(n_neurons, block_bytes // max(1, 4 * n_images)))
+def neuron_block(n_images: int, n_neurons: int, block_bytes: int = VALUES_BLOCK_BYTES, resamples: int = 0,
+                 n_columns: int = 0, cof_entries: int = COF_BLOCK_ENTRIES) -> int:
+    """Neurons processed together: their float32 activations of every image fit in ``block_bytes``
+    and their resampled CoF rows (resamples x neurons x columns) in ``cof_entries``."""
+    by_values = block_bytes // max(1, 4 * n_images)
+    by_cof = cof_entries // max(1, resamples * n_columns)
+    return max(1, min(n_neurons, by_values, by_cof))
 
 
 def read_layer_block(shard_paths: Sequence[PathLike], layer: str, start: int, stop: int
@@ -258,7 +265,7 @@ def layer_draws(
     shape = (resamples, n_neurons)
     out = {name: np.full(shape, np.nan) for name in LAYER_VARIABLES}
     k = min(top_k, n_images)
-    block = neuron_block(n_images, n_neurons, block_bytes)
+    block = neuron_block(n_images, n_neurons, block_bytes, resamples, level.n_columns)
     for start in range(0, n_neurons if resamples else 0, block):  # no resamples: nothing to read
         stop = min(start + block, n_neurons)
         _, _, values = read_layer_block(shard_paths, layer, start, stop)

@@ -137,9 +137,11 @@ def evaluate_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 
 #: What ``bootstrap_layer`` holds beyond its interpreter: one block of neurons' float32
 #: activations as read (:data:`neurofacets.bootstrap.VALUES_BLOCK_BYTES`, twice: the shards' parts
 #: and their concatenation), the two uint8 (draws x images) multiplicity matrices, and five float64
-#: (draws x neurons) metric arrays plus one block's (draws x block x classes) CoF counts.
+#: (draws x neurons) metric arrays; :data:`BOOTSTRAP_WORK_MB` holds one block's resampled CoF counts
+#: (:data:`neurofacets.bootstrap.COF_BLOCK_ENTRIES` int32, three at a time, and the metrics' int64
+#: and float64 copies of one), the labels and the store's encoding (docs/benchmarks/evaluation.md).
 BOOTSTRAP_BLOCK_MB = 2 * 256
-BOOTSTRAP_WORK_MB = 150  # the labels, the candidates' (draws x depth) matrices, the store's encoding
+BOOTSTRAP_WORK_MB = 350
 
 
 def _layer_shape(shard_paths: Sequence[PathLike], layer: str) -> tuple[int, int] | None:
