@@ -18,6 +18,7 @@ rule bootstrap_layer:
         split_seed=config["analysis"]["seed"],
         seed=config["analysis"]["bootstrap_seed"],
         resamples=BOOTSTRAP_RESAMPLES,
+        provenance=STORE_PROVENANCE,
         code=script_digest("bootstrap_layer.py"),
     resources:
         mem_mb=lambda wildcards, input: bootstrap_mem_mb(input.shards, wildcards.layer, BOOTSTRAP_RESAMPLES),

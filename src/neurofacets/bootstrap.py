@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ import xarray as xr
 from .cof import LabelLevel, load_labels
 from .metrics import assign_facets, flatness, gini, mf_degree, normalise_mf
 from .pathlike import PathLike
+from .provenance import file_digest, provenance_attrs
 from .readers import DEAD, EVALUATION_HEADLINE_COLUMNS, SUMMARY_HEADLINE_COLUMNS
 from .store import open_shard, read_rows, write_csv, write_xarray_store
 
@@ -290,12 +292,19 @@ def layer_draws(
 
 
 def bootstrap_layer(shard_paths: Sequence[PathLike], images_csv: PathLike, classes_csv: PathLike, layer: str, *,
-                    level: str, top_k: int, seed: int, split_seed: int, resamples: int, out: PathLike) -> xr.Dataset:
-    """Rule ``bootstrap_layer``: :func:`layer_draws` of one layer -> ``bootstrap/{layer}.zarr``."""
+                    level: str, top_k: int, seed: int, split_seed: int, resamples: int, out: PathLike,
+                    provenance: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Rule ``bootstrap_layer``: :func:`layer_draws` of one layer -> ``bootstrap/{layer}.zarr``.
+
+    ``provenance``: the run's store provenance (``STORE_PROVENANCE``, the shards' config digest),
+    written in the store's attributes with the dataset digest, as every store derived from the
+    activations carries it (:func:`neurofacets.provenance.provenance_attrs`).
+    """
     started = time.perf_counter()
     labels = load_labels(images_csv, classes_csv)
     ds = layer_draws(shard_paths, layer, labels.level(level), labels.level("class"), top_k=top_k, seed=seed,
                      split_seed=split_seed, resamples=resamples)
+    ds.attrs.update(provenance_attrs(None, run=provenance, dataset_digest=file_digest(images_csv), stage="bootstrap"))
     write_xarray_store(out, ds)
     logger.info("layer %s: %d resamples of %d images x %d neurons in %.1f s", layer, resamples,
                 ds.attrs["n_images"], ds.sizes["neuron"], time.perf_counter() - started)

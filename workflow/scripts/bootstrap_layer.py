@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         split_seed=int(snakemake.params.split_seed),
         resamples=int(snakemake.params.resamples),
         out=snakemake.output[0],
+        provenance=snakemake.params.provenance,
     )
