@@ -31,6 +31,7 @@ else:
     include: "rules/figures.smk"
     include: "rules/semantics.smk"
     include: "rules/evaluation.smk"
+    include: "rules/bootstrap.smk"
     include: "rules/report.smk"
 
 

@@ -9,13 +9,16 @@ candidates, then runs, each in a fresh process, side by side on the same layer:
   draws, runs the label test with ``evaluation.label_draws`` draws and the selectivity
   permutation test with true and permuted labels);
 - ``evaluate_1_draw``: the same with one draw of the label test: the difference is the cost of
-  the label draws (``auto``: 40 per neuron of the layer).
+  the label draws (``auto``: 40 per neuron of the layer);
+- ``bootstrap``: :func:`neurofacets.bootstrap.bootstrap_layer` with ``--resamples`` resamples
+  (``analysis.bootstrap``; the intervals' per-layer job: reads the layer a block of neurons at a
+  time, recomputes every resample's top-k sets, CoF rows and metrics, whole run and halves).
 
 Each case reports the wall time, the process's peak resident memory (ru_maxrss, interpreter
 and imports included) and the peak of Python-traced allocations (tracemalloc). Planted
 neurons (each firing on one class) check that the evaluation finds what it should.
 
-    python benchmarks/evaluation.py [--images 5000] [--channels 256] [--classes 200]
+    python benchmarks/evaluation.py [--images 5000] [--channels 256] [--classes 200] [--resamples 200]
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from neurofacets.job_resources import EVALUATE_BYTES_PER_ENTRY
+from neurofacets.job_resources import EVALUATE_BYTES_PER_ENTRY, bootstrap_mem_mb
 from neurofacets.store import write_activation_shard
 from neurofacets.topk import write_shard_top_k
 
@@ -46,6 +49,10 @@ start = time.perf_counter()
 if args["case"] == "encode_topk":
     from neurofacets.encode import encode_layer
     encode_layer(args["shards"], args["images"], args["classes"], args["layer"], args["top_k"], args["topk"], args["cof"])
+elif args["case"] == "bootstrap":
+    from neurofacets.bootstrap import bootstrap_layer
+    bootstrap_layer(args["shards"], args["images"], args["classes"], args["layer"], level="class",
+                    top_k=args["top_k"], seed=0, split_seed=0, resamples=args["resamples"], out=args["bootstrap"])
 else:
     from neurofacets.evaluation import evaluate_layer
     evaluate_layer(args["shards"], args["topk"], args["images"], args["classes"], None, level="class",
@@ -96,6 +103,7 @@ def main() -> None:
     parser.add_argument("--chance-draws", type=int, default=20)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--label-draws", default="auto", help="auto or a number")
+    parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples (analysis.bootstrap)")
     args = parser.parse_args()
     label_draws = args.label_draws if args.label_draws == "auto" else int(args.label_draws)
     rows = []
@@ -107,8 +115,10 @@ def main() -> None:
                          "layer": LAYER, "top_k": args.top_k, "topk": str(root / "topk.zarr"),
                          "cof": str(root / "cof.zarr"), "out": str(root / "evaluation.csv"),
                          "chance_draws": args.chance_draws, "permutations": args.permutations,
-                         "label_draws": label_draws}
+                         "label_draws": label_draws, "resamples": args.resamples,
+                         "bootstrap": str(root / "bootstrap.zarr")}
             encode = run_case("encode_topk", case_args)
+            boot = run_case("bootstrap", case_args)
             one_draw = run_case("evaluate_1_draw", case_args)
             evaluate = run_case("evaluate", case_args)
             table = pd.read_csv(root / "evaluation.csv")
@@ -117,6 +127,9 @@ def main() -> None:
                          "request_data_mb": n * args.channels * EVALUATE_BYTES_PER_ENTRY / 1e6,
                          **{f"encode_topk_{k}": v for k, v in encode.items()},
                          **{f"evaluate_{k}": v for k, v in evaluate.items()},
+                         **{f"bootstrap_{k}": v for k, v in boot.items()},
+                         "bootstrap_us_per_image": boot["seconds"] / n * 1e6,
+                         "bootstrap_request_mb": bootstrap_mem_mb(shards, LAYER, args.resamples),
                          "label_draws_seconds": evaluate["seconds"] - one_draw["seconds"],
                          "label_draws_us_per_image": (evaluate["seconds"] - one_draw["seconds"]) / n * 1e6,
                          "planted_auroc_min": planted["auroc"].min(),
@@ -133,7 +146,11 @@ def main() -> None:
     print(f"label draws: 10N/N time {large['label_draws_seconds'] / small['label_draws_seconds']:.2f} "
           f"(flat per image: 10); per image {small['label_draws_us_per_image']:.0f} us at N, "
           f"{large['label_draws_us_per_image']:.0f} us at 10N")
-    for case in ("encode_topk", "evaluate"):
+    for n, row in ((args.images, small), (10 * args.images, large)):
+        print(f"N = {n}: bootstrap ({args.resamples} resamples) / encode_topk time "
+              f"{row['bootstrap_seconds'] / row['encode_topk_seconds']:.1f}, per image {row['bootstrap_us_per_image']:.0f} us, "
+              f"peak RSS {row['bootstrap_peak_rss_mb']:.0f} MB (request {row['bootstrap_request_mb']} MB)")
+    for case in ("encode_topk", "evaluate", "bootstrap"):
         print(f"{case}: 10N/N time {large[f'{case}_seconds'] / small[f'{case}_seconds']:.2f}, "
               f"peak RSS {large[f'{case}_peak_rss_mb'] / small[f'{case}_peak_rss_mb']:.2f}, "
               f"traced peak {large[f'{case}_traced_peak_mb'] / small[f'{case}_traced_peak_mb']:.2f}")

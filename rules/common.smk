@@ -6,6 +6,8 @@ import json
 from neurofacets.config import check_config, labels_path
 from neurofacets.dataset_state import dataset_state
 from neurofacets.job_resources import (
+    bootstrap_draws_mem_mb,
+    bootstrap_mem_mb,
     ENCODE_SCRIPT_MB,
     FIGURE_SCRIPT_MB,
     GALLERY_LAYER_MB,

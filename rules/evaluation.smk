@@ -43,6 +43,7 @@ rule evaluate_layer:
 rule evaluation_summary:
     input:
         tables=per_layer(f"{OUT}/evaluation/{{layer}}.csv"),
+        draws=f"{OUT}/bootstrap/summary_draws.csv",
     output:
         all_layers=f"{OUT}/evaluation/all_layers.csv",
         summary=report(

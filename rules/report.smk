@@ -23,6 +23,8 @@ rule summary:
         images=f"{OUT}/dataset/images.csv",
         dataset_skipped=f"{OUT}/dataset/skipped.csv",
         extraction_skipped=f"{OUT}/activations/skipped.csv",
+        # every resample's headline numbers: the 95 % intervals
+        draws=f"{OUT}/bootstrap/summary_draws.csv",
     output:
         report(
             f"{OUT}/summary.csv",

@@ -4,7 +4,8 @@ The tree holds every file the figures, gallery and summary stages read (see docs
 ``model/layers.csv``, ``metrics/{layer}.csv``, ``metrics/all_layers.csv``,
 ``similarity/{layer}.zarr``, ``similarity/summary.csv``, ``patches/{layer}.zarr``,
 ``ica/{layer}.zarr`` and the evaluation stage's ``evaluation/{layer}.csv``,
-``evaluation/all_layers.csv`` and ``evaluation/summary.csv``. The metrics are computed from
+``evaluation/all_layers.csv`` and ``evaluation/summary.csv``, made-up bootstrap draws
+(``bootstrap/summary_draws.csv``) and ``summary.csv`` with their intervals. The metrics are computed from
 random CoF rows with the definitions of docs/methods.md, written out independently of the
 package so the tests do not need the upstream pipeline. The evaluation's per-neuron scores are
 fabricated (plausible, not computed: sparser neurons score higher), in the real column lists;
@@ -38,7 +39,14 @@ from neurofacets.datasets import CAPPED_REASON
 from neurofacets.evaluation import evaluation_summary
 from neurofacets.ica import STATUS_CODE, FitSettings, write_ica_store
 from neurofacets.metrics import all_layers_table
-from neurofacets.readers import EVALUATION_COLUMNS, EVALUATION_CONCEPT_COLUMNS
+from neurofacets.readers import (
+    EVALUATION_COLUMNS,
+    EVALUATION_CONCEPT_COLUMNS,
+    EVALUATION_HEADLINE_COLUMNS,
+    SUMMARY_DRAWS_COLUMNS,
+    SUMMARY_HEADLINE_COLUMNS,
+)
+from neurofacets.summary import write_summary
 
 CLASS_NAMES = [f"class{i:02d}" for i in range(12)]
 
@@ -330,15 +338,33 @@ def make_fake_run(
     everything.to_csv(out / "metrics" / "all_layers.csv", index=False)
     fake.metrics = everything
     pd.DataFrame(summary_rows).to_csv(out / "similarity" / "summary.csv", index=False)
+    draws_csv = _fake_draws(rng, out, run, names)
     evaluation_summary(evaluation_csvs, names, "global_mean", run, out / "evaluation" / "all_layers.csv",
-                       out / "evaluation" / "summary.csv")
+                       out / "evaluation" / "summary.csv", draws_csv)
     fake.evaluation = pd.read_csv(out / "evaluation" / "all_layers.csv")
     # the tables summary.csv counts the images from (readers.read_image_counts): without them a
     # workflow call on the fake run would rebuild the dataset and extraction
     counted = dataset_tables(out / "dataset")
     (out / "activations").mkdir(parents=True, exist_ok=True)
     counted["extraction_skipped_csv"].replace(out / "activations" / "skipped.csv")
+    write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv", out / "model" / "layers.csv",
+                  out / "summary.csv", run, images_csv=counted["images_csv"],
+                  dataset_skipped_csv=counted["dataset_skipped_csv"],
+                  extraction_skipped_csv=out / "activations" / "skipped.csv", draws_csv=draws_csv)
     return fake
+
+
+def _fake_draws(rng: np.random.Generator, out: Path, run: str, layers: Sequence[str], draws: int = 20) -> Path:
+    """``bootstrap/summary_draws.csv`` of made-up resamples (values spread in [0, 1]): the
+    summaries' intervals, so that the figures draw them."""
+    numbers = [*SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS]
+    table = pd.DataFrame([{"run": run, "layer": layer, "draw": b,
+                           **dict(zip(numbers, rng.uniform(0.3, 0.7, len(numbers))))}
+                          for layer in layers for b in range(draws)], columns=list(SUMMARY_DRAWS_COLUMNS))
+    path = out / "bootstrap" / "summary_draws.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
 
 
 def figure_inputs(fake) -> dict:
@@ -353,6 +379,7 @@ def figure_inputs(fake) -> dict:
         "similarity_summary": out / "similarity" / "summary.csv",
         "evaluation_summary": out / "evaluation" / "summary.csv",
         "evaluation": out / "evaluation" / "all_layers.csv",
+        "summary": out / "summary.csv",
     }
 
 

@@ -12,7 +12,7 @@ from neurofacets import beside_control as bc
 from neurofacets.config import ConfigError, run_configs
 from neurofacets.controls import control_pairs, differing_keys
 from neurofacets.figures import build_figure, compare
-from neurofacets.readers import BESIDE_CONTROL_COLUMNS, read_beside_control, read_bootstrap_draws, read_summaries
+from neurofacets.readers import BESIDE_CONTROL_COLUMNS, read_beside_control, read_summary_draws, read_summaries
 
 BASE = {
     "run": "controls",
@@ -174,7 +174,8 @@ def test_the_table_holds_each_number_beside_the_control_with_the_paired_interval
         paired = (a.to_numpy() - b.to_numpy())
         paired = paired[~np.isnan(paired)]
         assert row["n_draws"] == paired.size == (39 if (layer, number) == ("conv5_3", "mf_rho") else 40)
-        low, high = np.percentile(paired, [2.5, 97.5])
+        # centred on the runs' own difference (neurofacets.bootstrap.interval), by hand
+        low, high = (value - control_value) + np.percentile(paired - np.median(paired), [2.5, 97.5])
         assert (row["difference_ci_low"], row["difference_ci_high"]) == (pytest.approx(low, rel=1e-5),
                                                                          pytest.approx(high, rel=1e-5))
     # the run's own interval comes from its summary; the control has none
@@ -210,19 +211,19 @@ def test_the_draws_reader_checks_the_table(tmp_path):
     path = tmp_path / "summary_draws.csv"
     table = draws("t", 0, n=3)
     table.to_csv(path, index=False)
-    read = read_bootstrap_draws(path)
+    read = read_summary_draws(path)
     assert pd.api.types.is_integer_dtype(read["draw"]) and pd.api.types.is_float_dtype(read["mf_rho"])
     pd.concat([table, table.iloc[:1]]).to_csv(path, index=False)
     with pytest.raises(ValueError, match="layer conv1_1 has draw .* twice"):
-        read_bootstrap_draws(path)
+        read_summary_draws(path)
     table.assign(mf_rho="x").to_csv(path, index=False)
     with pytest.raises(ValueError, match="column mf_rho is not numeric"):
-        read_bootstrap_draws(path)
+        read_summary_draws(path)
     table.drop(columns="draw").to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"lacks the columns \['draw'\]"):
-        read_bootstrap_draws(path)
+        read_summary_draws(path)
     path.write_text("run,layer,draw,frac_mf\n")  # the bootstrap off: a header only
-    assert read_bootstrap_draws(path).empty
+    assert read_summary_draws(path).empty
 
 
 # --- the figure and the docs ----------------------------------------------------------------------

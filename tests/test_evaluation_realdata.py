@@ -144,3 +144,27 @@ def test_shuffled_labels_on_real_photos_hold_at_most_five_percent(tmp_path, weig
         assert len(scored) > 20
         assert scored["label_holds"].mean() <= 0.05, layer
         assert (table["selectivity_q"].dropna() < 0.05).mean() <= 0.05, layer
+
+
+def test_class_folder_names_change_no_bootstrap_resample_or_interval(named_runs):
+    """The bootstrap draws its resamples in content order: the same photos under other folder
+    and file names give the same resampled metrics, draws and intervals (issue 29 item 3)."""
+    from neurofacets.bootstrap import bootstrap_layer, draws_table, with_intervals
+    from neurofacets.readers import EVALUATION_HEADLINE_COLUMNS
+
+    first, second, _ = named_runs
+    tables = []
+    for out in (first, second):
+        stores = [bootstrap_layer([out / "shard-000.zarr"], out / "images.csv", out / "classes.csv", layer,
+                                  level="class", top_k=TOP_K, seed=0, split_seed=0, resamples=20,
+                                  out=out / "bootstrap" / f"{layer}.zarr") for layer in LAYERS]
+        tables.append((stores, draws_table(stores, LAYERS, "global_mean", "names")))
+    (stores_a, draws_a), (stores_b, draws_b) = tables
+    for a, b in zip(stores_a, stores_b):
+        for name in a.data_vars:
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert draws_a["frac_mf"].nunique() > 1  # the resamples differ from each other
+    pd.testing.assert_frame_equal(draws_a, draws_b, check_exact=True)
+    summary = pd.read_csv(first / "evaluation" / "summary.csv")
+    pd.testing.assert_frame_equal(with_intervals(summary, draws_a, EVALUATION_HEADLINE_COLUMNS),
+                                  with_intervals(summary, draws_b, EVALUATION_HEADLINE_COLUMNS), check_exact=True)

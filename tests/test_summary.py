@@ -11,7 +11,7 @@ from fakerun import dataset_tables, flatness, gini, make_fake_run
 
 from neurofacets.figures import build_figure
 from neurofacets.figures.compare import plot_compare_runs
-from neurofacets.readers import SUMMARY_COLUMNS, read_summaries
+from neurofacets.readers import SUMMARY_COLUMNS, SUMMARY_HEADLINE_COLUMNS, interval_columns, read_summaries
 from neurofacets.summary import summarize_run, write_summary
 
 
@@ -33,8 +33,10 @@ def test_images_analysed_of_images_listed(fake, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="neurofacets"):
         table = write(fake, tmp_path / "capped.csv", n_images=10, n_refused=2, n_capped=30, failed=(3, 7))
     written = pd.read_csv(tmp_path / "capped.csv")
-    assert list(written.columns) == list(SUMMARY_COLUMNS) and list(SUMMARY_COLUMNS)[-2:] == [
-        "n_images", "n_images_listed"]
+    intervals = interval_columns(SUMMARY_HEADLINE_COLUMNS)
+    assert list(written.columns) == list(SUMMARY_COLUMNS) and list(SUMMARY_COLUMNS)[-len(intervals) - 2:] == [
+        "n_images", "n_images_listed", *intervals]
+    assert written[list(intervals)].isna().all().all()  # no draws given: no intervals
     assert (written["n_images"] == 8).all() and (written["n_images_listed"] == 42).all()
     assert pd.api.types.is_integer_dtype(written["n_images"]) and table["n_images"].tolist() == [8] * len(table)
     assert "run fake analysed 8 of the 42 entries its dataset listed" in caplog.text
@@ -46,6 +48,28 @@ def test_images_analysed_of_images_listed(fake, tmp_path, caplog):
     # a decoding failure of an image the table does not have is an error, not a count
     with pytest.raises(ValueError, match=r"image ids \['12'\] are not in"):
         write(fake, tmp_path / "bad.csv", n_images=10, failed=(12,))
+
+
+def test_intervals_from_the_bootstrap_draws(fake, tmp_path):
+    """Each headline number's interval: the point plus the draws' 2.5th and 97.5th percentile
+    deviations from their median (neurofacets.bootstrap.interval), clipped to the number's range."""
+    out = fake.out
+    draws_csv = out / "bootstrap" / "summary_draws.csv"
+    table = write_summary(out / "metrics" / "all_layers.csv", out / "similarity" / "summary.csv",
+                          out / "model" / "layers.csv", tmp_path / "summary.csv", "fake",
+                          **dataset_tables(tmp_path / "dataset"), draws_csv=draws_csv)
+    draws = pd.read_csv(draws_csv)
+    for row in table.itertuples(index=False):
+        for column in SUMMARY_HEADLINE_COLUMNS:
+            values = draws.loc[draws["layer"] == row.layer, column].to_numpy()
+            point = getattr(row, column)
+            low, high = point + np.percentile(values - np.median(values), [2.5, 97.5])
+            upper = np.inf if column == "mean_mf" else 1.0  # every headline number is >= 0
+            low, high = np.clip([low, high], 0, upper)
+            assert getattr(row, f"{column}_ci_low") == pytest.approx(low, abs=1e-12)
+            assert getattr(row, f"{column}_ci_high") == pytest.approx(high, abs=1e-12)
+    written = pd.read_csv(tmp_path / "summary.csv")
+    assert written[list(interval_columns(SUMMARY_HEADLINE_COLUMNS))].notna().all().all()
 
 
 def test_hand_worked_summary():

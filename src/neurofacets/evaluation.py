@@ -59,10 +59,18 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
+from .bootstrap import with_intervals
 from .cof import LabelLevel, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_mask
 from .pathlike import PathLike
-from .readers import DEAD, EVALUATION_SUMMARY_COLUMNS, read_evaluation, read_evaluation_summaries
+from .readers import (
+    DEAD,
+    EVALUATION_HEADLINE_COLUMNS,
+    EVALUATION_SUMMARY_COLUMNS,
+    read_evaluation,
+    read_evaluation_summaries,
+    read_summary_draws,
+)
 from .semantics.checkpoint import has_hierarchy
 from .semantics.concepts import find_concepts
 from .semantics.stage import read_class_hierarchy
@@ -750,12 +758,16 @@ def evaluation_summary(
     run: str,
     all_layers_csv: PathLike,
     summary_csv: PathLike,
+    draws_csv: PathLike | None = None,
 ) -> pd.DataFrame:
     """Every layer's evaluation with the halves' facets, and the per-layer summary (rule ``evaluation_summary``).
 
     Writes ``evaluation/all_layers.csv`` (the layers' rows in network order plus ``facet_0``,
-    ``facet_1``: [`with_facets`][]) and ``evaluation/summary.csv`` (one row per layer,
+    ``facet_1``: `with_facets`) and ``evaluation/summary.csv`` (one row per layer,
     `neurofacets.readers.EVALUATION_SUMMARY_COLUMNS`); returns the summary.
+    ``draws_csv`` (``bootstrap/summary_draws.csv``) gives the 95 % intervals of
+    `neurofacets.readers.EVALUATION_HEADLINE_COLUMNS` (`neurofacets.bootstrap.with_intervals`);
+    None leaves them empty.
     """
     if len(layer_csvs) != len(layers):
         raise ValueError(f"{len(layer_csvs)} evaluation tables for {len(layers)} layers")
@@ -772,6 +784,8 @@ def evaluation_summary(
         depth = index / (len(layers) - 1) if len(layers) > 1 else 0.0
         rows.append({"run": run, "layer": layer, "layer_index": index, "depth": depth, **layer_summary(mine)})
     summary = pd.DataFrame(rows, columns=list(EVALUATION_SUMMARY_COLUMNS))
+    if draws_csv is not None:
+        summary = with_intervals(summary, read_summary_draws(draws_csv), EVALUATION_HEADLINE_COLUMNS)
     write_csv(all_layers_csv, table)
     write_csv(summary_csv, summary)
     return summary

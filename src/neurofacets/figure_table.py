@@ -178,15 +178,17 @@ def report_format(formats: Sequence[str]) -> str:
 
 # The run's tables every metrics figure reads.
 _METRICS = {"metrics": "{OUT}/metrics/all_layers.csv", "layers": "{OUT}/model/layers.csv"}
+# ... and the run's summary, for the layer means' and shares' 95 % intervals
+_METRICS_INTERVALS = {**_METRICS, "summary": "{OUT}/summary.csv"}
 _IMAGES = {"ica": "{OUT}/ica/{layer}.zarr", "patches": "{OUT}/patches/{layer}.zarr"}
 _IMAGES_MB = 300  # the ICA and patch stores' images of every layer
 _COMPARED = "Compared with other runs"
 
 FIGURE_TABLE: tuple[Figure, ...] = (
     # --- one run's figures (results/<run>/figures), in the order the report lists them
-    Figure("fig1_sparsity_flatness", _METRICS, CAT_ENCODE, "Main figures"),
-    Figure("fig2_mf_distribution", _METRICS, CAT_ENCODE, "Main figures"),
-    Figure("fig3_mf_sf_counts", _METRICS, CAT_ENCODE, "Main figures"),
+    Figure("fig1_sparsity_flatness", _METRICS_INTERVALS, CAT_ENCODE, "Main figures"),
+    Figure("fig2_mf_distribution", _METRICS_INTERVALS, CAT_ENCODE, "Main figures"),
+    Figure("fig3_mf_sf_counts", _METRICS_INTERVALS, CAT_ENCODE, "Main figures"),
     Figure("appA_distributions", _METRICS, CAT_ENCODE, "Appendix"),
     Figure(
         "semantic_facets",

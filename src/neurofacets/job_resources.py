@@ -132,3 +132,50 @@ def evaluate_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 
             return job_mem_mb(ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + default)
         entries += shape[0] * shape[1]
     return job_mem_mb(ENCODE_SCRIPT_MB + EVALUATE_WORK_MB + EVALUATE_BYTES_PER_ENTRY * entries / 1e6)
+
+
+#: What ``bootstrap_layer`` holds beyond its interpreter: one block of neurons' float32
+#: activations as read (`neurofacets.bootstrap.VALUES_BLOCK_BYTES`, twice: the shards' parts
+#: and their concatenation), the two uint8 (draws x images) multiplicity matrices, and five float64
+#: (draws x neurons) metric arrays; `BOOTSTRAP_WORK_MB` holds one block's resampled CoF counts
+#: (`neurofacets.bootstrap.COF_BLOCK_ENTRIES` int32, three at a time, and the metrics' int64
+#: and float64 copies of one), the labels and the store's encoding (docs/benchmarks/evaluation.md).
+BOOTSTRAP_BLOCK_MB = 2 * 256
+BOOTSTRAP_WORK_MB = 350
+
+
+def _layer_shape(shard_paths: Sequence[PathLike], layer: str) -> tuple[int, int] | None:
+    """(images, neurons) of ``layer`` over the shards from their metadata; None while one is missing."""
+    images = neurons = 0
+    for path in shard_paths:
+        shape = _array_shape(Path(path), layer, "max")
+        if shape is None:
+            return None
+        images, neurons = images + shape[0], shape[1]
+    return images, neurons
+
+
+def bootstrap_mem_mb(shard_paths: Sequence[PathLike], layer: str, resamples: int, default: int = 4000) -> int:
+    """Memory request (MB) of ``bootstrap_layer`` for one layer, from the shards' metadata.
+
+    ``default`` MB of data while the shards do not exist yet (Snakemake asks again when the
+    job is ready to run).
+    """
+    shape = _layer_shape(shard_paths, layer)
+    if shape is None:
+        return job_mem_mb(ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + default)
+    images, neurons = shape
+    block = min(BOOTSTRAP_BLOCK_MB, 2 * 4 * images * neurons / 1e6)
+    draws_mb = (2 * resamples * images + 5 * 8 * resamples * neurons) / 1e6
+    return job_mem_mb(ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + block + draws_mb)
+
+
+def bootstrap_draws_mem_mb(store_paths: Sequence[PathLike], resamples: int) -> int:
+    """Memory request (MB) of ``bootstrap_draws``: every layer's five (draws x neurons) float64 arrays."""
+    neurons = 0
+    for path in store_paths:
+        shape = _array_shape(Path(path), "sparsity")
+        if shape is None:
+            return job_mem_mb(FIGURE_SCRIPT_MB + 1000)
+        neurons += shape[1]
+    return job_mem_mb(FIGURE_SCRIPT_MB + 2 * 5 * 8 * resamples * neurons / 1e6)

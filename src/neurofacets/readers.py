@@ -52,11 +52,27 @@ METRIC_COLUMNS = (
     "top_classes",
 )
 ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
+#: The numbers of ``summary.csv`` and ``evaluation/summary.csv`` that carry a 95 % bootstrap
+#: interval (`neurofacets.bootstrap`): ``X_ci_low`` and ``X_ci_high`` for each X, and one
+#: column each in ``bootstrap/summary_draws.csv``.
+SUMMARY_HEADLINE_COLUMNS = (
+    "frac_mf", "frac_sf", "frac_dead", "mean_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
+)
+EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard")
+
+
+def interval_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """``X_ci_low``, ``X_ci_high`` for each X of ``columns``, in that order."""
+    return tuple(f"{column}_ci_{end}" for column in columns for end in ("low", "high"))
+
+
 SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "n_neurons", "n_mf", "n_sf", "n_dead",
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "max_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
     "mean_similarity", "mean_dissimilarity", "n_excluded", "preprocessing", "n_images", "n_images_listed",
+    *interval_columns(SUMMARY_HEADLINE_COLUMNS),
 )
+SUMMARY_DRAWS_COLUMNS = ("run", "layer", "draw", *SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS)
 SIMILARITY_SUMMARY_COLUMNS = ("layer", "mean_similarity", "mean_dissimilarity", "n_excluded")
 SEMANTICS_SUMMARY_COLUMNS = (
     "run", "layer", "layer_index", "depth", "frac_SF", "frac_concept", "frac_MF", "frac_dead",
@@ -91,11 +107,8 @@ EVALUATION_SUMMARY_COLUMNS = (
     "median_concept_auroc", "median_concept_auroc_chance", "frac_concept_holds",
     "mf_rho", "facet_kappa", "semantic_facet_kappa", "concept_agreement", "mean_class_jaccard",
     "frac_selective_true", "frac_selective_permuted",
+    *interval_columns(EVALUATION_HEADLINE_COLUMNS),
 )
-#: ``bootstrap/summary_draws.csv``: one row per layer and resample (``draw``, from 0), then one
-#: column per headline number, named as in ``summary.csv`` and ``evaluation/summary.csv``. Every
-#: run of a call resamples the same photos in draw ``d``, so draws pair across runs.
-BOOTSTRAP_DRAWS_COLUMNS = ("run", "layer", "draw")
 #: ``tables/beside_control.csv`` of a multi-run call (`neurofacets.beside_control`): one row
 #: per run with a control, layer and headline number.
 BESIDE_CONTROL_COLUMNS = (
@@ -267,21 +280,27 @@ COLUMN_MEANINGS: Mapping[str, str] = MappingProxyType({
     "frac_selective_true": "share of the neurons with `selectivity_q` < 0.05",
     "frac_selective_permuted": "share with `selectivity_q_permuted` < 0.05: the false-positive rate (expected <= 5 %)",
     # bootstrap draws and the untrained control beside each number (docs/controls.md)
-    "draw": "the bootstrap resample, from 0; draw d resamples the same photos in every run of a call",
     "control": "the run's untrained control (`random:<seed>` weights, nothing else different; docs/controls.md)",
     "number": "the headline number, named as its column in `summary.csv` or `evaluation/summary.csv`",
     "value": "the run's value of the number in the layer",
-    "value_ci_low": "2.5th percentile of the run's bootstrap draws of the number (the summary's `<number>_ci_low`); "
+    "value_ci_low": "lower end of the run's 95 % interval of the number (the summary's `<number>_ci_low`); "
                     "empty without the bootstrap",
-    "value_ci_high": "97.5th percentile of the run's bootstrap draws (`<number>_ci_high`); empty without the bootstrap",
+    "value_ci_high": "upper end of the run's interval (`<number>_ci_high`); empty without the bootstrap",
     "control_value": "the control's value of the number in the layer",
     "control_ci_low": "the control's `<number>_ci_low`; empty without the bootstrap",
     "control_ci_high": "the control's `<number>_ci_high`; empty without the bootstrap",
     "difference": "`value` - `control_value`: what training changed",
-    "difference_ci_low": "2.5th percentile over the draws of (run's draw - control's draw), paired on the same "
-                         "resampled photos, draws where either is NaN left out; empty without the bootstrap",
-    "difference_ci_high": "97.5th percentile of the paired differences; empty without the bootstrap",
+    "difference_ci_low": "lower end of the difference's 95 % interval: the draw-by-draw differences (run's draw - "
+                         "control's draw, paired on the same resampled photos, draws where either is NaN left "
+                         "out) centred on `difference` (docs/methods.md#intervals); empty without the bootstrap",
+    "difference_ci_high": "upper end of the difference's 95 % interval; empty without the bootstrap",
     "n_draws": "draws with both values defined, that the difference's interval is taken over (0 without the bootstrap)",
+    # bootstrap intervals (docs/methods.md#intervals)
+    "draw": "bootstrap resample number, from 0; the same number is the same resample of the same photos in every run",
+    **{f"{column}_ci_{end}": f"{word} end of the 95 % bootstrap interval of `{column}` (empty when "
+       "`analysis.bootstrap` is 0)"
+       for column in (*SUMMARY_HEADLINE_COLUMNS, *EVALUATION_HEADLINE_COLUMNS)
+       for end, word in (("low", "lower"), ("high", "upper"))},
 })
 
 
@@ -396,6 +415,9 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
                 optional=("n_neurons",)),
     OutputTable("summary.csv", "one row per layer: the run's headline numbers", SUMMARY_COLUMNS,
                 "neurofacets.readers.read_summaries"),
+    OutputTable("bootstrap/summary_draws.csv", "one row per layer and bootstrap resample: that resample's "
+                "headline numbers (summary.csv's and evaluation/summary.csv's), for intervals of differences "
+                "between runs of the same photos", SUMMARY_DRAWS_COLUMNS, "neurofacets.readers.read_summary_draws"),
     OutputTable("evaluation/{layer}.csv", "one row per neuron: held-out scores, split-half verdicts, "
                 "selectivity test", EVALUATION_COLUMNS, "neurofacets.readers.read_evaluation",
                 optional=EVALUATION_CONCEPT_COLUMNS, when="with a class hierarchy"),
@@ -443,9 +465,6 @@ OUTPUT_TABLES: tuple[OutputTable, ...] = (
                           ("name", "the node's name (`dog.n.01`)"),
                           ("depth", "longest parent chain from the node to a root"),
                           ("label", "the class number whose node it is; empty for an inner node"))),
-    OutputTable("bootstrap/summary_draws.csv", "one row per layer and bootstrap resample: the headline numbers "
-                "of `summary.csv` and `evaluation/summary.csv` recomputed on resampled photos (with the bootstrap)",
-                BOOTSTRAP_DRAWS_COLUMNS, "neurofacets.readers.read_bootstrap_draws"),
     OutputTable("tables/beside_control.csv", "of a multi-run call (under the calling run): one row per run with "
                 "an untrained control, layer and headline number: the run's value, the control's, the "
                 "difference and its 95 % interval (docs/controls.md)", BESIDE_CONTROL_COLUMNS,
@@ -483,6 +502,14 @@ OUTPUT_STORES: tuple[OutputStore, ...] = (
                     "cof_coarse": "int64 (neuron, coarse): when the dataset has coarse labels",
                     "n_counted": "int32 (neuron,)",
                 }), "neurofacets.cof.read_cof"),
+    OutputStore("bootstrap/{layer}.zarr", "each bootstrap resample's per-neuron metrics (attrs: resamples, "
+                "seed, split_seed, k, n_images)", MappingProxyType({
+                    "sparsity": "float64 (draw, neuron): Gini sparsity of the resample's CoF row; NaN dead",
+                    "flatness": "float64 (draw, neuron): flatness of that row; -1 dead",
+                    "mf_0": "float64 (draw, neuron): MF degree of the resampled evaluation half 0",
+                    "mf_1": "float64 (draw, neuron): MF degree of the resampled evaluation half 1",
+                    "class_jaccard": "float64 (draw, neuron): Jaccard index of the resampled halves' classes",
+                }), "neurofacets.bootstrap.read_layer_draws"),
     OutputStore("similarity/{layer}.zarr", "neuron x neuron similarity of CoF rows", MappingProxyType({
         "pearson": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
         "euclidean": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",
@@ -744,9 +771,10 @@ def read_summaries(paths: Sequence[str | Path]) -> pd.DataFrame:
     return _stack_runs(tables, "summary.csv")
 
 
-def read_bootstrap_draws(path: str | Path) -> pd.DataFrame:
-    """``bootstrap/summary_draws.csv``: ``run``, ``layer`` (text), ``draw`` (int) and one float column
-    per headline number; a layer's draws must be distinct.
+def read_summary_draws(path: str | Path) -> pd.DataFrame:
+    """``bootstrap/summary_draws.csv`` (`SUMMARY_DRAWS_COLUMNS`): ``run``, ``layer`` (text),
+    ``draw`` (int) and one float column per headline number; a layer's draws must be distinct.
+    Only ``run``, ``layer`` and ``draw`` are required here: a reader of a number checks for its column.
 
     Raises
     ------
@@ -754,7 +782,7 @@ def read_bootstrap_draws(path: str | Path) -> pd.DataFrame:
         When a column is missing, a (layer, draw) pair repeats, or a headline column is not numeric.
     """
     path = Path(path)
-    table = _read_csv(path, BOOTSTRAP_DRAWS_COLUMNS, "bootstrap draws", dtype={"run": str, "layer": str})
+    table = _read_csv(path, SUMMARY_DRAWS_COLUMNS[:3], "bootstrap draws", dtype={"run": str, "layer": str})
     if table.empty:  # the bootstrap off: a header only
         return table.astype({"draw": int, **{column: float for column in table.columns[3:]}})
     if table["draw"].isna().any() or not pd.api.types.is_integer_dtype(table["draw"]):
@@ -817,30 +845,32 @@ def read_similarity(path: str | Path) -> Similarity:
 __all__ = [
     "ALL_LAYER_COLUMNS",
     "BESIDE_CONTROL_COLUMNS",
-    "BOOTSTRAP_DRAWS_COLUMNS",
     "COLUMN_MEANINGS",
     "DEAD",
     "EVALUATION_COLUMNS",
     "EVALUATION_CONCEPT_COLUMNS",
+    "EVALUATION_HEADLINE_COLUMNS",
     "EVALUATION_SUMMARY_COLUMNS",
     "FACETS",
     "METRIC_COLUMNS",
     "MF",
     "OUTPUT_STORES",
     "OUTPUT_TABLES",
+    "OutputStore",
+    "OutputTable",
     "SEMANTICS_COLUMNS",
     "SEMANTICS_SUMMARY_COLUMNS",
     "SF",
     "SIMILARITY_SUMMARY_COLUMNS",
     "SUMMARY_COLUMNS",
-    "OutputStore",
-    "OutputTable",
+    "SUMMARY_DRAWS_COLUMNS",
+    "SUMMARY_HEADLINE_COLUMNS",
     "Similarity",
+    "interval_columns",
     "layer_order",
     "parse_top_classes",
     "present_layers",
     "read_beside_control",
-    "read_bootstrap_draws",
     "read_evaluation",
     "read_evaluation_summaries",
     "read_evaluation_summary",
@@ -853,5 +883,6 @@ __all__ = [
     "read_similarity",
     "read_similarity_summary",
     "read_summaries",
+    "read_summary_draws",
     "stores_by_layer",
 ]

@@ -257,10 +257,11 @@ def open_shard(path: PathLike) -> zarr.Group:
 
 
 def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | None = None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, columns: slice | None = None) -> np.ndarray:
     """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
 
-    Written into ``out`` (shape and dtype of the result) when given, and returned.
+    Written into ``out`` (shape and dtype of the result) when given, and returned. ``columns``
+    keeps only that slice of the second axis (each chunk is still decoded whole).
 
     Raises
     ------
@@ -271,7 +272,12 @@ def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | No
     """
     stop = array.shape[0] if stop is None else min(stop, array.shape[0])
     rows = array.chunks[0]
-    shape = (max(stop - start, 0), *array.shape[1:])
+    trailing = tuple(array.shape[1:])
+    if columns is not None:
+        if array.ndim < 2:
+            raise ValueError(f"{store}: array {array.path!r} has no second axis to slice")
+        trailing = (len(range(*columns.indices(array.shape[1]))), *trailing[1:])
+    shape = (max(stop - start, 0), *trailing)
     if out is None:
         out = np.empty(shape, dtype=array.dtype)
     elif out.shape != shape:
@@ -286,7 +292,7 @@ def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | No
         if not key.is_file():
             raise StoreIntegrityError(f"{where} is missing ({key} is gone): the store is damaged")
         try:
-            out[lo - start:hi - start] = array[lo:hi]
+            out[lo - start:hi - start] = array[lo:hi] if columns is None else array[lo:hi, columns]
         except Exception as err:
             raise StoreIntegrityError(f"{where} is damaged: {type(err).__name__}: {err}") from err
     return out

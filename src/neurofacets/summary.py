@@ -26,16 +26,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .bootstrap import with_intervals
 from .pathlike import PathLike
 from .readers import (
     DEAD,
     MF,
     SF,
     SUMMARY_COLUMNS,
+    SUMMARY_HEADLINE_COLUMNS,
     layer_order,
     read_image_counts,
     read_metrics,
     read_similarity_summary,
+    read_summary_draws,
 )
 from .store import write_csv
 
@@ -69,14 +72,16 @@ def summarize_run(
     if not run:
         raise ValueError("run name must not be empty")
     layers = list(layers)
-    missing = [name for name in layers if name not in set(metrics["layer"])]
+    present = set(metrics["layer"])
+    missing = [name for name in layers if name not in present]
     if missing:
         raise ValueError(f"metrics have no rows for layers {missing}")
     sim = similarity_summary.set_index("layer")
     n_images, n_listed = image_counts if image_counts is not None else (None, None)
     rows = []
+    by_layer = dict(tuple(metrics.groupby("layer", sort=False)))  # one pass: called once per bootstrap draw
     for index, name in enumerate(layers):
-        table = metrics[metrics["layer"] == name]
+        table = by_layer[name]
         live = table[table["facet"] != DEAD]
         n = len(table)
         counts = {facet: int((table["facet"] == facet).sum()) for facet in (MF, SF, DEAD)}
@@ -120,12 +125,15 @@ def write_summary(
     images_csv: PathLike,
     dataset_skipped_csv: PathLike,
     extraction_skipped_csv: PathLike,
+    draws_csv: PathLike | None = None,
 ) -> pd.DataFrame:
     """Read a run's tables, write ``summary.csv`` atomically and return it.
 
     ``images_csv``, ``dataset_skipped_csv`` and ``extraction_skipped_csv`` give the images
-    analysed and listed ([`neurofacets.readers.read_image_counts`][]); when fewer were
-    analysed than listed the log says so.
+    analysed and listed (`neurofacets.readers.read_image_counts`); when fewer were
+    analysed than listed the log says so. ``draws_csv`` (``bootstrap/summary_draws.csv``) gives
+    the 95 % intervals of `neurofacets.readers.SUMMARY_HEADLINE_COLUMNS`
+    (`neurofacets.bootstrap.with_intervals`); None leaves them empty.
     """
     layers = layer_order(layers_csv)
     metrics = read_metrics(metrics_csv, layers)
@@ -136,6 +144,8 @@ def write_summary(
                        "%s, %s)", run, *counts, dataset_skipped_csv, extraction_skipped_csv)
     summary = summarize_run(metrics, read_similarity_summary(similarity_summary_csv, layers), present, run,
                             preprocessing, counts)
+    if draws_csv is not None:
+        summary = with_intervals(summary, read_summary_draws(draws_csv), SUMMARY_HEADLINE_COLUMNS)
     for row in summary[summary["n_dead"] == summary["n_neurons"]].itertuples(index=False):
         logger.warning("layer %s: all %d neurons dead (no positive activation on any image): its row of %s has "
                        "frac_dead 1, no MF or SF neuron and NaN means", row.layer, row.n_neurons, output)

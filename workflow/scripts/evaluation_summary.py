@@ -11,4 +11,5 @@ with log_to(snakemake.log[0]):
         snakemake.params.run,
         all_layers_csv=snakemake.output.all_layers,
         summary_csv=snakemake.output.summary,
+        draws_csv=snakemake.input.draws,
     )

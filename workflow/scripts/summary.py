@@ -14,4 +14,5 @@ with log_to(snakemake.log[0]):
         images_csv=snakemake.input.images,
         dataset_skipped_csv=snakemake.input.dataset_skipped,
         extraction_skipped_csv=snakemake.input.extraction_skipped,
+        draws_csv=snakemake.input.draws,
     )

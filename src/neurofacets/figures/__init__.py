@@ -75,17 +75,17 @@ def _present(metrics: pd.DataFrame, layers: list[str]) -> list[str]:
 
 def _fig1(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     metrics, layers = _metrics(inputs)
-    return distributions.plot_sparsity_flatness(metrics, _present(metrics, layers))
+    return distributions.plot_sparsity_flatness(metrics, _present(metrics, layers), read_summaries([inputs["summary"]]))
 
 
 def _fig2(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     metrics, layers = _metrics(inputs)
-    return distributions.plot_mf_distribution(metrics, _present(metrics, layers))
+    return distributions.plot_mf_distribution(metrics, _present(metrics, layers), read_summaries([inputs["summary"]]))
 
 
 def _fig3(inputs: Inputs, options: Mapping[str, Any]) -> Figure:
     metrics, layers = _metrics(inputs)
-    return facets.plot_mf_sf_counts(metrics, _present(metrics, layers))
+    return facets.plot_mf_sf_counts(metrics, _present(metrics, layers), read_summaries([inputs["summary"]]))
 
 
 def _fig4(inputs: Inputs, options: Mapping[str, Any]) -> Figure:

@@ -66,12 +66,35 @@ def _draw_normal(ax: Axes, fit: tuple[float, float] | None, x: np.ndarray, **kwa
         ax.plot(x, stats.norm.pdf(x, mu, sd), **kwargs)
 
 
-def plot_sparsity_flatness(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
+def _mean_strip(ax: Axes, summary: pd.DataFrame | None, column: str, layers: Sequence[str], colors: Sequence[str],
+                reference: pd.Series) -> None:
+    """Each layer's mean of ``column`` and its 95 % interval, min-max normalised like ``reference``,
+    as a row of dots and bars above the densities (nothing without intervals)."""
+    found = style.interval_of(summary, column, layers)
+    if found is None:
+        return
+    lo, hi = float(reference.min()), float(reference.max())
+    scale = (lambda v: (np.asarray(v, dtype=float) - lo) / (hi - lo)) if hi > lo else (lambda v: np.zeros_like(v))
+    means = scale(summary.set_index("layer").reindex(list(layers))[column].to_numpy(dtype=float))
+    low, high = scale(found[0]), scale(found[1])
+    top = ax.get_ylim()[1] if ax.lines else 1.0
+    rows = top * (1.08 + 0.05 * np.arange(len(layers)))
+    for y, mean, a, b, color in zip(rows, means, low, high, colors):
+        ax.errorbar([mean], [y], xerr=[[mean - a], [b - mean]], fmt="o", color=color, markersize=2.5,
+                    elinewidth=1, capsize=1.5)
+    ax.set_ylim(0, rows[-1] + 0.05 * top)
+    ax.text(0.01, rows[-1] + 0.02 * top, "layer means, 95 % interval", fontsize=6, va="bottom",
+            transform=ax.get_yaxis_transform())
+
+
+def plot_sparsity_flatness(metrics: pd.DataFrame, layers: Sequence[str], summary: pd.DataFrame | None = None) -> Figure:
     """Fig. 1: per layer, fitted normal density of normalised sparsity (a) and flatness (b).
 
     Both quantities are min-max normalised over the non-dead neurons of *all* layers (the
     paper's normalisation), so the curves of different layers are on one scale; one curve
-    per layer, coloured shallow (dark) to deep (yellow).
+    per layer, coloured shallow (dark) to deep (yellow). With ``summary`` (``summary.csv``)
+    holding intervals, a strip above the curves shows each layer's mean (dot, same
+    normalisation) and its 95 % bootstrap interval (bar), one row per layer.
     """
     layers = present_layers(metrics, layers)
     live = alive(metrics)
@@ -88,12 +111,14 @@ def plot_sparsity_flatness(metrics: pd.DataFrame, layers: Sequence[str]) -> Figu
             for name, color in zip(layers, colors):
                 values = normalised[live["layer"] == name].to_numpy()
                 _draw_normal(ax, normal_fit(values), x, color=color, label=style.layer_label(name))
+            _mean_strip(ax, summary, f"mean_{column}", layers, colors, live[column])
             style.panel_label(ax, letter)
             ax.set_title(title)
             ax.set_xlabel(f"normalised {column}")
             ax.set_ylabel("density (fitted normal)")
             ax.set_xlim(x[0], x[-1])
-            ax.set_ylim(bottom=0)
+            if style.interval_of(summary, f"mean_{column}", layers) is None:
+                ax.set_ylim(bottom=0)
         handles, labels = axes[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="outside right upper", title="layer",
@@ -102,12 +127,13 @@ def plot_sparsity_flatness(metrics: pd.DataFrame, layers: Sequence[str]) -> Figu
     return fig
 
 
-def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
+def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str], summary: pd.DataFrame | None = None) -> Figure:
     """Fig. 2: normalised MF degree per layer (a, box plots) and over all layers (b).
 
     The box spans the quartiles, the line is the median, the white dot the mean, whiskers
-    reach 1.5 IQR. Panel b is the histogram of every non-dead neuron; the dashed line is
-    the mean, and the raw (un-normalised) maximum and mean MF are printed, as the paper
+    reach 1.5 IQR; with ``summary`` (``summary.csv``) holding intervals, a black bar through
+    the white dot is the mean's 95 % bootstrap interval (``mean_mf_norm``). Panel b is the
+    histogram of every non-dead neuron; the dashed line is the mean, and the raw (un-normalised) maximum and mean MF are printed, as the paper
     quotes them (0.63 and 0.53 for VGG16 on ImageNet).
     """
     layers = present_layers(metrics, layers)
@@ -130,6 +156,11 @@ def plot_mf_distribution(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure
             for patch, i in zip(boxes["boxes"], shown):
                 patch.set_facecolor(colors[i])
                 patch.set_alpha(0.8)
+        found = style.interval_of(summary, "mean_mf_norm", layers)
+        if found is not None:
+            means = np.array([d.mean() if d.size else np.nan for d in data])
+            ax_layers.errorbar(positions, means, yerr=[means - found[0], found[1] - means], fmt="none",
+                               ecolor="black", elinewidth=1, capsize=2, zorder=4)
         for i, name in enumerate(layers):
             if name in style.all_dead_layers(metrics, [name]):
                 ax_layers.text(i, 0.5, "all dead", rotation=90, ha="center", va="center", fontsize=7,

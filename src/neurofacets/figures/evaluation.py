@@ -90,11 +90,12 @@ def _held_out_panel(ax: Axes, summary: pd.DataFrame, every: pd.DataFrame, layers
 
 
 def _agreement_panel(ax: Axes, summary: pd.DataFrame, layers: Sequence[str]) -> None:
-    """Split-half rho of MF degree and kappa of the facets per layer."""
+    """Split-half rho of MF degree and kappa of the facets per layer, each with its 95 % interval (band)."""
     x = np.arange(len(layers))
     for column, label, color in AGREEMENT:
         if _present(summary, column):
             ax.plot(x, summary[column].to_numpy(dtype=float), marker="o", color=color, label=label)
+            style.interval_band(ax, x, summary, column, layers, color)
     ax.axhline(0.0, **LEVEL_LINE)
     low, _ = ax.get_ylim()
     ax.set_ylim(min(low, -0.05), 1.03)
@@ -119,7 +120,8 @@ def plot_evaluation(summary: pd.DataFrame, every: pd.DataFrame, layers: Sequence
     """Three panels per layer (network order on x): (a) the held-out AUROC of the neurons'
     explanations (median line, interquartile band; concepts too where the run has a class
     hierarchy) against the median AUROC with the held-out labels permuted (chance, dashed);
-    (b) split-half rho of MF degree and kappa of the facets; (c) the fraction of neurons
+    (b) split-half rho of MF degree and kappa of the facets, each with its 95 % bootstrap interval
+    (band; none when ``analysis.bootstrap`` is 0); (c) the fraction of neurons
     selective at q < 5 % with the true and with permuted labels, and the 5 % level.
 
     Parameters

@@ -76,12 +76,13 @@ def facet_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
+def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str], summary: pd.DataFrame | None = None) -> Figure:
     """Fig. 3: fraction of MF and SF neurons per layer (a) and MF degree of the top ones (b).
 
     Fractions are of all the layer's neurons, dead ones included (drawn only when a layer
-    has any), so MF + SF + dead = 1. Panel b: normalised MF degree of the layer's top MF
-    neuron (highest) and top SF neuron (lowest).
+    has any), so MF + SF + dead = 1; the band around each line is its 95 % bootstrap interval
+    (``summary.csv``'s ``frac_*_ci_low``/``_high``; none without ``summary`` or intervals).
+    Panel b: normalised MF degree of the layer's top MF neuron (highest) and top SF neuron (lowest).
     """
     layers = present_layers(metrics, layers)
     counts = facet_counts(metrics, layers)
@@ -93,6 +94,7 @@ def plot_mf_sf_counts(metrics: pd.DataFrame, layers: Sequence[str]) -> Figure:
         for facet in facets:
             ax_frac.plot(x, counts[f"frac_{facet}"], marker="o", color=style.FACET_COLORS[facet],
                          label=style.FACET_LABELS[facet])
+            style.interval_band(ax_frac, x, summary, f"frac_{facet.lower()}", layers, style.FACET_COLORS[facet])
         for i, (name, n) in enumerate(zip(layers, counts["n_neurons"])):
             if counts.at[name, "frac_dead"] == 1:
                 ax_frac.annotate(f"all {n} dead", (i, 1.0), xytext=(0, -6), textcoords="offset points",

@@ -163,6 +163,32 @@ def nothing_to_show(message: str) -> Figure:
     return fig
 
 
+INTERVAL_ALPHA = 0.2  # the band of a 95 % interval, in its line's colour
+
+
+def interval_of(summary: pd.DataFrame | None, column: str,
+                layers: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``column``'s 95 % interval per layer (``X_ci_low``, ``X_ci_high`` of a summary), or None.
+
+    None when there is no summary, it lacks the columns, or every interval is empty
+    (``analysis.bootstrap: 0``): the figure then draws the numbers alone.
+    """
+    if summary is None or f"{column}_ci_low" not in summary.columns:
+        return None
+    table = summary.set_index("layer").reindex(list(layers))
+    low = table[f"{column}_ci_low"].to_numpy(dtype=float)
+    high = table[f"{column}_ci_high"].to_numpy(dtype=float)
+    return (low, high) if np.isfinite(low).any() else None
+
+
+def interval_band(ax: Axes, x: np.ndarray, summary: pd.DataFrame | None, column: str, layers: Sequence[str],
+                  color: str) -> None:
+    """Shade ``column``'s 95 % interval per layer (`interval_of`) around its line."""
+    found = interval_of(summary, column, layers)
+    if found is not None:
+        ax.fill_between(x, *found, color=color, alpha=INTERVAL_ALPHA, linewidth=0)
+
+
 def panel_label(ax: Axes, letter: str) -> None:
     """The panel letter (a, b, ...) in bold at the top left, outside the axes."""
     ax.set_title(f"{letter})", loc="left", fontweight="bold")
