@@ -12,7 +12,8 @@ from neurofacets import beside_control as bc
 from neurofacets.config import ConfigError, run_configs
 from neurofacets.controls import control_pairs, differing_keys
 from neurofacets.figures import build_figure, compare
-from neurofacets.readers import BESIDE_CONTROL_COLUMNS, read_beside_control, read_summary_draws, read_summaries
+from neurofacets.readers import (BESIDE_CONTROL_COLUMNS, EVALUATION_HEADLINE_COLUMNS, SUMMARY_HEADLINE_COLUMNS,
+                                 read_beside_control, read_summaries, read_summary_draws)
 
 BASE = {
     "run": "controls",
@@ -103,8 +104,8 @@ def summary(run, frac_mf, mean_mf, ci=None):
         "mean_similarity": 0.1, "mean_dissimilarity": 2.0, "n_excluded": 0, "preprocessing": "p",
         "n_images": 100, "n_images_listed": 100,
     })
-    for column, (low, high) in (ci or {}).items():
-        table[f"{column}_ci_low"], table[f"{column}_ci_high"] = low, high
+    for column in SUMMARY_HEADLINE_COLUMNS:  # empty unless given, as with the bootstrap off
+        table[f"{column}_ci_low"], table[f"{column}_ci_high"] = (ci or {}).get(column, (np.nan, np.nan))
     return table
 
 
@@ -117,6 +118,7 @@ def evaluation(run, holds, rho):
         "median_concept_auroc": nan, "median_concept_auroc_chance": nan, "frac_concept_holds": nan,
         "mf_rho": rho, "facet_kappa": 0.3, "semantic_facet_kappa": nan, "concept_agreement": nan,
         "mean_class_jaccard": 0.5, "frac_selective_true": 0.5, "frac_selective_permuted": 0.0,
+        **{f"{column}_ci_{end}": np.nan for column in EVALUATION_HEADLINE_COLUMNS for end in ("low", "high")},
     })
 
 
