@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from .pathlike import PathLike
 from .similarity import pearson_rows, zero_variance_rows
@@ -89,6 +88,8 @@ def rsa_matrix(rdms: Mapping[str, np.ndarray]) -> pd.DataFrame:
     sizes = {np.shape(r) for r in rdms.values()}
     if len(sizes) != 1:
         raise ValueError(f"RDMs differ in shape: {sorted(sizes)}")
+    from scipy import stats  # here, not at import: only the rsa job correlates RDMs
+
     vectors = [upper_triangle(rdms[n]) for n in names]
     out = np.full((len(names), len(names)), np.nan)
     for i in range(len(names)):

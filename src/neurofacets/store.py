@@ -256,6 +256,18 @@ def open_shard(path: PathLike) -> zarr.Group:
     return root
 
 
+def write_skipped_table(shard_paths: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
+    """The ``skipped_images`` rule: images extraction could not decode, from every shard."""
+    import pandas as pd
+
+    rows = []
+    for path in shard_paths:
+        rows.extend(open_shard(path).attrs.get("skipped", []))
+    table = pd.DataFrame(rows, columns=["image_id", "path", "reason"]).sort_values("image_id")
+    write_csv(out_csv, table)
+    return table
+
+
 def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | None = None,
               out: np.ndarray | None = None) -> np.ndarray:
     """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
