@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .logs import timed
 from .pathlike import PathLike
 from .similarity import pearson_rows, zero_variance_rows
 
@@ -141,6 +142,7 @@ def rdm_dataset(
     return ds
 
 
+@timed("read")
 def read_rdm(path: PathLike) -> np.ndarray:
     """The ``rdm`` matrix of a store of :func:`rdm_dataset`."""
     path = Path(path)
