@@ -173,19 +173,23 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
         "Per stage, the jobs' wall seconds from Snakemake's benchmark files, and how they split "
         "(each job's log ends with its phases: `start` = interpreter, Snakemake's script preamble "
         "and imports; `read` and `write` = time in the package's readers and writers; `compute` = "
-        "the rest). Jobs run side by side, so the sum exceeds the run's wall time.",
+        "the rest; `outside the script` = the job's wall time before the script's process started "
+        "and after it ended, Snakemake's own work). Jobs run side by side, so the sum exceeds the "
+        "run's wall time.",
         "",
-        "| stage | jobs | job wall s | start s | read s | compute s | write s |",
-        "|---|---|---|---|---|---|---|",
+        "| stage | jobs | job wall s | start s | read s | compute s | write s | outside the script s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     total = {"jobs": 0, "s": 0.0, **dict.fromkeys(PHASES, 0.0)}
     for name, row in sorted(stages.items(), key=lambda item: -item[1]["s"]):
-        split = [f"{row[p]:.1f}" for p in PHASES] if row["logged"] == row["jobs"] else ["–"] * len(PHASES)
+        logged = row["logged"] == row["jobs"]
+        outside = row["s"] - sum(row[p] for p in PHASES)
+        split = [f"{row[p]:.1f}" for p in PHASES] + [f"{outside:.1f}"] if logged else ["–"] * (len(PHASES) + 1)
         lines.append(f"| {name} | {row['jobs']} | {row['s']:.1f} | " + " | ".join(split) + " |")
         for key in total:
             total[key] += row[key] if row["logged"] == row["jobs"] or key in ("jobs", "s") else 0.0
     lines.append(f"| **all** | {total['jobs']} | {total['s']:.1f} | "
-                 + " | ".join(f"{total[p]:.1f}" for p in PHASES) + " |")
+                 + " | ".join(f"{total[p]:.1f}" for p in PHASES) + " | |")
     lines += ["", "Jobs without a benchmark file (a few small ones) are counted in the jobs column of the "
               "builds, not here; a stage whose logs hold no phases shows –.", ""]
     return "\n".join(lines)

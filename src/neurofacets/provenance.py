@@ -182,7 +182,7 @@ def without_performance_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = copy.deepcopy(dict(config))
     for section, key in PERFORMANCE_SETTINGS:
-        if isinstance(out.get(section), Mapping):
+        if section in out and isinstance(out[section], Mapping):
             out[section] = {k: v for k, v in out[section].items() if k != key}
     return out
 
