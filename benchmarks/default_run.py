@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from neurofacets.figure_table import FIGURE_TABLE  # noqa: E402
+from neurofacets.layer_geometry_cache import CACHE_DIR  # noqa: E402
 from neurofacets.logs import read_phases  # noqa: E402
 
 #: The vector extensions worth naming (from /proc/cpuinfo's flags), in this order.
@@ -158,6 +159,7 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
         f"| system | {info['system']} |",
         f"| load average (1, 5, 15 min) | before {info['load_before']}; after {info['load_after']} |",
         f"| weights | {'prepared by the run (resources/ empty)' if args.empty_resources else 'already under resources/'} |",
+        f"| receptive fields (the `layers` job) | {info['fields']} |",
         f"| extra config | {', '.join(f'`{c}`' for c in args.configfile) or 'none (config/config.yaml)'} |",
         "",
         "| build, from an empty `results/<run>` | wall s | CPU s (user + system) | largest process's peak RSS MB |"
@@ -217,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = {"commit": commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(),
             "load_before": ", ".join(f"{v:.2f}" for v in os.getloadavg())}
     aside = REPO / "resources.default-run-aside"
+    # both builds start from the same resources/: a layer table one of them keeps is removed after it
+    kept_dir = REPO / CACHE_DIR
+    kept_before = set(kept_dir.glob("*")) if kept_dir.is_dir() else set()
     builds = {}
     for name, targets in (("shards", shard_targets), ("full", [])):
         shutil.rmtree(out, ignore_errors=True)
@@ -228,9 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.empty_resources and aside.exists():
                 shutil.rmtree(REPO / "resources", ignore_errors=True)  # what this build prepared
                 aside.rename(REPO / "resources")
+        for path in set(kept_dir.glob("*")) - kept_before if kept_dir.is_dir() else ():
+            path.unlink()
         print(f"{name}: {builds[name]['wall_s']:.1f} s wall", file=sys.stderr)
     info["load_after"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     builds["full"]["disk_mb"] = disk_mb(out)
+    layers_log = out / "logs" / "layers.log"
+    info["fields"] = ("copied from a table an earlier run kept (resources/layer_geometry)"
+                      if layers_log.is_file() and "measured by an earlier run" in layers_log.read_text()
+                      else "measured")
     text = page(info, builds["shards"], builds["full"], stage_table(out), args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -32,6 +32,7 @@ def test_a_kept_table_is_what_measuring_writes(tmp_path, monkeypatch, caplog):
         again = cache.write_layers_table_kept("vgg16", LAYERS, 32, tmp_path / "b.csv", code="c1",
                                               cache_dir=tmp_path / "kept")
     assert again.read_bytes() == measured.read_bytes()
+    assert again.stat().st_mode == measured.stat().st_mode  # readable as any output (the umask's mode)
     assert "measured by an earlier run" in caplog.text
 
     # another input size, other layers or other code: another key, so measured

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,8 +73,9 @@ def _usable(path: Path) -> bool:
 def _copy_atomically(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` through a private temporary name in ``target``'s folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
+    # a name of this call's own (two runs may keep the same table at once), created by the copy
+    # itself so that the file's mode follows the umask as any other output's does
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}"
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
