@@ -25,7 +25,7 @@ from neurofacets.job_resources import (
 )
 from neurofacets.layer_table import configured_layer_names
 from neurofacets.prepared_weights import prepared_weights_path
-from neurofacets.provenance import run_provenance
+from neurofacets.provenance import run_provenance, without_performance_settings
 
 check_config(config)
 
@@ -39,8 +39,9 @@ LAYERS = configured_layer_names(config["model"]["arch"], config["model"]["layers
 SHARDS = [f"{i:03d}" for i in range(config["extraction"]["shards"])]
 # The sections the activations depend on: the extract job's config, and the provenance every
 # store derived from the activations records (docs/design.md, "Provenance"). A change of them
-# reruns the shards, hence everything after; as a param it adds no rerun of its own.
-EXTRACTION_CONFIG = {k: config[k] for k in ("run", "model", "extraction")}
+# reruns the shards, hence everything after; as a param it adds no rerun of its own. The
+# performance settings (extraction.workers) are left out: changing them reruns nothing.
+EXTRACTION_CONFIG = without_performance_settings({k: config[k] for k in ("run", "model", "extraction")})
 STORE_PROVENANCE = run_provenance(EXTRACTION_CONFIG)
 
 

@@ -32,7 +32,7 @@ rule dataset:
         state=f"{OUT}/dataset/state.json",
     params:
         dataset=config["dataset"],
-        extraction=config["extraction"],
+        extraction=EXTRACTION_CONFIG["extraction"],
         # the evaluation splits each class (or coarse group) in two halves: checked here, before extraction
         level=config["analysis"]["level"],
         # the listed files' paths, sizes and times: adding, removing or overwriting one reruns this job

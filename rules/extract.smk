@@ -67,7 +67,9 @@ rule extract:
         shard=lambda wc: int(wc.shard),
         config=EXTRACTION_CONFIG,
         code=script_digest("extract.py"),
-    threads: max(2, config["extraction"]["workers"] + 1)  # DataLoader workers + the model
+    # DataLoader workers + the model; the workers are read from the config by the script, not a
+    # param: they change no byte of the shard, so changing them reruns nothing
+    threads: max(2, config["extraction"]["workers"] + 1)
     resources:
         gpu=uses_gpu(),
         mem_mb=extract_mem_mb(config["extraction"], on_gpu=uses_gpu() > 0),

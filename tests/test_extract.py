@@ -118,8 +118,8 @@ def _prepared_random_weights(tmp_path):
 def test_shard_skips_bad_images_and_holds_every_good_image_once(tmp_path):
     from neurofacets.config import with_defaults
     from neurofacets.datasets import list_folder, write_dataset
-    from neurofacets.extract import extract_shard, write_skipped_table
-    from neurofacets.store import open_shard
+    from neurofacets.extract import extract_shard
+    from neurofacets.store import open_shard, write_skipped_table
 
     root = tmp_path / "data"
     for c in ("a", "b"):

@@ -43,7 +43,8 @@ from neurofacets import encode, gallery
 from neurofacets.cof import read_cof
 from neurofacets.config import with_defaults
 from neurofacets.datasets import DatasetError, dataset_from_config
-from neurofacets.extract import extract_shard, write_skipped_table
+from neurofacets.extract import extract_shard
+from neurofacets.store import write_skipped_table
 from neurofacets.figures import write_tables
 from neurofacets.neuron_figure import neuron_figure, read_metrics_row
 from neurofacets.readers import parse_top_classes

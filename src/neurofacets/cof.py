@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .logs import timed
 from .pathlike import PathLike
 from .topk import TopK
 
@@ -105,6 +106,7 @@ class Labels:
         return self.levels[name]
 
 
+@timed("read")
 def load_labels(images_csv: PathLike, classes_csv: PathLike) -> Labels:
     """Read ``images.csv`` and ``classes.csv`` into the label levels used by CoF.
 
@@ -198,6 +200,7 @@ def cof_dataset(topk: TopK, labels: Labels, attrs: Mapping[str, Any] | None = No
     return ds
 
 
+@timed("read")
 def read_cof(path: PathLike, level: str = "class") -> xr.DataArray:
     """Load the CoF counts of one level from ``cof/{layer}.zarr`` (in memory).
 

@@ -28,7 +28,7 @@ from .models.checks import checkpoint_fit_problem
 from .pathlike import PathLike
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, recipe_report, resolve_preprocessing
 from .provenance import file_digest, provenance_attrs
-from .store import ActivationShardWriter, atomic_output, open_shard, write_csv
+from .store import ActivationShardWriter, atomic_output
 from .topk import write_shard_top_k
 
 logger = logging.getLogger(__name__)
@@ -272,14 +272,17 @@ def extract_shard(
     weights_file: PathLike,
     out_path: PathLike,
     threads: int = 1,
+    workers: int | None = None,
 ) -> None:
     """The ``extract`` rule: write ``activations/shard-{shard}.zarr`` for one shard.
 
     The store is written under a temporary name and renamed when complete. ``config`` is the
     run's configuration as [`neurofacets.config.validate_config`][] leaves it, every
     default filled in (``run``, ``model`` and ``extraction`` are read); outside a run, fill a
-    partial one with [`neurofacets.config.with_defaults`][]. Preprocessing keys still
+    partial one with `neurofacets.config.with_defaults`. Preprocessing keys still
     ``auto`` take the model's recipe (`neurofacets.preprocessing.resolve_preprocessing`).
+    ``workers`` (DataLoader processes) overrides ``extraction.workers``, which the workflow
+    leaves out of ``config`` (a performance setting: `neurofacets.provenance.PERFORMANCE_SETTINGS`).
     """
     from .weights import load_prepared
 
@@ -301,7 +304,7 @@ def extract_shard(
     max_pixels = ex["max_image_pixels"]
     decode = resolve_decode(ex["decode"], device)
     loader = make_loader(images["image_id"], images["path"], recipe.image_size, recipe.resize,
-                         ex["batch_size"], ex["workers"], pin_memory=device.type == "cuda",
+                         ex["batch_size"], ex["workers"] if workers is None else workers, pin_memory=device.type == "cuda",
                          max_pixels=max_pixels, decode=decode, interpolation=recipe.interpolation,
                          crop_offset=recipe.crop_offset)
     prefix_tokens = config["model"]["prefix_tokens"]
@@ -351,13 +354,3 @@ def _map_shapes(model: nn.Module, layers: Sequence[Layer], image_size: int) -> d
     finally:
         hooks.remove()
     return {layer.name: hooks.shapes[layer.name] for layer in layers}
-
-
-def write_skipped_table(shard_paths: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
-    """The ``skipped_images`` rule: images extraction could not decode, from every shard."""
-    rows = []
-    for path in shard_paths:
-        rows.extend(open_shard(path).attrs.get("skipped", []))
-    table = pd.DataFrame(rows, columns=["image_id", "path", "reason"]).sort_values("image_id")
-    write_csv(out_csv, table)
-    return table

@@ -1,13 +1,26 @@
-"""Logging for workflow scripts: each rule's ``log:`` file receives the package's log."""
+"""Logging for workflow scripts: each rule's ``log:`` file receives the package's log.
+
+The log's last line splits the job's wall time into phases (`log_to`, `timed`):
+``start`` (from the process's start to the script's call: the interpreter, Snakemake's script
+preamble and the imports), ``read`` and ``write`` (time inside the package's readers and
+writers marked `timed`) and ``compute`` (the rest of the call).
+``benchmarks/default_run.py`` sums them per stage.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+import json
 import logging
+import os
 import sys
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .pathlike import PathLike
 
@@ -19,6 +32,64 @@ logger = logging.getLogger(__name__.rpartition(".")[0])  # the package logger, p
 SNAKEMAKE_TIMESTAMP_WARNING = r"Object at \.snakemake_timestamp is not recognized"
 
 
+#: The phases of the job's time that `timed` functions add to; None outside `log_to`.
+_JOB_PHASES: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("neurofacets_job_phases",
+                                                                                    default=None)
+#: What the last line of a job's log starts with; the JSON object of seconds by phase follows.
+PHASES_PREFIX = "job phases (s): "
+TIMED_PHASES = ("read", "write")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def timed(phase: str) -> Callable[[F], F]:
+    """Mark a function as time spent in ``phase`` (``read`` or ``write``) of a job's time.
+
+    Inside `log_to`, the call's wall time is added to the phase; a timed call inside
+    another counts once, in the outer one's phase. Outside a job it costs one lookup.
+    """
+    if phase not in TIMED_PHASES:
+        raise ValueError(f"phase {phase!r}: one of {TIMED_PHASES}")
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            phases = _JOB_PHASES.get()
+            if phases is None or phases["open"]:
+                return func(*args, **kwargs)
+            phases["open"] = True
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                phases[phase] += time.perf_counter() - start
+                phases["open"] = False
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def process_start_time() -> float | None:
+    """When this process started (seconds since the epoch, to 10 ms), from ``/proc``; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+    except (OSError, StopIteration):
+        return None
+    ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime, after the command name
+    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def read_phases(log_text: str) -> dict[str, float] | None:
+    """The phases a job's log ends with (`PHASES_PREFIX`), or None when it has none."""
+    for line in reversed(log_text.splitlines()):
+        _, found, rest = line.partition(PHASES_PREFIX)
+        if found:
+            return json.loads(rest)
+    return None
+
+
 @contextlib.contextmanager
 def log_to(path: PathLike | None, level: int = logging.INFO) -> Iterator[logging.Logger]:
     """Send the ``neurofacets`` logger (and warnings, tracebacks) to ``path`` and stderr.
@@ -27,7 +98,8 @@ def log_to(path: PathLike | None, level: int = logging.INFO) -> Iterator[logging
     the block ends.
 
     A workflow script wraps its one call in this block, so the rule's ``log:`` file holds
-    what happened, including the traceback of a failure.
+    what happened, including the traceback of a failure. When the block ends without an error,
+    its last line gives the job's phases (see the module's docstring; `read_phases`).
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if path is not None:
@@ -40,14 +112,23 @@ def log_to(path: PathLike | None, level: int = logging.INFO) -> Iterator[logging
     old_level = logger.level
     logger.setLevel(level)
     logging.captureWarnings(True)
+    entered, started = time.time(), process_start_time()
+    phases = {"open": False, **dict.fromkeys(TIMED_PHASES, 0.0)}
+    token = _JOB_PHASES.set(phases)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=SNAKEMAKE_TIMESTAMP_WARNING)
             yield logger
+        call = time.time() - entered
+        split = {"start": None if started is None else round(max(entered - started, 0.0), 3),
+                 **{phase: round(phases[phase], 3) for phase in TIMED_PHASES},
+                 "compute": round(max(call - sum(phases[p] for p in TIMED_PHASES), 0.0), 3)}
+        logger.info("%s%s", PHASES_PREFIX, json.dumps(split))
     except BaseException:
         logger.exception("failed")
         raise
     finally:
+        _JOB_PHASES.reset(token)
         for h in handlers:
             logger.removeHandler(h)
             h.close()

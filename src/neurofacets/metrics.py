@@ -24,7 +24,6 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .readers import DEAD, METRIC_COLUMNS, MF, SF
 
@@ -167,6 +166,8 @@ def leave_one_out_p_values(mf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         loo_mean = np.where(finite, m - d / (n - 1), m)
         loo_q = np.where(finite, q - d**2 * n / (n - 1), q)
         loo_std = np.sqrt(np.clip(loo_q, 0.0, None) / (n_others - 1))
+    from scipy import stats  # here, not at import: most jobs that import this module never test
+
     upper = mf > loo_mean
     fit_ok = alive & (n_others >= 2) & (loo_std > 0) & np.isfinite(loo_std)
     sf = stats.norm.sf(mf[fit_ok], loc=loo_mean[fit_ok], scale=loo_std[fit_ok])
@@ -194,6 +195,8 @@ def bh_q_values(p: np.ndarray) -> np.ndarray:
 
     NaN p-values (dead neurons) stay NaN and do not count among the tests.
     """
+    from scipy import stats  # here, not at import: most jobs that import this module never test
+
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
     finite = np.isfinite(p)

@@ -63,6 +63,7 @@ from zarr.codecs import ZstdCodec
 
 from .geometry import LayerGeometry, read_layer_geometry
 from .images import MEAN_GREY_UINT8
+from .logs import timed
 from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .store import WRITE_EVERY_CHUNK, atomic_output
@@ -540,6 +541,7 @@ class PatchReader:
             self._cache.move_to_end(row)
         return image
 
+    @timed("read")
     def neuron(self, neuron: int, count: int | None = None) -> np.ndarray:
         """The first ``count`` (default: all counted) patches of one neuron, uint8 (count, rf, rf, 3)."""
         neuron = int(neuron)
@@ -555,6 +557,7 @@ class PatchReader:
             _cut_into(out[rank], self._image(int(self._index[neuron, rank])), top, left, self._fill)
         return out
 
+    @timed("read")
     def top(self, neurons: slice | Sequence[int], n: int) -> np.ndarray:
         """The first ``n`` slots (best first) of a block of neurons: (m, n, rf, rf, 3) uint8.
 

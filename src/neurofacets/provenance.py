@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import hashlib
 import json
@@ -164,6 +165,28 @@ def script_code_digest(script: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+#: Settings that change how fast a job runs, never a byte it writes: ``(section, key)``. They
+#: are no params of any rule and no part of the ``config_digest``
+#: (`without_performance_settings`), so changing one reruns nothing.
+#: ``extraction.batch_size`` is not one of them: on a CPU, VGG16's maps of the same images in
+#: batches of 1 and of 12 differ in the last bit (another kernel per batch shape), so a new
+#: batch size reruns the shards.
+PERFORMANCE_SETTINGS: tuple[tuple[str, str], ...] = (("extraction", "workers"), ("visualize", "threads"))
+
+
+def without_performance_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` without the `PERFORMANCE_SETTINGS` (an absent one is no error).
+
+    What the rules' params and the stores' ``config_digest`` are computed from, so that a
+    performance setting neither reruns a job nor changes a stored attribute.
+    """
+    out = copy.deepcopy(dict(config))
+    for section, key in PERFORMANCE_SETTINGS:
+        if section in out and isinstance(out[section], Mapping):
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
+
+
 #: The run's part of the provenance attributes (`run_provenance`), in the order stored.
 RUN_PROVENANCE_KEYS = ("config_digest", "model", "weights")
 
@@ -191,7 +214,7 @@ def run_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
         ``config_digest``, ``model`` (the architecture) and ``weights`` (the configured source).
     """
     model = config.get("model", {})
-    return {"config_digest": config_digest(config), "model": model.get("arch"), "weights": model.get("weights")}
+    return {"config_digest": config_digest(without_performance_settings(config)), "model": model.get("arch"), "weights": model.get("weights")}
 
 
 def provenance_attrs(

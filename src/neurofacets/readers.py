@@ -47,6 +47,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .logs import timed
+
 METRIC_COLUMNS = (
     "layer", "neuron", "n_counted", "sparsity", "flatness", "mf", "p_value", "q_value", "p_empirical", "q_empirical",
     "top_classes",
@@ -564,6 +566,7 @@ def parse_top_classes(text: Any) -> list[tuple[str, int]]:
     return [(name, count) for name, count in pairs]
 
 
+@timed("read")
 def _read_csv(path: str | Path, required: Sequence[str], what: str,
               dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
     path = Path(path)
@@ -822,6 +825,7 @@ class Similarity:
         return int(self.excluded.sum())
 
 
+@timed("read")
 def read_similarity(path: str | Path) -> Similarity:
     """Read ``similarity/{layer}.zarr`` (one layer: 512 x 512 float64 is 2 MB per matrix)."""
     path = Path(path)

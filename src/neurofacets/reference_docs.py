@@ -6,7 +6,9 @@
   `OUTPUT_STORES` and `COLUMN_MEANINGS`;
 - ``docs/reference/figures.md`` from `neurofacets.figure_table.FIGURE_TABLE`, each
   figure's caption ``workflow/report/<stem>.rst`` and its picture ``docs/figures/<stem>.png``;
-- ``docs/reference/api.md``: the mkdocstrings directives of `API_MODULES`.
+- ``docs/reference/api.md``: the mkdocstrings directives of `API_MODULES`;
+- ``docs/reference/reruns.md``: which configuration keys rerun which rule, from the rules'
+  ``params:`` (`neurofacets.rerun_table`).
 
 Run from the repository root::
 
@@ -39,6 +41,8 @@ CONFIG_README = Path("config/README.md")
 OUTPUTS_PAGE = Path("docs/reference/outputs.md")
 FIGURES_PAGE = Path("docs/reference/figures.md")
 API_PAGE = Path("docs/reference/api.md")
+RERUNS_PAGE = Path("docs/reference/reruns.md")
+RULES = Path("rules")
 #: The default run's configuration, shown as the example of ``config/README.md``.
 DEFAULT_CONFIG = Path("config/config.yaml")
 #: The pictures the docs and the README show, one per figure stem (from the default run).
@@ -495,7 +499,7 @@ def api_page(modules: Sequence[tuple[str, str]] = API_MODULES) -> str:
 
 def generated_files(root: Path) -> dict[Path, str]:
     """Every generated file (relative path -> text), from the sources under ``root``."""
-    from neurofacets import figure_table, readers
+    from neurofacets import figure_table, readers, rerun_table
     from neurofacets.config import load_schema
 
     schema = load_schema()
@@ -508,6 +512,9 @@ def generated_files(root: Path) -> dict[Path, str]:
         OUTPUTS_PAGE: outputs_page(readers.OUTPUT_TABLES, readers.OUTPUT_STORES, readers.COLUMN_MEANINGS),
         FIGURES_PAGE: figures_page(figure_table.FIGURE_TABLE, captions, pictures),
         API_PAGE: api_page(),
+        RERUNS_PAGE: rerun_table.rerun_page(rerun_table.rule_keys(root / RULES),
+                                            rerun_table.figure_keys(figure_table.FIGURE_TABLE),
+                                            header("rules/*.smk")),
     }
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
+from .logs import timed
 from .pathlike import PathLike
 from .similarity import pearson_rows, zero_variance_rows
 
@@ -89,6 +89,8 @@ def rsa_matrix(rdms: Mapping[str, np.ndarray]) -> pd.DataFrame:
     sizes = {np.shape(r) for r in rdms.values()}
     if len(sizes) != 1:
         raise ValueError(f"RDMs differ in shape: {sorted(sizes)}")
+    from scipy import stats  # here, not at import: only the rsa job correlates RDMs
+
     vectors = [upper_triangle(rdms[n]) for n in names]
     out = np.full((len(names), len(names)), np.nan)
     for i in range(len(names)):
@@ -140,6 +142,7 @@ def rdm_dataset(
     return ds
 
 
+@timed("read")
 def read_rdm(path: PathLike) -> np.ndarray:
     """The ``rdm`` matrix of a store of `rdm_dataset`."""
     path = Path(path)

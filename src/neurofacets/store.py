@@ -33,6 +33,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from .logs import timed
 from .pathlike import PathLike
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
+@timed("write")
 def write_csv(path: PathLike, table: pd.DataFrame, **to_csv: Any) -> None:
     """Write ``table`` to ``path`` atomically (`atomic_output`), without its index by
     default; ``to_csv`` passes options to `pandas.DataFrame.to_csv` (e.g. ``index=True``,
@@ -83,6 +85,7 @@ def write_csv(path: PathLike, table: pd.DataFrame, **to_csv: Any) -> None:
         table.to_csv(tmp, **{"index": False, **to_csv})
 
 
+@timed("write")
 def write_xarray_store(path: PathLike, ds: "xr.Dataset") -> None:
     """Write an xarray dataset atomically as a zarr v3 store (the small per-layer stores:
     top-k, CoF, similarity, class RDM). Read its variables by name: their order on disk
@@ -256,6 +259,19 @@ def open_shard(path: PathLike) -> zarr.Group:
     return root
 
 
+def write_skipped_table(shard_paths: Sequence[PathLike], out_csv: PathLike) -> pd.DataFrame:
+    """The ``skipped_images`` rule: images extraction could not decode, from every shard."""
+    import pandas as pd
+
+    rows = []
+    for path in shard_paths:
+        rows.extend(open_shard(path).attrs.get("skipped", []))
+    table = pd.DataFrame(rows, columns=["image_id", "path", "reason"]).sort_values("image_id")
+    write_csv(out_csv, table)
+    return table
+
+
+@timed("read")
 def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | None = None,
               out: np.ndarray | None = None, columns: slice | None = None) -> np.ndarray:
     """``array[start:stop]`` (along the first axis) of a complete store, chunk by chunk.
@@ -298,6 +314,7 @@ def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | No
     return out
 
 
+@timed("read")
 def read_layer(shard_paths: Sequence[PathLike], layer: str) -> LayerActivations:
     """Read one layer from every shard and return it sorted by image id.
 

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .logs import timed
 from .pathlike import PathLike
 from .store import CHECKSUMMED_COMPRESSORS, WRITE_EVERY_CHUNK, open_shard, read_rows, write_xarray_store
 
@@ -261,6 +262,7 @@ def write_topk(path: PathLike, topk: TopK, top_k: int, attrs: Mapping[str, Any] 
     write_xarray_store(path, topk_dataset(topk, top_k, attrs))
 
 
+@timed("read")
 def read_topk(path: PathLike) -> TopK:
     """Read a ``topk/{layer}.zarr`` store written by [`write_topk`][]."""
     path = Path(path)
@@ -397,6 +399,7 @@ def write_shard_top_k(root: zarr.Group, k: int, n_rows: int | None = None) -> No
     root.attrs["shard_top_k"] = int(k)
 
 
+@timed("read")
 def read_shard_top_k(path: PathLike, layer: str) -> TopK | None:
     """One layer's candidates from a complete activation shard; None where it has none.
 

@@ -9,4 +9,5 @@ with log_to(snakemake.log[0]):
         snakemake.input.weights,
         snakemake.output[0],
         threads=snakemake.threads,
+        workers=snakemake.config["extraction"]["workers"],
     )

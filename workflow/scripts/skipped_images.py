@@ -1,4 +1,4 @@
-from neurofacets.extract import write_skipped_table
+from neurofacets.store import write_skipped_table
 from neurofacets.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,0 +1,253 @@
+"""Time the default run from an empty run folder, and write docs/benchmarks/default_run.md.
+
+Two builds, each from an empty ``results/<run>`` (the weights already prepared under
+``resources/``; ``--empty-resources`` moves ``resources/`` aside first, so the weights are
+prepared too, and puts it back after):
+
+1. only the run's shards (``snakemake results/<run>/activations/shard-000.zarr ... --cores N
+   --config run=<run>``: the probes, dataset, layer table and the forward pass);
+2. the whole default run (``snakemake --cores N --config run=<run>``).
+
+For each: wall time, CPU time (user + system of every process the build ran), the largest
+process's peak RSS; for the whole run also the disk the run folder takes, the number of jobs,
+and per stage the jobs' wall seconds from Snakemake's benchmark files
+(``results/<run>/benchmarks/...``) split into the phases each job's log ends with
+(``neurofacets.logs``: start = interpreter, Snakemake's script preamble and imports; read;
+compute; write). The ratio is the whole run's wall time over the shards' (issue 30's measure).
+The page records the commit, date, CPU model, core count, vector extensions and the load
+average before and after, so a number is never shown without where and when it was measured.
+
+    python benchmarks/default_run.py                      # the default run, 2 cores, run name "bench"
+    python benchmarks/default_run.py --empty-resources    # also from empty resources/
+    python benchmarks/default_run.py --configfile my.yaml --out /tmp/x.md   # a smaller check
+
+Run it on a quiet machine: other work on the cores changes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from neurofacets.figure_table import FIGURE_TABLE  # noqa: E402
+from neurofacets.layer_geometry_cache import CACHE_DIR  # noqa: E402
+from neurofacets.logs import read_phases  # noqa: E402
+
+#: The vector extensions worth naming (from /proc/cpuinfo's flags), in this order.
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                "amx_tile", "amx_bf16", "asimd", "sve")
+PHASES = ("start", "read", "compute", "write")
+#: Runs a command, then prints its children's resource use (user, system, peak RSS) as JSON.
+_MEASURE = (
+    "import json, resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print('RUSAGE ' + json.dumps({'code': code, 'cpu_s': u.ru_utime + u.ru_stime, 'max_rss_kb': u.ru_maxrss}))\n"
+)
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, vector extensions, OS and Python of this machine."""
+    info = {"cpu": platform.processor() or platform.machine(), "flags": ""}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.M)
+        info["cpu"] = model.group(1).strip() if model else info["cpu"]
+        present = set(flags.group(1).split()) if flags else set()
+        info["flags"] = " ".join(f for f in VECTOR_FLAGS if f in present) or "none of " + ", ".join(VECTOR_FLAGS)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info["cores"] = f"{usable} usable of {os.cpu_count()}"
+    info["system"] = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return info
+
+
+def commit() -> str:
+    """The checkout's commit (with ``+changes`` when the work tree differs from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def snakemake_build(targets: Sequence[str], cores: int, run: str, configfiles: Sequence[str]) -> dict:
+    """Run one build; return its wall and CPU seconds, peak RSS (MB), job count and output."""
+    # targets first, --configfile last: it takes every following word as a file
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--config", f"run={run}"]
+    if configfiles:
+        cmd += ["--configfile", *configfiles]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    usage = json.loads(done.stdout.rpartition("RUSAGE ")[2])
+    if usage["code"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
+    jobs = re.search(r"^total\s+(\d+)\s*$", done.stderr, re.M)
+    return {"command": " ".join(["snakemake", *cmd[3:]]), "wall_s": wall, "cpu_s": usage["cpu_s"],
+            "max_rss_mb": usage["max_rss_kb"] / 1024, "jobs": int(jobs.group(1)) if jobs else None}
+
+
+def disk_mb(folder: Path) -> float:
+    """What the files under ``folder`` take on disk (allocated blocks), in MB."""
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def stage_of(relative: Path, figure_stems: set[str]) -> str:
+    """The stage a benchmark file belongs to: its folder, or its name; every figure is ``figures``."""
+    name = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+    return "figures" if name in figure_stems else name
+
+
+def stage_table(out: Path) -> dict[str, dict[str, float]]:
+    """Per stage: jobs, the jobs' wall seconds (benchmark files) and their phases (job logs)."""
+    stems = {figure.stem for figure in FIGURE_TABLE}
+    stages: dict[str, dict[str, float]] = {}
+    for tsv in sorted((out / "benchmarks").rglob("*.tsv")):
+        relative = tsv.relative_to(out / "benchmarks")
+        row = stages.setdefault(stage_of(relative, stems), {"jobs": 0, "s": 0.0, **dict.fromkeys(PHASES, 0.0),
+                                                             "logged": 0})
+        lines = tsv.read_text().splitlines()
+        row["jobs"] += 1
+        row["s"] += float(lines[1].split("\t")[0])
+        log = (out / "logs" / relative).with_suffix(".log")
+        phases = read_phases(log.read_text()) if log.is_file() else None
+        if phases and phases.get("start") is not None:
+            row["logged"] += 1
+            for phase in PHASES:
+                row[phase] += phases[phase]
+    return stages
+
+
+def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Namespace) -> str:
+    """The generated Markdown page."""
+    ratio = full["wall_s"] / shards["wall_s"]
+    argv = " ".join(["python benchmarks/default_run.py", *sys.argv[1:]])
+    lines = [
+        f"<!-- generated by {argv}; do not edit -->",
+        "",
+        "# The default run, measured",
+        "",
+        "How long the default run takes from an empty run folder, on the machine below: written by "
+        "`python benchmarks/default_run.py` (its docstring says what each number is). Other work on "
+        "the machine while it ran changes every number; the load average before and after says how "
+        "quiet it was.",
+        "",
+        "| where and when | |",
+        "|---|---|",
+        f"| commit | `{info['commit']}` |",
+        f"| date (UTC) | {info['date']} |",
+        f"| CPU | {info['cpu']} |",
+        f"| cores | {info['cores']}; the builds ran with `--cores {args.cores}` |",
+        f"| vector extensions | {info['flags']} |",
+        f"| system | {info['system']} |",
+        f"| load average (1, 5, 15 min) | before {info['load_before']}; after {info['load_after']} |",
+        f"| weights | {'prepared by the run (resources/ empty)' if args.empty_resources else 'already under resources/'} |",
+        f"| receptive fields (the `layers` job) | {info['fields']} |",
+        f"| extra config | {', '.join(f'`{c}`' for c in args.configfile) or 'none (config/config.yaml)'} |",
+        "",
+        "| build, from an empty `results/<run>` | wall s | CPU s (user + system) | largest process's peak RSS MB |"
+        " jobs | disk MB |",
+        "|---|---|---|---|---|---|",
+        f"| the shards only: `{shards['command']}` | {shards['wall_s']:.0f} | {shards['cpu_s']:.0f} | "
+        f"{shards['max_rss_mb']:.0f} | {shards['jobs']} | |",
+        f"| the whole run: `{full['command']}` | {full['wall_s']:.0f} | {full['cpu_s']:.0f} | "
+        f"{full['max_rss_mb']:.0f} | {full['jobs']} | {full['disk_mb']:.0f} |",
+        "",
+        f"**Ratio** (whole run's wall over the shards'): **{ratio:.2f}**.",
+        "",
+        "Per stage, the jobs' wall seconds from Snakemake's benchmark files, and how they split "
+        "(each job's log ends with its phases: `start` = interpreter, Snakemake's script preamble "
+        "and imports; `read` and `write` = time in the package's readers and writers; `compute` = "
+        "the rest; `outside the script` = the job's wall time before the script's process started "
+        "and after it ended, Snakemake's own work). Jobs run side by side, so the sum exceeds the "
+        "run's wall time.",
+        "",
+        "| stage | jobs | job wall s | start s | read s | compute s | write s | outside the script s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    total = {"jobs": 0, "s": 0.0, **dict.fromkeys(PHASES, 0.0)}
+    for name, row in sorted(stages.items(), key=lambda item: -item[1]["s"]):
+        logged = row["logged"] == row["jobs"]
+        outside = row["s"] - sum(row[p] for p in PHASES)
+        split = [f"{row[p]:.1f}" for p in PHASES] + [f"{outside:.1f}"] if logged else ["–"] * (len(PHASES) + 1)
+        lines.append(f"| {name} | {row['jobs']} | {row['s']:.1f} | " + " | ".join(split) + " |")
+        for key in total:
+            total[key] += row[key] if row["logged"] == row["jobs"] or key in ("jobs", "s") else 0.0
+    lines.append(f"| **all** | {total['jobs']} | {total['s']:.1f} | "
+                 + " | ".join(f"{total[p]:.1f}" for p in PHASES) + " | |")
+    lines += ["", "Jobs without a benchmark file (a few small ones) are counted in the jobs column of the "
+              "builds, not here; a stage whose logs hold no phases shows –.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", default="bench", help="run name (results/<run> must not exist, or --replace)")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--configfile", nargs="*", default=[], help="config files over config/config.yaml")
+    parser.add_argument("--empty-resources", action="store_true",
+                        help="move resources/ aside first (the run prepares the weights), and back after")
+    parser.add_argument("--replace", action="store_true", help="delete an existing results/<run> first")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "default_run.md")
+    args = parser.parse_args(argv)
+
+    out = REPO / "results" / args.run
+    if out.exists() and not args.replace:
+        parser.error(f"{out} exists: give another --run, or --replace to delete it")
+    configs = [yaml.safe_load((REPO / "config" / "config.yaml").read_text())]
+    configs += [yaml.safe_load(Path(c).read_text()) or {} for c in args.configfile]
+    n_shards = next(c["extraction"]["shards"] for c in reversed(configs) if "shards" in c.get("extraction", {}))
+    shard_targets = [f"results/{args.run}/activations/shard-{i:03d}.zarr" for i in range(n_shards)]
+
+    info = {"commit": commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(),
+            "load_before": ", ".join(f"{v:.2f}" for v in os.getloadavg())}
+    aside = REPO / "resources.default-run-aside"
+    # both builds start from the same resources/: a layer table one of them keeps is removed after it
+    kept_dir = REPO / CACHE_DIR
+    kept_before = set(kept_dir.glob("*")) if kept_dir.is_dir() else set()
+    builds = {}
+    for name, targets in (("shards", shard_targets), ("full", [])):
+        shutil.rmtree(out, ignore_errors=True)
+        if args.empty_resources and (REPO / "resources").exists():
+            (REPO / "resources").rename(aside)
+        try:
+            builds[name] = snakemake_build(targets, args.cores, args.run, args.configfile)
+        finally:
+            if args.empty_resources and aside.exists():
+                shutil.rmtree(REPO / "resources", ignore_errors=True)  # what this build prepared
+                aside.rename(REPO / "resources")
+        for path in set(kept_dir.glob("*")) - kept_before if kept_dir.is_dir() else ():
+            path.unlink()
+        print(f"{name}: {builds[name]['wall_s']:.1f} s wall", file=sys.stderr)
+    info["load_after"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    builds["full"]["disk_mb"] = disk_mb(out)
+    layers_log = out / "logs" / "layers.log"
+    info["fields"] = ("copied from a table an earlier run kept (resources/layer_geometry)"
+                      if layers_log.is_file() and "measured by an earlier run" in layers_log.read_text()
+                      else "measured")
+    text = page(info, builds["shards"], builds["full"], stage_table(out), args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
