@@ -71,14 +71,19 @@ def timed(phase: str) -> Callable[[F], F]:
 
 
 def process_start_time() -> float | None:
-    """When this process started (seconds since the epoch, to 10 ms), from ``/proc``; None elsewhere."""
+    """When this process started (seconds since the epoch, to 10 ms), from ``/proc``; None elsewhere.
+
+    The process's age is the system's uptime minus its start tick (both to 10 ms): the boot
+    time in ``/proc/stat`` is whole seconds, which would put up to a second into ``start``.
+    """
+    now = time.time()
     try:
         stat = Path(f"/proc/{os.getpid()}/stat").read_text()
-        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
-    except (OSError, StopIteration):
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
     ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime, after the command name
-    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    return now - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def read_phases(log_text: str) -> dict[str, float] | None:
