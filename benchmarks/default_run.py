@@ -21,12 +21,16 @@ average before and after, so a number is never shown without where and when it w
     python benchmarks/default_run.py --empty-resources    # also from empty resources/
     python benchmarks/default_run.py --configfile my.yaml --out /tmp/x.md   # a smaller check
 
-Run it on a quiet machine: other work on the cores changes every number.
+Run it on a quiet machine: other work on the cores changes every number. Each measurement of
+the default run itself (no ``--configfile``, default ``--out``) is also appended to
+``benchmarks/default_run_history.csv``, and the page states the range over every machine and
+commit there, so one page carries each number once with where and when it was measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -52,6 +56,11 @@ from neurofacets.logs import read_phases  # noqa: E402
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
                 "amx_tile", "amx_bf16", "asimd", "sve")
 PHASES = ("start", "read", "compute", "write")
+#: Every measurement of the default run, one row each (the page's "across machines" table).
+HISTORY = REPO / "benchmarks" / "default_run_history.csv"
+DEFAULT_OUT = REPO / "docs" / "benchmarks" / "default_run.md"
+HISTORY_COLUMNS = ("commit", "date", "cpu", "cores", "flags", "load_before", "load_after", "shards_wall_s",
+                   "full_wall_s", "ratio", "cpu_s", "max_rss_mb", "jobs", "disk_mb", "source")
 #: Runs a command, then prints its children's resource use (user, system, peak RSS) as JSON.
 _MEASURE = (
     "import json, resource, subprocess, sys\n"
@@ -135,7 +144,68 @@ def stage_table(out: Path) -> dict[str, dict[str, float]]:
     return stages
 
 
-def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Namespace) -> str:
+def read_history(path: Path = HISTORY) -> list[dict[str, str]]:
+    """The measurements kept so far (`HISTORY`), oldest first; none when the file is absent."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def history_row(info: dict, shards: dict, full: dict) -> dict[str, str]:
+    """This measurement as a `HISTORY_COLUMNS` row."""
+    return {"commit": info["commit"], "date": info["date"], "cpu": info["cpu"], "cores": info["cores"],
+            "flags": info["flags"], "load_before": info["load_before"], "load_after": info["load_after"],
+            "shards_wall_s": f"{shards['wall_s']:.0f}", "full_wall_s": f"{full['wall_s']:.0f}",
+            "ratio": f"{full['wall_s'] / shards['wall_s']:.2f}", "cpu_s": f"{full['cpu_s']:.0f}",
+            "max_rss_mb": f"{full['max_rss_mb']:.0f}", "jobs": str(full["jobs"]),
+            "disk_mb": f"{full['disk_mb']:.0f}", "source": "benchmarks/default_run.py"}
+
+
+def append_history(row: dict[str, str], path: Path = HISTORY) -> None:
+    """Add ``row`` to the kept measurements (the header written with the first)."""
+    new = not path.is_file()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def history_section(history: Sequence[dict[str, str]]) -> list[str]:
+    """The page's lines on every kept measurement, with the range of each number over them."""
+    if not history:
+        return []
+
+    def span(column: str, unit: str = "") -> str:
+        values = [float(r[column]) for r in history if r[column]]
+        low, high = min(values), max(values)
+        return f"{low:g}{unit}" if low == high else f"{low:g}-{high:g}{unit}"
+
+    machines = {(r["cpu"], r["cores"], r["flags"]) for r in history}
+    lines = [
+        "## Across machines and commits",
+        "",
+        f"Every measurement of the default run kept in `benchmarks/default_run_history.csv` "
+        f"({len(history)} on {len(machines)} machine{'s' if len(machines) > 1 else ''}): the whole run took "
+        f"{span('full_wall_s', ' s')} wall, its shards {span('shards_wall_s', ' s')} (ratio {span('ratio')}), "
+        f"{span('jobs')} jobs and {span('disk_mb', ' MB')} of disk. The load average says how quiet each "
+        "machine was; the commit, what was measured.",
+        "",
+        "| commit | date (UTC) | CPU | cores | vector extensions | load before; after | shards s | whole run s "
+        "| ratio | jobs | disk MB | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in history:
+        commit_cell = f"`{r['commit']}`" if re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", r["commit"]) else r["commit"]
+        lines.append(f"| {commit_cell} | {r['date']} | {r['cpu']} | {r['cores']} | {r['flags']} | "
+                     f"{r['load_before'] or '?'}; {r['load_after'] or '?'} | {r['shards_wall_s']} | "
+                     f"{r['full_wall_s']} | {r['ratio']} | {r['jobs']} | {r['disk_mb'] or '?'} | {r['source']} |")
+    return [*lines, ""]
+
+
+def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Namespace,
+         history: Sequence[dict[str, str]] = ()) -> str:
     """The generated Markdown page."""
     ratio = full["wall_s"] / shards["wall_s"]
     argv = " ".join(["python benchmarks/default_run.py", *sys.argv[1:]])
@@ -194,6 +264,7 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
                  + " | ".join(f"{total[p]:.1f}" for p in PHASES) + " | |")
     lines += ["", "Jobs without a benchmark file (a few small ones) are counted in the jobs column of the "
               "builds, not here; a stage whose logs hold no phases shows –.", ""]
+    lines += history_section(history)
     return "\n".join(lines)
 
 
@@ -205,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--empty-resources", action="store_true",
                         help="move resources/ aside first (the run prepares the weights), and back after")
     parser.add_argument("--replace", action="store_true", help="delete an existing results/<run> first")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "default_run.md")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     out = REPO / "results" / args.run
@@ -242,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["fields"] = ("copied from a table an earlier run kept (resources/layer_geometry)"
                       if layers_log.is_file() and "measured by an earlier run" in layers_log.read_text()
                       else "measured")
-    text = page(info, builds["shards"], builds["full"], stage_table(out), args)
+    history = read_history()
+    if not args.configfile and args.out == DEFAULT_OUT:  # the default run itself: kept
+        history.append(history_row(info, builds["shards"], builds["full"]))
+        append_history(history[-1])
+    text = page(info, builds["shards"], builds["full"], stage_table(out), args, history)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -1,0 +1,40 @@
+"""The default-run page's history: every kept measurement, and the range stated over them."""
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("default_run", REPO / "benchmarks" / "default_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_measurement_is_kept_and_the_page_states_the_range_over_all(tmp_path):
+    d = load_script()
+    history = tmp_path / "history.csv"
+    info = {"commit": "abc1234", "date": "2026-12-08 00:00", "cpu": "CPU A", "cores": "2 usable of 2",
+            "flags": "avx2", "load_before": "0.1, 0.2, 0.3", "load_after": "0.4, 0.5, 0.6"}
+    d.append_history(d.history_row(info, {"wall_s": 80.4}, {"wall_s": 600.0, "cpu_s": 1000.0, "max_rss_mb": 2000.0,
+                                                             "jobs": 150, "disk_mb": 430.0}), history)
+    d.append_history(d.history_row({**info, "commit": "def5678", "cpu": "CPU B"}, {"wall_s": 100.0},
+                                   {"wall_s": 250.0, "cpu_s": 400.0, "max_rss_mb": 2100.0, "jobs": 156,
+                                    "disk_mb": 436.0}), history)
+    rows = d.read_history(history)
+    assert [r["commit"] for r in rows] == ["abc1234", "def5678"]
+    assert rows[0]["ratio"] == "7.46" and rows[1]["ratio"] == "2.50"
+    text = "\n".join(d.history_section(rows))
+    assert "(2 on 2 machines)" in text
+    assert "250-600 s wall" in text and "its shards 80-100 s" in text and "(ratio 2.5-7.46)" in text
+    assert "| `abc1234` |" in text and "| `def5678` |" in text
+
+
+def test_the_committed_page_carries_the_kept_history():
+    d = load_script()
+    rows = d.read_history()
+    assert rows, "benchmarks/default_run_history.csv holds no measurement"
+    page = (REPO / "docs" / "benchmarks" / "default_run.md").read_text(encoding="utf-8")
+    assert "\n".join(d.history_section(rows)) in page
