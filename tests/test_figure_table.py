@@ -238,11 +238,12 @@ def test_a_run_with_an_untrained_control_gets_the_table_and_figure_beside_it(tmp
     check_rule(rules["beside_control"], beside, "results/cmp", figures_config,
                {"beside": "results/cmp/tables/beside_control.csv"})
     table = rules["beside_control_table"]
-    # the pair's tables only (not alexnet's); no bootstrap draws where no rule writes them
+    # the pair's tables only (not alexnet's), with the pair's bootstrap draws (analysis.bootstrap > 0)
     assert table["input"] == {"summaries": ["results/t/summary.csv", "results/u/summary.csv"],
                               "evaluation_summaries": ["results/t/evaluation/summary.csv",
                                                        "results/u/evaluation/summary.csv"],
-                              "draws": []}
+                              "draws": ["results/t/bootstrap/summary_draws.csv",
+                                        "results/u/bootstrap/summary_draws.csv"]}
     assert table["params"]["pairs"] == {"t": "u"}
     (output,) = table["output"]
     assert Path(output.pop("caption")).resolve() == REPO / "workflow" / "report" / "beside_control_table.rst"

@@ -29,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 #: Where the tables are kept, relative to the workflow's directory (beside ``resources/weights``).
 CACHE_DIR = "resources/layer_geometry"
-#: The model families whose architecture is fixed by an installed library: family -> distribution.
-PINNED_FAMILIES = {"torchvision": "torchvision", "timm": "timm", "open_clip": "open_clip_torch"}
 
 
 def cache_name(arch: str, spec: str | Sequence[str], image_size: int, code: str) -> str | None:
@@ -45,16 +43,18 @@ def cache_name(arch: str, spec: str | Sequence[str], image_size: int, code: str)
         script imports).
     """
     from .model_spec import parse_model_spec
+    from .models import MODEL_SOURCES
 
     model = parse_model_spec(arch)
-    if model.family not in PINNED_FAMILIES:
+    distribution = MODEL_SOURCES[model.family].architecture_distribution
+    if distribution is None:
         return None
     try:
-        version = importlib.metadata.version(PINNED_FAMILIES[model.family])
+        version = importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
     key = json.dumps({"arch": model.canonical, "layers": spec, "image_size": int(image_size), "code": code,
-                      "library": [PINNED_FAMILIES[model.family], version]}, sort_keys=True)
+                      "library": [distribution, version]}, sort_keys=True)
     return f"{model.file_token}-{int(image_size)}px-{hashlib.sha256(key.encode()).hexdigest()[:16]}.csv"
 
 

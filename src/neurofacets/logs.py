@@ -76,10 +76,11 @@ def process_start_time() -> float | None:
     The process's age is the system's uptime minus its start tick (both to 10 ms): the boot
     time in ``/proc/stat`` is whole seconds, which would put up to a second into ``start``.
     """
-    now = time.time()
     try:
         stat = Path(f"/proc/{os.getpid()}/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        uptime_before = float(Path("/proc/uptime").read_text().split()[0])
+        now = time.time()
+        uptime = (uptime_before + float(Path("/proc/uptime").read_text().split()[0])) / 2  # around `now`
     except (OSError, ValueError, IndexError):
         return None
     ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime, after the command name

@@ -295,7 +295,7 @@ def config_readme(schema: Mapping[str, Any], example: str,
         "`--config`, e.g. `snakemake --config run=mine analysis='{top_k: 50}'`. The configuration is "
         "checked against the schema `src/neurofacets/config_schema.yaml` before any job runs; a key "
         "left out takes the schema's default. The other files here are ready-made configurations; "
-        "`examples/` holds complete files for your own data, your own model, a timm ViT, a GPU node "
+        "`examples/` holds complete files for your own data, your own model, a hub ViT, a GPU node "
         "and SLURM, each with the command that runs it in its first lines.\n"),
         ("Every key, its type, default and accepted values: "
         "[docs/reference/configuration.md](../docs/reference/configuration.md).\n"),

@@ -59,6 +59,11 @@ class ModelSource:
     family: ClassVar[str] = ""
     #: The family a name without prefix belongs to (one family only).
     plain_names: ClassVar[bool] = False
+    #: The installed distribution whose version fixes every architecture of this family (its
+    #: layers and their receptive fields), or None when the architecture comes from elsewhere
+    #: (a checkpoint's config, a lab's own code): `neurofacets.layer_geometry_cache` keeps a
+    #: measured layer table only for a family with one.
+    architecture_distribution: ClassVar[str | None] = None
     #: How ``model.arch`` is written for this family, for error messages.
     arch_form: ClassVar[str] = ""
     #: The ``model.weights`` forms only this family takes (``prefix:argument``), with a short text each.

@@ -49,6 +49,7 @@ class OpenClipSource(ModelSource):
     """``open_clip:<model>[:<tag>]``: the image tower of an OpenCLIP model (module docstring)."""
 
     family = "open_clip"
+    architecture_distribution = "open_clip_torch"
     arch_form = "open_clip:<model>[:<pretrained tag>] (an OpenCLIP image tower, e.g. open_clip:ViT-B-32:openai)"
     weights_forms = {"open_clip": "open_clip:pretrained (the weights of an open_clip: model's pretrained tag, "
                                   "from the local Hugging Face cache)"}

@@ -51,6 +51,7 @@ class TimmSource(ModelSource):
     """``timm:<name>``: any model ``timm.list_models()`` knows (a pretrained tag allowed)."""
 
     family = "timm"
+    architecture_distribution = "timm"
     arch_form = "timm:<model name>[.<tag>] (e.g. timm:deit_tiny_patch16_224; pip install -e '.[timm]')"
     weights_forms = {"timm": "timm:pretrained (a timm model's pretrained weights from the local Hugging Face "
                              "cache, filled by huggingface-cli download timm/<model>, or the torch hub cache)"}

@@ -51,6 +51,7 @@ class TorchvisionSource(ModelSource):
     """``torchvision:<name>`` or a plain name: every torchvision classification model."""
 
     family = "torchvision"
+    architecture_distribution = "torchvision"
     plain_names = True
     arch_form = "<name> or torchvision:<name> (a torchvision classification model, e.g. vgg16, vit_b_16)"
     weights_forms = {
