@@ -39,6 +39,7 @@ LEAF_FOLDERS = {
 #: What each top-level entry is (the outputs reference has every column and array).
 WHAT = {
     "activations": "per image and neuron: max activation and its position, one store per shard",
+    "bootstrap": "resampled photos: each draw's numbers, behind the 95 % intervals",
     "cof": "class-occurrence counts (CoF) of each neuron's top-k images",
     "dataset": "the image table, the classes, the files left out",
     "evaluation": "held-out scores, split-half reliability, selectivity test",
@@ -53,7 +54,7 @@ WHAT = {
     "rsa": "layer x layer similarity of the class geometry",
     "semantics": "concepts on the class hierarchy (classes with WordNet ids, or a hierarchy CSV)",
     "similarity": "neuron x neuron similarity of the CoF rows",
-    "summary.csv": "one row per layer: the run's headline numbers",
+    "summary.csv": "one row per layer: the run's headline numbers and their 95 % intervals",
     "tables": "the paper's Tables 2-3",
     "topk": "each neuron's top-k images",
 }
