@@ -97,7 +97,8 @@ def test_jobs_went_through_sbatch(slurm_run):
     assert len(jobs.get("visualize", [])) == 3, jobs
     assert len(jobs.get("gallery_layer", [])) == 3, jobs  # one per layer (profiles/slurm: why)
     assert len(jobs.get("evaluate_layer", [])) == 3, jobs  # reads a whole layer: its own memory request
-    assert sum(map(len, jobs.values())) == 17, jobs
+    assert len(jobs.get("bootstrap_layer", [])) == 3, jobs  # the same
+    assert sum(map(len, jobs.values())) == 20, jobs
     for rule, ids in jobs.items():
         for jobid in ids:
             logs = list((workdir / ".snakemake" / "slurm_logs").glob(f"*/**/{jobid}.log"))

@@ -16,8 +16,8 @@ from conftest import REPO, shipped_controls_workflow
 # (and semantic_facets: a job that exists only once the semantics checkpoint has run, see below)
 # figure_format / compare_figure_format only refuse a figure format outside figures.format at
 # planning (rules/figure_rule.smk): they never run, so no cluster job is formed for them
-UNGROUPED = {"all", "extract", "encode_topk", "evaluate_layer", "neuron_figure", "gallery_layer", "semantic_facets",
-             "figure_format"}
+UNGROUPED = {"all", "extract", "encode_topk", "evaluate_layer", "bootstrap_layer", "neuron_figure", "gallery_layer",
+             "semantic_facets", "figure_format"}
 # multi-run only: the checkpoint and the jobs whose inputs wait for it. Snakemake 9 forms group
 # jobs from the jobs it knows before a checkpoint has run, so a figure that needs the class
 # hierarchy is a job of its own (rules/figure_rule.smk), in a run and in the comparison
