@@ -20,11 +20,14 @@ average before and after, so a number is never shown without where and when it w
     python benchmarks/default_run.py                      # the default run, 2 cores, run name "bench"
     python benchmarks/default_run.py --empty-resources    # also from empty resources/
     python benchmarks/default_run.py --configfile my.yaml --out /tmp/x.md   # a smaller check
+    python benchmarks/default_run.py --replace --before 7e386c7   # beside an earlier profile
 
 Run it on a quiet machine: other work on the cores changes every number. Each measurement of
 the default run itself (no ``--configfile``, default ``--out``) is also appended to
 ``benchmarks/default_run_history.csv``, and the page states the range over every machine and
-commit there, so one page carries each number once with where and when it was measured.
+commit there, so one page carries each number once with where and when it was measured; its
+per-stage profile goes to ``benchmarks/default_run_stages.csv``, and ``--before COMMIT`` sets an
+earlier profile beside it (before and after a change, on the same machine).
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "
 PHASES = ("start", "read", "compute", "write")
 #: Every measurement of the default run, one row each (the page's "across machines" table).
 HISTORY = REPO / "benchmarks" / "default_run_history.csv"
+#: Every measurement's per-stage profile, one row per (commit, date, stage): the page sets the
+#: latest beside an earlier one (``--before``), measured on the same machine.
+STAGE_HISTORY = REPO / "benchmarks" / "default_run_stages.csv"
+STAGE_COLUMNS = ("commit", "date", "cpu", "stage", "jobs", "s", "start", "read", "compute", "write", "logged")
 DEFAULT_OUT = REPO / "docs" / "benchmarks" / "default_run.md"
 HISTORY_COLUMNS = ("commit", "date", "cpu", "cores", "flags", "load_before", "load_after", "shards_wall_s",
                    "full_wall_s", "ratio", "cpu_s", "max_rss_mb", "jobs", "disk_mb", "source")
@@ -172,6 +179,67 @@ def append_history(row: dict[str, str], path: Path = HISTORY) -> None:
         writer.writerow(row)
 
 
+def stage_rows(info: dict, stages: dict[str, dict[str, float]]) -> list[dict[str, str]]:
+    """This measurement's per-stage profile as `STAGE_COLUMNS` rows."""
+    return [{"commit": info["commit"], "date": info["date"], "cpu": info["cpu"], "stage": name,
+             "jobs": str(int(row["jobs"])), "s": f"{row['s']:.1f}",
+             **{p: f"{row[p]:.1f}" for p in PHASES}, "logged": str(int(row["logged"]))}
+            for name, row in stages.items()]
+
+
+def append_stages(rows: Sequence[dict[str, str]], path: Path = STAGE_HISTORY) -> None:
+    """Add a measurement's stage rows to `STAGE_HISTORY` (the header written with the first)."""
+    new = not path.is_file()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=STAGE_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_stages(commit: str, path: Path = STAGE_HISTORY) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """The latest kept profile of ``commit`` (a prefix is enough): (its commit/date/CPU, per stage)."""
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8"))) if path.is_file() else []
+    mine = [r for r in rows if r["commit"].startswith(commit)]
+    if not mine:
+        raise SystemExit(f"no stage profile of commit {commit!r} in {path}")
+    last = max((r["date"], r["commit"]) for r in mine)
+    kept = [r for r in mine if (r["date"], r["commit"]) == last]
+    stages = {r["stage"]: {"jobs": int(r["jobs"]), "s": float(r["s"]), **{p: float(r[p]) for p in PHASES},
+                           "logged": int(r["logged"])} for r in kept}
+    return {"commit": kept[0]["commit"], "date": kept[0]["date"], "cpu": kept[0]["cpu"]}, stages
+
+
+def side_by_side(before: tuple[dict[str, str], dict], after: tuple[dict[str, str], dict]) -> list[str]:
+    """The page's lines setting two stage profiles side by side (job wall s, start s, compute s)."""
+    (b_info, b), (a_info, a) = before, after
+    lines = [
+        "## Before and after, per stage",
+        "",
+        f"Jobs' wall seconds per stage at `{b_info['commit']}` ({b_info['date']}, {b_info['cpu']}) and at "
+        f"`{a_info['commit']}` ({a_info['date']}, {a_info['cpu']}), each from its own fresh default run "
+        "(`benchmarks/default_run_stages.csv`); `start` and `compute` as above. A stage present in one "
+        "column only was renamed, merged or added between the two.",
+        "",
+        "| stage | jobs before | jobs after | job wall s before | after | after / before | start s before | after "
+        "| compute s before | after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    def cell(row, key):
+        return "–" if row is None else (f"{row[key]:.0f}" if key == "jobs" else f"{row[key]:.1f}")
+    names = sorted(set(b) | set(a), key=lambda n: -max(b.get(n, {}).get("s", 0.0), a.get(n, {}).get("s", 0.0)))
+    for name in names:
+        old, new = b.get(name), a.get(name)
+        ratio = f"{new['s'] / old['s']:.2f}" if old and new and old["s"] > 0 else "–"
+        lines.append(f"| {name} | {cell(old, 'jobs')} | {cell(new, 'jobs')} | {cell(old, 's')} | {cell(new, 's')} | "
+                     f"{ratio} | {cell(old, 'start')} | {cell(new, 'start')} | {cell(old, 'compute')} | "
+                     f"{cell(new, 'compute')} |")
+    totals = [sum(p[k] for p in profile.values()) for profile in (b, a) for k in ("jobs", "s", "start", "compute")]
+    lines.append(f"| **all** | {totals[0]:.0f} | {totals[4]:.0f} | {totals[1]:.1f} | {totals[5]:.1f} | "
+                 f"{totals[5] / totals[1]:.2f} | {totals[2]:.1f} | {totals[6]:.1f} | {totals[3]:.1f} | {totals[7]:.1f} |")
+    return [*lines, ""]
+
+
 def history_section(history: Sequence[dict[str, str]]) -> list[str]:
     """The page's lines on every kept measurement, with the range of each number over them."""
     if not history:
@@ -205,7 +273,7 @@ def history_section(history: Sequence[dict[str, str]]) -> list[str]:
 
 
 def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Namespace,
-         history: Sequence[dict[str, str]] = ()) -> str:
+         history: Sequence[dict[str, str]] = (), before: tuple[dict[str, str], dict] | None = None) -> str:
     """The generated Markdown page."""
     ratio = full["wall_s"] / shards["wall_s"]
     argv = " ".join(["python benchmarks/default_run.py", *sys.argv[1:]])
@@ -264,6 +332,8 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
                  + " | ".join(f"{total[p]:.1f}" for p in PHASES) + " | |")
     lines += ["", "Jobs without a benchmark file (a few small ones) are counted in the jobs column of the "
               "builds, not here; a stage whose logs hold no phases shows –.", ""]
+    if before is not None:
+        lines += side_by_side(before, ({"commit": info["commit"], "date": info["date"], "cpu": info["cpu"]}, stages))
     lines += history_section(history)
     return "\n".join(lines)
 
@@ -277,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="move resources/ aside first (the run prepares the weights), and back after")
     parser.add_argument("--replace", action="store_true", help="delete an existing results/<run> first")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--before", metavar="COMMIT",
+                        help="set the stage profile kept for COMMIT (benchmarks/default_run_stages.csv) beside this one")
     args = parser.parse_args(argv)
+    before = read_stages(args.before) if args.before else None
 
     out = REPO / "results" / args.run
     if out.exists() and not args.replace:
@@ -317,7 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.configfile and args.out == DEFAULT_OUT:  # the default run itself: kept
         history.append(history_row(info, builds["shards"], builds["full"]))
         append_history(history[-1])
-    text = page(info, builds["shards"], builds["full"], stage_table(out), args, history)
+    stages = stage_table(out)
+    if not args.configfile and args.out == DEFAULT_OUT:
+        append_stages(stage_rows(info, stages))
+    text = page(info, builds["shards"], builds["full"], stages, args, history, before)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -38,3 +38,25 @@ def test_the_committed_page_carries_the_kept_history():
     assert rows, "benchmarks/default_run_history.csv holds no measurement"
     page = (REPO / "docs" / "benchmarks" / "default_run.md").read_text(encoding="utf-8")
     assert "\n".join(d.history_section(rows)) in page
+
+
+def test_stage_profiles_are_kept_and_set_side_by_side(tmp_path):
+    d = load_script()
+    path = tmp_path / "stages.csv"
+    row = {"jobs": 13, "s": 200.0, "start": 20.0, "read": 1.0, "compute": 170.0, "write": 0.0, "logged": 13}
+    d.append_stages(d.stage_rows({"commit": "aaaaaaa", "date": "2026-12-08 01:00", "cpu": "CPU"},
+                                 {"ica": row, "encode_null": {**row, "s": 10.0}}), path)
+    d.append_stages(d.stage_rows({"commit": "bbbbbbb", "date": "2026-12-08 02:00", "cpu": "CPU"},
+                                 {"ica": {**row, "s": 50.0}, "encode_statistics": {**row, "s": 5.0}}), path)
+    before, after = d.read_stages("aaaa", path), d.read_stages("bbbbbbb", path)
+    assert before[1]["ica"]["s"] == 200.0 and set(after[1]) == {"ica", "encode_statistics"}
+    text = "\n".join(d.side_by_side(before, after))
+    assert "| ica | 13 | 13 | 200.0 | 50.0 | 0.25 |" in text
+    assert "| encode_null | 13 | – | 10.0 | – | – |" in text  # a stage in one profile only
+    assert "| **all** | 26 | 26 | 210.0 | 55.0 | 0.26 |" in text
+
+
+def test_the_kept_stage_profiles_name_their_commit():
+    d = load_script()
+    info, stages = d.read_stages("7e386c7")
+    assert info["commit"] == "7e386c7" and stages["ica"]["jobs"] == 13
