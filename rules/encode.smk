@@ -37,26 +37,36 @@ rule encode_topk:
         "../workflow/scripts/encode_topk.py"
 
 
-rule encode_metrics:
+rule encode_statistics:
+    # four quick computations from the layer's CoF and top-k, in one job (a job's start costs more)
     input:
         cof=f"{OUT}/cof/{{layer}}.zarr",
+        topk=f"{OUT}/topk/{{layer}}.zarr",
+        images=f"{OUT}/dataset/images.csv",
+        classes=f"{OUT}/dataset/classes.csv",
     output:
-        f"{OUT}/metrics/{{layer}}.csv",
+        metrics=f"{OUT}/metrics/{{layer}}.csv",
+        similarity=directory(f"{OUT}/similarity/{{layer}}.zarr"),
+        rdm=directory(f"{OUT}/rdm/{{layer}}.zarr"),
+        null=f"{OUT}/null/{{layer}}.csv",
     params:
         level=ENCODE_LEVEL,
-        code=script_digest("encode_metrics.py"),
+        permutations=ENCODE_PERMUTATIONS,
+        seed=ENCODE_SEED,
+        provenance=STORE_PROVENANCE,
+        code=script_digest("encode_statistics.py"),
     resources:
-        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
+        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes
     log:
-        f"{OUT}/logs/encode_metrics/{{layer}}.log",
+        f"{OUT}/logs/encode_statistics/{{layer}}.log",
     benchmark:
-        f"{OUT}/benchmarks/encode_metrics/{{layer}}.tsv"
+        f"{OUT}/benchmarks/encode_statistics/{{layer}}.tsv"
     group:
         "analysis"
     conda:
         "../envs/neurofacets.yaml"
     script:
-        "../workflow/scripts/encode_metrics.py"
+        "../workflow/scripts/encode_statistics.py"
 
 
 rule encode_all_layers:
@@ -83,31 +93,6 @@ rule encode_all_layers:
         "../workflow/scripts/encode_all_layers.py"
 
 
-rule encode_similarity:
-    input:
-        cof=f"{OUT}/cof/{{layer}}.zarr",
-        images=f"{OUT}/dataset/images.csv",
-    output:
-        directory(f"{OUT}/similarity/{{layer}}.zarr"),
-    params:
-        store="similarity",
-        level=ENCODE_LEVEL,
-        provenance=STORE_PROVENANCE,
-        code=script_digest("encode_cof_store.py"),
-    resources:
-        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
-    log:
-        f"{OUT}/logs/encode_similarity/{{layer}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/encode_similarity/{{layer}}.tsv"
-    group:
-        "analysis"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/encode_cof_store.py"
-
-
 rule encode_similarity_summary:
     input:
         similarity=per_layer(f"{OUT}/similarity/{{layer}}.zarr"),
@@ -130,31 +115,6 @@ rule encode_similarity_summary:
         "../workflow/scripts/encode_similarity_summary.py"
 
 
-rule encode_rdm:
-    input:
-        cof=f"{OUT}/cof/{{layer}}.zarr",
-        images=f"{OUT}/dataset/images.csv",
-    output:
-        directory(f"{OUT}/rdm/{{layer}}.zarr"),
-    params:
-        store="rdm",
-        level=ENCODE_LEVEL,
-        provenance=STORE_PROVENANCE,
-        code=script_digest("encode_cof_store.py"),
-    resources:
-        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB + 100),  # classes x classes float64: 8 MB at 1000 classes
-    log:
-        f"{OUT}/logs/encode_rdm/{{layer}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/encode_rdm/{{layer}}.tsv"
-    group:
-        "analysis"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/encode_cof_store.py"
-
-
 rule encode_rsa:
     input:
         rdms=per_layer(f"{OUT}/rdm/{{layer}}.zarr"),
@@ -175,32 +135,6 @@ rule encode_rsa:
         "../envs/neurofacets.yaml"
     script:
         "../workflow/scripts/encode_rsa.py"
-
-
-rule encode_null:
-    input:
-        topk=f"{OUT}/topk/{{layer}}.zarr",
-        images=f"{OUT}/dataset/images.csv",
-        classes=f"{OUT}/dataset/classes.csv",
-    output:
-        f"{OUT}/null/{{layer}}.csv",
-    params:
-        level=ENCODE_LEVEL,
-        permutations=ENCODE_PERMUTATIONS,
-        seed=ENCODE_SEED,
-        code=script_digest("encode_null.py"),
-    resources:
-        mem_mb=job_mem_mb(ENCODE_SCRIPT_MB),
-    log:
-        f"{OUT}/logs/encode_null/{{layer}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/encode_null/{{layer}}.tsv"
-    group:
-        "analysis"
-    conda:
-        "../envs/neurofacets.yaml"
-    script:
-        "../workflow/scripts/encode_null.py"
 
 
 rule encode_null_summary:

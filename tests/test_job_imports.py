@@ -16,7 +16,7 @@ SCRIPTS = REPO / "workflow" / "scripts"
 #: The scripts whose job runs a network (or reads a checkpoint): they need torch.
 NETWORK_SCRIPTS = {"extract.py", "layers.py", "weights.py"}
 #: Scripts whose function needs no statistics: scipy.stats stays unimported.
-NO_STATS_SCRIPTS = {"encode_topk.py", "encode_cof_store.py", "encode_null.py", "encode_null_summary.py",
+NO_STATS_SCRIPTS = {"encode_topk.py", "encode_null_summary.py",
                     "encode_similarity_summary.py", "encode_all_layers.py", "skipped_images.py", "patches.py",
                     "probes.py", "dataset.py"}
 HEAVY = ("torch", "torchvision", "scipy.stats", "sklearn", "matplotlib")

@@ -133,7 +133,7 @@ def _merged_shard_candidates(shard_paths: Sequence[PathLike], layer: str, top_k:
 
 
 def layer_metrics(cof_path: PathLike, layer: str, level: str, out_csv: PathLike) -> pd.DataFrame:
-    """Per-neuron metrics of one layer (rule ``encode_metrics``) -> ``metrics/{layer}.csv``.
+    """Per-neuron metrics of one layer -> ``metrics/{layer}.csv``.
 
     Columns: layer, neuron, n_counted, sparsity, flatness, mf, p_value, p_empirical,
     top_classes (see [`neurofacets.metrics`][]), computed at label ``level``.
@@ -304,7 +304,30 @@ def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: 
     return table
 
 
-#: The per-layer stores computed from the layer's CoF alone, by the store's name (the rule's
-#: ``params.store``): one workflow script (``encode_cof_store.py``) serves both rules. Not by
-#: the rule's name: a multi-run config renames the rules ``<run>__encode_similarity``.
-COF_STORES: dict[str, Callable[..., None]] = {"similarity": layer_similarity, "rdm": layer_rdm}
+def layer_statistics(
+    cof_path: PathLike,
+    topk_path: PathLike,
+    images_csv: PathLike,
+    classes_csv: PathLike,
+    layer: str,
+    *,
+    level: str,
+    n_permutations: int,
+    seed: int,
+    metrics_csv: PathLike,
+    similarity_path: PathLike,
+    rdm_path: PathLike,
+    null_csv: PathLike,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """Everything one layer's CoF and top-k give (rule ``encode_statistics``).
+
+    `layer_metrics`, `layer_similarity`, `layer_rdm` and `layer_null`, in one job:
+    each takes well under a second, less than a job's start (interpreter and imports), so
+    one job per layer instead of four (issue 30). Each output is written atomically on its
+    own, as by its function alone.
+    """
+    layer_metrics(cof_path, layer, level, metrics_csv)
+    layer_similarity(cof_path, layer, level, similarity_path, images_csv, provenance=provenance)
+    layer_rdm(cof_path, layer, level, rdm_path, images_csv, provenance=provenance)
+    layer_null(topk_path, images_csv, classes_csv, level, n_permutations, seed, null_csv)
