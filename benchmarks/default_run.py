@@ -95,6 +95,18 @@ def machine() -> dict[str, str]:
     return info
 
 
+def snakemake_start_seconds() -> float:
+    """Wall seconds of ``snakemake --version``: what every snakemake call costs before its work.
+
+    Part of both builds' wall time. Its executor plugins load at start; the SLURM one asks
+    ``scontrol`` for the cluster's settings and waits up to 10 s where SLURM is installed
+    but its controller is not running.
+    """
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "--version"], cwd=REPO, capture_output=True)
+    return time.perf_counter() - start
+
+
 def commit() -> str:
     """The checkout's commit (with ``+changes`` when the work tree differs from it)."""
     def git(*args: str) -> str:
@@ -299,6 +311,7 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
         f"| weights | {'prepared by the run (resources/ empty)' if args.empty_resources else 'already under resources/'} |",
         f"| receptive fields (the `layers` job) | {info['fields']} |",
         f"| extra config | {', '.join(f'`{c}`' for c in args.configfile) or 'none (config/config.yaml)'} |",
+        f"| a snakemake call's start (`snakemake --version`, part of both builds) | {info['snakemake_start_s']:.1f} s |",
         "",
         "| build, from an empty `results/<run>` | wall s | CPU s (user + system) | largest process's peak RSS MB |"
         " jobs | disk MB |",
@@ -361,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shard_targets = [f"results/{args.run}/activations/shard-{i:03d}.zarr" for i in range(n_shards)]
 
     info = {"commit": commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(),
-            "load_before": ", ".join(f"{v:.2f}" for v in os.getloadavg())}
+            "load_before": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "snakemake_start_s": snakemake_start_seconds()}
     aside = REPO / "resources.default-run-aside"
     # both builds start from the same resources/: a layer table one of them keeps is removed after it
     kept_dir = REPO / CACHE_DIR
