@@ -18,7 +18,7 @@ NETWORK_SCRIPTS = {"extract.py", "layers.py", "weights.py"}
 #: Scripts whose function needs no statistics: scipy.stats stays unimported.
 NO_STATS_SCRIPTS = {"encode_topk.py", "encode_null_summary.py",
                     "encode_similarity_summary.py", "encode_all_layers.py", "skipped_images.py", "patches.py",
-                    "probes.py", "dataset.py"}
+                    "probes.py", "dataset.py", "figure.py", "gallery_layer.py", "gallery_index.py", "ica.py"}
 HEAVY = ("torch", "torchvision", "scipy.stats", "sklearn", "matplotlib")
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from scipy import stats
 
 from ..readers import DEAD, present_layers
 from . import style
@@ -51,6 +50,8 @@ def normal_fit(values: np.ndarray) -> tuple[float, float] | None:
     values = values[np.isfinite(values)]
     if values.size < 2:
         return None
+    from scipy import stats  # here, not at import: every figure and gallery job imports this module
+
     mu, sd = stats.norm.fit(values)
     return float(mu), float(sd)
 
@@ -63,6 +64,8 @@ def _draw_normal(ax: Axes, fit: tuple[float, float] | None, x: np.ndarray, **kwa
     if sd == 0:
         ax.axvline(mu, **kwargs)
     else:
+        from scipy import stats
+
         ax.plot(x, stats.norm.pdf(x, mu, sd), **kwargs)
 
 
