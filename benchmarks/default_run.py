@@ -121,6 +121,7 @@ def snakemake_build(targets: Sequence[str], cores: int, run: str, configfiles: S
     cmd = [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--config", f"run={run}"]
     if configfiles:
         cmd += ["--configfile", *configfiles]
+    started_at = time.time()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -128,8 +129,24 @@ def snakemake_build(targets: Sequence[str], cores: int, run: str, configfiles: S
     if usage["code"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
     jobs = re.search(r"^total\s+(\d+)\s*$", done.stderr, re.M)
-    return {"command": " ".join(["snakemake", *cmd[3:]]), "wall_s": wall, "cpu_s": usage["cpu_s"],
+    return {"command": " ".join(["snakemake", *cmd[3:]]), "wall_s": wall, "started_at": started_at,
+            "cpu_s": usage["cpu_s"],
             "max_rss_mb": usage["max_rss_kb"] / 1024, "jobs": int(jobs.group(1)) if jobs else None}
+
+
+#: What a researcher reads first: the per-layer summary and the paper's Figs. 1-3.
+FIRST_RESULTS = ("summary.csv", "figures/fig1_*", "figures/fig2_*", "figures/fig3_*")
+
+
+def first_results_s(out: Path, started_at: float) -> float | None:
+    """Seconds from the build's start until every `FIRST_RESULTS` file was written (None if one is missing)."""
+    times = []
+    for pattern in FIRST_RESULTS:
+        found = list(out.glob(pattern))
+        if not found:
+            return None
+        times += [f.stat().st_mtime for f in found]
+    return max(times) - started_at
 
 
 def disk_mb(folder: Path) -> float:
@@ -323,6 +340,10 @@ def page(info: dict, shards: dict, full: dict, stages: dict, args: argparse.Name
         "",
         f"**Ratio** (whole run's wall over the shards'): **{ratio:.2f}**.",
         "",
+        *([f"First results: `summary.csv` and Figs. 1-3 were written {full['first_results_s']:.0f} s after the "
+           f"whole run started ({full['first_results_s'] / shards['wall_s']:.2f} x the shards' wall time); the "
+           "rest of the run is the ICA, the gallery and the figures drawn from them.", ""]
+          if full.get("first_results_s") is not None else []),
         "Per stage, the jobs' wall seconds from Snakemake's benchmark files, and how they split "
         "(each job's log ends with its phases: `start` = interpreter, Snakemake's script preamble "
         "and imports; `read` and `write` = time in the package's readers and writers; `compute` = "
@@ -396,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {builds[name]['wall_s']:.1f} s wall", file=sys.stderr)
     info["load_after"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     builds["full"]["disk_mb"] = disk_mb(out)
+    builds["full"]["first_results_s"] = first_results_s(out, builds["full"]["started_at"])
     layers_log = out / "logs" / "layers.log"
     info["fields"] = ("copied from a table an earlier run kept (resources/layer_geometry)"
                       if layers_log.is_file() and "measured by an earlier run" in layers_log.read_text()

@@ -60,3 +60,18 @@ def test_the_kept_stage_profiles_name_their_commit():
     d = load_script()
     info, stages = d.read_stages("7e386c7")
     assert info["commit"] == "7e386c7" and stages["ica"]["jobs"] == 13
+
+
+def test_first_results_wait_for_the_summary_and_figures_1_to_3(tmp_path):
+    import os
+
+    d = load_script()
+    (tmp_path / "figures").mkdir()
+    files = {"summary.csv": 110.0, "figures/fig1_sparsity_flatness.png": 120.0, "figures/fig2_mf_distribution.png": 130.0}
+    for name, mtime in files.items():
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (mtime, mtime))
+    assert d.first_results_s(tmp_path, 100.0) is None  # Fig. 3 not written yet
+    (tmp_path / "figures/fig3_mf_sf_counts.pdf").write_text("x")
+    os.utime(tmp_path / "figures/fig3_mf_sf_counts.pdf", (125.0, 125.0))
+    assert d.first_results_s(tmp_path, 100.0) == 30.0
