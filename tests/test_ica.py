@@ -357,6 +357,43 @@ def test_max_side_fits_downsampled_patches():
     assert noise_variances(32, 16)[1] == pytest.approx(1 / 12 / 4)  # 2 x 2 pixels averaged: variance / 4
 
 
+def former_fit_signals(patches: np.ndarray, side: int) -> np.ndarray:
+    """fit_signals as it was (one plane at a time, fresh arrays): the bits the stores hold."""
+    n, rf = patches.shape[0], patches.shape[1]
+    planes = np.empty((3, n, rf, rf), dtype=np.float32)
+    for c in range(3):
+        planes[c] = patches[..., c]
+    if side < rf:
+        reduce = area_matrix(rf, side).astype(np.float32)
+        planes = np.ascontiguousarray(reduce @ planes @ reduce.T)
+    planes = planes.reshape(3, n, side * side)
+    out = np.empty((4, n, side * side), dtype=np.float32)
+    out[1:] = planes
+    out[0] = (np.asarray(LUMA_WEIGHTS, dtype=np.float32) @ planes.reshape(3, -1)).reshape(n, side * side)
+    return out
+
+
+@pytest.mark.parametrize(("rf", "side"), [(23, 23), (32, 16), (30, 7)])
+def test_fit_signals_into_a_reused_buffer_are_the_former_bits(rf, side):
+    patches = np.random.default_rng(rf).integers(0, 256, size=(37, rf, rf, 3), dtype=np.uint8)
+    expected = former_fit_signals(patches, side)
+    # a stale, larger buffer (as the previous neuron leaves it) changes nothing
+    buffer = np.full(4 * 50 * rf * rf, np.nan, dtype=np.float32)
+    for out in (None, buffer, buffer):
+        signals = fit_signals(patches, side, out=out)
+        assert signals.shape == (4, 37, side * side) and signals.dtype == np.float32
+        assert signals.tobytes() == expected.tobytes()
+    # independently: the channels exactly, luminance as the float64 weighted sum
+    if side == rf:
+        planes = patches.transpose(3, 0, 1, 2).reshape(3, 37, -1)
+        assert np.array_equal(signals[1:], planes)
+        np.testing.assert_allclose(signals[0], (patches.astype(np.float64) @ LUMA_WEIGHTS).reshape(37, -1), rtol=1e-6)
+    with pytest.raises(ValueError, match="out must be"):
+        fit_signals(patches, side, out=np.empty(10, dtype=np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        fit_signals(patches, side, out=np.empty(4 * 37 * side * side, dtype=np.float64))
+
+
 # ---------------------------------------------------------------------------- the store
 
 

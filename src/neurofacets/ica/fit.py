@@ -458,27 +458,37 @@ def area_matrix(size: int, side: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-def fit_signals(patches: np.ndarray, side: int) -> np.ndarray:
+def fit_signals(patches: np.ndarray, side: int, out: np.ndarray | None = None) -> np.ndarray:
     """The four signal matrices a neuron's fits use: float32 (4, n, side * side).
 
     Rows of ``[0]``: luminance patches; ``[1..3]``: R, G, B. Patches (n, rf, rf, 3) are
-    reduced to ``side`` pixels by `area_matrix` first when ``side < rf``.
+    reduced to ``side`` pixels by `area_matrix` first when ``side < rf``. ``out``, a
+    float32 array of at least ``4 * n * side * side`` elements, is written into and
+    returned (reshaped) instead of a new array: a layer's neurons reuse one buffer, as a
+    fresh one of this size costs more in page faults than the conversion itself.
     """
     patches = np.asarray(patches)
     if patches.ndim != 4 or patches.shape[1] != patches.shape[2] or patches.shape[3] != 3:
         raise ValueError(f"patches must be (n, rf, rf, 3), got shape {patches.shape}")
     n, rf = patches.shape[0], patches.shape[1]
-    planes = np.empty((3, n, rf, rf), dtype=np.float32)
-    for c in range(3):
-        planes[c] = patches[..., c]
+    size = 4 * n * side * side
+    if out is None:
+        out = np.empty(size, dtype=np.float32)
+    elif out.dtype != np.float32 or out.size < size or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 of >= {size} elements, got {out.dtype} {out.shape}")
+    out = out.reshape(-1)[:size].reshape(4, n, side * side)
+    planes = out[1:]
     if side < rf:
+        full = np.empty((3, n, rf, rf), dtype=np.float32)
+        np.copyto(full, np.moveaxis(patches, 3, 0), casting="unsafe")
         reduce = area_matrix(rf, side).astype(np.float32)
-        planes = np.ascontiguousarray(reduce @ planes @ reduce.T)  # (3, n, side, side)
-    planes = planes.reshape(3, n, side * side)
-    out = np.empty((4, n, side * side), dtype=np.float32)
-    out[1:] = planes
+        np.matmul(reduce @ full, reduce.T, out=planes.reshape(3, n, side, side))
+        del full
+    else:
+        # one pass: uint8 (pixels, channel) -> float32 channel planes
+        np.copyto(planes.reshape(3, -1), patches.reshape(-1, 3).T, casting="unsafe")
     luma = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
-    out[0] = (luma @ planes.reshape(3, -1)).reshape(n, side * side)
+    np.matmul(luma, planes.reshape(3, -1), out=out[0].reshape(-1))
     return out
 
 
@@ -507,11 +517,14 @@ def block_fits(patches: Iterable[np.ndarray], settings: FitSettings) -> list[Neu
     (`fit_sources_batch`): the same records, bit for bit. ``patches`` may be a
     generator: one neuron's patches and signals are held at a time."""
     queue = _FitQueue(settings, BATCH_BYTES, HELD_BYTES)
+    buffer = np.empty(0, dtype=np.float32)  # the signals of one neuron at a time (fits copy what they keep)
     for neuron_patches in patches:
         neuron_patches = np.asarray(neuron_patches)
         rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
         side = settings.side(rf)
-        signals = fit_signals(neuron_patches, side)
+        if buffer.size < 4 * len(neuron_patches) * side * side:
+            buffer = np.empty(4 * len(neuron_patches) * side * side, dtype=np.float32)
+        signals = fit_signals(neuron_patches, side, out=buffer)
         for fit, noise_variance in enumerate(noise_variances(rf, side)):
             queue.add(signals[fit], noise_variance)
         del signals, neuron_patches  # before the next neuron's are read

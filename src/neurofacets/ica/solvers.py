@@ -159,8 +159,8 @@ def picard_o(z: np.ndarray, w_init: np.ndarray, *, max_iter: int, tol: float) ->
     n = 0
     for n in range(max_iter):
         psi = np.tanh(y)
-        psi_der_mean = 1.0 - (psi * psi).sum(axis=1, dtype=np.float64) / samples
         g = (psi @ y.T).astype(np.float64) / samples
+        psi_der_mean = 1.0 - np.square(psi, out=psi).sum(axis=1, dtype=np.float64) / samples
         del psi
         # extended: each source's sign of "kurtosis" decides sub- or super-Gaussian
         c_diag = np.einsum("ij,jk,ik->i", w, covariance, w)
@@ -318,8 +318,8 @@ def picard_o_batch(z: np.ndarray, w_init: np.ndarray, *, max_iter: int, tol: flo
     n = 0
     for n in range(max_iter):
         psi = np.tanh(y)
-        psi_der_mean = 1.0 - (psi * psi).sum(axis=2, dtype=np.float64) / samples
         g = np.matmul(psi, y.transpose(0, 2, 1)).astype(np.float64) / samples
+        psi_der_mean = 1.0 - np.square(psi, out=psi).sum(axis=2, dtype=np.float64) / samples
         del psi
         c_diag = np.einsum("bij,bjk,bik->bi", w, covariance, w)
         signs = np.sign(psi_der_mean * c_diag - g[:, diagonal, diagonal])
