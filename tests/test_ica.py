@@ -459,6 +459,27 @@ def test_reading_the_derived_store_returns_the_fitted_pictures(tmp_path):
     assert list(reader.status) == ["ok", "ok", "too_few_patches", "constant", "too_few_patches", "ok", "ok"]
 
 
+
+def test_a_reader_reusing_its_signal_buffer_reads_each_neuron_as_a_fresh_reader_does(tmp_path):
+    # one reader keeps one signal buffer for every neuron it reads: neurons of other sizes read
+    # before (stale, larger buffer content) must not change a neuron's pictures by one bit
+    write_patch_store(tmp_path / "patches.zarr")
+    write_ica_store(tmp_path / "ica.zarr", tmp_path / "patches.zarr", STORE_SETTINGS)
+    shared = IcaReader(tmp_path / "ica.zarr")
+    for neuron in (0, 5, 1, 6, 5, 0):
+        fresh = IcaReader(tmp_path / "ica.zarr").neuron(neuron)
+        again = shared.neuron(neuron)
+        for mode in ("gray", "rgb", "uint8"):
+            assert again[mode].tobytes() == fresh[mode].tobytes(), (neuron, mode)
+
+
+def test_centring_in_place_gives_the_copy_s_bits():
+    signals = np.random.default_rng(0).normal(3.0, 2.0, size=(5, 301)).astype(np.float32)
+    copy = centre(signals)
+    inplace = signals.copy()
+    assert centre(inplace, in_place=True) is inplace and inplace.tobytes() == copy.tobytes()
+
+
 def test_reader_refuses_a_patch_store_the_fits_did_not_use(tmp_path):
     write_patch_store(tmp_path / "patches.zarr")
     write_ica_store(tmp_path / "ica.zarr", tmp_path / "patches.zarr", STORE_SETTINGS)

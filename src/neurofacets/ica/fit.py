@@ -571,7 +571,8 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def neuron_components(patches: np.ndarray, unmixing: np.ndarray, side: int) -> dict[str, np.ndarray]:
+def neuron_components(patches: np.ndarray, unmixing: np.ndarray, side: int,
+                      out: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """A neuron's ICs in the three modes from its patches and stored unmixing matrices.
 
     Parameters
@@ -583,6 +584,9 @@ def neuron_components(patches: np.ndarray, unmixing: np.ndarray, side: int) -> d
         ``n`` are unused).
     side
         Side of the components (the patches' after ``max_side``).
+    out
+        A float32 buffer for the signals, as `fit_signals` takes it (a reader of many
+        neurons passes the same one: the components do not depend on it).
 
     Returns
     -------
@@ -595,8 +599,8 @@ def neuron_components(patches: np.ndarray, unmixing: np.ndarray, side: int) -> d
         gray = np.full((n_components, side, side), np.nan, dtype=np.float32)
         rgb = np.full((n_components, side, side, 3), np.nan, dtype=np.float32)
         return {"gray": gray, "rgb": rgb, "uint8": to_uint8(rgb)}
-    signals = fit_signals(patches, side)
-    sources = [components_from_unmixing(unmixing[f, :, :n], centre(signals[f])) for f in range(4)]
+    signals = fit_signals(patches, side, out)
+    sources = [components_from_unmixing(unmixing[f, :, :n], centre(signals[f], in_place=True)) for f in range(4)]
     gray = sources[0].reshape(n_components, side, side)
     rgb = np.stack([s.reshape(n_components, side, side) for s in sources[1:]], axis=-1)
     return {"gray": gray, "rgb": rgb, "uint8": to_uint8(rgb)}

@@ -70,10 +70,18 @@ class Solution:
     converged: bool
 
 
-def centre(signals: np.ndarray) -> np.ndarray:
-    """float32 copy of ``signals`` (n, pixels) with each row's mean removed."""
+def centre(signals: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """float32 copy of ``signals`` (n, pixels) with each row's mean removed.
+
+    ``in_place``: subtract in ``signals`` itself (float32, the same bits as the copy) and
+    return it; a reader that needs the signals only centred saves a copy.
+    """
     signals = np.asarray(signals, dtype=np.float32)
-    return signals - signals.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    means = signals.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if in_place:
+        signals -= means
+        return signals
+    return signals - means
 
 
 def gram_eigen(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

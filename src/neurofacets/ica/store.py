@@ -289,6 +289,7 @@ class IcaReader:
         self.side = int(self.attrs["side"])
         self._patches_path = Path(patches) if patches is not None else self.path.parent / self.attrs["patches_store"]
         self._patches: PatchReader | None = None
+        self._signals: np.ndarray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -348,8 +349,13 @@ class IcaReader:
     def _pictures(self, neuron: int) -> dict[str, np.ndarray]:
         patches = self.patches().neuron(neuron)
         unmixing = np.asarray(self.group["unmixing"][neuron])
+        size = 4 * len(patches) * self.side * self.side
+        if self._signals is None or self._signals.size < size:
+            # one buffer for every neuron read (as the fits reuse one): a fresh one per neuron
+            # costs more in page faults than the conversion (docs/benchmarks/visualisation.md)
+            self._signals = np.empty(size, dtype=np.float32)
         with threadpool_limits(limits=1):  # the fits' arithmetic, bit for bit
-            return neuron_components(patches, unmixing, self.side)
+            return neuron_components(patches, unmixing, self.side, self._signals)
 
     def components(self, mode: str, neurons: slice | Sequence[int]) -> np.ndarray:
         """The ICs of a block of neurons in one mode (``gray``, ``rgb`` or ``uint8``), stacked."""
