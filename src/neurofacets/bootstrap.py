@@ -45,7 +45,7 @@ import pandas as pd
 import xarray as xr
 
 from .cof import LabelLevel, load_labels
-from .metrics import assign_facets, flatness, gini, mf_degree, normalise_mf
+from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, normalise_mf
 from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .readers import DEAD, EVALUATION_HEADLINE_COLUMNS, SUMMARY_HEADLINE_COLUMNS
@@ -62,10 +62,12 @@ BOUNDS = {
     "frac_mf": (0.0, 1.0), "frac_sf": (0.0, 1.0), "frac_dead": (0.0, 1.0), "mean_mf": (0.0, np.inf),
     "mean_mf_norm": (0.0, 1.0), "mean_sparsity": (0.0, 1.0), "mean_flatness": (0.0, 1.0),
     "mf_rho": (-1.0, 1.0), "facet_kappa": (-np.inf, 1.0), "mean_class_jaccard": (0.0, 1.0),
+    "frac_label_holds": (0.0, 1.0),
 }
 VALUES_BLOCK_BYTES = 256_000_000  # float32 activations of one block of neurons held at a time
 COF_BLOCK_ENTRIES = 4_000_000  # draws x neurons x classes of one block's CoF counts (int32, and the metrics' copies)
-LAYER_VARIABLES = ("sparsity", "flatness", "mf_0", "mf_1", "class_jaccard")
+LAYER_VARIABLES = ("sparsity", "flatness", "mf_0", "mf_1", "class_jaccard", "label_p")
+LABEL_BLOCK_ENTRIES = 2_000_000  # draws x held-out images x neurons of the label test held at a time
 
 
 def stratum_order(strata: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
@@ -184,6 +186,107 @@ def _class_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.where(union > 0, (a & b).sum(axis=2) / union, np.nan)
 
 
+def weighted_label_test(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, members: np.ndarray,
+                        block_entries: int = LABEL_BLOCK_ENTRIES) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out AUROC of each resample's labels and its Mann-Whitney p (normal approximation).
+
+    Parameters
+    ----------
+    values
+        float (images, neurons) activations of one direction's held-out images.
+    codes
+        int (images,) column of each held-out image at the analysed label level.
+    counts
+        (draws, images) multiplicity of each held-out image in each resample: an image drawn m
+        times is m tied observations.
+    members
+        bool (draws, neurons, columns): each resample's label of each neuron
+        (`neurofacets.evaluation.top_class_members` of the resampled explaining half).
+
+    Returns
+    -------
+    auroc, p
+        float64 (draws, neurons). ``auroc`` is the AUROC of the label's images (with their
+        multiplicities, midranks for ties: `sklearn.metrics.roc_auc_score` with
+        ``sample_weight=counts``); ``p`` the upper-tail p of its Mann-Whitney U under the
+        permutation null of the held-out images' labels (P positives among the n copies),
+        from the tie-corrected normal approximation with continuity correction
+        (`scipy.stats.mannwhitneyu`, ``method="asymptotic"``, ``alternative="greater"``):
+        ``z = (U - P Q / 2 - 1/2) / sqrt(P Q / 12 (n + 1 - sum(t^3 - t) / (n (n - 1))))``.
+        NaN where the label marks no copy or every one; p = 1 where every copy is tied.
+    """
+    from scipy.special import ndtr  # scipy at call time only, as the evaluation imports it
+
+    values = np.asarray(values, dtype=np.float64)
+    codes = np.asarray(codes)
+    counts = np.asarray(counts)
+    members = np.asarray(members, dtype=bool)
+    n_images, n_neurons = values.shape
+    draws = len(counts)
+    if counts.shape != (draws, n_images) or codes.shape != (n_images,) or members.shape[:2] != (draws, n_neurons):
+        raise ValueError(f"values {values.shape}, codes {codes.shape}, counts {counts.shape} and members "
+                         f"{members.shape} disagree on the draws, images or neurons")
+    auroc = np.full((draws, n_neurons), np.nan)
+    p = np.full((draws, n_neurons), np.nan)
+    if not draws or not n_images:
+        return auroc, p
+    weights = counts.astype(np.float64)
+    n = weights.sum(axis=1)[:, None]  # copies per draw (the half's size: strata keep their sizes)
+    width = max(1, block_entries // max(1, draws * n_images))
+    place = np.arange(n_images)[:, None]
+    for first in range(0, n_neurons, width):
+        cols = slice(first, min(first + width, n_neurons))
+        v = values[:, cols]
+        order = np.argsort(v, axis=0, kind="stable")  # ascending: ranks count from the lowest
+        ordered = np.take_along_axis(v, order, axis=0)
+        starts_group = np.ones(ordered.shape, dtype=bool)
+        starts_group[1:] = ordered[1:] != ordered[:-1]
+        ends_group = np.ones(ordered.shape, dtype=bool)
+        ends_group[:-1] = starts_group[1:]
+        start = np.maximum.accumulate(np.where(starts_group, place, 0), axis=0)[None]
+        end = np.minimum.accumulate(np.where(ends_group, place, n_images - 1)[::-1], axis=0)[::-1][None]
+        w = weights[:, order]  # (draws, images, neurons) in each neuron's ascending order
+        through = np.cumsum(w, axis=1)
+        below = np.take_along_axis(through - w, start, axis=1)  # copies below each tie group
+        group = np.take_along_axis(through, end, axis=1) - below  # copies in each tie group
+        midrank = below + (group + 1) / 2
+        hit = np.take_along_axis(members[:, cols, :].transpose(0, 2, 1), codes[order][None], axis=1)
+        positive_copies = np.where(hit, w, 0.0)
+        positives = positive_copies.sum(axis=1)
+        rank_sum = (positive_copies * midrank).sum(axis=1)
+        ties = np.where(ends_group[None], group**3 - group, 0.0).sum(axis=1)
+        negatives = n - positives
+        u = rank_sum - positives * (positives + 1) / 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = positives * negatives / 12 * ((n + 1) - ties / (n * (n - 1)))
+            z = (u - positives * negatives / 2 - 0.5) / np.sqrt(variance)
+            scored = (positives > 0) & (negatives > 0)
+            auroc[:, cols] = np.where(scored, u / (positives * negatives), np.nan)
+            p[:, cols] = np.where(scored, np.where(variance > 0, ndtr(-z), 1.0), np.nan)
+    return auroc, p
+
+
+def combined_label_p(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The two directions' p combined as the run combines them (`neurofacets.evaluation.label_p_values`):
+    ``min(1, 2 min(p_0, p_1))``, a direction without a label counting as 1; NaN where neither is scored."""
+    both = np.stack([np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)])
+    with np.errstate(invalid="ignore"):
+        p = np.minimum(1.0, 2 * np.min(np.where(np.isnan(both), 1.0, both), axis=0))
+    return np.where(np.isnan(both).all(axis=0), np.nan, p)
+
+
+def share_label_holds(label_p: np.ndarray) -> float:
+    """The share of a layer's scored neurons whose label holds from their p (NaN: not scored):
+    Benjamini-Hochberg q < `neurofacets.evaluation.Q_SIGNIFICANT` within the layer, as
+    ``frac_label_holds`` of ``evaluation/summary.csv``."""
+    from .evaluation import Q_SIGNIFICANT
+
+    scored = np.isfinite(label_p)
+    if not scored.any():
+        return float("nan")
+    return float((bh_q_values(label_p[scored]) < Q_SIGNIFICANT).mean())
+
+
 def neuron_block(n_images: int, n_neurons: int, block_bytes: int = VALUES_BLOCK_BYTES, resamples: int = 0,
                  n_columns: int = 0, cof_entries: int = COF_BLOCK_ENTRIES) -> int:
     """Neurons processed together: their float32 activations of every image fit in ``block_bytes``
@@ -247,7 +350,7 @@ def layer_draws(
     seed, resamples
         ``analysis.bootstrap_seed`` and ``analysis.bootstrap``.
     """
-    from .evaluation import content_order, split_halves  # evaluation imports sklearn: only here
+    from .evaluation import content_order, split_halves, top_class_members  # evaluation imports sklearn: only here
 
     shard_paths = list(shard_paths)
     n_neurons = layer_channels(shard_paths, layer)
@@ -282,6 +385,13 @@ def layer_draws(
             out[f"mf_{h}"][:, start:stop] = mf_degree(*_metrics(rows_cof))
             half_cof.append(rows_cof)
         out["class_jaccard"][:, start:stop] = _class_jaccard(*half_cof)
+        direction_p = []
+        for h, rows_cof in enumerate(half_cof):  # label from half h, scored on the other half's images
+            held_out = halves[1 - h]
+            members = top_class_members(rows_cof.reshape(-1, level.n_columns)).reshape(rows_cof.shape)
+            _, p = weighted_label_test(values[held_out], codes[held_out], half_counts[:, held_out], members)
+            direction_p.append(p)
+        out["label_p"][:, start:stop] = combined_label_p(*direction_p)
     dims = ("draw", "neuron")
     return xr.Dataset(
         {name: (dims, array) for name, array in out.items()},
@@ -383,6 +493,7 @@ def draws_table(stores: Sequence[xr.Dataset], layers: Sequence[str], facet_thres
             row["mf_rho"] = _spearman(half_mf[0][mine], half_mf[1][mine])
             row["facet_kappa"] = facet_kappa(half_facet[0][mine], half_facet[1][mine])
             row["mean_class_jaccard"] = float(np.nanmean(jaccard)) if np.isfinite(jaccard).any() else np.nan
+            row["frac_label_holds"] = share_label_holds(ds["label_p"].values[b])
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 

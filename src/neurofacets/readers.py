@@ -60,7 +60,7 @@ ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_HEADLINE_COLUMNS = (
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
 )
-EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard")
+EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard", "frac_label_holds")
 
 
 def interval_columns(columns: Sequence[str]) -> tuple[str, ...]:
