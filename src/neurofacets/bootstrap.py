@@ -19,18 +19,23 @@ What one resample is (docs/methods.md, "Intervals"):
   (`neurofacets.evaluation.split_halves`); each half is resampled within its classes
   (draw b: ``[seed, STREAM, HALVES, b]``), each half's top-k sets and MF degrees recomputed, and
   the halves' agreement (``mf_rho``, ``facet_kappa``, ``mean_class_jaccard``) recomputed per draw.
+- **Labels that hold.** Each resampled half's labels (`neurofacets.evaluation.top_class_members`)
+  are scored on the other resampled half (copies tied), their p from the Mann-Whitney normal
+  approximation (`weighted_label_test`), the directions combined as the run combines them
+  (`combined_label_p`), and ``frac_label_holds`` the share with BH q < 0.05 (`share_label_holds`).
 - **Interval.** The run's number plus the 2.5th and 97.5th percentiles of the draws' deviations
   from their median (`interval`: a resample repeats images, which shifts top-k statistics
   but not their spread; draws where the number is undefined, NaN, are left out).
 
 What an interval does not cover: another set of classes, another network training seed,
-another choice of top_k or threshold, and the label tests (``frac_label_holds``, held-out
-AUROC, selectivity: their verdicts need thousands of null draws per neuron; docs/evaluation.md).
+another choice of top_k or threshold, and the other label tests (held-out AUROC medians,
+selectivity, concepts: their verdicts need thousands of null draws per neuron; docs/evaluation.md).
 
 Memory: a layer is read one block of neurons at a time (`neuron_block`: at most
 `VALUES_BLOCK_BYTES` of activations and `COF_BLOCK_ENTRIES` resampled CoF counts);
 besides it the job holds the draws' multiplicities (uint8, draws x images, twice) and the
-per-draw metrics (float64, draws x neurons, five arrays).
+per-draw metrics (float64, draws x neurons, six arrays) and the label test's working arrays
+(`LABEL_BLOCK_ENTRIES` each, about ten).
 """
 
 from __future__ import annotations
@@ -339,7 +344,8 @@ def layer_draws(
     """Every resample's per-neuron metrics of one layer (the store ``bootstrap/{layer}.zarr``).
 
     Variables (draw, neuron): ``sparsity``, ``flatness`` (the whole run's images resampled) and
-    ``mf_0``, ``mf_1``, ``class_jaccard`` (the evaluation's halves resampled).
+    ``mf_0``, ``mf_1``, ``class_jaccard``, ``label_p`` (the evaluation's halves resampled;
+    ``label_p`` is `combined_label_p` of the two directions' `weighted_label_test`).
 
     Parameters
     ----------
