@@ -236,7 +236,8 @@ def weighted_label_test(values: np.ndarray, codes: np.ndarray, counts: np.ndarra
     if not draws or not n_images:
         return auroc, p
     n = counts.sum(axis=1, dtype=np.int64)[:, None]  # copies per draw (the half's size: strata keep their sizes)
-    # doubled midranks are integers <= 2n + 1 and their weighted sums <= (2n + 1) n: exact in int32 below 2^31
+    # counts <= n, doubled midranks <= 2n + 1 and a copy-weighted doubled rank <= 255 (2n + 1) are exact
+    # in int32 while n (2n + 1) < 2^31; the sums over images are taken in int64
     small = int(n.max()) * (2 * int(n.max()) + 1) < np.iinfo(np.int32).max
     weights = counts.astype(np.int32 if small else np.int64)
     # sum over copies of (t^3 - t) for a tie group of t copies, where only an image's own copies tie
