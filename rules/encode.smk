@@ -179,6 +179,7 @@ rule encode_rsa:
 
 rule encode_null:
     input:
+        shards=shard_stores(),
         topk=f"{OUT}/topk/{{layer}}.zarr",
         images=f"{OUT}/dataset/images.csv",
         classes=f"{OUT}/dataset/classes.csv",

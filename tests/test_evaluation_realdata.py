@@ -220,3 +220,21 @@ def test_label_holds_interval_p_agrees_with_the_exact_label_test(named_runs):
         assert draws.loc[draws["layer"] == row["layer"], "frac_label_holds"].nunique() > 1
         assert row["frac_label_holds_ci_low"] <= row["frac_label_holds"] <= row["frac_label_holds_ci_high"]
         assert row["frac_label_holds_ci_high"] - row["frac_label_holds_ci_low"] > 0
+
+
+def test_class_folder_names_change_no_null_model_number(named_runs):
+    """The null model's label permutations follow the pictures (content order): the same photos
+    under other folder and file names give the same permuted statistics (issue 29 item 2)."""
+    from neurofacets.encode import layer_null
+
+    first, second, _ = named_runs
+    tables = []
+    for out in (first, second):
+        tables.append([layer_null([out / "shard-000.zarr"], out / "topk" / f"{layer}.zarr", out / "images.csv",
+                                  out / "classes.csv", "class", 20, 0, out / "null" / f"{layer}.csv")
+                       for layer in LAYERS])
+    for a, b in zip(*tables):
+        assert a["mean_mf"].iloc[1:].nunique() > 1  # the permutations differ from each other
+        # the similarities sum over the classes in column order: equal to rounding (the observed row too)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=0)
+        pd.testing.assert_series_equal(a["mean_mf"], b["mean_mf"], check_exact=True)

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cof import LabelLevel, load_labels
+from .cof import LabelLevel, content_order, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, normalise_mf
 from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
@@ -83,7 +83,7 @@ def stratum_order(strata: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
     strata
         int (images,): each image's stratum (its class, or class and half).
     order
-        The images' positions in content order (`neurofacets.evaluation.content_order`).
+        The images' positions in content order (`neurofacets.cof.content_order`).
     """
     strata, order = np.asarray(strata), np.asarray(order)
     if strata.shape != order.shape or strata.ndim != 1:
@@ -374,7 +374,7 @@ def layer_draws(
     seed, resamples
         ``analysis.bootstrap_seed`` and ``analysis.bootstrap``.
     """
-    from .evaluation import content_order, split_halves, top_class_members  # evaluation imports sklearn: only here
+    from .evaluation import split_halves, top_class_members  # evaluation imports sklearn: only here
 
     shard_paths = list(shard_paths)
     n_neurons = layer_channels(shard_paths, layer)

@@ -5,6 +5,7 @@ from neurofacets.logs import log_to
 
 with log_to(snakemake.log[0]):
     layer_null(
+        shard_paths=list(snakemake.input.shards),
         topk_path=snakemake.input.topk,
         images_csv=snakemake.input.images,
         classes_csv=snakemake.input.classes,
