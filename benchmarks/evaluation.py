@@ -12,13 +12,17 @@ candidates, then runs, each in a fresh process, side by side on the same layer:
   the label draws (``auto``: 40 per neuron of the layer);
 - ``bootstrap``: :func:`neurofacets.bootstrap.bootstrap_layer` with ``--resamples`` resamples
   (``analysis.bootstrap``; the intervals' per-layer job: reads the layer a block of neurons at a
-  time, recomputes every resample's top-k sets, CoF rows and metrics, whole run and halves).
+  time, recomputes every resample's top-k sets, CoF rows and metrics, whole run and halves, and
+  scores each resample's labels on its held-out half: the interval of ``frac_label_holds``);
+- ``bootstrap_without_label_test``: the same with the label test replaced by NaNs: the
+  difference is the cost of that interval (`neurofacets.bootstrap.weighted_label_test`).
 
 Each case reports the wall time, the process's peak resident memory (ru_maxrss, interpreter
 and imports included) and the peak of Python-traced allocations (tracemalloc). Planted
 neurons (each firing on one class) check that the evaluation finds what it should.
 
     python benchmarks/evaluation.py [--images 5000] [--channels 256] [--classes 200] [--resamples 200]
+                                    [--bootstrap-only]
 """
 
 from __future__ import annotations
@@ -49,8 +53,15 @@ start = time.perf_counter()
 if args["case"] == "encode_topk":
     from neurofacets.encode import encode_layer
     encode_layer(args["shards"], args["images"], args["classes"], args["layer"], args["top_k"], args["topk"], args["cof"])
-elif args["case"] == "bootstrap":
+elif args["case"].startswith("bootstrap"):
+    from neurofacets import bootstrap
     from neurofacets.bootstrap import bootstrap_layer
+    if args["case"] == "bootstrap_without_label_test":
+        import numpy as np
+        def no_label_test(values, codes, counts, members, block_entries=0):
+            nan = np.full((len(counts), values.shape[1]), np.nan)
+            return nan, nan
+        bootstrap.weighted_label_test = no_label_test
     bootstrap_layer(args["shards"], args["images"], args["classes"], args["layer"], level="class",
                     top_k=args["top_k"], seed=0, split_seed=0, resamples=args["resamples"], out=args["bootstrap"])
 else:
@@ -104,6 +115,7 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--label-draws", default="auto", help="auto or a number")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples (analysis.bootstrap)")
+    parser.add_argument("--bootstrap-only", action="store_true", help="leave out the evaluate cases")
     args = parser.parse_args()
     label_draws = args.label_draws if args.label_draws == "auto" else int(args.label_draws)
     rows = []
@@ -119,17 +131,25 @@ def main() -> None:
                          "bootstrap": str(root / "bootstrap.zarr")}
             encode = run_case("encode_topk", case_args)
             boot = run_case("bootstrap", case_args)
+            no_labels = run_case("bootstrap_without_label_test", case_args)
+            row = {"images": n, "matrix_mb": n * args.channels * 4 / 1e6,
+                   **{f"encode_topk_{k}": v for k, v in encode.items()},
+                   **{f"bootstrap_{k}": v for k, v in boot.items()},
+                   "bootstrap_us_per_image": boot["seconds"] / n * 1e6,
+                   "bootstrap_request_mb": bootstrap_mem_mb(shards, LAYER, args.resamples),
+                   "bootstrap_label_test_seconds": boot["seconds"] - no_labels["seconds"],
+                   "bootstrap_label_test_us_per_image": (boot["seconds"] - no_labels["seconds"]) / n * 1e6,
+                   "bootstrap_without_label_test_seconds": no_labels["seconds"],
+                   "bootstrap_without_label_test_peak_rss_mb": no_labels["peak_rss_mb"]}
+            if args.bootstrap_only:
+                rows.append(row)
+                continue
             one_draw = run_case("evaluate_1_draw", case_args)
             evaluate = run_case("evaluate", case_args)
             table = pd.read_csv(root / "evaluation.csv")
             planted = table.iloc[:10]
-            rows.append({"images": n, "matrix_mb": n * args.channels * 4 / 1e6,
-                         "request_data_mb": n * args.channels * EVALUATE_BYTES_PER_ENTRY / 1e6,
-                         **{f"encode_topk_{k}": v for k, v in encode.items()},
+            rows.append({**row, "request_data_mb": n * args.channels * EVALUATE_BYTES_PER_ENTRY / 1e6,
                          **{f"evaluate_{k}": v for k, v in evaluate.items()},
-                         **{f"bootstrap_{k}": v for k, v in boot.items()},
-                         "bootstrap_us_per_image": boot["seconds"] / n * 1e6,
-                         "bootstrap_request_mb": bootstrap_mem_mb(shards, LAYER, args.resamples),
                          "label_draws_seconds": evaluate["seconds"] - one_draw["seconds"],
                          "label_draws_us_per_image": (evaluate["seconds"] - one_draw["seconds"]) / n * 1e6,
                          "planted_auroc_min": planted["auroc"].min(),
@@ -140,17 +160,24 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.round(3).T.to_string(header=False))
     small, large = rows
-    for n, row in ((args.images, small), (10 * args.images, large)):
-        print(f"N = {n}: evaluate / encode_topk time {row['evaluate_seconds'] / row['encode_topk_seconds']:.1f}, "
-              f"peak RSS {row['evaluate_peak_rss_mb'] / row['encode_topk_peak_rss_mb']:.2f}")
-    print(f"label draws: 10N/N time {large['label_draws_seconds'] / small['label_draws_seconds']:.2f} "
-          f"(flat per image: 10); per image {small['label_draws_us_per_image']:.0f} us at N, "
-          f"{large['label_draws_us_per_image']:.0f} us at 10N")
+    if not args.bootstrap_only:
+        for n, row in ((args.images, small), (10 * args.images, large)):
+            print(f"N = {n}: evaluate / encode_topk time {row['evaluate_seconds'] / row['encode_topk_seconds']:.1f}, "
+                  f"peak RSS {row['evaluate_peak_rss_mb'] / row['encode_topk_peak_rss_mb']:.2f}")
+        print(f"label draws: 10N/N time {large['label_draws_seconds'] / small['label_draws_seconds']:.2f} "
+              f"(flat per image: 10); per image {small['label_draws_us_per_image']:.0f} us at N, "
+              f"{large['label_draws_us_per_image']:.0f} us at 10N")
     for n, row in ((args.images, small), (10 * args.images, large)):
         print(f"N = {n}: bootstrap ({args.resamples} resamples) / encode_topk time "
               f"{row['bootstrap_seconds'] / row['encode_topk_seconds']:.1f}, per image {row['bootstrap_us_per_image']:.0f} us, "
-              f"peak RSS {row['bootstrap_peak_rss_mb']:.0f} MB (request {row['bootstrap_request_mb']} MB)")
-    for case in ("encode_topk", "evaluate", "bootstrap"):
+              f"peak RSS {row['bootstrap_peak_rss_mb']:.0f} MB (request {row['bootstrap_request_mb']} MB); "
+              f"its label test {row['bootstrap_label_test_seconds']:.1f} s "
+              f"({row['bootstrap_seconds'] / row['bootstrap_without_label_test_seconds']:.2f}x the bootstrap without it, "
+              f"{row['bootstrap_label_test_seconds'] / row['encode_topk_seconds']:.2f}x encode_topk), "
+              f"{row['bootstrap_label_test_us_per_image']:.0f} us per image")
+    print(f"bootstrap label test: 10N/N time "
+          f"{large['bootstrap_label_test_seconds'] / small['bootstrap_label_test_seconds']:.2f} (flat per image: 10)")
+    for case in ("encode_topk", "bootstrap") if args.bootstrap_only else ("encode_topk", "evaluate", "bootstrap"):
         print(f"{case}: 10N/N time {large[f'{case}_seconds'] / small[f'{case}_seconds']:.2f}, "
               f"peak RSS {large[f'{case}_peak_rss_mb'] / small[f'{case}_peak_rss_mb']:.2f}, "
               f"traced peak {large[f'{case}_traced_peak_mb'] / small[f'{case}_traced_peak_mb']:.2f}")

@@ -40,6 +40,8 @@ rule encode_topk:
 rule encode_statistics:
     # four quick computations from the layer's CoF and top-k, in one job (a job's start costs more)
     input:
+        # the null model's permutations follow the pictures: the shards' content keys
+        shards=shard_stores(),
         cof=f"{OUT}/cof/{{layer}}.zarr",
         topk=f"{OUT}/topk/{{layer}}.zarr",
         images=f"{OUT}/dataset/images.csv",

@@ -151,6 +151,29 @@ def test_layer_draws_by_hand_and_block_by_block(tmp_path):
     with np.errstate(invalid="ignore"):
         jaccard = (a & b).sum(axis=2) / (a | b).sum(axis=2)
     np.testing.assert_allclose(ds["class_jaccard"].values, jaccard, rtol=1e-12)
+    # the label test: each half's label (its listed top classes that recur; 4 classes: every
+    # class met at least twice) scored on the other half's copies by scipy's Mann-Whitney
+    rows = [np.flatnonzero(half == h) for h in (0, 1)]
+    label_p = np.full((draws, 5), np.nan)
+    for b in range(draws):
+        for j in range(5):
+            per_direction = []
+            for h in (0, 1):
+                held = rows[1 - h]
+                copies = np.repeat(held, half_counts[b, held])
+                hit = np.isin(codes[copies], np.flatnonzero(halves[h][b, j] >= 2))
+                x, y = values[copies[hit], j].astype(float), values[copies[~hit], j].astype(float)
+                if not len(x) or not len(y):
+                    per_direction.append(np.nan)
+                elif np.ptp(values[copies, j]) == 0:
+                    per_direction.append(1.0)
+                else:
+                    per_direction.append(stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic",
+                                                            use_continuity=True).pvalue)
+            if not np.isnan(per_direction).all():
+                label_p[b, j] = min(1.0, 2 * np.nanmin(per_direction))
+    assert np.isfinite(label_p).sum() > draws  # labels were scored
+    np.testing.assert_allclose(ds["label_p"].values, label_p, rtol=1e-9, atol=1e-12)
     # written and read back
     path = tmp_path / "bootstrap" / "l.zarr"
     from neurofacets.store import write_xarray_store
@@ -183,6 +206,8 @@ def _fake_stores(rng, layers=(("a", 30), ("b", 20)), draws=8):
         data = {"sparsity": sparsity, "flatness": flat, "mf_0": rng.uniform(0.5, 3, (draws, n)),
                 "mf_1": rng.uniform(0.5, 3, (draws, n)), "class_jaccard": rng.uniform(0, 1, (draws, n))}
         data["mf_0"][:, 1] = np.nan
+        data["label_p"] = rng.uniform(0, 1, (draws, n)) ** 6
+        data["label_p"][:, 2] = np.nan  # not scored
         stores.append(xr.Dataset({k: (("draw", "neuron"), v) for k, v in data.items()}, attrs={"layer": name}))
     return stores
 
@@ -220,6 +245,10 @@ def test_draws_table_by_hand():
             alive = (f0 != "dead") & (f1 != "dead")
             assert row["facet_kappa"] == pytest.approx(cohen_kappa_score(f0[alive], f1[alive]), rel=1e-12)
             assert row["mean_class_jaccard"] == pytest.approx(ds["class_jaccard"].values[b].mean(), rel=1e-12)
+            p = ds["label_p"].values[b]
+            scored = p[~np.isnan(p)]
+            holds = stats.false_discovery_control(scored, method="bh") < 0.05
+            assert row["frac_label_holds"] == holds.mean() and 0 < holds.mean() < 1
             start += len(s)
     with pytest.raises(ValueError, match="layer 'b' given for layer 'a'"):
         bootstrap.draws_table(stores[::-1], layers, "global_mean", "run")
@@ -296,3 +325,41 @@ def test_no_resamples_no_intervals(tmp_path):
     assert table.empty and list(table.columns) == list(SUMMARY_DRAWS_COLUMNS)
     out = bootstrap.with_intervals(pd.DataFrame({"layer": ["l"], "frac_mf": [0.5]}), table, ["frac_mf"])
     assert out[["frac_mf_ci_low", "frac_mf_ci_high"]].isna().all().all()
+
+
+def test_weighted_label_test_is_sklearns_auroc_and_scipys_mann_whitney():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    n, neurons, n_columns, draws = 30, 7, 3, 9
+    values = np.round(rng.normal(size=(n, neurons)), 1)  # ties between images
+    values[:, 3] = np.maximum(values[:, 3], 0)  # many tied zeros
+    values[:, 5] = 2.0  # every copy tied: p = 1
+    codes = rng.integers(0, n_columns, n)
+    counts = rng.integers(0, 4, (draws, n)).astype(np.uint8)  # copies: ties among themselves
+    members = rng.random((draws, neurons, n_columns)) < 0.4
+    members[0, 0] = False  # no positive: NaN
+    members[1, 1] = True  # every copy positive: NaN
+    auroc, p = bootstrap.weighted_label_test(values, codes, counts, members, block_entries=2 * draws * n)
+    checked = 0
+    for b in range(draws):
+        for j in range(neurons):
+            hit = members[b, j, codes]
+            w = counts[b].astype(float)
+            if w[hit].sum() == 0 or w[~hit].sum() == 0:
+                assert np.isnan(auroc[b, j]) and np.isnan(p[b, j])
+                continue
+            if j == 5:
+                assert p[b, j] == 1.0
+            else:
+                x, y = np.repeat(values[hit, j], counts[b, hit]), np.repeat(values[~hit, j], counts[b, ~hit])
+                expected = stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic", use_continuity=True)
+                assert p[b, j] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
+            keep = w > 0
+            assert auroc[b, j] == pytest.approx(roc_auc_score(hit[keep], values[keep, j], sample_weight=w[keep]),
+                                                rel=1e-12)
+            checked += 1
+    assert checked > 40 and np.isnan(auroc[0, 0]) and np.isnan(auroc[1, 1])
+    np.testing.assert_array_equal(bootstrap.combined_label_p(np.array([0.01, np.nan, np.nan, 0.7]),
+                                                             np.array([0.3, 0.02, np.nan, 0.9])),
+                                  [0.02, 0.04, np.nan, 1.0])

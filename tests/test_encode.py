@@ -76,7 +76,7 @@ def encoded(run):
         encode.layer_metrics(out / "cof" / f"{layer}.zarr", layer, "class", out / "metrics" / f"{layer}.csv")
         encode.layer_similarity(out / "cof" / f"{layer}.zarr", layer, "class", out / "similarity" / f"{layer}.zarr", root / "images.csv", CONFIG)
         encode.layer_rdm(out / "cof" / f"{layer}.zarr", layer, "class", out / "rdm" / f"{layer}.zarr", root / "images.csv", CONFIG)
-        encode.layer_null(out / "topk" / f"{layer}.zarr", root / "images.csv", root / "classes.csv", "class", 3, 7, out / "null" / f"{layer}.csv")
+        encode.layer_null(shards, out / "topk" / f"{layer}.zarr", root / "images.csv", root / "classes.csv", "class", 3, 7, out / "null" / f"{layer}.csv")
     layers = list(LAYERS)
     encode.all_layer_metrics([out / "metrics" / f"{l}.csv" for l in layers], layers, "global_mean", out / "metrics" / "all_layers.csv")
     encode.similarity_summary([out / "similarity" / f"{l}.zarr" for l in layers], layers, out / "similarity" / "summary.csv")
@@ -162,7 +162,7 @@ def test_rsa_outputs(encoded):
 
 
 def test_null_model(encoded, run):
-    root, *_ = run
+    root, shards, *_ = run
     table = pd.read_csv(encoded / "null" / "conv1_1.csv")
     assert table["permutation"].tolist() == [-1, 0, 1, 2]
     metrics = pd.read_csv(encoded / "metrics" / "conv1_1.csv")
@@ -172,9 +172,9 @@ def test_null_model(encoded, run):
     summary = pd.read_csv(encoded / "similarity" / "summary.csv").set_index("layer")
     assert observed["mean_similarity"] == pytest.approx(summary.loc["conv1_1", "mean_similarity"])
     # Same seed, same permutations; another seed, others.
-    again = encode.layer_null(encoded / "topk" / "conv1_1.zarr", root / "images.csv", root / "classes.csv", "class", 3, 7, root / "again.csv")
+    again = encode.layer_null(shards, encoded / "topk" / "conv1_1.zarr", root / "images.csv", root / "classes.csv", "class", 3, 7, root / "again.csv")
     pd.testing.assert_frame_equal(again, table)
-    other = encode.layer_null(encoded / "topk" / "conv1_1.zarr", root / "images.csv", root / "classes.csv", "class", 3, 8, root / "other.csv")
+    other = encode.layer_null(shards, encoded / "topk" / "conv1_1.zarr", root / "images.csv", root / "classes.csv", "class", 3, 8, root / "other.csv")
     assert not np.allclose(other["mean_mf"].iloc[1:], table["mean_mf"].iloc[1:])
     null_summary = pd.read_csv(encoded / "null" / "summary.csv").set_index("layer")
     row = null_summary.loc["conv1_1"]

@@ -85,7 +85,7 @@ def real_run(tmp_path_factory):
         encode.layer_similarity(out / "cof" / f"{layer}.zarr", layer, "class", out / "similarity" / f"{layer}.zarr",
                                 images_csv, config)
         encode.layer_rdm(out / "cof" / f"{layer}.zarr", layer, "class", out / "rdm" / f"{layer}.zarr", images_csv, config)
-        encode.layer_null(out / "topk" / f"{layer}.zarr", images_csv, classes_csv, "class", 2, 0, out / "null" / f"{layer}.csv")
+        encode.layer_null(shards, out / "topk" / f"{layer}.zarr", images_csv, classes_csv, "class", 2, 0, out / "null" / f"{layer}.csv")
     encode.all_layer_metrics([out / "metrics" / f"{x}.csv" for x in LAYERS], LAYERS, "global_mean", out / "metrics" / "all_layers.csv")
     encode.similarity_summary([out / "similarity" / f"{x}.zarr" for x in LAYERS], LAYERS, out / "similarity" / "summary.csv")
     encode.layer_rsa([out / "rdm" / f"{x}.zarr" for x in LAYERS], LAYERS, out / "rsa" / "rsa.csv")

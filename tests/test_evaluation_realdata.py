@@ -168,3 +168,73 @@ def test_class_folder_names_change_no_bootstrap_resample_or_interval(named_runs)
     summary = pd.read_csv(first / "evaluation" / "summary.csv")
     pd.testing.assert_frame_equal(with_intervals(summary, draws_a, EVALUATION_HEADLINE_COLUMNS),
                                   with_intervals(summary, draws_b, EVALUATION_HEADLINE_COLUMNS), check_exact=True)
+
+
+def test_label_holds_interval_p_agrees_with_the_exact_label_test(named_runs):
+    """The bootstrap's label test (`bootstrap.weighted_label_test`: Mann-Whitney, normal
+    approximation) on the run's own halves and labels (every image once) against the run's exact
+    permutation test (``label_p``): the holds decisions agree for almost every neuron; and the
+    interval of ``frac_label_holds`` is drawn from resamples that vary and covers the run's share."""
+    from neurofacets import bootstrap
+    from neurofacets.cof import load_labels
+    from neurofacets.readers import EVALUATION_HEADLINE_COLUMNS
+    from neurofacets.store import read_layer
+
+    out = named_runs[0]
+    level = load_labels(out / "images.csv", out / "classes.csv").level("class")
+    column_of = {name: c for c, name in enumerate(level.names)}
+    disagree = scored = 0
+    for layer in LAYERS:
+        table = read_evaluation(out / "evaluation" / f"{layer}.csv")
+        acts = read_layer([out / "shard-000.zarr"], layer)
+        codes = level.codes(acts.image_id)
+        half = evaluation.split_halves(codes, evaluation.content_order(acts.content_key, acts.image_id), 0)
+        direction_p = []
+        for h in (0, 1):
+            members = np.zeros((1, len(table), level.n_columns), dtype=bool)
+            for j, cell in enumerate(table[f"top_classes_{h}"]):
+                members[0, j, [column_of[name] for name in json.loads(cell)]] = True
+            held_out = np.flatnonzero(half == 1 - h)
+            auroc, p = bootstrap.weighted_label_test(acts.max[held_out], codes[held_out],
+                                                     np.ones((1, len(held_out)), np.uint8), members)
+            direction_p.append(p[0])
+            exact = evaluation.HeldOutScorer(acts.max[held_out], codes[held_out], level.n_columns)
+            np.testing.assert_allclose(auroc[0], exact.score(members[0])["auroc"], rtol=1e-12)
+        p = bootstrap.combined_label_p(*direction_p)
+        np.testing.assert_array_equal(np.isnan(p), table["label_p"].isna())
+        q = np.full(len(p), np.nan)
+        q[~np.isnan(p)] = evaluation.bh_q_values(p[~np.isnan(p)])
+        mine = table["auroc"].notna()
+        disagree += int(((q < 0.05) != table["label_holds"])[mine].sum())
+        scored += int(mine.sum())
+        assert bootstrap.share_label_holds(p) == pytest.approx((q[mine] < 0.05).mean())
+    print(f"label holds: the normal approximation and the exact test disagree on {disagree} of {scored} neurons")
+    assert scored > 100 and disagree <= 0.03 * scored
+    stores = [bootstrap.bootstrap_layer([out / "shard-000.zarr"], out / "images.csv", out / "classes.csv", layer,
+                                        level="class", top_k=TOP_K, seed=0, split_seed=0, resamples=30,
+                                        out=out / "bootstrap-holds" / f"{layer}.zarr") for layer in LAYERS]
+    draws = bootstrap.draws_table(stores, LAYERS, "global_mean", "names")
+    summary = bootstrap.with_intervals(pd.read_csv(out / "evaluation" / "summary.csv"), draws,
+                                       EVALUATION_HEADLINE_COLUMNS)
+    for _, row in summary.iterrows():
+        assert draws.loc[draws["layer"] == row["layer"], "frac_label_holds"].nunique() > 1
+        assert row["frac_label_holds_ci_low"] <= row["frac_label_holds"] <= row["frac_label_holds_ci_high"]
+        assert row["frac_label_holds_ci_high"] - row["frac_label_holds_ci_low"] > 0
+
+
+def test_class_folder_names_change_no_null_model_number(named_runs):
+    """The null model's label permutations follow the pictures (content order): the same photos
+    under other folder and file names give the same permuted statistics (issue 29 item 2)."""
+    from neurofacets.encode import layer_null
+
+    first, second, _ = named_runs
+    tables = []
+    for out in (first, second):
+        tables.append([layer_null([out / "shard-000.zarr"], out / "topk" / f"{layer}.zarr", out / "images.csv",
+                                  out / "classes.csv", "class", 20, 0, out / "null" / f"{layer}.csv")
+                       for layer in LAYERS])
+    for a, b in zip(*tables):
+        assert a["mean_mf"].iloc[1:].nunique() > 1  # the permutations differ from each other
+        # the similarities sum over the classes in column order: equal to rounding (the observed row too)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=0)
+        pd.testing.assert_series_equal(a["mean_mf"], b["mean_mf"], check_exact=True)

@@ -287,7 +287,8 @@ def test_evaluation_figure_draws_held_out_auroc_halves_and_selectivity(fake, tmp
     # (c) selective with the true and with permuted labels, and the 5 % level
     np.testing.assert_allclose(ax_selective.lines[0].get_ydata(), summary["frac_selective_true"])
     np.testing.assert_allclose(ax_selective.lines[1].get_ydata(), summary["frac_selective_permuted"])
-    assert ax_selective.lines[2].get_ydata()[0] == pytest.approx(0.05)
+    np.testing.assert_allclose(ax_selective.lines[2].get_ydata(), summary["frac_label_holds"])
+    assert ax_selective.lines[3].get_ydata()[0] == pytest.approx(0.05)
 
 
 def test_evaluation_figure_without_a_hierarchy_draws_no_concepts(fake):

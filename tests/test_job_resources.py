@@ -84,11 +84,11 @@ def test_bootstrap_request_from_the_shards_and_stores_metadata(tmp_path):
                                {"conv1_1": (np.ones((n, 9), np.float32), np.zeros((n, 9), np.int32), (2, 2))})
         shards.append(path)
     # the layer (55 x 9 float32, read twice), two uint8 (draws x images), five float64 (draws x neurons)
-    data = min(BOOTSTRAP_BLOCK_MB, 2 * 4 * 55 * 9 / 1e6) + (2 * 200 * 55 + 5 * 8 * 200 * 9) / 1e6
+    data = min(BOOTSTRAP_BLOCK_MB, 2 * 4 * 55 * 9 / 1e6) + (2 * 200 * 55 + 6 * 8 * 200 * 9) / 1e6
     assert bootstrap_mem_mb(shards, "conv1_1", 200) == job_mem_mb(ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + data)
     assert bootstrap_mem_mb([tmp_path / "missing.zarr"], "conv1_1", 200, default=1000) == job_mem_mb(
         ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + 1000)
     store = tmp_path / "bootstrap" / "conv1_1.zarr"
     write_xarray_store(store, xr.Dataset({"sparsity": (("draw", "neuron"), np.zeros((200, 9)))}))
-    assert bootstrap_draws_mem_mb([store], 200) == job_mem_mb(FIGURE_SCRIPT_MB + 2 * 5 * 8 * 200 * 9 / 1e6)
+    assert bootstrap_draws_mem_mb([store], 200) == job_mem_mb(FIGURE_SCRIPT_MB + 2 * 6 * 8 * 200 * 9 / 1e6)
     assert bootstrap_draws_mem_mb([tmp_path / "none.zarr"], 200) == job_mem_mb(FIGURE_SCRIPT_MB + 1000)

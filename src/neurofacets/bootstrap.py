@@ -19,18 +19,23 @@ What one resample is (docs/methods.md, "Intervals"):
   (`neurofacets.evaluation.split_halves`); each half is resampled within its classes
   (draw b: ``[seed, STREAM, HALVES, b]``), each half's top-k sets and MF degrees recomputed, and
   the halves' agreement (``mf_rho``, ``facet_kappa``, ``mean_class_jaccard``) recomputed per draw.
+- **Labels that hold.** Each resampled half's labels (`neurofacets.evaluation.top_class_members`)
+  are scored on the other resampled half (copies tied), their p from the Mann-Whitney normal
+  approximation (`weighted_label_test`), the directions combined as the run combines them
+  (`combined_label_p`), and ``frac_label_holds`` the share with BH q < 0.05 (`share_label_holds`).
 - **Interval.** The run's number plus the 2.5th and 97.5th percentiles of the draws' deviations
   from their median (`interval`: a resample repeats images, which shifts top-k statistics
   but not their spread; draws where the number is undefined, NaN, are left out).
 
 What an interval does not cover: another set of classes, another network training seed,
-another choice of top_k or threshold, and the label tests (``frac_label_holds``, held-out
-AUROC, selectivity: their verdicts need thousands of null draws per neuron; docs/evaluation.md).
+another choice of top_k or threshold, and the other label tests (held-out AUROC medians,
+selectivity, concepts: their verdicts need thousands of null draws per neuron; docs/evaluation.md).
 
 Memory: a layer is read one block of neurons at a time (`neuron_block`: at most
 `VALUES_BLOCK_BYTES` of activations and `COF_BLOCK_ENTRIES` resampled CoF counts);
 besides it the job holds the draws' multiplicities (uint8, draws x images, twice) and the
-per-draw metrics (float64, draws x neurons, five arrays).
+per-draw metrics (float64, draws x neurons, six arrays) and the label test's working arrays
+(`LABEL_BLOCK_ENTRIES` each, about ten).
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cof import LabelLevel, load_labels
-from .metrics import assign_facets, flatness, gini, mf_degree, normalise_mf
+from .cof import LabelLevel, content_order, load_labels
+from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, normalise_mf
 from .pathlike import PathLike
 from .provenance import file_digest, provenance_attrs
 from .readers import DEAD, EVALUATION_HEADLINE_COLUMNS, SUMMARY_HEADLINE_COLUMNS
@@ -62,10 +67,12 @@ BOUNDS = {
     "frac_mf": (0.0, 1.0), "frac_sf": (0.0, 1.0), "frac_dead": (0.0, 1.0), "mean_mf": (0.0, np.inf),
     "mean_mf_norm": (0.0, 1.0), "mean_sparsity": (0.0, 1.0), "mean_flatness": (0.0, 1.0),
     "mf_rho": (-1.0, 1.0), "facet_kappa": (-np.inf, 1.0), "mean_class_jaccard": (0.0, 1.0),
+    "frac_label_holds": (0.0, 1.0),
 }
 VALUES_BLOCK_BYTES = 256_000_000  # float32 activations of one block of neurons held at a time
 COF_BLOCK_ENTRIES = 4_000_000  # draws x neurons x classes of one block's CoF counts (int32, and the metrics' copies)
-LAYER_VARIABLES = ("sparsity", "flatness", "mf_0", "mf_1", "class_jaccard")
+LAYER_VARIABLES = ("sparsity", "flatness", "mf_0", "mf_1", "class_jaccard", "label_p")
+LABEL_BLOCK_ENTRIES = 500_000  # draws x held-out images x neurons of the label test held at a time
 
 
 def stratum_order(strata: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
@@ -76,7 +83,7 @@ def stratum_order(strata: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
     strata
         int (images,): each image's stratum (its class, or class and half).
     order
-        The images' positions in content order (`neurofacets.evaluation.content_order`).
+        The images' positions in content order (`neurofacets.cof.content_order`).
     """
     strata, order = np.asarray(strata), np.asarray(order)
     if strata.shape != order.shape or strata.ndim != 1:
@@ -184,6 +191,125 @@ def _class_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.where(union > 0, (a & b).sum(axis=2) / union, np.nan)
 
 
+def weighted_label_test(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, members: np.ndarray,
+                        block_entries: int = LABEL_BLOCK_ENTRIES) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out AUROC of each resample's labels and its Mann-Whitney p (normal approximation).
+
+    Parameters
+    ----------
+    values
+        float (images, neurons) activations of one direction's held-out images.
+    codes
+        int (images,) column of each held-out image at the analysed label level.
+    counts
+        (draws, images) multiplicity of each held-out image in each resample: an image drawn m
+        times is m tied observations.
+    members
+        bool (draws, neurons, columns): each resample's label of each neuron
+        (`neurofacets.evaluation.top_class_members` of the resampled explaining half).
+
+    Returns
+    -------
+    auroc, p
+        float64 (draws, neurons). ``auroc`` is the AUROC of the label's images (with their
+        multiplicities, midranks for ties: `sklearn.metrics.roc_auc_score` with
+        ``sample_weight=counts``); ``p`` the upper-tail p of its Mann-Whitney U under the
+        permutation null of the held-out images' labels (P positives among the n copies),
+        from the tie-corrected normal approximation with continuity correction
+        (`scipy.stats.mannwhitneyu`, ``method="asymptotic"``, ``alternative="greater"``):
+        ``z = (U - P Q / 2 - 1/2) / sqrt(P Q / 12 (n + 1 - sum(t^3 - t) / (n (n - 1))))``.
+        NaN where the label marks no copy or every one; p = 1 where every copy is tied.
+    """
+    from scipy.special import ndtr  # scipy at call time only, as the evaluation imports it
+
+    values = np.asarray(values, dtype=np.float64)
+    codes = np.asarray(codes)
+    counts = np.asarray(counts)
+    members = np.asarray(members, dtype=bool)
+    n_images, n_neurons = values.shape
+    draws = len(counts)
+    if counts.shape != (draws, n_images) or codes.shape != (n_images,) or members.shape[:2] != (draws, n_neurons):
+        raise ValueError(f"values {values.shape}, codes {codes.shape}, counts {counts.shape} and members "
+                         f"{members.shape} disagree on the draws, images or neurons")
+    auroc = np.full((draws, n_neurons), np.nan)
+    p = np.full((draws, n_neurons), np.nan)
+    if not draws or not n_images:
+        return auroc, p
+    n = counts.sum(axis=1, dtype=np.int64)[:, None]  # copies per draw (the half's size: strata keep their sizes)
+    # counts <= n, doubled midranks <= 2n + 1 and a copy-weighted doubled rank <= 255 (2n + 1) are exact
+    # in int32 while n (2n + 1) < 2^31; the sums over images are taken in int64
+    small = int(n.max()) * (2 * int(n.max()) + 1) < np.iinfo(np.int32).max
+    weights = counts.astype(np.int32 if small else np.int64)
+    # sum over copies of (t^3 - t) for a tie group of t copies, where only an image's own copies tie
+    own_ties = (weights.astype(np.float64) ** 3 - weights).sum(axis=1)[:, None]
+    width = max(1, block_entries // max(1, draws * n_images))
+    place = np.arange(n_images)[:, None]
+    for first in range(0, n_neurons, width):
+        cols = slice(first, min(first + width, n_neurons))
+        v = values[:, cols]
+        order = np.argsort(v, axis=0, kind="stable")  # ascending: ranks count from the lowest
+        ordered = np.take_along_axis(v, order, axis=0)
+        starts_group = np.ones(ordered.shape, dtype=bool)
+        starts_group[1:] = ordered[1:] != ordered[:-1]
+        ends_group = np.ones(ordered.shape, dtype=bool)
+        ends_group[:-1] = starts_group[1:]
+        start = np.maximum.accumulate(np.where(starts_group, place, 0), axis=0)
+        end = np.minimum.accumulate(np.where(ends_group, place, n_images - 1)[::-1], axis=0)[::-1]
+        w = weights[:, order]  # (draws, images, neurons) in each neuron's ascending order
+        through = np.cumsum(w, axis=1, dtype=w.dtype)
+        below = through - w
+        # gathers as one flat take per draw (np.take is several times faster than take_along_axis)
+        flat = (draws, -1)
+        column = np.arange(v.shape[1])
+        group_below = np.take(below.reshape(flat), start * v.shape[1] + column, axis=1)  # copies below each group
+        doubled_rank = group_below + np.take(through.reshape(flat), end * v.shape[1] + column, axis=1) + 1
+        hit = np.take(np.ascontiguousarray(members[:, cols, :]).reshape(flat), column * members.shape[2] + codes[order],
+                      axis=1)
+        positive_copies = w * hit
+        positives = positive_copies.sum(axis=1, dtype=np.int64).astype(np.float64)
+        doubled_rank_sum = (positive_copies * doubled_rank).sum(axis=1, dtype=np.int64).astype(np.float64)
+        # a tie group of several images (equal activations, e.g. zeros) has one (t^3 - t) in
+        # place of its members' own: corrected group by group, only where such groups are
+        ties = np.repeat(own_ties, v.shape[1], axis=1)
+        neuron_of, row_of = np.nonzero((start != end).T)  # their positions, neuron by neuron, in order
+        if len(row_of):
+            copies = w[:, row_of, neuron_of].astype(np.float64)  # (draws, positions)
+            bounds = np.flatnonzero(row_of == start[row_of, neuron_of])  # each group's first position
+            total = np.add.reduceat(copies, bounds, axis=1)
+            own = np.add.reduceat(copies**3 - copies, bounds, axis=1)
+            np.add.at(ties, (slice(None), neuron_of[bounds]), total**3 - total - own)
+        u = (doubled_rank_sum - positives * (positives + 1)) / 2
+        negatives = n - positives
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = positives * negatives / 12 * ((n + 1) - ties / (n * (n - 1)))
+            z = (u - positives * negatives / 2 - 0.5) / np.sqrt(variance)
+            scored = (positives > 0) & (negatives > 0)
+            auroc[:, cols] = np.where(scored, u / (positives * negatives), np.nan)
+            p[:, cols] = np.where(scored, np.where(variance > 0, ndtr(-z), 1.0), np.nan)
+    return auroc, p
+
+
+def combined_label_p(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The two directions' p combined as the run combines them (`neurofacets.evaluation.label_p_values`):
+    ``min(1, 2 min(p_0, p_1))``, a direction without a label counting as 1; NaN where neither is scored."""
+    both = np.stack([np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)])
+    with np.errstate(invalid="ignore"):
+        p = np.minimum(1.0, 2 * np.min(np.where(np.isnan(both), 1.0, both), axis=0))
+    return np.where(np.isnan(both).all(axis=0), np.nan, p)
+
+
+def share_label_holds(label_p: np.ndarray) -> float:
+    """The share of a layer's scored neurons whose label holds from their p (NaN: not scored):
+    Benjamini-Hochberg q < `neurofacets.evaluation.Q_SIGNIFICANT` within the layer, as
+    ``frac_label_holds`` of ``evaluation/summary.csv``."""
+    from .evaluation import Q_SIGNIFICANT
+
+    scored = np.isfinite(label_p)
+    if not scored.any():
+        return float("nan")
+    return float((bh_q_values(label_p[scored]) < Q_SIGNIFICANT).mean())
+
+
 def neuron_block(n_images: int, n_neurons: int, block_bytes: int = VALUES_BLOCK_BYTES, resamples: int = 0,
                  n_columns: int = 0, cof_entries: int = COF_BLOCK_ENTRIES) -> int:
     """Neurons processed together: their float32 activations of every image fit in ``block_bytes``
@@ -236,7 +362,8 @@ def layer_draws(
     """Every resample's per-neuron metrics of one layer (the store ``bootstrap/{layer}.zarr``).
 
     Variables (draw, neuron): ``sparsity``, ``flatness`` (the whole run's images resampled) and
-    ``mf_0``, ``mf_1``, ``class_jaccard`` (the evaluation's halves resampled).
+    ``mf_0``, ``mf_1``, ``class_jaccard``, ``label_p`` (the evaluation's halves resampled;
+    ``label_p`` is `combined_label_p` of the two directions' `weighted_label_test`).
 
     Parameters
     ----------
@@ -247,7 +374,7 @@ def layer_draws(
     seed, resamples
         ``analysis.bootstrap_seed`` and ``analysis.bootstrap``.
     """
-    from .evaluation import content_order, split_halves  # evaluation imports sklearn: only here
+    from .evaluation import split_halves, top_class_members  # evaluation imports sklearn: only here
 
     shard_paths = list(shard_paths)
     n_neurons = layer_channels(shard_paths, layer)
@@ -282,6 +409,13 @@ def layer_draws(
             out[f"mf_{h}"][:, start:stop] = mf_degree(*_metrics(rows_cof))
             half_cof.append(rows_cof)
         out["class_jaccard"][:, start:stop] = _class_jaccard(*half_cof)
+        direction_p = []
+        for h, rows_cof in enumerate(half_cof):  # label from half h, scored on the other half's images
+            held_out = halves[1 - h]
+            members = top_class_members(rows_cof.reshape(-1, level.n_columns)).reshape(rows_cof.shape)
+            _, p = weighted_label_test(values[held_out], codes[held_out], half_counts[:, held_out], members)
+            direction_p.append(p)
+        out["label_p"][:, start:stop] = combined_label_p(*direction_p)
     dims = ("draw", "neuron")
     return xr.Dataset(
         {name: (dims, array) for name, array in out.items()},
@@ -383,6 +517,7 @@ def draws_table(stores: Sequence[xr.Dataset], layers: Sequence[str], facet_thres
             row["mf_rho"] = _spearman(half_mf[0][mine], half_mf[1][mine])
             row["facet_kappa"] = facet_kappa(half_facet[0][mine], half_facet[1][mine])
             row["mean_class_jaccard"] = float(np.nanmean(jaccard)) if np.isfinite(jaccard).any() else np.nan
+            row["frac_label_holds"] = share_label_holds(ds["label_p"].values[b])
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 

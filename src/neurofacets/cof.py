@@ -221,3 +221,28 @@ def read_cof(path: PathLike, level: str = "class") -> xr.DataArray:
     # Strings come back as numpy StringDType; plain str objects are easier downstream.
     dim = LEVEL_DIM[level]
     return da.assign_coords({dim: np.array([str(s) for s in da[dim].values], dtype=object)})
+
+
+def content_order(content_key: np.ndarray, image_id: np.ndarray) -> np.ndarray:
+    """Positions of the images sorted by content key, then image id (docs/methods.md#top-k-set).
+
+    The order of the pictures themselves: renaming or reordering class folders (hence image
+    ids) leaves it unchanged; the id only decides between byte-identical files.
+    """
+    content_key, image_id = np.asarray(content_key), np.asarray(image_id)
+    if content_key.shape != image_id.shape or content_key.ndim != 1:
+        raise ValueError(f"content_key {content_key.shape} and image_id {image_id.shape} must be equal 1-d shapes")
+    return np.lexsort((image_id, content_key))
+
+
+def content_permuted(level: LabelLevel, image_id: np.ndarray, order: np.ndarray, rng: np.random.Generator) -> LabelLevel:
+    """``level`` with the labels of ``image_id`` shuffled among themselves, in content order.
+
+    The picture at content position i takes the label of the picture at position
+    ``rng.permutation(n)[i]``: the same photos under other class names get the same (renamed)
+    labels. Class sizes are kept; ids outside ``image_id`` keep theirs (they are in no top-k set).
+    """
+    image_id = np.asarray(image_id)[order]
+    shuffled = level.code_by_image_id.copy()
+    shuffled[image_id] = rng.permutation(level.codes(image_id))
+    return LabelLevel(level.level, level.names, shuffled)

@@ -29,7 +29,7 @@ from .provenance import file_digest, provenance_attrs
 from .readers import read_metrics, read_similarity
 from .rsa import class_rdm, rdm_dataset, read_rdm, rsa_matrix
 from .similarity import mean_off_diagonal, neuron_similarity, similarity_dataset
-from .store import read_layer, write_csv, write_xarray_store
+from .store import read_image_keys, read_layer, write_csv, write_xarray_store
 from .topk import TopK, merge_top_k, read_shard_top_k, read_topk, select_top_k, write_topk
 
 if TYPE_CHECKING:
@@ -269,6 +269,7 @@ def layer_rsa(rdm_paths: Sequence[PathLike], layers: Sequence[str], out_csv: Pat
 
 
 def layer_null(
+    shard_paths: Sequence[PathLike],
     topk_path: PathLike,
     images_csv: PathLike,
     classes_csv: PathLike,
@@ -280,11 +281,13 @@ def layer_null(
     """Observed and label-permuted layer statistics -> ``null/{layer}.csv``.
 
     One row with ``permutation`` -1 (the true labels) and one per permutation; see
-    `neurofacets.null`.
+    `neurofacets.null`. ``shard_paths``: the activation shards, read for the computed images'
+    ids and content keys only (the permutations follow the pictures).
     """
     topk = read_topk(topk_path)
     labels = load_labels(images_csv, classes_csv)
-    table = null_table(topk, labels.level(level), n_permutations, seed)
+    image_id, content_key = read_image_keys(shard_paths)
+    table = null_table(topk, labels.level(level), n_permutations, seed, image_id, content_key)
     write_csv(out_csv, table)
     logger.info("layer %s: %d permutations (seed %d, %s level)", topk.layer, n_permutations, seed, level)
     return table
@@ -305,6 +308,7 @@ def null_summary(null_csvs: Sequence[PathLike], layers: Sequence[str], out_csv: 
 
 
 def layer_statistics(
+    shard_paths: Sequence[PathLike],
     cof_path: PathLike,
     topk_path: PathLike,
     images_csv: PathLike,
@@ -330,4 +334,4 @@ def layer_statistics(
     layer_metrics(cof_path, layer, level, metrics_csv)
     layer_similarity(cof_path, layer, level, similarity_path, images_csv, provenance=provenance)
     layer_rdm(cof_path, layer, level, rdm_path, images_csv, provenance=provenance)
-    layer_null(topk_path, images_csv, classes_csv, level, n_permutations, seed, null_csv)
+    layer_null(shard_paths, topk_path, images_csv, classes_csv, level, n_permutations, seed, null_csv)

@@ -6,7 +6,7 @@ the shards, no second forward pass) and its top-k store. Definitions (docs/metho
 
 - **Content order.** Every draw below (halves, null draws, permutations) acts on the images
   sorted by content key (then image id, which only decides between byte-identical files;
-  [`content_order`][]), and classes tied at a label's cut-off are all in it: the same photos
+  [`neurofacets.cof.content_order`][]), and classes tied at a label's cut-off are all in it: the same photos
   give the same numbers whatever their class folders are called or in whatever order.
 - **Halves.** The images are split in two disjoint halves, stratified by class at the
   analysed label level: each class's images, in the order of a seeded permutation
@@ -60,7 +60,7 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
 from .bootstrap import with_intervals
-from .cof import LabelLevel, count_cof, load_labels
+from .cof import LabelLevel, content_order, content_permuted, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_mask
 from .pathlike import PathLike
 from .readers import (
@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 
 #: Seed streams of this module: ``default_rng([seed, STREAM, what, ...])``; distinct from the
 #: ``[seed, p]`` label permutations of the run's null model. Every draw acts on the images in
-#: content order ([`content_order`][]), so it follows the pictures, not the class names.
+#: content order ([`neurofacets.cof.content_order`][]), so it follows the pictures, not the class names.
 STREAM = 0x5EED
 SPLIT, CHANCE, FAKE_TRUTH, SELECTIVITY = 1, 2, 3, 4
 Q_SIGNIFICANT = 0.05  # the q-value threshold of label_holds, concept_holds and the summary's counts
@@ -92,18 +92,6 @@ DRAW_BLOCK = 64  # null draws generated together (one generator each block): fix
 SCORES = ("auroc", "auprc", "correlation")
 
 
-def content_order(content_key: np.ndarray, image_id: np.ndarray) -> np.ndarray:
-    """Positions of the images sorted by content key, then image id (docs/methods.md#top-k-set).
-
-    The order of the pictures themselves: renaming or reordering class folders (hence image
-    ids) leaves it unchanged; the id only decides between byte-identical files.
-    """
-    content_key, image_id = np.asarray(content_key), np.asarray(image_id)
-    if content_key.shape != image_id.shape or content_key.ndim != 1:
-        raise ValueError(f"content_key {content_key.shape} and image_id {image_id.shape} must be equal 1-d shapes")
-    return np.lexsort((image_id, content_key))
-
-
 def split_halves(codes: np.ndarray, order: np.ndarray, seed: int) -> np.ndarray:
     """Half (0 or 1) of every image, stratified by class (see the module docstring).
 
@@ -112,7 +100,7 @@ def split_halves(codes: np.ndarray, order: np.ndarray, seed: int) -> np.ndarray:
     codes
         int (images,): each image's class (column index at the analysed level).
     order
-        The images' positions in content order ([`content_order`][]): the seeded shuffle
+        The images' positions in content order ([`neurofacets.cof.content_order`][]): the seeded shuffle
         acts on this order, so the halves follow the pictures, not their class names.
     seed
         ``analysis.seed``.
@@ -136,19 +124,6 @@ def split_halves(codes: np.ndarray, order: np.ndarray, seed: int) -> np.ndarray:
     half = np.empty(len(codes), dtype=np.int8)
     half[by_class] = (np.arange(len(codes)) - first) % 2
     return half
-
-
-def content_permuted(level: LabelLevel, image_id: np.ndarray, order: np.ndarray, rng: np.random.Generator) -> LabelLevel:
-    """``level`` with the labels of ``image_id`` shuffled among themselves, in content order.
-
-    The picture at content position i takes the label of the picture at position
-    ``rng.permutation(n)[i]``: the same photos under other class names get the same (renamed)
-    labels. Class sizes are kept; ids outside ``image_id`` keep theirs (they are in no top-k set).
-    """
-    image_id = np.asarray(image_id)[order]
-    shuffled = level.code_by_image_id.copy()
-    shuffled[image_id] = rng.permutation(level.codes(image_id))
-    return LabelLevel(level.level, level.names, shuffled)
 
 
 class HeldOutScorer:
@@ -394,7 +369,7 @@ def selectivity_p_values(topk: TopK, level: LabelLevel, permutations: int, seed:
 
     ``(1 + #{p: gini_p >= gini}) / (1 + permutations)``, where ``gini_p`` is the neuron's
     Gini of its CoF row recounted with the labels of the computed images ``image_id`` permuted
-    in content order (``order``, [`content_permuted`][]) by
+    in content order (``order``, [`neurofacets.cof.content_permuted`][]) by
     ``default_rng([seed, STREAM, SELECTIVITY, p])`` (class sizes kept). NaN for dead neurons.
     """
     if permutations < 1:
@@ -480,7 +455,7 @@ def held_out_scores(values: np.ndarray, codes: np.ndarray, half: np.ndarray, ord
     half
         int (images,) 0 or 1.
     order
-        The images' positions in content order ([`content_order`][]).
+        The images' positions in content order ([`neurofacets.cof.content_order`][]).
     explanations
         ``[members of half 0, members of half 1]``, bool (neurons, n_classes) each.
     chance_draws

@@ -136,10 +136,11 @@ def evaluate_mem_mb(shard_paths: Sequence[PathLike], layer: str, default: int = 
 
 #: What ``bootstrap_layer`` holds beyond its interpreter: one block of neurons' float32
 #: activations as read (`neurofacets.bootstrap.VALUES_BLOCK_BYTES`, twice: the shards' parts
-#: and their concatenation), the two uint8 (draws x images) multiplicity matrices, and five float64
-#: (draws x neurons) metric arrays; `BOOTSTRAP_WORK_MB` holds one block's resampled CoF counts
+#: and their concatenation), the two uint8 (draws x images) multiplicity matrices, and six float64
+#: (draws x neurons) arrays (`neurofacets.bootstrap.LAYER_VARIABLES`); `BOOTSTRAP_WORK_MB` holds one block's resampled CoF counts
 #: (`neurofacets.bootstrap.COF_BLOCK_ENTRIES` int32, three at a time, and the metrics' int64
-#: and float64 copies of one), the labels and the store's encoding (docs/benchmarks/evaluation.md).
+#: and float64 copies of one) or the label test's working arrays (`neurofacets.bootstrap.LABEL_BLOCK_ENTRIES`
+#: float64, about ten), the labels and the store's encoding (docs/benchmarks/evaluation.md).
 BOOTSTRAP_BLOCK_MB = 2 * 256
 BOOTSTRAP_WORK_MB = 350
 
@@ -166,16 +167,16 @@ def bootstrap_mem_mb(shard_paths: Sequence[PathLike], layer: str, resamples: int
         return job_mem_mb(ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + default)
     images, neurons = shape
     block = min(BOOTSTRAP_BLOCK_MB, 2 * 4 * images * neurons / 1e6)
-    draws_mb = (2 * resamples * images + 5 * 8 * resamples * neurons) / 1e6
+    draws_mb = (2 * resamples * images + 6 * 8 * resamples * neurons) / 1e6
     return job_mem_mb(ENCODE_SCRIPT_MB + BOOTSTRAP_WORK_MB + block + draws_mb)
 
 
 def bootstrap_draws_mem_mb(store_paths: Sequence[PathLike], resamples: int) -> int:
-    """Memory request (MB) of ``bootstrap_draws``: every layer's five (draws x neurons) float64 arrays."""
+    """Memory request (MB) of ``bootstrap_draws``: every layer's six (draws x neurons) float64 arrays."""
     neurons = 0
     for path in store_paths:
         shape = _array_shape(Path(path), "sparsity")
         if shape is None:
             return job_mem_mb(FIGURE_SCRIPT_MB + 1000)
         neurons += shape[1]
-    return job_mem_mb(FIGURE_SCRIPT_MB + 2 * 5 * 8 * resamples * neurons / 1e6)
+    return job_mem_mb(FIGURE_SCRIPT_MB + 2 * 6 * 8 * resamples * neurons / 1e6)

@@ -3,8 +3,10 @@
 The top-k sets do not depend on the labels, so each permutation only re-labels the images
 (class sizes kept, seeded), recounts CoF from the stored top-k and recomputes a layer's
 mean MF degree and mean neuron similarity/dissimilarity. Permutation ``p`` uses the
-generator ``numpy.random.default_rng([seed, p])`` for every layer, so all layers see the
-same relabelled datasets.
+generator ``numpy.random.default_rng([seed, p])`` for every layer and shuffles the computed
+images' labels in content order (`neurofacets.cof.content_permuted`), so all layers see the
+same relabelled datasets and the same photos get the same (renamed) labels whatever their
+class folders are called.
 
 Layer statistics (identical for the observed labels and each permutation):
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .cof import LabelLevel, count_cof
+from .cof import LabelLevel, content_order, content_permuted, count_cof
 from .metrics import flatness, gini, mf_degree
 from .similarity import mean_off_diagonal, neuron_similarity
 from .topk import TopK
@@ -41,7 +43,8 @@ def layer_statistics(cof: np.ndarray) -> dict[str, float]:
     }
 
 
-def null_table(topk: TopK, level: LabelLevel, n_permutations: int, seed: int) -> pd.DataFrame:
+def null_table(topk: TopK, level: LabelLevel, n_permutations: int, seed: int, image_id: np.ndarray,
+               content_key: np.ndarray) -> pd.DataFrame:
     """Observed statistics (``permutation`` -1) and one row per label permutation.
 
     Parameters
@@ -54,12 +57,16 @@ def null_table(topk: TopK, level: LabelLevel, n_permutations: int, seed: int) ->
         Number of permutations (0: only the observed row).
     seed
         Seed of the permutations.
+    image_id, content_key
+        Every computed image's id and content key (`neurofacets.store.read_image_keys`): the
+        labels are permuted among these images, in content order.
     """
     if n_permutations < 0:
         raise ValueError(f"n_permutations must be >= 0, got {n_permutations}")
+    order = content_order(content_key, image_id)
     rows = [{"layer": topk.layer, "permutation": -1, **layer_statistics(count_cof(topk, level))}]
     for p in range(n_permutations):
-        shuffled = level.permuted(np.random.default_rng([seed, p]))
+        shuffled = content_permuted(level, image_id, order, np.random.default_rng([seed, p]))
         rows.append({"layer": topk.layer, "permutation": p, **layer_statistics(count_cof(topk, shuffled))})
     return pd.DataFrame(rows)
 

@@ -60,7 +60,7 @@ ALL_LAYER_COLUMNS = (*METRIC_COLUMNS, "mf_norm", "facet")
 SUMMARY_HEADLINE_COLUMNS = (
     "frac_mf", "frac_sf", "frac_dead", "mean_mf", "mean_mf_norm", "mean_sparsity", "mean_flatness",
 )
-EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard")
+EVALUATION_HEADLINE_COLUMNS = ("mf_rho", "facet_kappa", "mean_class_jaccard", "frac_label_holds")
 
 
 def interval_columns(columns: Sequence[str]) -> tuple[str, ...]:
@@ -511,6 +511,9 @@ OUTPUT_STORES: tuple[OutputStore, ...] = (
                     "mf_0": "float64 (draw, neuron): MF degree of the resampled evaluation half 0",
                     "mf_1": "float64 (draw, neuron): MF degree of the resampled evaluation half 1",
                     "class_jaccard": "float64 (draw, neuron): Jaccard index of the resampled halves' classes",
+                    "label_p": "float64 (draw, neuron): p of the resampled halves' labels on the other resampled "
+                               "half (Mann-Whitney normal approximation, directions combined as `label_p`); NaN "
+                               "where neither is scored",
                 }), "neurofacets.bootstrap.read_layer_draws"),
     OutputStore("similarity/{layer}.zarr", "neuron x neuron similarity of CoF rows", MappingProxyType({
         "pearson": "float64 (neuron_i, neuron_j): NaN rows and columns for excluded neurons",

@@ -315,6 +315,21 @@ def read_rows(store: PathLike, array: zarr.Array, start: int = 0, stop: int | No
 
 
 @timed("read")
+def read_image_keys(shard_paths: Sequence[PathLike]) -> tuple[np.ndarray, np.ndarray]:
+    """``image_id`` and ``content_key`` of every image the shards computed, sorted by id (no activations read)."""
+    parts = []
+    for path in shard_paths:
+        root = open_shard(path)
+        parts.append((read_rows(path, root["image_id"]), read_rows(path, root["content_key"])))
+    image_id = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+    content_key = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.uint64)
+    order = np.argsort(image_id, kind="stable")
+    image_id, content_key = image_id[order], content_key[order]
+    if np.any(np.diff(image_id) == 0):
+        raise ValueError(f"an image id appears in more than one of the shards {[str(p) for p in shard_paths]}")
+    return image_id, content_key
+
+
 def read_layer(shard_paths: Sequence[PathLike], layer: str) -> LayerActivations:
     """Read one layer from every shard and return it sorted by image id.
 

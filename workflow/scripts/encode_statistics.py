@@ -6,6 +6,7 @@ from neurofacets.logs import log_to
 
 with log_to(snakemake.log[0]):
     layer_statistics(
+        list(snakemake.input.shards),
         snakemake.input.cof,
         snakemake.input.topk,
         snakemake.input.images,

@@ -104,15 +104,19 @@ def _agreement_panel(ax: Axes, summary: pd.DataFrame, layers: Sequence[str]) -> 
 
 
 def _selectivity_panel(ax: Axes, summary: pd.DataFrame, layers: Sequence[str]) -> None:
-    """Fraction of neurons selective at q < 5 %, true and permuted labels, and the 5 % level."""
+    """Fraction of neurons selective at q < 5 %, true and permuted labels, the fraction whose label
+    holds on held-out images (q < 5 %, with its 95 % interval) and the 5 % level."""
     x = np.arange(len(layers))
     ax.plot(x, summary["frac_selective_true"].to_numpy(dtype=float), marker="o", color="#D55E00",
             label="true labels")
     ax.plot(x, summary["frac_selective_permuted"].to_numpy(dtype=float), marker="s", color="#555555",
             label="permuted labels")
+    ax.plot(x, summary["frac_label_holds"].to_numpy(dtype=float), marker="^", color=LABEL_COLOR,
+            label="labels that hold (held out)")
+    style.interval_band(ax, x, summary, "frac_label_holds", layers, LABEL_COLOR)
     ax.axhline(Q_SIGNIFICANT, label=f"{Q_SIGNIFICANT:.0%}", **LEVEL_LINE)
     ax.set_ylim(-0.03, 1.03)
-    ax.set_ylabel(f"fraction selective (q < {Q_SIGNIFICANT:g})")
+    ax.set_ylabel(f"fraction of neurons at q < {Q_SIGNIFICANT:g}")
     ax.legend(loc="best")
 
 
@@ -122,7 +126,8 @@ def plot_evaluation(summary: pd.DataFrame, every: pd.DataFrame, layers: Sequence
     hierarchy) against the median AUROC with the held-out labels permuted (chance, dashed);
     (b) split-half rho of MF degree and kappa of the facets, each with its 95 % bootstrap interval
     (band; none when ``analysis.bootstrap`` is 0); (c) the fraction of neurons
-    selective at q < 5 % with the true and with permuted labels, and the 5 % level.
+    selective at q < 5 % with the true and with permuted labels, the fraction whose label holds
+    (with its 95 % interval), and the 5 % level.
 
     Parameters
     ----------
