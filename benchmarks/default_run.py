@@ -198,14 +198,19 @@ def history_row(info: dict, shards: dict, full: dict) -> dict[str, str]:
             "disk_mb": f"{full['disk_mb']:.0f}", "source": "benchmarks/default_run.py"}
 
 
-def append_history(row: dict[str, str], path: Path = HISTORY) -> None:
-    """Add ``row`` to the kept measurements (the header written with the first)."""
+def append_rows(rows: Sequence[dict[str, str]], path: Path, columns: Sequence[str]) -> None:
+    """Add ``rows`` to a kept CSV (its header written with the first rows)."""
     new = not path.is_file()
     with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns)
         if new:
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerows(rows)
+
+
+def append_history(row: dict[str, str], path: Path = HISTORY) -> None:
+    """Add ``row`` to the kept measurements (`HISTORY`)."""
+    append_rows([row], path, HISTORY_COLUMNS)
 
 
 def stage_rows(info: dict, stages: dict[str, dict[str, float]]) -> list[dict[str, str]]:
@@ -217,13 +222,8 @@ def stage_rows(info: dict, stages: dict[str, dict[str, float]]) -> list[dict[str
 
 
 def append_stages(rows: Sequence[dict[str, str]], path: Path = STAGE_HISTORY) -> None:
-    """Add a measurement's stage rows to `STAGE_HISTORY` (the header written with the first)."""
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=STAGE_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    """Add a measurement's stage rows to `STAGE_HISTORY`."""
+    append_rows(rows, path, STAGE_COLUMNS)
 
 
 def read_stages(commit: str, path: Path = STAGE_HISTORY) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
