@@ -67,19 +67,10 @@ def subset():
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from neurofacets.weights import prepare_weights
-
-    path = tmp_path_factory.mktemp("weights") / "weights.pt"
-    prepare_weights("random:0", "vgg16", path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, subset, weights):
+def run(tmp_path_factory, subset, random_vgg16_weights):
     root, labels = subset
     tmp = tmp_path_factory.mktemp("semreal")
-    images, linked, summary = _semantics_run(tmp, labels, root, weights)
+    images, linked, summary = _semantics_run(tmp, labels, root, random_vgg16_weights)
     return tmp, images, linked, summary
 
 
@@ -121,7 +112,8 @@ def test_summary_structure(run):
     assert len(concepts) == 64 + 128
 
 
-def test_renamed_and_reordered_class_folders_change_no_semantics_number(run, subset, weights, tmp_path):
+def test_renamed_and_reordered_class_folders_change_no_semantics_number(run, subset, random_vgg16_weights,
+                                                                       tmp_path):
     """The same photos under other class names (their order reversed; the wnid column kept, so
     they link to the same synsets) and other file names: every semantics/{layer}.csv, null and the
     summary are the same, byte for byte (issue 29 item 2)."""
@@ -140,7 +132,7 @@ def test_renamed_and_reordered_class_folders_change_no_semantics_number(run, sub
         rows.append({"path": name, "label": rename[wnid], "class_name": rename[wnid], "wnid": wnid})
     second = tmp_path / "renamed"
     second.mkdir()
-    _semantics_run(second, pd.DataFrame(rows[::-1]), renamed_root, weights)
+    _semantics_run(second, pd.DataFrame(rows[::-1]), renamed_root, random_vgg16_weights)
     order_a = pd.read_csv(first / "classes.csv")["wnid"].tolist()
     order_b = pd.read_csv(second / "classes.csv")["wnid"].tolist()
     assert order_a == order_b[::-1]  # the class order did reverse
