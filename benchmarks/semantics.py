@@ -89,8 +89,8 @@ def main() -> None:
     permuted = [rng.multivariate_hypergeometric(sizes, args.k, size=args.neurons) for _ in range(args.permutations)]
 
     def layer():
-        table = semantics_table("layer", cof, ch, sizes, share=0.8, max_concept_classes=0.5, levels=levels,
-                                draws=args.draws, seed=0)
+        table = semantics_table("layer", cof, ch, np.repeat(np.arange(ch.n_classes), sizes), share=0.8,
+                                max_concept_classes=0.5, levels=levels, draws=args.draws, seed=0)
         permutation_rows(permuted, ch, share=0.8, max_concept_classes=0.5)
         return table
 

@@ -42,6 +42,7 @@ checkpoint semantics_hierarchy:
 
 rule semantics_layer:
     input:
+        shards=shard_stores(),
         topk=f"{OUT}/topk/{{layer}}.zarr",
         images=f"{OUT}/dataset/images.csv",
         classes=f"{OUT}/dataset/classes.csv",

@@ -25,6 +25,16 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def random_vgg16_weights(tmp_path_factory) -> Path:
+    """VGG16 with ``random:0`` weights (no download), prepared once per session."""
+    from neurofacets.weights import prepare_weights
+
+    path = tmp_path_factory.mktemp("weights") / "vgg16-random0.pt"
+    prepare_weights("random:0", "vgg16", path)
+    return path
+
+
 @pytest.fixture
 def rgb_image(tmp_path: Path):
     """Factory: write a random RGB image of the given size and format, return its path."""

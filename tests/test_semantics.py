@@ -167,11 +167,17 @@ def test_chance_spread_is_the_mean_over_all_image_pairs(hierarchy):
     assert chance_spread(sizes, hierarchy.distance) == pytest.approx(b_spread(list(sizes)), abs=1e-12)
 
 
+def _in_class_order(sizes) -> np.ndarray:
+    """Each image's class, images listed class by class (one possible content order)."""
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
 def test_null_is_seeded_reproducible_and_centred_on_chance(hierarchy):
     sizes = np.array([30, 10, 20, 20, 10, 10, 20])
-    a = null_draws(sizes, 10, 4000, seed=3)
-    np.testing.assert_array_equal(a, null_draws(sizes, 10, 4000, seed=3))
-    assert not np.array_equal(a, null_draws(sizes, 10, 4000, seed=4))
+    images = _in_class_order(sizes)
+    a = null_draws(images, 10, 4000, seed=3)
+    np.testing.assert_array_equal(a, null_draws(images, 10, 4000, seed=3))
+    assert not np.array_equal(a, null_draws(images, 10, 4000, seed=4))
     # sequences of distinct images: no class appears more often than it has images
     counts = np.stack([np.bincount(row, minlength=7) for row in a])
     assert (counts <= sizes).all()
@@ -181,12 +187,48 @@ def test_null_is_seeded_reproducible_and_centred_on_chance(hierarchy):
     chance = chance_spread(sizes, hierarchy.distance)
     for n in (2, 5, 10):
         assert (sums[:, n] / (n * (n - 1))).mean() == pytest.approx(chance, rel=0.03)
-    p1 = spread_p_values(ROWS, sizes, hierarchy.distance, 500, seed=3)
-    np.testing.assert_array_equal(p1, spread_p_values(ROWS, sizes, hierarchy.distance, 500, seed=3))
+    p1 = spread_p_values(ROWS, images, hierarchy.distance, 500, seed=3)
+    np.testing.assert_array_equal(p1, spread_p_values(ROWS, images, hierarchy.distance, 500, seed=3))
+
+
+def test_null_draws_follow_the_images_not_the_class_numbers(hierarchy):
+    """Renumbering the classes (the distances with them) renumbers the drawn classes and changes
+    no p-value; the draws are positions in the images' order (issue 29 item 2)."""
+    rng = np.random.default_rng(5)
+    images = rng.permutation(_in_class_order([30, 10, 20, 20, 10, 10, 20]))  # a content order
+    new_of_old = rng.permutation(7)  # class c is renumbered new_of_old[c]
+    old_of_new = np.argsort(new_of_old)
+    renumbered = new_of_old[images]
+    distance = hierarchy.distance[np.ix_(old_of_new, old_of_new)]
+    rows = ROWS[:, old_of_new]
+    draws = null_draws(images, 12, 50, seed=2)
+    np.testing.assert_array_equal(null_draws(renumbered, 12, 50, seed=2), new_of_old[draws])
+    # the same positions of any order: the classes of the images at those positions
+    positions = null_draws(np.arange(len(images)), 12, 50, seed=2)
+    np.testing.assert_array_equal(draws, images[positions])
+    p = spread_p_values(ROWS, images, hierarchy.distance, 300, seed=1, length=12)
+    np.testing.assert_array_equal(spread_p_values(rows, renumbered, distance, 300, seed=1, length=12), p)
+    # in class-number order the renumbering would move them (the draws before issue 29)
+    assert not np.array_equal(spread_p_values(rows, np.sort(renumbered), distance, 300, seed=1, length=12),
+                              spread_p_values(ROWS, np.sort(images), hierarchy.distance, 300, seed=1, length=12),
+                              equal_nan=True)
+
+
+def test_null_draws_refuse_bad_image_classes(hierarchy):
+    with pytest.raises(ValueError, match="1-d array of class indices"):
+        null_draws(np.array([[0, 1], [1, 0]]), 2, 3, seed=0)
+    with pytest.raises(ValueError, match="1-d array of class indices"):
+        null_draws(np.array([0, -1, 2]), 2, 3, seed=0)
+    with pytest.raises(ValueError, match="1-d array of class indices"):
+        null_draws(np.array([0.0, 1.0]), 2, 3, seed=0)
+    with pytest.raises(ValueError, match="cannot draw 4 of 3 images"):
+        null_draws(np.array([0, 1, 2]), 4, 3, seed=0)
+    with pytest.raises(ValueError, match=r"holds class 7; the hierarchy's classes are 0\.\.6"):
+        spread_p_values(ROWS, np.array([0, 7, 1] * 10), hierarchy.distance, 10, seed=0)
 
 
 def test_prefix_sums_are_the_spread_of_each_prefix(hierarchy):
-    sequences = null_draws(np.array([3, 1, 2, 2, 1, 1, 2]), 12, 5, seed=0)
+    sequences = null_draws(_in_class_order([3, 1, 2, 2, 1, 1, 2]), 12, 5, seed=0)
     sums = prefix_spread_sums(sequences, hierarchy.distance)
     for draw, row in zip(sums, sequences):
         for n in range(13):
@@ -195,10 +237,10 @@ def test_prefix_sums_are_the_spread_of_each_prefix(hierarchy):
 
 
 def test_p_value_is_the_rank_among_the_draws(hierarchy):
-    sizes = np.array([30, 10, 20, 20, 10, 10, 20])
+    images = _in_class_order([30, 10, 20, 20, 10, 10, 20])
     draws = 300
-    p = spread_p_values(ROWS, sizes, hierarchy.distance, draws, seed=1, length=12)
-    null = prefix_spread_sums(null_draws(sizes, 12, draws, seed=1), hierarchy.distance)
+    p = spread_p_values(ROWS, images, hierarchy.distance, draws, seed=1, length=12)
+    null = prefix_spread_sums(null_draws(images, 12, draws, seed=1), hierarchy.distance)
     for i, row in enumerate(ROWS):
         n = row.sum()
         if n < 2:
@@ -208,7 +250,7 @@ def test_p_value_is_the_rank_among_the_draws(hierarchy):
         assert p[i] == (1 + sum(int(x) <= observed for x in null[:, n])) / (1 + draws)
     assert p[0] < 0.05 and p[4] > 0.05  # the dog neuron is narrower than chance, the spread one is not
     with pytest.raises(ValueError, match="more than the null's"):
-        spread_p_values(ROWS, sizes, hierarchy.distance, draws, seed=1, length=5)
+        spread_p_values(ROWS, images, hierarchy.distance, draws, seed=1, length=5)
 
 
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
@@ -235,9 +277,9 @@ def test_canonical_path_prefers_the_deeper_parent(hierarchy):
 
 
 def test_table_and_roundtrip(hierarchy, tmp_path):
-    sizes = np.array([30, 10, 20, 20, 10, 10, 20])
+    images = _in_class_order([30, 10, 20, 20, 10, 10, 20])
     levels = {"depth2": hierarchy.level_groups(2), "coarse": np.array(list("aabbbbc"))}
-    table = semantics_table("conv1", ROWS, hierarchy, sizes, share=0.8, max_concept_classes=0.5,
+    table = semantics_table("conv1", ROWS, hierarchy, images, share=0.8, max_concept_classes=0.5,
                             levels=levels, draws=50, seed=0)
     assert list(table["concept_label"][:3]) == ["dog (100 %)", "beagle (80 %)", ""]
     assert table.loc[5, "semantic_facet"] == "dead" and np.isnan(table.loc[5, "spread"])

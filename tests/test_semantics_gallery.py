@@ -35,8 +35,8 @@ def built(tmp_path_factory):
     hierarchy = class_hierarchy(hierarchy_from_edges(pd.DataFrame(EDGES, columns=["class", "parent"])), classes)
     (out / "semantics").mkdir(parents=True)
     hierarchy.to_table().to_csv(out / "semantics" / "hierarchy.csv", index=False)
-    table = semantics_table(LAYER, fake.cof[LAYER], hierarchy, np.full(10, 20), share=0.6, max_concept_classes=0.5,
-                            levels={}, draws=20, seed=0)
+    table = semantics_table(LAYER, fake.cof[LAYER], hierarchy, np.repeat(np.arange(10), 20), share=0.6,
+                            max_concept_classes=0.5, levels={}, draws=20, seed=0)
     table.to_csv(out / "semantics" / f"{LAYER}.csv", index=False)
     page_dir = gallery.build_layer_gallery(
         LAYER, out / "metrics" / "all_layers.csv", out / "model" / "layers.csv", out / "ica" / f"{LAYER}.zarr",

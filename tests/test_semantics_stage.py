@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from test_datasets import _tree
 
+from neurofacets.cof import count_cof, load_labels
 from neurofacets.datasets import build_dataset, list_csv, list_folder
-from neurofacets.semantics.concepts import SEMANTIC_FACETS
+from neurofacets.semantics.concepts import SEMANTIC_FACETS, spread_p_values
 from neurofacets.semantics.display import concept_text, neuron_concept_row, neuron_concepts
 from neurofacets.semantics.hierarchy import read_class_hierarchy
 from neurofacets.semantics.checkpoint import has_hierarchy, read_runs_with_hierarchy
@@ -22,7 +23,8 @@ from neurofacets.semantics.stage import (
     stack_semantics_summaries,
 )
 from neurofacets.semantics.wordnet import class_wnids
-from neurofacets.topk import select_top_k, write_topk
+from neurofacets.store import read_layer, write_activation_shard
+from neurofacets.topk import read_topk, select_top_k, write_topk
 
 # Four dog breeds, two cats, three cars: WordNet 3.0 ids.
 WNIDS = ["n02085620", "n02085782", "n02085936", "n02086079", "n02123045", "n02123159",
@@ -54,6 +56,40 @@ def test_a_class_with_two_wnids_is_an_error():
         class_wnids(listing)
 
 
+SETTINGS = dict(share=0.8, max_concept_classes=0.5, levels=[8, 11], draws=200, permutations=5, seed=0)
+
+
+def spread_p_by_class_number(images_csv, classes_csv, topk_path, hierarchy_csv, draws, seed, length):
+    """The spread's p-values with the images drawn in class-number order (the draws before issue 29)."""
+    level = load_labels(images_csv, classes_csv).level("class")
+    cof = count_cof(read_topk(topk_path), level)
+    in_class_order = np.sort(level.code_by_image_id[level.code_by_image_id >= 0])
+    return spread_p_values(cof, in_class_order, read_class_hierarchy(hierarchy_csv).distance, draws, seed, length)
+
+
+def _semantics_run(tmp, classes, images, values, content_key):
+    """Dataset tables, one shard, the top-k store, the hierarchy and the stage's outputs under ``tmp``.
+
+    ``values`` (images, neurons) and ``content_key`` are in the order of ``images``' rows.
+    """
+    classes.to_csv(tmp / "classes.csv", index=False)
+    images.to_csv(tmp / "images.csv", index=False)
+    image_id = images["image_id"].to_numpy()
+    argmax = np.zeros_like(values, dtype=np.int32)
+    write_activation_shard(tmp / "shard-000.zarr", image_id, {"conv1": (values, argmax, (1, 1))},
+                           content_keys=content_key)
+    topk = select_top_k("conv1", image_id, values, argmax, 10, 1, 1, content_key=content_key)
+    write_topk(tmp / "topk.zarr", topk, 10)
+    link_hierarchy(tmp / "classes.csv", "wordnet", tmp / "hierarchy.csv")
+    pd.DataFrame({"layer": ["conv1"]}).to_csv(tmp / "layers.csv", index=False)
+    table = layer_semantics([tmp / "shard-000.zarr"], tmp / "topk.zarr", tmp / "images.csv", tmp / "classes.csv",
+                            tmp / "hierarchy.csv", out_csv=tmp / "conv1.csv", null_csv=tmp / "null.csv", **SETTINGS)
+    summary = semantics_summary([tmp / "conv1.csv"], [tmp / "null.csv"], tmp / "layers.csv", tmp / "images.csv",
+                                tmp / "classes.csv", tmp / "hierarchy.csv", run="r1",
+                                out_summary=tmp / "summary.csv", out_concepts=tmp / "concepts.csv")
+    return table, summary
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A run with 9 WordNet classes, one layer of 24 neurons and its top-k store."""
@@ -65,24 +101,15 @@ def run(tmp_path_factory):
     images = pd.DataFrame({"image_id": range(n), "path": [f"{i}.png" for i in range(n)], "label": label,
                            "class_name": np.array(WNIDS)[label], "shard": 0,
                            "coarse": classes["coarse"].to_numpy()[label]})
-    classes.to_csv(tmp / "classes.csv", index=False)
-    images.to_csv(tmp / "images.csv", index=False)
     rng = np.random.default_rng(0)
     values = rng.random((n, 24)).astype(np.float32)
     values[label < 4, :8] += 2.0  # neurons 0-7 prefer dogs
     values[label >= 6, 8:12] += 2.0  # neurons 8-11 prefer cars
     values[:, 23] = 0.0  # a dead neuron
-    topk = select_top_k("conv1", np.arange(n), values, np.zeros_like(values, dtype=np.int32), 10, 1, 1)
-    write_topk(tmp / "topk.zarr", topk, 10)
-    link_hierarchy(tmp / "classes.csv", "wordnet", tmp / "hierarchy.csv")
-    pd.DataFrame({"layer": ["conv1"]}).to_csv(tmp / "layers.csv", index=False)
-    settings = dict(share=0.8, max_concept_classes=0.5, levels=[8, 11], draws=200, permutations=5, seed=0)
-    table = layer_semantics(tmp / "topk.zarr", tmp / "images.csv", tmp / "classes.csv", tmp / "hierarchy.csv",
-                            out_csv=tmp / "conv1.csv", null_csv=tmp / "null.csv", **settings)
-    summary = semantics_summary([tmp / "conv1.csv"], [tmp / "null.csv"], tmp / "layers.csv", tmp / "images.csv",
-                                tmp / "classes.csv", tmp / "hierarchy.csv", run="r1",
-                                out_summary=tmp / "summary.csv", out_concepts=tmp / "concepts.csv")
-    return tmp, table, summary, settings
+    # content keys unrelated to the classes: the draws walk the images in this order
+    content_key = rng.permutation(n).astype(np.uint64)
+    table, summary = _semantics_run(tmp, classes, images, values, content_key)
+    return tmp, table, summary, SETTINGS
 
 
 def test_linked_hierarchy(run):
@@ -115,10 +142,39 @@ def test_layer_table(run):
 
 def test_layer_table_is_reproducible(run, tmp_path):
     tmp, table, _, settings = run
-    again = layer_semantics(tmp / "topk.zarr", tmp / "images.csv", tmp / "classes.csv", tmp / "hierarchy.csv",
-                            out_csv=tmp_path / "a.csv", null_csv=tmp_path / "n.csv", **settings)
+    again = layer_semantics([tmp / "shard-000.zarr"], tmp / "topk.zarr", tmp / "images.csv", tmp / "classes.csv",
+                            tmp / "hierarchy.csv", out_csv=tmp_path / "a.csv", null_csv=tmp_path / "n.csv", **settings)
     pd.testing.assert_frame_equal(again, table)
     assert (tmp_path / "n.csv").read_bytes() == (tmp / "null.csv").read_bytes()
+
+
+def test_renamed_and_reordered_classes_change_no_number(run, tmp_path):
+    """The same images with the classes renamed and numbered in reverse, listed in another order
+    under other ids and file names (their content keys kept): the same table, null and summary
+    (issue 29 item 2)."""
+    tmp, table, summary, _ = run
+    classes = pd.read_csv(tmp / "classes.csv", dtype=str, keep_default_na=False)
+    images = pd.read_csv(tmp / "images.csv", keep_default_na=False)
+    acts = read_layer([tmp / "shard-000.zarr"], "conv1")
+    n_classes, n = len(classes), len(images)
+    new_id = np.random.default_rng(1).permutation(n)  # image i is now image new_id[i]
+    renamed_classes = classes.assign(label=n_classes - 1 - classes["label"].astype(int),
+                                     class_id="x-" + classes["class_id"], class_name="x-" + classes["class_name"])
+    renamed_images = images.assign(image_id=new_id, label=n_classes - 1 - images["label"],
+                                   class_name="x-" + images["class_name"], path=[f"r{i}.png" for i in new_id])
+    old_row = np.argsort(new_id)  # the former row of each new id
+    renamed_table, renamed_summary = _semantics_run(
+        tmp_path, renamed_classes.sort_values("label"), renamed_images.sort_values("image_id"),
+        acts.max[old_row], acts.content_key[old_row])
+    pd.testing.assert_frame_equal(renamed_table, table, check_exact=True)
+    pd.testing.assert_frame_equal(renamed_summary, summary, check_exact=True)
+    for name in ("conv1.csv", "null.csv", "summary.csv"):
+        assert (tmp_path / name).read_bytes() == (tmp / name).read_bytes(), name
+    # the test can fail: drawn in class-number order (before issue 29) the renaming moves p-values
+    a, b = (spread_p_by_class_number(root / "images.csv", root / "classes.csv", root / "topk.zarr",
+                                     root / "hierarchy.csv", SETTINGS["draws"], SETTINGS["seed"], 10)
+            for root in (tmp, tmp_path))
+    assert not np.array_equal(a, b, equal_nan=True)
 
 
 def test_summary(run):

@@ -5,6 +5,7 @@ from neurofacets.semantics.stage import layer_semantics
 
 with log_to(snakemake.log[0]):
     layer_semantics(
+        list(snakemake.input.shards),
         snakemake.input.topk,
         snakemake.input.images,
         snakemake.input.classes,

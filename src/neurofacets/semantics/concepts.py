@@ -22,8 +22,10 @@ images per class, docs/methods.md; ``n = sum(c)``) and the dataset's
   without replacement from the whole dataset: ``(1 + #{null <= observed}) / (1 + draws)``,
   compared exactly on the integer sums ``c^T D c``. The sets are the first n images of
   ``draws`` random sequences of k distinct images (``numpy.random.default_rng([seed, k])``,
-  k the run's top-k size), so every neuron and layer of a run, and every run of a dataset
-  with the same k, meets the same draws. The **chance spread** (the null's exact mean, whatever n) is the
+  k the run's top-k size), drawn as positions in the images' content order
+  (`neurofacets.cof.content_order`), so every neuron and layer of a run, and every run of
+  the same photos with the same k, meets the same draws, whatever the class folders are
+  called or in whatever order. The **chance spread** (the null's exact mean, whatever n) is the
   mean distance over all pairs of distinct dataset images, ``s^T D s / (N (N - 1))`` for
   class sizes s and N images.
 - **Levels**: the CoF row with its classes merged into the nodes of the hierarchy cut at a
@@ -142,22 +144,36 @@ def chance_spread(class_sizes: np.ndarray, distance: np.ndarray) -> float:
     return float(sizes @ np.asarray(distance, dtype=np.int64) @ sizes) / (total * (total - 1))
 
 
-def null_draws(class_sizes: np.ndarray, length: int, draws: int, seed: int) -> np.ndarray:
+def null_draws(image_classes: np.ndarray, length: int, draws: int, seed: int) -> np.ndarray:
     """int (draws, length): the classes of ``draws`` random sequences of distinct dataset images.
 
-    Each sequence is ``length`` images drawn without replacement, in random order, from
-    all images (``numpy.random.default_rng([seed, length])``), so its first n images are a
-    uniformly random set of n images for every n <= length.
+    Parameters
+    ----------
+    image_classes
+        int (images,): every dataset image's class, in content order
+        (`neurofacets.cof.content_order`).
+    length
+        Images per sequence.
+    draws
+        Number of sequences.
+    seed
+        Each sequence is ``length`` positions in ``image_classes`` drawn without replacement,
+        in random order, by ``numpy.random.default_rng([seed, length])``: its first n images
+        are a uniformly random set of n images for every n <= length, and the same photos
+        meet the same draws whatever their classes are named or numbered.
     """
-    sizes = np.asarray(class_sizes, dtype=np.int64)
-    total = int(sizes.sum())
+    image_classes = np.asarray(image_classes)
+    if image_classes.ndim != 1 or not np.issubdtype(image_classes.dtype, np.integer) or (
+            image_classes.size and image_classes.min() < 0):
+        raise ValueError(f"image_classes must be a 1-d array of class indices >= 0, got {image_classes.dtype} "
+                         f"{image_classes.shape}")
+    total = len(image_classes)
     if not 0 <= length <= total:
         raise ValueError(f"cannot draw {length} of {total} images")
-    image_class = np.repeat(np.arange(len(sizes)), sizes)
     rng = np.random.default_rng([seed, length])
     picks = np.stack([rng.choice(total, size=length, replace=False) for _ in range(draws)]) if draws else (
         np.zeros((0, length), dtype=np.int64))
-    return image_class[picks]
+    return image_classes.astype(np.int64)[picks]
 
 
 def prefix_spread_sums(sequences: np.ndarray, distance: np.ndarray) -> np.ndarray:
@@ -180,18 +196,23 @@ def prefix_spread_sums(sequences: np.ndarray, distance: np.ndarray) -> np.ndarra
 
 
 def spread_p_values(
-    cof: np.ndarray, class_sizes: np.ndarray, distance: np.ndarray, draws: int, seed: int,
+    cof: np.ndarray, image_classes: np.ndarray, distance: np.ndarray, draws: int, seed: int,
     length: int | None = None,
 ) -> np.ndarray:
     """Lower-tail p-value of each neuron's spread against random image sets of its size.
 
     The null of a neuron with n counted images is the first n images of each of ``draws``
-    random sequences (`null_draws`) of ``length`` images (default: the largest n;
-    the workflow passes the run's k, so every layer of a run meets the same draws). NaN
-    for neurons with fewer than 2 counted images or when ``draws`` is 0.
+    random sequences (`null_draws` over ``image_classes``, every dataset image's class in
+    content order) of ``length`` images (default: the largest n; the workflow passes the
+    run's k, so every layer of a run meets the same draws). NaN for neurons with fewer than
+    2 counted images or when ``draws`` is 0.
     """
     if draws < 0:
         raise ValueError(f"draws must be >= 0, got {draws}")
+    image_classes = np.asarray(image_classes)
+    if image_classes.size and image_classes.max() >= len(distance):
+        raise ValueError(f"image_classes holds class {int(image_classes.max())}; the hierarchy's classes are "
+                         f"0..{len(distance) - 1}")
     cof = np.asarray(cof, dtype=np.int64)
     n = cof.sum(axis=1)
     out = np.full(len(cof), np.nan)
@@ -200,7 +221,7 @@ def spread_p_values(
     length = int(n.max()) if length is None else length
     if n.max() > length:
         raise ValueError(f"a neuron has {int(n.max())} counted images, more than the null's {length}")
-    null = prefix_spread_sums(null_draws(class_sizes, length, draws, seed), distance)
+    null = prefix_spread_sums(null_draws(image_classes, length, draws, seed), distance)
     observed = spread_sums(cof, distance)
     for size in np.unique(n[n >= 2]):  # one null column per set size, shared by its neurons
         mine = n == size
@@ -241,7 +262,7 @@ def semantics_table(
     layer: str,
     cof: np.ndarray,
     hierarchy: ClassHierarchy,
-    class_sizes: np.ndarray,
+    image_classes: np.ndarray,
     *,
     share: float,
     max_concept_classes: float,
@@ -260,8 +281,9 @@ def semantics_table(
         int (neurons, classes): the layer's CoF at class level.
     hierarchy
         The dataset's class hierarchy (classes in label order).
-    class_sizes
-        int (classes,): images per class in the dataset (for the spread's null).
+    image_classes
+        int (images,): every dataset image's class (label order), in content order
+        (`neurofacets.cof.content_order`): the spread's null draws these images.
     share, max_concept_classes
         See the module docstring.
     levels
@@ -302,7 +324,7 @@ def semantics_table(
         "concept_classes": np.where(has, hierarchy.classes_under[np.maximum(found.node, 0)], 0),
         "concept_label": [concept_label(name, s) for name, s in zip(names, share_of)],
         "spread": semantic_spread(cof, hierarchy.distance),
-        "spread_p": spread_p_values(cof, class_sizes, hierarchy.distance, draws, seed, null_length),
+        "spread_p": spread_p_values(cof, image_classes, hierarchy.distance, draws, seed, null_length),
     })
     table["spread_q"] = bh_q_values(table["spread_p"].to_numpy(np.float64))
     for level, groups in levels.items():

@@ -5,7 +5,7 @@
   restricted to them. A dataset whose classes cannot be linked gets a header-only file and
   a log line saying why; the workflow then builds nothing else of this stage.
 - `layer_semantics` (rule ``semantics_layer``): ``semantics/{layer}.csv`` and the
-  label-permutation null ``semantics/null/{layer}.csv``.
+  label-permutation null ``semantics/null/{layer}.csv`` (`semantics_and_null`).
 - `semantics_summary` (rule ``semantics_summary``): ``semantics/summary.csv`` and
   ``tables/concepts.csv``.
 """
@@ -13,17 +13,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..cof import count_cof, load_labels
+from ..cof import LabelLevel, Labels, content_order, content_permuted, count_cof, load_labels
 from ..pathlike import PathLike
 from ..readers import SEMANTICS_COLUMNS, layer_order, read_semantics_table
-from ..store import write_csv
-from ..topk import read_topk
+from ..store import read_image_keys, write_csv
+from ..topk import TopK, read_topk
 from .checkpoint import has_hierarchy
 from .concepts import SEMANTIC_FACETS, chance_spread, layer_summary_row, permutation_rows, semantics_table
 from .hierarchy import (
@@ -119,7 +119,58 @@ def _levels(hierarchy: ClassHierarchy, depths: Sequence[int], labels) -> dict[st
     return levels
 
 
+def semantics_and_null(
+    topk: TopK,
+    labels: Labels,
+    hierarchy: ClassHierarchy,
+    image_classes: np.ndarray,
+    relabellings: Iterable[LabelLevel],
+    *,
+    share: float,
+    max_concept_classes: float,
+    levels: Sequence[int],
+    draws: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One layer's semantics table and permutation null, given the draws' images and relabellings.
+
+    Parameters
+    ----------
+    topk
+        The layer's top-k sets; the CoF is recounted from them at class level.
+    labels
+        The dataset's labels (``load_labels``).
+    hierarchy
+        The dataset's class hierarchy.
+    image_classes
+        int (images,): the class of every computed image in content order: the spread's null
+        draws image sets among them (`neurofacets.semantics.concepts.spread_p_values`).
+    relabellings
+        The permuted class labellings, one per row ``permutation`` 0, 1, ... of the null.
+    share, max_concept_classes, levels, draws, seed
+        The ``semantics`` settings and ``analysis.seed``.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``semantics/{layer}.csv`` and ``semantics/null/{layer}.csv`` (row ``permutation`` -1:
+        the true labels).
+    """
+    level = labels.level("class")
+    settings = dict(share=share, max_concept_classes=max_concept_classes)
+    table = semantics_table(topk.layer, count_cof(topk, level), hierarchy, image_classes,
+                            levels=_levels(hierarchy, levels, labels), draws=draws, seed=seed,
+                            null_length=topk.k, **settings)
+    shuffled = (count_cof(topk, relabelled) for relabelled in relabellings)
+    null = pd.DataFrame([{"layer": topk.layer, "permutation": -1, **layer_summary_row(table)}] + [
+        {"layer": topk.layer, "permutation": p, **row}
+        for p, row in enumerate(permutation_rows(shuffled, hierarchy, **settings))
+    ])
+    return table, null
+
+
 def layer_semantics(
+    shard_paths: Sequence[PathLike],
     topk_path: PathLike,
     images_csv: PathLike,
     classes_csv: PathLike,
@@ -136,11 +187,14 @@ def layer_semantics(
 ) -> pd.DataFrame:
     """One layer's concepts, spreads, level metrics and permutation null (rule ``semantics_layer``).
 
-    The CoF is recounted from the top-k store at class level (as ``encode_topk`` counts
-    it). The null relabels the images with ``numpy.random.default_rng([seed, p])`` for
-    permutation p (the generator of the encode stage's null), keeping class sizes, and
-    recomputes `layer_summary_row`; row
-    ``permutation`` -1 holds the true labels.
+    `semantics_and_null` with every draw over the computed images in content order
+    (`neurofacets.cof.content_order`; ``shard_paths``, the activation shards, are read for the
+    images' ids and content keys only), so the same photos give the same numbers whatever
+    their class folders are called or in whatever order: the spread's null draws image sets
+    with ``numpy.random.default_rng([seed, k])`` (k the run's top-k size), and permutation p
+    relabels the images with ``numpy.random.default_rng([seed, p])``
+    (`neurofacets.cof.content_permuted`, the generator and order of the encode stage's
+    null), keeping class sizes.
     """
     if permutations < 0:
         raise ValueError(f"permutations must be >= 0, got {permutations}")
@@ -150,16 +204,17 @@ def layer_semantics(
     level = labels.level("class")
     if hierarchy.n_classes != level.n_columns:
         raise ValueError(f"{hierarchy_csv} has {hierarchy.n_classes} classes, {classes_csv} {level.n_columns}")
-    cof = count_cof(topk, level)
-    settings = dict(share=share, max_concept_classes=max_concept_classes)
-    table = semantics_table(topk.layer, cof, hierarchy, _class_sizes(labels, level.n_columns),
-                            levels=_levels(hierarchy, levels, labels), draws=draws, seed=seed,
-                            null_length=topk.k, **settings)
-    shuffled = (count_cof(topk, level.permuted(np.random.default_rng([seed, p]))) for p in range(permutations))
-    null = pd.DataFrame([{"layer": topk.layer, "permutation": -1, **layer_summary_row(table)}] + [
-        {"layer": topk.layer, "permutation": p, **row}
-        for p, row in enumerate(permutation_rows(shuffled, hierarchy, **settings))
-    ])
+    image_id, content_key = read_image_keys(shard_paths)
+    order = content_order(content_key, image_id)
+    try:
+        image_classes = level.codes(image_id[order])
+    except ValueError as err:
+        raise ValueError(f"the shards {[str(p) for p in shard_paths]} do not match {images_csv}: {err}") from err
+    relabellings = (content_permuted(level, image_id, order, np.random.default_rng([seed, p]))
+                    for p in range(permutations))
+    table, null = semantics_and_null(topk, labels, hierarchy, image_classes, relabellings,
+                                     share=share, max_concept_classes=max_concept_classes, levels=levels,
+                                     draws=draws, seed=seed)
     write_csv(out_csv, table, float_format="%.6g")
     write_csv(null_csv, null, float_format="%.6g")
     counts = table["semantic_facet"].value_counts().to_dict()
