@@ -77,12 +77,8 @@ def _run(tmp: Path, folders: dict[str, list[tuple[str, Path]]], weights: Path, s
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from neurofacets.weights import prepare_weights
-
-    path = tmp_path_factory.mktemp("weights") / "weights.pt"
-    prepare_weights("random:0", "vgg16", path)
-    return path
+def weights(random_vgg16_weights):
+    return random_vgg16_weights
 
 
 @pytest.fixture(scope="module")

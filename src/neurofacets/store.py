@@ -330,6 +330,7 @@ def read_image_keys(shard_paths: Sequence[PathLike]) -> tuple[np.ndarray, np.nda
     return image_id, content_key
 
 
+@timed("read")
 def read_layer(shard_paths: Sequence[PathLike], layer: str) -> LayerActivations:
     """Read one layer from every shard and return it sorted by image id.
 
