@@ -91,7 +91,9 @@ def problems(command: str) -> list[str]:
     parser = get_argument_parser()
     try:
         args = parser.parse_args(snakemake_arguments(command))
-    except (SystemExit, Exception) as error:  # argparse exits; Snakemake's own parsers raise
+    except SystemExit as error:  # argparse exits: 0 after --version or --help, which are fine
+        return [] if error.code == 0 else [f"Snakemake's argument parser refuses it: {error}"]
+    except Exception as error:  # Snakemake's own parsers raise
         return [f"Snakemake's argument parser refuses it: {error}"]
     found = []
     for action in parser._actions:  # argparse keeps no public list of the options
