@@ -455,7 +455,7 @@ def read_layer_draws(path: PathLike) -> xr.Dataset:
 
 
 def facet_kappa(first: np.ndarray, second: np.ndarray) -> float:
-    """Cohen's kappa of two facet arrays as `neurofacets.evaluation._kappa` computes it, in numpy.
+    """Cohen's kappa of two facet arrays, in numpy (the evaluation's ``facet_kappa`` too).
 
     Over the neurons alive (not ``dead``, not empty) on both; NaN with fewer than 2 of them or
     one category. The arithmetic is `sklearn.metrics.cohen_kappa_score`'s (unweighted),

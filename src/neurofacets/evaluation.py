@@ -57,9 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import cohen_kappa_score
 
-from .bootstrap import with_intervals
+from .bootstrap import facet_kappa, with_intervals
 from .cof import LabelLevel, content_order, content_permuted, count_cof, load_labels
 from .metrics import assign_facets, bh_q_values, flatness, gini, mf_degree, top_class_mask
 from .pathlike import PathLike
@@ -625,13 +624,7 @@ def with_facets(table: pd.DataFrame, rule: str | float) -> pd.DataFrame:
 
 def _kappa(first: pd.Series, second: pd.Series) -> float:
     """Cohen's kappa over the neurons alive on both halves; NaN when undefined (one category)."""
-    alive = (first != DEAD) & (second != DEAD) & (first != "") & (second != "")
-    a, b = first[alive].astype(str), second[alive].astype(str)
-    if len(a) < 2 or len(set(a) | set(b)) < 2:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(cohen_kappa_score(a, b))
+    return facet_kappa(first.to_numpy(dtype=object), second.to_numpy(dtype=object))
 
 
 def _spearman(first: np.ndarray, second: np.ndarray) -> float:
