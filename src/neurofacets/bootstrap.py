@@ -374,7 +374,7 @@ def layer_draws(
     seed, resamples
         ``analysis.bootstrap_seed`` and ``analysis.bootstrap``.
     """
-    from .evaluation import split_halves, top_class_members  # evaluation imports sklearn: only here
+    from .evaluation import split_halves, top_class_members  # evaluation imports scipy.stats: only here
 
     shard_paths = list(shard_paths)
     n_neurons = layer_channels(shard_paths, layer)

@@ -492,6 +492,17 @@ def fit_signals(patches: np.ndarray, side: int, out: np.ndarray | None = None) -
     return out
 
 
+def signal_buffer(buffer: np.ndarray | None, n: int, side: int) -> np.ndarray:
+    """``buffer`` when it holds `fit_signals` of ``n`` patches of ``side`` pixels, else a larger one.
+
+    Readers of many neurons keep the returned buffer and pass it back for the next neuron.
+    """
+    size = 4 * n * side * side
+    if buffer is None or buffer.size < size:
+        return np.empty(size, dtype=np.float32)
+    return buffer
+
+
 def noise_variances(rf: int, side: int) -> tuple[float, ...]:
     """Per-pixel variance of uint8 rounding in each fit's signals (``rank_deficient``)."""
     scale = 1.0
@@ -517,13 +528,12 @@ def block_fits(patches: Iterable[np.ndarray], settings: FitSettings) -> list[Neu
     (`fit_sources_batch`): the same records, bit for bit. ``patches`` may be a
     generator: one neuron's patches and signals are held at a time."""
     queue = _FitQueue(settings, BATCH_BYTES, HELD_BYTES)
-    buffer = np.empty(0, dtype=np.float32)  # the signals of one neuron at a time (fits copy what they keep)
+    buffer = None  # the signals of one neuron at a time (fits copy what they keep)
     for neuron_patches in patches:
         neuron_patches = np.asarray(neuron_patches)
         rf = neuron_patches.shape[1] if neuron_patches.ndim == 4 else 0
         side = settings.side(rf)
-        if buffer.size < 4 * len(neuron_patches) * side * side:
-            buffer = np.empty(4 * len(neuron_patches) * side * side, dtype=np.float32)
+        buffer = signal_buffer(buffer, len(neuron_patches), side)
         signals = fit_signals(neuron_patches, side, out=buffer)
         for fit, noise_variance in enumerate(noise_variances(rf, side)):
             queue.add(signals[fit], noise_variance)

@@ -45,7 +45,7 @@ from ..patches import PatchReader
 from ..pathlike import PathLike
 from ..provenance import provenance_attrs
 from ..store import WRITE_EVERY_CHUNK, atomic_output
-from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, block_fits, neuron_components
+from .fit import FITS, LUMA_WEIGHTS, RANK_RTOL, STATUS, FitSettings, block_fits, neuron_components, signal_buffer
 from .pool import ordered_map
 
 logger = logging.getLogger(__name__)
@@ -349,11 +349,9 @@ class IcaReader:
     def _pictures(self, neuron: int) -> dict[str, np.ndarray]:
         patches = self.patches().neuron(neuron)
         unmixing = np.asarray(self.group["unmixing"][neuron])
-        size = 4 * len(patches) * self.side * self.side
-        if self._signals is None or self._signals.size < size:
-            # one buffer for every neuron read (as the fits reuse one): a fresh one per neuron
-            # costs more in page faults than the conversion (docs/benchmarks/visualisation.md)
-            self._signals = np.empty(size, dtype=np.float32)
+        # one buffer for every neuron read (as the fits reuse one): a fresh one per neuron
+        # costs more in page faults than the conversion (docs/benchmarks/visualisation.md)
+        self._signals = signal_buffer(self._signals, len(patches), self.side)
         with threadpool_limits(limits=1):  # the fits' arithmetic, bit for bit
             return neuron_components(patches, unmixing, self.side, self._signals)
 
